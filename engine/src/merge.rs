@@ -1,0 +1,328 @@
+//! A data set: a directory of bar files, merged into one stream in (time, symbol) order.
+//!
+//! The merge hands out references into the mapped files; bars are never copied here. Order key:
+//! the bar's end time (`ts_event_ns + interval`), then the symbol id, then the interval, so a
+//! 1-minute bar comes after the 1-second bars it covers and ties break the same way every run.
+
+use crate::barfile::{BarFile, BarFileError, EXTENSION, FaultKind};
+use crate::records::{Bar, SymbolId};
+use crate::symbols::SymbolTable;
+use std::path::{Path, PathBuf};
+
+/// One stream of the set: a file and the symbol it belongs to.
+#[derive(Debug)]
+pub struct Stream {
+    /// The mapped file.
+    pub file: BarFile,
+    /// Its symbol id in the set's table.
+    pub symbol: SymbolId,
+}
+
+/// A validated set of bar files with its symbol table.
+#[derive(Debug)]
+pub struct BarSet {
+    symbols: SymbolTable,
+    streams: Vec<Stream>,
+}
+
+/// Errors opening a data set.
+#[derive(Debug, thiserror::Error)]
+pub enum BarSetError {
+    /// A file is bad.
+    #[error(transparent)]
+    File(#[from] BarFileError),
+    /// The directory cannot be listed.
+    #[error("{}: {err}", path.display())]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        err: std::io::Error,
+    },
+    /// No bar files found.
+    #[error("{}: no .rtb bar files found; create some with `ringtape synth` or `ringtape import csv`", .0.display())]
+    Empty(PathBuf),
+    /// Two files hold the same symbol and interval.
+    #[error("{} and {}: both hold {symbol} at the same interval; keep one", a.display(), b.display())]
+    Conflict {
+        /// The symbol.
+        symbol: String,
+        /// One file.
+        a: PathBuf,
+        /// The other.
+        b: PathBuf,
+    },
+}
+
+impl BarSet {
+    /// Open every `*.rtb` file in `dir` (not recursive). Files are validated in parallel on up to
+    /// `threads` threads. Symbols get ids in name order, so ids do not depend on directory order.
+    pub fn open_dir(dir: &Path, threads: usize) -> Result<BarSet, BarSetError> {
+        let rd = std::fs::read_dir(dir).map_err(|err| BarSetError::Dir { path: dir.into(), err })?;
+        let mut paths = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|err| BarSetError::Dir { path: dir.into(), err })?;
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == EXTENSION) && p.is_file() {
+                paths.push(p);
+            }
+        }
+        if paths.is_empty() {
+            return Err(BarSetError::Empty(dir.into()));
+        }
+        paths.sort();
+        Self::open_files(&paths, threads)
+    }
+
+    /// Open the given files (validated in parallel).
+    pub fn open_files(paths: &[PathBuf], threads: usize) -> Result<BarSet, BarSetError> {
+        let threads = threads.clamp(1, paths.len().max(1));
+        let mut slots: Vec<Option<Result<BarFile, BarFileError>>> = (0..paths.len()).map(|_| None).collect();
+        std::thread::scope(|s| {
+            let chunk = paths.len().div_ceil(threads);
+            for (ps, out) in paths.chunks(chunk).zip(slots.chunks_mut(chunk)) {
+                s.spawn(move || {
+                    for (p, o) in ps.iter().zip(out.iter_mut()) {
+                        *o = Some(BarFile::open(p));
+                    }
+                });
+            }
+        });
+        let mut files = Vec::with_capacity(paths.len());
+        for r in slots {
+            files.push(r.expect("every slot filled")?);
+        }
+        files.sort_by(|a, b| {
+            (&a.header().symbol, a.header().interval_s).cmp(&(&b.header().symbol, b.header().interval_s))
+        });
+        for w in files.windows(2) {
+            if w[0].header().symbol == w[1].header().symbol && w[0].header().interval_s == w[1].header().interval_s {
+                return Err(BarSetError::Conflict {
+                    symbol: w[0].header().symbol.clone(),
+                    a: w[0].path().into(),
+                    b: w[1].path().into(),
+                });
+            }
+        }
+        let mut symbols = SymbolTable::new();
+        let mut streams = Vec::with_capacity(files.len());
+        for file in files {
+            let symbol = symbols.intern(&file.header().symbol).map_err(|e| {
+                BarSetError::File(BarFileError {
+                    path: file.path().into(),
+                    offset: 24,
+                    kind: FaultKind::Io(e.to_string()),
+                })
+            })?;
+            streams.push(Stream { file, symbol });
+        }
+        Ok(BarSet { symbols, streams })
+    }
+
+    /// The symbol table (ids in name order).
+    pub fn symbols(&self) -> &SymbolTable {
+        &self.symbols
+    }
+
+    /// The streams, sorted by (symbol, interval).
+    pub fn streams(&self) -> &[Stream] {
+        &self.streams
+    }
+
+    /// Total bars over all files.
+    pub fn total_bars(&self) -> u64 {
+        self.streams.iter().map(|s| s.file.header().count).sum()
+    }
+
+    /// XXH3 checksums of every file, in stream order: the identity of the data a run used.
+    pub fn fingerprint(&self) -> Vec<(String, u32, u64, u64)> {
+        self.streams
+            .iter()
+            .map(|s| {
+                let h = s.file.header();
+                (h.symbol.clone(), h.interval_s, h.count, h.data_xxh3)
+            })
+            .collect()
+    }
+
+    /// Iterate all bars in (end time, symbol, interval) order.
+    pub fn merged(&self) -> Merged<'_> {
+        Merged::new(&self.streams)
+    }
+}
+
+/// One merged item.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    /// Symbol of the bar.
+    pub symbol: SymbolId,
+    /// Interval of the bar in seconds.
+    pub interval_s: u32,
+    /// The bar, in place in its file's mapping.
+    pub bar: &'a Bar,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cursor<'a> {
+    bars: &'a [Bar],
+    pos: usize,
+    interval_ns: i64,
+    symbol: SymbolId,
+    interval_s: u32,
+}
+
+impl Cursor<'_> {
+    #[inline]
+    fn key(&self) -> (i64, u32, u32) {
+        match self.bars.get(self.pos) {
+            Some(b) => (b.ts_event_ns.saturating_add(self.interval_ns), self.symbol.0, self.interval_s),
+            None => (i64::MAX, u32::MAX, u32::MAX),
+        }
+    }
+}
+
+/// The k-way merge. Few streams use a linear scan over their head keys (branch-light and fast for
+/// the usual handful of symbols); many streams use a binary heap.
+#[derive(Debug)]
+pub struct Merged<'a> {
+    cursors: Vec<Cursor<'a>>,
+    keys: Vec<(i64, u32, u32)>,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<((i64, u32, u32), usize)>>,
+    use_heap: bool,
+    remaining: u64,
+}
+
+const LINEAR_MAX: usize = 16;
+
+impl<'a> Merged<'a> {
+    fn new(streams: &'a [Stream]) -> Self {
+        let cursors: Vec<Cursor<'a>> = streams
+            .iter()
+            .map(|s| Cursor {
+                bars: s.file.bars(),
+                pos: 0,
+                interval_ns: i64::from(s.file.header().interval_s) * 1_000_000_000,
+                symbol: s.symbol,
+                interval_s: s.file.header().interval_s,
+            })
+            .collect();
+        let keys: Vec<_> = cursors.iter().map(Cursor::key).collect();
+        let use_heap = cursors.len() > LINEAR_MAX;
+        let heap = if use_heap {
+            keys.iter().enumerate().filter(|(_, k)| k.0 != i64::MAX).map(|(i, k)| std::cmp::Reverse((*k, i))).collect()
+        } else {
+            Default::default()
+        };
+        let remaining = cursors.iter().map(|c| c.bars.len() as u64).sum();
+        Merged { cursors, keys, heap, use_heap, remaining }
+    }
+
+    /// Bars not yet yielded.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    #[inline]
+    fn take(&mut self, i: usize) -> Item<'a> {
+        let c = &mut self.cursors[i];
+        let bar = &c.bars[c.pos];
+        c.pos += 1;
+        self.remaining -= 1;
+        Item { symbol: c.symbol, interval_s: c.interval_s, bar }
+    }
+}
+
+impl<'a> Iterator for Merged<'a> {
+    type Item = Item<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Item<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        if self.use_heap {
+            let i = self.heap.peek()?.0.1;
+            let item = self.take(i);
+            let k = self.cursors[i].key();
+            let mut top = self.heap.peek_mut()?;
+            if k.0 == i64::MAX {
+                std::collections::binary_heap::PeekMut::pop(top);
+            } else {
+                top.0.0 = k;
+            }
+            Some(item)
+        } else {
+            let mut best = 0;
+            for i in 1..self.keys.len() {
+                if self.keys[i] < self.keys[best] {
+                    best = i;
+                }
+            }
+            let item = self.take(best);
+            self.keys[best] = self.cursors[best].key();
+            Some(item)
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::try_from(self.remaining).unwrap_or(usize::MAX);
+        (n, Some(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::barfile::write_bar_file;
+    use proptest::prelude::*;
+
+    fn bar(ts: i64) -> Bar {
+        Bar { ts_event_ns: ts, open_px_e9: 10, high_px_e9: 12, low_px_e9: 9, close_px_e9: 11, volume: 1 }
+    }
+
+    fn check_merge(sets: &[Vec<i64>]) {
+        let d = tempfile::tempdir().unwrap();
+        // Write in reverse name order to prove ids come from names, not from write order.
+        for (i, ts) in sets.iter().enumerate().rev() {
+            let bars: Vec<Bar> = ts.iter().map(|&t| bar(t)).collect();
+            write_bar_file(&d.path().join(format!("S{i:03}.rtb")), &format!("S{i:03}"), 60, &bars).unwrap();
+        }
+        let set = BarSet::open_dir(d.path(), 2).unwrap();
+        let got: Vec<(i64, u32)> = set.merged().map(|it| (it.bar.ts_event_ns, it.symbol.0)).collect();
+        let mut want: Vec<(i64, u32)> =
+            sets.iter().enumerate().flat_map(|(i, ts)| ts.iter().map(move |&t| (t, i as u32))).collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(set.total_bars() as usize, want.len());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn merge_is_time_then_symbol_ordered(
+            sets in proptest::collection::vec(proptest::collection::btree_set(0i64..500, 0..40), 1..24)
+        ) {
+            let sets: Vec<Vec<i64>> = sets.into_iter().map(|s| s.into_iter().map(|t| t * 60_000_000_000).collect()).collect();
+            check_merge(&sets);
+        }
+    }
+
+    #[test]
+    fn empty_dir_and_conflicts_are_errors() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(matches!(BarSet::open_dir(d.path(), 1), Err(BarSetError::Empty(_))));
+        write_bar_file(&d.path().join("a.rtb"), "A", 60, &[bar(0)]).unwrap();
+        write_bar_file(&d.path().join("b.rtb"), "A", 60, &[bar(0)]).unwrap();
+        let e = BarSet::open_dir(d.path(), 1).unwrap_err().to_string();
+        assert!(e.contains("both hold A"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_file_fails_the_set_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        write_bar_file(&d.path().join("a.rtb"), "A", 60, &[bar(0)]).unwrap();
+        std::fs::write(d.path().join("z.rtb"), b"garbage").unwrap();
+        let e = BarSet::open_dir(d.path(), 2).unwrap_err().to_string();
+        assert!(e.contains("z.rtb") && e.contains("bad magic"), "{e}");
+    }
+}

@@ -1,0 +1,719 @@
+//! Normalized records: the one schema that flows through backtest, paper and live.
+//!
+//! Every record is a fixed-size `#[repr(C)]` plain struct (`Copy`, [`bytemuck::Pod`]) with its size
+//! asserted at compile time. Prices are fixed-point integers in 1e-9 units (`*_px_e9`, as Databento's
+//! DBN does), timestamps are nanoseconds since the Unix epoch in UTC (`ts_*_ns`). Enums that travel as
+//! bytes are stored as raw integers and decoded through checked conversions that reject unknown values.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Fixed-point scale: 1.0 in price units is `PX_SCALE` in `*_px_e9` fields.
+pub const PX_SCALE: i64 = 1_000_000_000;
+
+/// Convert a fixed-point price to `f64` (for math that needs floats; never for comparisons that
+/// must be exact).
+#[inline]
+pub fn px_to_f64(px_e9: i64) -> f64 {
+    px_e9 as f64 / PX_SCALE as f64
+}
+
+/// Convert an `f64` price to fixed point, rounding to the nearest 1e-9. Returns `None` for NaN,
+/// infinities and values out of range.
+#[inline]
+pub fn px_from_f64(px: f64) -> Option<i64> {
+    let v = (px * PX_SCALE as f64).round();
+    if v.is_finite() && v.abs() < 9.0e18 { Some(v as i64) } else { None }
+}
+
+/// Format a fixed-point price exactly, trimming trailing zeros but keeping at least `min_frac`
+/// fractional digits (e.g. `3075210000000` -> `"3075.21"` with `min_frac = 2`).
+pub fn fmt_px(px_e9: i64, min_frac: usize) -> String {
+    let neg = px_e9 < 0;
+    let abs = px_e9.unsigned_abs();
+    let int = abs / PX_SCALE as u64;
+    let frac = abs % PX_SCALE as u64;
+    let mut frac_s = format!("{frac:09}");
+    while frac_s.len() > min_frac && frac_s.ends_with('0') {
+        frac_s.pop();
+    }
+    let sign = if neg { "-" } else { "" };
+    if frac_s.is_empty() { format!("{sign}{int}") } else { format!("{sign}{int}.{frac_s}") }
+}
+
+/// Parse a decimal string (`"3080.8"`, `"-1.5"`, `"12"`, `"1e3"` is rejected) into fixed point
+/// exactly, without going through floating point. More than 9 fractional digits are rounded half
+/// away from zero. Returns `None` for anything that is not a plain decimal number.
+pub fn parse_px(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int_s, frac_s) = match body.find('.') {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, ""),
+    };
+    if int_s.is_empty() && frac_s.is_empty() {
+        return None;
+    }
+    if !int_s.bytes().all(|b| b.is_ascii_digit()) || !frac_s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut int: i64 = 0;
+    for b in int_s.bytes() {
+        int = int.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+    }
+    let mut frac: i64 = 0;
+    let mut digits = 0;
+    let mut round_up = false;
+    for (i, b) in frac_s.bytes().enumerate() {
+        if i < 9 {
+            frac = frac * 10 + i64::from(b - b'0');
+            digits += 1;
+        } else if i == 9 {
+            round_up = b >= b'5';
+        }
+    }
+    while digits < 9 {
+        frac *= 10;
+        digits += 1;
+    }
+    let mut v = int.checked_mul(PX_SCALE)?.checked_add(frac)?;
+    if round_up {
+        v = v.checked_add(1)?;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Index of a symbol in the run's [`crate::symbols::SymbolTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Pod, Zeroable)]
+#[repr(transparent)]
+pub struct SymbolId(pub u32);
+
+/// A nanosecond timestamp, UTC, since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Pod, Zeroable)]
+#[repr(transparent)]
+pub struct TsNs(pub i64);
+
+/// Order id, unique in a run. Assigned by the shard that owns the symbol:
+/// `(symbol id + 1) << 32 | per-symbol counter`, so it is deterministic without coordination.
+/// Risk-originated orders use symbol bits 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Pod, Zeroable)]
+#[repr(transparent)]
+pub struct OrderId(pub u64);
+
+impl OrderId {
+    /// Build the id of the `n`-th order of `symbol`.
+    pub fn for_symbol(symbol: SymbolId, n: u32) -> Self {
+        OrderId((u64::from(symbol.0) + 1) << 32 | u64::from(n))
+    }
+    /// Build the id of the `n`-th order created by the risk stage.
+    pub fn for_risk(n: u32) -> Self {
+        OrderId(u64::from(n))
+    }
+}
+
+/// Bar interval. Stored as seconds in files and as a compact code in events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Interval {
+    /// Length of the bar in seconds (1 for 1 s bars, 60 for 1 min bars, 86_400 for daily bars).
+    pub secs: u32,
+}
+
+impl Interval {
+    /// One-second bars.
+    pub const S1: Interval = Interval { secs: 1 };
+    /// One-minute bars.
+    pub const M1: Interval = Interval { secs: 60 };
+    /// One-hour bars.
+    pub const H1: Interval = Interval { secs: 3600 };
+    /// Daily bars.
+    pub const D1: Interval = Interval { secs: 86_400 };
+
+    /// Length in nanoseconds.
+    pub fn nanos(self) -> i64 {
+        i64::from(self.secs) * 1_000_000_000
+    }
+
+    /// Parse `1s`, `1m`, `5m`, `1h`, `1d` (and bare seconds like `60`).
+    pub fn parse(s: &str) -> Option<Interval> {
+        let s = s.trim();
+        let (num, mult) = match s.as_bytes().last()? {
+            b's' => (&s[..s.len() - 1], 1),
+            b'm' => (&s[..s.len() - 1], 60),
+            b'h' => (&s[..s.len() - 1], 3600),
+            b'd' => (&s[..s.len() - 1], 86_400),
+            _ => (s, 1),
+        };
+        let n: u32 = num.parse().ok()?;
+        let secs = n.checked_mul(mult)?;
+        (secs > 0).then_some(Interval { secs })
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.secs;
+        if s % 86_400 == 0 {
+            write!(f, "{}d", s / 86_400)
+        } else if s % 3600 == 0 {
+            write!(f, "{}h", s / 3600)
+        } else if s % 60 == 0 {
+            write!(f, "{}m", s / 60)
+        } else {
+            write!(f, "{s}s")
+        }
+    }
+}
+
+/// An OHLCV bar: the record stored in bar files (48 bytes) and carried in events.
+/// `ts_event_ns` is the bar's start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Pod, Zeroable)]
+#[repr(C)]
+pub struct Bar {
+    /// Bar start, ns since the epoch, UTC.
+    pub ts_event_ns: i64,
+    /// Open price, 1e-9 units.
+    pub open_px_e9: i64,
+    /// High price, 1e-9 units.
+    pub high_px_e9: i64,
+    /// Low price, 1e-9 units.
+    pub low_px_e9: i64,
+    /// Close price, 1e-9 units.
+    pub close_px_e9: i64,
+    /// Volume in shares (0 is valid: index data carries no volume).
+    pub volume: u64,
+}
+const _: () = assert!(std::mem::size_of::<Bar>() == 48);
+
+/// Why a bar fails validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarFault {
+    /// A price is zero or negative.
+    NonPositivePrice,
+    /// `high < low`.
+    HighBelowLow,
+    /// Open or close lies outside `[low, high]`.
+    OutsideRange,
+}
+
+impl BarFault {
+    /// Short stable name, used in error messages and reject counters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BarFault::NonPositivePrice => "non-positive price",
+            BarFault::HighBelowLow => "high below low",
+            BarFault::OutsideRange => "open/close outside [low, high]",
+        }
+    }
+}
+
+impl Bar {
+    /// Check the price invariants every bar must hold.
+    pub fn validate(&self) -> Result<(), BarFault> {
+        if self.open_px_e9 <= 0 || self.high_px_e9 <= 0 || self.low_px_e9 <= 0 || self.close_px_e9 <= 0 {
+            return Err(BarFault::NonPositivePrice);
+        }
+        if self.high_px_e9 < self.low_px_e9 {
+            return Err(BarFault::HighBelowLow);
+        }
+        let r = self.low_px_e9..=self.high_px_e9;
+        if !r.contains(&self.open_px_e9) || !r.contains(&self.close_px_e9) {
+            return Err(BarFault::OutsideRange);
+        }
+        Ok(())
+    }
+}
+
+/// Top of book quote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Pod, Zeroable)]
+#[repr(C)]
+pub struct Quote {
+    /// Exchange time of the quote, ns UTC.
+    pub ts_event_ns: i64,
+    /// Best bid, 1e-9 units.
+    pub bid_px_e9: i64,
+    /// Best ask, 1e-9 units.
+    pub ask_px_e9: i64,
+    /// Bid size in shares.
+    pub bid_size: u32,
+    /// Ask size in shares.
+    pub ask_size: u32,
+}
+const _: () = assert!(std::mem::size_of::<Quote>() == 32);
+
+/// A trade print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Pod, Zeroable)]
+#[repr(C)]
+pub struct Trade {
+    /// Exchange time of the trade, ns UTC.
+    pub ts_event_ns: i64,
+    /// Trade price, 1e-9 units.
+    pub px_e9: i64,
+    /// Size in shares.
+    pub size: u64,
+    /// Venue trade id (0 when unknown).
+    pub trade_id: u64,
+}
+const _: () = assert!(std::mem::size_of::<Trade>() == 32);
+
+macro_rules! checked_enum {
+    ($(#[$m:meta])* $name:ident : $repr:ty { $($(#[$vm:meta])* $var:ident = $val:expr),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr($repr)]
+        pub enum $name { $($(#[$vm])* $var = $val),+ }
+        impl $name {
+            /// Checked decode from the raw value; `None` for unknown values (count and reject them).
+            #[inline]
+            pub fn from_raw(v: $repr) -> Option<Self> {
+                match v { $($val => Some($name::$var),)+ _ => None }
+            }
+            /// The raw value stored in records.
+            #[inline]
+            pub fn raw(self) -> $repr { self as $repr }
+        }
+    };
+}
+
+checked_enum! {
+    /// Order side.
+    Side: u8 {
+        /// Buy.
+        Buy = 1,
+        /// Sell.
+        Sell = 2,
+    }
+}
+
+impl Side {
+    /// +1 for buys, -1 for sells.
+    #[inline]
+    pub fn sign(self) -> i64 {
+        match self {
+            Side::Buy => 1,
+            Side::Sell => -1,
+        }
+    }
+    /// Lower-case name (`buy`, `sell`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+checked_enum! {
+    /// Order type.
+    OrderType: u8 {
+        /// Fills at the next bar's open (backtest) or at the market (live).
+        Market = 1,
+        /// Fills at the limit price or better.
+        Limit = 2,
+        /// Becomes a market order when the stop price trades.
+        Stop = 3,
+    }
+}
+
+checked_enum! {
+    /// Kind of execution event.
+    ExecKind: u8 {
+        /// The venue accepted the order; it is working.
+        Accepted = 1,
+        /// Part of the order filled; the rest is working.
+        PartiallyFilled = 2,
+        /// The order filled completely.
+        Filled = 3,
+        /// The order was canceled (by request, end of run or policy).
+        Canceled = 4,
+        /// Risk or the venue rejected the order; `reason` says why.
+        Rejected = 5,
+        /// The order's timeout passed unfilled.
+        Expired = 6,
+    }
+}
+
+impl ExecKind {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecKind::Accepted => "accepted",
+            ExecKind::PartiallyFilled => "partially_filled",
+            ExecKind::Filled => "filled",
+            ExecKind::Canceled => "canceled",
+            ExecKind::Rejected => "rejected",
+            ExecKind::Expired => "expired",
+        }
+    }
+    /// True for `PartiallyFilled` and `Filled`.
+    pub fn is_fill(self) -> bool {
+        matches!(self, ExecKind::PartiallyFilled | ExecKind::Filled)
+    }
+    /// True when the order is done (no longer working).
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, ExecKind::Accepted | ExecKind::PartiallyFilled)
+    }
+}
+
+checked_enum! {
+    /// Why risk (or the venue) rejected or canceled an order.
+    Reason: u16 {
+        /// No reason (accepted, filled).
+        None = 0,
+        /// The order would take the symbol past its maximum position.
+        MaxPosition = 1,
+        /// The order would take gross notional past the limit.
+        MaxGrossNotional = 2,
+        /// Too many open orders.
+        MaxOpenOrders = 3,
+        /// Order rate limit hit.
+        MaxOrderRate = 4,
+        /// Trading halted for the day after the daily loss limit.
+        DailyLossHalt = 5,
+        /// Another symbol already has an active trade ("one active trade at a time").
+        OneActiveTrade = 6,
+        /// The order quantity is zero or the price is missing/invalid.
+        InvalidOrder = 7,
+        /// End of data: working orders are canceled.
+        EndOfRun = 8,
+        /// Canceled at the strategy's request.
+        Requested = 9,
+        /// The order's symbol is faulted or unknown.
+        SymbolFaulted = 10,
+    }
+}
+
+impl Reason {
+    /// Stable snake_case name used in journals and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::None => "none",
+            Reason::MaxPosition => "max_position",
+            Reason::MaxGrossNotional => "max_gross_notional",
+            Reason::MaxOpenOrders => "max_open_orders",
+            Reason::MaxOrderRate => "max_order_rate",
+            Reason::DailyLossHalt => "daily_loss_halt",
+            Reason::OneActiveTrade => "one_active_trade",
+            Reason::InvalidOrder => "invalid_order",
+            Reason::EndOfRun => "end_of_run",
+            Reason::Requested => "requested",
+            Reason::SymbolFaulted => "symbol_faulted",
+        }
+    }
+    /// All reasons, for counters.
+    pub const ALL: [Reason; 11] = [
+        Reason::None,
+        Reason::MaxPosition,
+        Reason::MaxGrossNotional,
+        Reason::MaxOpenOrders,
+        Reason::MaxOrderRate,
+        Reason::DailyLossHalt,
+        Reason::OneActiveTrade,
+        Reason::InvalidOrder,
+        Reason::EndOfRun,
+        Reason::Requested,
+        Reason::SymbolFaulted,
+    ];
+}
+
+/// An order as a strategy asks for it (an intent) and as risk approves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Pod, Zeroable)]
+#[repr(C)]
+pub struct Order {
+    /// Run-unique order id.
+    pub order_id: OrderId,
+    /// Limit price for limit orders, 1e-9 units (0 otherwise).
+    pub limit_px_e9: i64,
+    /// Stop price for stop orders, 1e-9 units (0 otherwise).
+    pub stop_px_e9: i64,
+    /// Cancel the order if still working this many ns after it was placed (0 = good till canceled).
+    pub timeout_ns: i64,
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// Quantity in shares (> 0).
+    pub qty: u32,
+    /// Raw [`Side`].
+    pub side: u8,
+    /// Raw [`OrderType`].
+    pub order_type: u8,
+    /// Non-zero when the order only reduces a position (exits, flattening).
+    pub reduce_only: u8,
+    /// Reserved, zero.
+    pub _pad: u8,
+    /// The strategy's own tag, echoed back in reports.
+    pub tag: u32,
+}
+const _: () = assert!(std::mem::size_of::<Order>() == 48);
+
+impl Order {
+    /// Decoded side (orders are validated before they enter the pipeline).
+    pub fn side(&self) -> Option<Side> {
+        Side::from_raw(self.side)
+    }
+    /// Decoded order type.
+    pub fn kind(&self) -> Option<OrderType> {
+        OrderType::from_raw(self.order_type)
+    }
+}
+
+/// An execution event: accepted, (partially) filled, canceled, rejected, expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Pod, Zeroable)]
+#[repr(C)]
+pub struct ExecReport {
+    /// When it happened (event time), ns UTC.
+    pub ts_event_ns: i64,
+    /// The order it concerns.
+    pub order_id: OrderId,
+    /// Fill price (fills only), 1e-9 units.
+    pub fill_px_e9: i64,
+    /// Commission charged on this fill, 1e-9 USD.
+    pub commission_e9: i64,
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// Shares filled by this event.
+    pub fill_qty: u32,
+    /// Shares still working after this event.
+    pub leaves_qty: u32,
+    /// Raw [`ExecKind`].
+    pub kind: u8,
+    /// Raw [`Side`].
+    pub side: u8,
+    /// Raw [`Reason`].
+    pub reason: u16,
+}
+const _: () = assert!(std::mem::size_of::<ExecReport>() == 48);
+
+impl ExecReport {
+    /// Decoded kind.
+    pub fn exec_kind(&self) -> Option<ExecKind> {
+        ExecKind::from_raw(self.kind)
+    }
+    /// Decoded side.
+    pub fn exec_side(&self) -> Option<Side> {
+        Side::from_raw(self.side)
+    }
+    /// Decoded reason.
+    pub fn exec_reason(&self) -> Option<Reason> {
+        Reason::from_raw(self.reason)
+    }
+}
+
+checked_enum! {
+    /// Control commands that travel through the sequencer like market data, so they are journaled
+    /// and replayed in order.
+    ControlKind: u8 {
+        /// The source has no more data: strategies cancel working orders, positions are closed
+        /// (backtest policy).
+        EndOfData = 1,
+        /// Stop: every stage passes it on, drains and exits.
+        Shutdown = 2,
+        /// Start of a new trading day (risk resets daily counters).
+        SessionStart = 3,
+    }
+}
+
+/// A control event payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Pod, Zeroable)]
+#[repr(C)]
+pub struct Control {
+    /// Event time, ns UTC.
+    pub ts_event_ns: i64,
+    /// Raw [`ControlKind`].
+    pub kind: u8,
+    /// Reserved.
+    pub _pad: [u8; 7],
+    /// Command arguments (meaning depends on `kind`).
+    pub args: [i64; 4],
+}
+const _: () = assert!(std::mem::size_of::<Control>() == 48);
+
+checked_enum! {
+    /// What an [`Event`] carries.
+    EventKind: u8 {
+        /// A [`Bar`].
+        Bar = 1,
+        /// A [`Quote`].
+        Quote = 2,
+        /// A [`Trade`].
+        Trade = 3,
+        /// An [`ExecReport`] from a live venue.
+        Exec = 4,
+        /// A [`Control`] command.
+        Control = 5,
+    }
+}
+
+/// The 64-byte slot of the main ring: a small header and a 48-byte payload holding one record.
+/// Its sequence number is its position in the ring (every consumer counts it), so it is not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Pod, Zeroable)]
+#[repr(C, align(64))]
+pub struct Event {
+    /// When the process received the input, ns UTC (in backtests: the bar's end time).
+    pub ts_recv_ns: i64,
+    /// Symbol (unused for control events).
+    pub symbol: SymbolId,
+    /// Raw [`EventKind`].
+    pub kind: u8,
+    /// Reserved, zero.
+    pub _pad: u8,
+    /// Bar interval in seconds for bars whose interval fits 16 bits, else 0 (see the symbol table).
+    pub interval_s: u16,
+    /// The record, interpreted according to `kind`.
+    pub payload: [u64; 6],
+}
+const _: () = assert!(std::mem::size_of::<Event>() == 64);
+
+impl Event {
+    /// Build a bar event.
+    #[inline]
+    pub fn bar(symbol: SymbolId, bar: &Bar, interval_s: u32, ts_recv_ns: i64) -> Self {
+        Event {
+            ts_recv_ns,
+            symbol,
+            kind: EventKind::Bar.raw(),
+            _pad: 0,
+            interval_s: u16::try_from(interval_s).unwrap_or(0),
+            payload: bytemuck::cast(*bar),
+        }
+    }
+    /// Build a quote event.
+    pub fn quote(symbol: SymbolId, q: &Quote, ts_recv_ns: i64) -> Self {
+        let mut payload = [0u64; 6];
+        payload[..4].copy_from_slice(&bytemuck::cast::<Quote, [u64; 4]>(*q));
+        Event { ts_recv_ns, symbol, kind: EventKind::Quote.raw(), _pad: 0, interval_s: 0, payload }
+    }
+    /// Build a trade event.
+    pub fn trade(symbol: SymbolId, t: &Trade, ts_recv_ns: i64) -> Self {
+        let mut payload = [0u64; 6];
+        payload[..4].copy_from_slice(&bytemuck::cast::<Trade, [u64; 4]>(*t));
+        Event { ts_recv_ns, symbol, kind: EventKind::Trade.raw(), _pad: 0, interval_s: 0, payload }
+    }
+    /// Build an execution-report event (live venues report through the sequencer).
+    pub fn exec(r: &ExecReport, ts_recv_ns: i64) -> Self {
+        Event {
+            ts_recv_ns,
+            symbol: r.symbol,
+            kind: EventKind::Exec.raw(),
+            _pad: 0,
+            interval_s: 0,
+            payload: bytemuck::cast(*r),
+        }
+    }
+    /// Build a control event.
+    pub fn control(kind: ControlKind, ts_event_ns: i64, args: [i64; 4]) -> Self {
+        let c = Control { ts_event_ns, kind: kind.raw(), _pad: [0; 7], args };
+        Event {
+            ts_recv_ns: ts_event_ns,
+            symbol: SymbolId(u32::MAX),
+            kind: EventKind::Control.raw(),
+            _pad: 0,
+            interval_s: 0,
+            payload: bytemuck::cast(c),
+        }
+    }
+    /// Decoded kind (`None` for an unknown raw value).
+    #[inline]
+    pub fn event_kind(&self) -> Option<EventKind> {
+        EventKind::from_raw(self.kind)
+    }
+    /// The bar, if this is a bar event.
+    #[inline]
+    pub fn as_bar(&self) -> Option<&Bar> {
+        (self.kind == EventKind::Bar as u8).then(|| bytemuck::cast_ref(&self.payload))
+    }
+    /// The quote, if this is a quote event.
+    #[inline]
+    pub fn as_quote(&self) -> Option<&Quote> {
+        (self.kind == EventKind::Quote as u8).then(|| bytemuck::from_bytes(&bytemuck::bytes_of(&self.payload)[..32]))
+    }
+    /// The trade, if this is a trade event.
+    #[inline]
+    pub fn as_trade(&self) -> Option<&Trade> {
+        (self.kind == EventKind::Trade as u8).then(|| bytemuck::from_bytes(&bytemuck::bytes_of(&self.payload)[..32]))
+    }
+    /// The execution report, if this is an exec event.
+    #[inline]
+    pub fn as_exec(&self) -> Option<&ExecReport> {
+        (self.kind == EventKind::Exec as u8).then(|| bytemuck::cast_ref(&self.payload))
+    }
+    /// The control command, if this is a control event.
+    #[inline]
+    pub fn as_control(&self) -> Option<&Control> {
+        (self.kind == EventKind::Control as u8).then(|| bytemuck::cast_ref(&self.payload))
+    }
+    /// Event time of whatever the event carries (every payload starts with `ts_event_ns`).
+    #[inline]
+    pub fn ts_event_ns(&self) -> i64 {
+        self.payload[0] as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parse_px_exact() {
+        assert_eq!(parse_px("3080.8"), Some(3_080_800_000_000));
+        assert_eq!(parse_px("0.000000001"), Some(1));
+        assert_eq!(parse_px("-1.5"), Some(-1_500_000_000));
+        assert_eq!(parse_px("12"), Some(12_000_000_000));
+        assert_eq!(parse_px(".5"), Some(500_000_000));
+        // 10th fractional digit rounds half away from zero
+        assert_eq!(parse_px("1.0000000005"), Some(1_000_000_001));
+        for bad in ["", "abc", "1e3", "1.2.3", "NaN", "inf", "-", "."] {
+            assert_eq!(parse_px(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn event_round_trips_every_payload() {
+        let bar = Bar { ts_event_ns: 7, open_px_e9: 1, high_px_e9: 2, low_px_e9: 1, close_px_e9: 2, volume: 9 };
+        let e = Event::bar(SymbolId(3), &bar, 60, 8);
+        assert_eq!(e.as_bar(), Some(&bar));
+        assert_eq!(e.as_quote(), None);
+        assert_eq!(e.ts_event_ns(), 7);
+        let q = Quote { ts_event_ns: 5, bid_px_e9: 10, ask_px_e9: 11, bid_size: 1, ask_size: 2 };
+        assert_eq!(Event::quote(SymbolId(1), &q, 6).as_quote(), Some(&q));
+        let t = Trade { ts_event_ns: 5, px_e9: 10, size: 3, trade_id: 4 };
+        assert_eq!(Event::trade(SymbolId(1), &t, 6).as_trade(), Some(&t));
+        let c = Event::control(ControlKind::Shutdown, 99, [1, 2, 3, 4]);
+        assert_eq!(c.as_control().map(|c| c.kind), Some(ControlKind::Shutdown.raw()));
+        assert_eq!(c.ts_event_ns(), 99);
+    }
+
+    #[test]
+    fn unknown_enum_values_are_rejected() {
+        assert_eq!(Side::from_raw(0), None);
+        assert_eq!(Side::from_raw(3), None);
+        assert_eq!(ExecKind::from_raw(7), None);
+        assert_eq!(EventKind::from_raw(0), None);
+        assert_eq!(Reason::from_raw(999), None);
+    }
+
+    #[test]
+    fn bar_validation() {
+        let ok = Bar { ts_event_ns: 0, open_px_e9: 2, high_px_e9: 3, low_px_e9: 1, close_px_e9: 2, volume: 0 };
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(Bar { low_px_e9: 4, ..ok }.validate(), Err(BarFault::HighBelowLow));
+        assert_eq!(Bar { open_px_e9: 0, ..ok }.validate(), Err(BarFault::NonPositivePrice));
+        assert_eq!(Bar { close_px_e9: 5, high_px_e9: 4, ..ok }.validate(), Err(BarFault::OutsideRange));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn fmt_then_parse_round_trips(v in -1_000_000_000_000_000_000i64..1_000_000_000_000_000_000i64) {
+            prop_assert_eq!(parse_px(&fmt_px(v, 0)), Some(v));
+        }
+
+        #[test]
+        fn interval_display_parse(secs in 1u32..1_000_000) {
+            let i = Interval { secs };
+            prop_assert_eq!(Interval::parse(&i.to_string()), Some(i));
+        }
+    }
+}
