@@ -1,1 +1,3 @@
 //! strategies
+
+pub mod indicators;
