@@ -1,1 +1,35 @@
-fn main() {}
+//! `ringtape-bench`: micro and macro benchmarks for ringtape.
+//!
+//! One subcommand per benchmark, one module per subcommand. Each module exposes an `Args` struct
+//! (a `clap::Args`) and a `run(&Args) -> anyhow::Result<()>` function; to add a benchmark, add a
+//! module, a variant to [`Command`] and an arm to the `match` in [`main`].
+//!
+//! Benchmarks print a Markdown report to stdout (ready to paste into `BENCHMARKS.md`) and, where
+//! supported, write JSON with `--json FILE`.
+
+mod ring_hop;
+
+use clap::{Parser, Subcommand};
+
+/// ringtape benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "ringtape-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Available benchmarks.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One hop producer thread -> consumer thread: disruptor vs crossbeam channel vs ArrayQueue
+    /// (paced latency with HdrHistogram, and flat-out throughput).
+    RingHop(ring_hop::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::RingHop(args) => ring_hop::run(args),
+    }
+}
