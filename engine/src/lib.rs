@@ -25,5 +25,10 @@
 
 pub mod barfile;
 pub mod merge;
+pub mod pipeline;
 pub mod records;
+pub mod risk;
+pub mod stats;
+pub mod strategy;
 pub mod symbols;
+pub mod venue;

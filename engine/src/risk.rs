@@ -1,0 +1,402 @@
+//! Risk: portfolio limits checked in sequence order, so every decision is deterministic.
+//!
+//! The risk stage sees every event after the shard that owns its symbol has handled it. It keeps
+//! the portfolio (positions, cash, marks, open orders) and decides each order intent: accept, or
+//! reject with a [`Reason`]. Every rejection is an event in the journal.
+//!
+//! Checks, in order (the first that fails is the reason):
+//! 1. invalid order (zero quantity, unknown side/type, missing limit/stop price);
+//! 2. daily loss halt: after the day's loss (realized + unrealized, marked at bar closes) reaches
+//!    `max_daily_loss_usd`, only reduce-only orders pass until the next day, and risk flattens every
+//!    position itself with market orders at each symbol's next bar;
+//! 3. one active trade at a time: a new (not reduce-only) order is refused while another symbol
+//!    has a position or open entry orders;
+//! 4. max open orders (all symbols);
+//! 5. max order rate (orders accepted in the last second of event time);
+//! 6. max position per symbol (counting open orders on the same side as if filled);
+//! 7. max gross notional (sum of |position| x mark, plus the order at its limit/stop/mark price).
+//!
+//! Reduce-only orders skip checks 2, 3, 6 and 7. Zero in a limit means "no limit".
+
+use crate::records::{Bar, ExecReport, Order, OrderId, OrderType, PX_SCALE, Reason, Side, SymbolId};
+use crate::venue::{SimBook, VenueConfig};
+
+/// Risk limits (config `[risk]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RiskConfig {
+    /// Max |position| per symbol, shares (0 = none).
+    pub max_position_shares: u32,
+    /// Max gross notional over all symbols, whole USD (0 = none).
+    pub max_gross_notional_usd: u64,
+    /// Max open orders over all symbols (0 = none).
+    pub max_open_orders: u32,
+    /// Max orders accepted per second of event time (0 = none).
+    pub max_orders_per_sec: u32,
+    /// Daily loss that halts trading and flattens, whole USD (0 = off).
+    pub max_daily_loss_usd: u64,
+    /// Allow only one symbol with an active trade at a time.
+    pub one_active_trade: bool,
+    /// Offset from UTC used to cut trading days, seconds (default -5 h: New York standard time;
+    /// any offset that puts midnight outside trading hours gives the same days).
+    pub day_utc_offset_s: i64,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            max_position_shares: 0,
+            max_gross_notional_usd: 0,
+            max_open_orders: 0,
+            max_orders_per_sec: 0,
+            max_daily_loss_usd: 0,
+            one_active_trade: false,
+            day_utc_offset_s: -5 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Sym {
+    pos: i64,
+    mark_px_e9: i64,
+    open_orders: u32,
+    open_buy: u64,
+    open_sell: u64,
+    open_entries: u32,
+    active: bool,
+}
+
+/// The portfolio as risk sees it, and the checks.
+#[derive(Debug)]
+pub struct Risk {
+    cfg: RiskConfig,
+    syms: Vec<Sym>,
+    cash_e9: i128,
+    mark_e9: i128,
+    gross_e9: i128,
+    open_orders: u32,
+    active_count: u32,
+    rate: std::collections::VecDeque<i64>,
+    day: Option<i64>,
+    day_start_equity_e9: i128,
+    halted: bool,
+    peak_e9: i128,
+    max_drawdown_e9: i128,
+    daily: Vec<(i64, i128)>,
+    books: Vec<Option<SimBook>>,
+    open: std::collections::HashMap<OrderId, (Order, u32)>,
+    venue: VenueConfig,
+    next_risk_order: u32,
+    /// Rejections per [`Reason`] (indexed by the raw reason).
+    pub rejects: [u64; 16],
+    /// Number of daily-loss halts.
+    pub halts: u64,
+}
+
+/// What risk did with an intent.
+pub type Decision = Result<(), Reason>;
+
+impl Risk {
+    /// A fresh portfolio for `n_symbols` symbols.
+    pub fn new(cfg: RiskConfig, venue: VenueConfig, n_symbols: usize) -> Self {
+        let rate_cap = cfg.max_orders_per_sec as usize;
+        Risk {
+            cfg,
+            syms: vec![Sym::default(); n_symbols],
+            cash_e9: 0,
+            mark_e9: 0,
+            gross_e9: 0,
+            open_orders: 0,
+            active_count: 0,
+            rate: std::collections::VecDeque::with_capacity(rate_cap + 1),
+            day: None,
+            day_start_equity_e9: 0,
+            halted: false,
+            peak_e9: 0,
+            max_drawdown_e9: 0,
+            daily: Vec::with_capacity(1024),
+            books: (0..n_symbols).map(|_| None).collect(),
+            open: std::collections::HashMap::with_capacity(4096),
+            venue,
+            next_risk_order: 1,
+            rejects: [0; 16],
+            halts: 0,
+        }
+    }
+
+    /// Equity change since the start: cash plus marked positions, 1e-9 USD.
+    pub fn equity_e9(&self) -> i128 {
+        self.cash_e9 + self.mark_e9
+    }
+
+    /// Position of a symbol.
+    pub fn position(&self, s: SymbolId) -> i64 {
+        self.syms[s.0 as usize].pos
+    }
+
+    /// Largest peak-to-trough fall of equity, marked at every bar close and fill, 1e-9 USD.
+    pub fn max_drawdown_e9(&self) -> i128 {
+        self.max_drawdown_e9
+    }
+
+    /// Equity at the end of each trading day so far: (day number, equity e9).
+    pub fn daily_equity(&self) -> &[(i64, i128)] {
+        &self.daily
+    }
+
+    /// True while halted by the daily loss limit.
+    pub fn halted(&self) -> bool {
+        self.halted
+    }
+
+    fn day_of(&self, ts: i64) -> i64 {
+        (ts + self.cfg.day_utc_offset_s * 1_000_000_000).div_euclid(86_400 * 1_000_000_000)
+    }
+
+    fn roll_day(&mut self, ts: i64) {
+        let d = self.day_of(ts);
+        match self.day {
+            Some(cur) if cur == d => {}
+            Some(cur) => {
+                let eq = self.equity_e9();
+                self.daily.push((cur, eq));
+                self.day = Some(d);
+                self.day_start_equity_e9 = eq;
+                self.halted = false;
+            }
+            None => {
+                self.day = Some(d);
+                self.day_start_equity_e9 = self.equity_e9();
+            }
+        }
+    }
+
+    /// Close the books at the end of the run: records the last day's equity.
+    pub fn finish(&mut self) {
+        if let Some(d) = self.day.take() {
+            self.daily.push((d, self.equity_e9()));
+        }
+    }
+
+    fn track_drawdown(&mut self) {
+        let eq = self.equity_e9();
+        if eq > self.peak_e9 {
+            self.peak_e9 = eq;
+        } else if self.peak_e9 - eq > self.max_drawdown_e9 {
+            self.max_drawdown_e9 = self.peak_e9 - eq;
+        }
+    }
+
+    fn set_mark(&mut self, s: usize, px: i64) {
+        let sym = &mut self.syms[s];
+        let d = i128::from(px - sym.mark_px_e9);
+        self.mark_e9 += i128::from(sym.pos) * d;
+        self.gross_e9 += i128::from(sym.pos.unsigned_abs()) * d;
+        sym.mark_px_e9 = px;
+    }
+
+    fn update_active(&mut self, s: usize) {
+        let sym = &mut self.syms[s];
+        let now = sym.pos != 0 || sym.open_entries > 0;
+        if now != sym.active {
+            sym.active = now;
+            if now {
+                self.active_count += 1;
+            } else {
+                self.active_count -= 1;
+            }
+        }
+    }
+
+    /// A bar closed: mark the symbol, track drawdown and the daily loss limit, and fill risk's own
+    /// flattening orders (reported to `out`, to be applied with [`Risk::on_report`] by the caller).
+    pub fn on_bar(&mut self, s: SymbolId, bar: &Bar, out: &mut impl FnMut(ExecReport)) {
+        self.roll_day(bar.ts_event_ns);
+        let i = s.0 as usize;
+        if let Some(book) = self.books[i].as_mut() {
+            book.on_bar(bar, out);
+        }
+        self.set_mark(i, bar.close_px_e9);
+        self.track_drawdown();
+        self.check_daily_loss(bar.ts_event_ns);
+    }
+
+    fn check_daily_loss(&mut self, ts: i64) {
+        if self.cfg.max_daily_loss_usd == 0 || self.halted {
+            return;
+        }
+        let limit = i128::from(self.cfg.max_daily_loss_usd) * i128::from(PX_SCALE);
+        if self.equity_e9() - self.day_start_equity_e9 <= -limit {
+            self.halted = true;
+            self.halts += 1;
+            for i in 0..self.syms.len() {
+                let pos = self.syms[i].pos;
+                if pos == 0 {
+                    continue;
+                }
+                let id = OrderId::for_risk(self.next_risk_order);
+                self.next_risk_order += 1;
+                let order = Order {
+                    order_id: id,
+                    symbol: SymbolId(i as u32),
+                    qty: u32::try_from(pos.unsigned_abs()).unwrap_or(u32::MAX),
+                    side: if pos > 0 { Side::Sell.raw() } else { Side::Buy.raw() },
+                    order_type: OrderType::Market.raw(),
+                    reduce_only: 1,
+                    ..Default::default()
+                };
+                let venue = &self.venue;
+                self.books[i].get_or_insert_with(|| SimBook::new(venue)).add(order, ts);
+            }
+        }
+    }
+
+    /// Cancel risk's own working orders (end of data), reporting them.
+    pub fn cancel_own(&mut self, ts: i64, out: &mut impl FnMut(ExecReport)) {
+        for b in self.books.iter_mut().flatten() {
+            b.cancel_all(ts, Reason::EndOfRun, out);
+        }
+    }
+
+    /// Decide an intent placed at event time `ts`. Accepted orders count as open until a
+    /// terminal report arrives.
+    pub fn check(&mut self, o: &Order, ts: i64) -> Decision {
+        let r = self.check_inner(o, ts);
+        match r {
+            Ok(()) => {
+                let i = o.symbol.0 as usize;
+                let sym = &mut self.syms[i];
+                sym.open_orders += 1;
+                match o.side() {
+                    Some(Side::Buy) => sym.open_buy += u64::from(o.qty),
+                    _ => sym.open_sell += u64::from(o.qty),
+                }
+                if o.reduce_only == 0 {
+                    sym.open_entries += 1;
+                }
+                self.open_orders += 1;
+                self.open.insert(o.order_id, (*o, o.qty));
+                if self.cfg.max_orders_per_sec > 0 {
+                    if self.rate.len() == self.cfg.max_orders_per_sec as usize {
+                        self.rate.pop_front();
+                    }
+                    self.rate.push_back(ts);
+                }
+                self.update_active(i);
+            }
+            Err(reason) => self.rejects[reason.raw() as usize] += 1,
+        }
+        r
+    }
+
+    fn check_inner(&self, o: &Order, ts: i64) -> Decision {
+        let Some(i) = usize::try_from(o.symbol.0).ok().filter(|&i| i < self.syms.len()) else {
+            return Err(Reason::SymbolFaulted);
+        };
+        let (Some(side), Some(kind)) = (o.side(), o.kind()) else {
+            return Err(Reason::InvalidOrder);
+        };
+        let px_ok = match kind {
+            OrderType::Market => true,
+            OrderType::Limit => o.limit_px_e9 > 0,
+            OrderType::Stop => o.stop_px_e9 > 0,
+        };
+        if o.qty == 0 || !px_ok {
+            return Err(Reason::InvalidOrder);
+        }
+        let sym = &self.syms[i];
+        let reduce = o.reduce_only != 0;
+        if reduce {
+            let reduces = (side == Side::Sell && sym.pos > 0 && i64::from(o.qty) <= sym.pos)
+                || (side == Side::Buy && sym.pos < 0 && i64::from(o.qty) <= -sym.pos);
+            if !reduces {
+                return Err(Reason::InvalidOrder);
+            }
+        }
+        if !reduce && self.halted {
+            return Err(Reason::DailyLossHalt);
+        }
+        if !reduce && self.cfg.one_active_trade && self.active_count > u32::from(sym.active) {
+            return Err(Reason::OneActiveTrade);
+        }
+        if self.cfg.max_open_orders > 0 && self.open_orders >= self.cfg.max_open_orders {
+            return Err(Reason::MaxOpenOrders);
+        }
+        if self.cfg.max_orders_per_sec > 0
+            && self.rate.len() == self.cfg.max_orders_per_sec as usize
+            && self.rate.front().is_some_and(|&t| ts - t < 1_000_000_000)
+        {
+            return Err(Reason::MaxOrderRate);
+        }
+        if !reduce && self.cfg.max_position_shares > 0 {
+            let max = i128::from(self.cfg.max_position_shares);
+            let worst = match side {
+                Side::Buy => i128::from(sym.pos) + i128::from(sym.open_buy) + i128::from(o.qty),
+                Side::Sell => i128::from(sym.pos) - i128::from(sym.open_sell) - i128::from(o.qty),
+            };
+            if worst.abs() > max {
+                return Err(Reason::MaxPosition);
+            }
+        }
+        if !reduce && self.cfg.max_gross_notional_usd > 0 {
+            let px = match kind {
+                OrderType::Limit => o.limit_px_e9,
+                OrderType::Stop => o.stop_px_e9,
+                OrderType::Market => sym.mark_px_e9,
+            };
+            let after = self.gross_e9 + i128::from(o.qty) * i128::from(px);
+            if after > i128::from(self.cfg.max_gross_notional_usd) * i128::from(PX_SCALE) {
+                return Err(Reason::MaxGrossNotional);
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply an execution report (fills move positions and cash; terminal reports close orders).
+    /// Reports for orders risk does not know as open (its own flattening orders, end-of-run
+    /// liquidations) only move positions and cash.
+    pub fn on_report(&mut self, r: &ExecReport) {
+        let i = r.symbol.0 as usize;
+        if i >= self.syms.len() {
+            return;
+        }
+        let Some(kind) = r.exec_kind() else { return };
+        let side = r.exec_side().unwrap_or(Side::Buy);
+        if kind.is_fill() && r.fill_qty > 0 {
+            if self.syms[i].mark_px_e9 == 0 {
+                self.set_mark(i, r.fill_px_e9);
+            }
+            let dq = side.sign() * i64::from(r.fill_qty);
+            let sym = &mut self.syms[i];
+            let mark = i128::from(sym.mark_px_e9);
+            self.cash_e9 -= i128::from(dq) * i128::from(r.fill_px_e9) + i128::from(r.commission_e9);
+            self.mark_e9 += i128::from(dq) * mark;
+            let old_abs = i128::from(sym.pos.unsigned_abs());
+            sym.pos += dq;
+            self.gross_e9 += (i128::from(sym.pos.unsigned_abs()) - old_abs) * mark;
+        }
+        if let Some((order, leaves)) = self.open.get_mut(&r.order_id) {
+            let order = *order;
+            let sym = &mut self.syms[i];
+            let done = if kind.is_fill() { r.fill_qty.min(*leaves) } else { 0 };
+            *leaves -= done;
+            let release = if kind.is_terminal() { u64::from(done + *leaves) } else { u64::from(done) };
+            match order.side() {
+                Some(Side::Buy) => sym.open_buy = sym.open_buy.saturating_sub(release),
+                _ => sym.open_sell = sym.open_sell.saturating_sub(release),
+            }
+            if kind.is_terminal() {
+                self.open.remove(&r.order_id);
+                sym.open_orders = sym.open_orders.saturating_sub(1);
+                if order.reduce_only == 0 {
+                    sym.open_entries = sym.open_entries.saturating_sub(1);
+                }
+                self.open_orders = self.open_orders.saturating_sub(1);
+            }
+        }
+        self.update_active(i);
+        self.track_drawdown();
+        self.check_daily_loss(r.ts_event_ns);
+    }
+}
