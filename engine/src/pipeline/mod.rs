@@ -540,16 +540,22 @@ pub fn run<S: Source>(
             let (to_exec, to_journal) = (&to_exec, &to_journal);
             move || exec_stage(to_exec, to_journal, c, n_sym, cold)
         });
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let journal_h = spawn(s, "rt-journal", placement.journal, {
             let cold = placement.cold;
             let to_journal = &to_journal;
             let j = journal.as_mut();
-            move || journal_stage(to_journal, j, cold)
+            move || {
+                let r = journal_stage(to_journal, j, cold);
+                let _ = done_tx.send(());
+                r
+            }
         });
 
-        while !(seq_h.is_finished() && journal_h.is_finished()) {
+        // The calling thread only watches: it wakes when the journal (the last stage) is done,
+        // or every 50 ms to report progress.
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(Duration::from_millis(50)) {
             monitor(c);
-            std::thread::sleep(Duration::from_millis(50));
         }
         monitor(c);
         fn join<T>(name: &str, r: std::thread::Result<T>) -> Result<T, PipelineError> {
