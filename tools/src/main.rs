@@ -1,1 +1,54 @@
-fn main() {}
+//! The `ringtape` binary: parses the command line and dispatches to one module per command.
+//! Adding a command = one variant here + one match arm calling its module's `run`.
+
+use clap::{Parser, Subcommand};
+use ringtape_tools::{exit, export, import_csv, synth};
+use std::process::ExitCode;
+
+/// ringtape: a low-latency day-trading engine (same pipeline for backtest, paper and live).
+#[derive(Debug, Parser)]
+#[command(name = "ringtape", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Convert market data files into bar files
+    #[command(subcommand)]
+    Import(Import),
+    /// Generate deterministic synthetic bar files
+    Synth(synth::Args),
+    /// Convert bar files into other formats
+    #[command(subcommand)]
+    Export(Export),
+}
+
+#[derive(Debug, Subcommand)]
+enum Import {
+    /// CSV -> bar files (columns found by header name; bad rows counted and reported)
+    Csv(import_csv::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum Export {
+    /// Bar files -> one CSV (symbol,interval,ts,open,high,low,close,volume)
+    Csv(export::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return exit::clap_failure(e),
+    };
+    let result = match cli.command {
+        Command::Import(Import::Csv(args)) => import_csv::run(args),
+        Command::Synth(args) => synth::run(args),
+        Command::Export(Export::Csv(args)) => export::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::fail(&e),
+    }
+}
