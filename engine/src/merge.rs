@@ -173,7 +173,7 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     #[inline]
-    fn key(&self) -> (i64, u32, u32) {
+    fn key(&self) -> Key {
         match self.bars.get(self.pos) {
             Some(b) => (b.ts_event_ns.saturating_add(self.interval_ns), self.symbol.0, self.interval_s),
             None => (i64::MAX, u32::MAX, u32::MAX),
@@ -186,13 +186,16 @@ impl Cursor<'_> {
 #[derive(Debug)]
 pub struct Merged<'a> {
     cursors: Vec<Cursor<'a>>,
-    keys: Vec<(i64, u32, u32)>,
-    heap: std::collections::BinaryHeap<std::cmp::Reverse<((i64, u32, u32), usize)>>,
+    keys: Vec<Key>,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Key, usize)>>,
     use_heap: bool,
     remaining: u64,
 }
 
 const LINEAR_MAX: usize = 16;
+
+/// Merge key: (end time, symbol id, interval).
+type Key = (i64, u32, u32);
 
 impl<'a> Merged<'a> {
     fn new(streams: &'a [Stream]) -> Self {

@@ -210,8 +210,7 @@ impl Strategy for Orb {
                 }
                 let exit = if self.side == Side::Buy { Side::Sell } else { Side::Buy };
                 self.stop_id = Some(ctx.submit(OrderRequest::stop(exit, qty, self.stop_px).reduce_only().tag(2)));
-                self.target_id =
-                    Some(ctx.submit(OrderRequest::limit(exit, qty, self.target_px).reduce_only().tag(4)));
+                self.target_id = Some(ctx.submit(OrderRequest::limit(exit, qty, self.target_px).reduce_only().tag(4)));
                 self.phase = Phase::InTrade;
             }
             (Phase::Entering, ExecKind::Rejected | ExecKind::Canceled | ExecKind::Expired) => {

@@ -99,7 +99,14 @@ mod tests {
         let (mut pos, mut no, mut out) = (0i64, 1u32, Vec::new());
         for (i, &c) in closes.iter().enumerate() {
             let px = c * PX_SCALE;
-            let bar = Bar { ts_event_ns: i as i64, open_px_e9: px, high_px_e9: px, low_px_e9: px, close_px_e9: px, volume: 0 };
+            let bar = Bar {
+                ts_event_ns: i as i64,
+                open_px_e9: px,
+                high_px_e9: px,
+                low_px_e9: px,
+                close_px_e9: px,
+                volume: 0,
+            };
             let mut intents = Vec::new();
             let mut ctx = Ctx::new(SymbolId(0), 0, pos, 0, &mut no, &mut intents);
             s.on_bar(&mut ctx, &bar);

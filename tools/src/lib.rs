@@ -24,6 +24,7 @@
 //! assert_eq!(imported.report.rejected_total(), 0);
 //! ```
 
+pub mod backtest;
 pub mod exit;
 pub mod export;
 pub mod import_csv;

@@ -2,7 +2,7 @@
 //! Adding a command = one variant here + one match arm calling its module's `run`.
 
 use clap::{Parser, Subcommand};
-use ringtape_tools::{exit, export, import_csv, synth};
+use ringtape_tools::{backtest, exit, export, import_csv, synth};
 use std::process::ExitCode;
 
 /// ringtape: a low-latency day-trading engine (same pipeline for backtest, paper and live).
@@ -18,6 +18,8 @@ enum Command {
     /// Convert market data files into bar files
     #[command(subcommand)]
     Import(Import),
+    /// Backtest a strategy over bar files through the threaded pipeline
+    Backtest(backtest::Args),
     /// Generate deterministic synthetic bar files
     Synth(synth::Args),
     /// Convert bar files into other formats
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Import(Import::Csv(args)) => import_csv::run(args),
+        Command::Backtest(args) => backtest::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Export(Export::Csv(args)) => export::run(args),
     };

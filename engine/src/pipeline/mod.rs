@@ -470,7 +470,8 @@ pub fn run<S: Source>(
         let c = &counters;
         let seq_h = spawn(s, "rt-sequencer", placement.sequencer, {
             let hot = placement.hot;
-            move || sequencer(source, producer, control, c, hot)
+            let batch = (pc.ring_size / 4).clamp(1, BATCH as usize);
+            move || sequencer(source, producer, control, c, hot, batch)
         });
         let mut shard_hs = Vec::new();
         for (k, (mut sh, mut poller)) in shards.drain(..).zip(shard_pollers).enumerate() {
@@ -597,8 +598,10 @@ fn sequencer<S: Source, P: Producer<Event>>(
     control: Option<ControlIngress>,
     counters: &Counters,
     wait: Wait,
+    batch: usize,
 ) {
-    let mut buf: Vec<Event> = Vec::with_capacity(BATCH as usize);
+    // A batch must fit in the ring: try_batch_publish needs that many free slots at once.
+    let mut buf: Vec<Event> = Vec::with_capacity(batch);
     let mut waiter = Waiter::new(wait);
     let mut last_ts = 0i64;
     let mut ended = false;
@@ -606,14 +609,14 @@ fn sequencer<S: Source, P: Producer<Event>>(
     loop {
         buf.clear();
         if let Some(c) = &control {
-            while buf.len() < BATCH as usize / 2 {
+            while buf.len() < batch / 2 {
                 match c.q.pop() {
                     Some(ev) => buf.push(ev),
                     None => break,
                 }
             }
         }
-        while !ended && buf.len() < BATCH as usize {
+        while !ended && buf.len() < batch {
             match source.next() {
                 Next::Event(ev) => {
                     last_ts = ev.ts_recv_ns;

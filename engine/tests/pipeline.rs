@@ -1,0 +1,357 @@
+//! Whole-pipeline tests: real threads, the real disruptor ring and queues, real bar files.
+
+use engine::barfile::write_bar_file;
+use engine::merge::BarSet;
+use engine::pipeline::config::{EngineConfig, JournalInputs};
+use engine::pipeline::{BarReplay, RunOutput, RunSpec, run};
+use engine::records::{Bar, ExecKind, ExecReport, PX_SCALE, Side};
+use engine::strategy::{Ctx, OrderRequest, Strategy, StrategyFactory};
+use std::path::Path;
+
+const D: i64 = PX_SCALE; // one dollar in e9
+const MIN: i64 = 60_000_000_000;
+
+fn bar(i: i64, o: i64, h: i64, l: i64, c: i64) -> Bar {
+    // 2024-01-02 14:30 UTC + i minutes
+    Bar {
+        ts_event_ns: 1_704_205_800_000_000_000 + i * MIN,
+        open_px_e9: o * D,
+        high_px_e9: h * D,
+        low_px_e9: l * D,
+        close_px_e9: c * D,
+        volume: 1000,
+    }
+}
+
+/// A scripted strategy: on bar `n` (0-based, counted per symbol) it submits the scripted order.
+#[derive(Clone)]
+struct Script {
+    orders: Vec<(usize, OrderRequest)>,
+    n: usize,
+    reports: std::sync::Arc<std::sync::Mutex<Vec<(ExecKind, u32)>>>,
+}
+
+impl Strategy for Script {
+    fn on_bar(&mut self, ctx: &mut Ctx<'_>, _bar: &Bar) {
+        for (at, req) in &self.orders {
+            if *at == self.n {
+                ctx.submit(*req);
+            }
+        }
+        self.n += 1;
+    }
+    fn on_order(&mut self, _ctx: &mut Ctx<'_>, r: &ExecReport) {
+        self.reports.lock().unwrap().push((r.exec_kind().unwrap(), r.fill_qty));
+    }
+}
+
+struct ScriptFactory(Script);
+impl StrategyFactory for ScriptFactory {
+    fn name(&self) -> &str {
+        "script"
+    }
+    fn build(&self, _s: &str) -> Box<dyn Strategy> {
+        Box::new(self.0.clone())
+    }
+}
+
+fn run_dir(data: &Path, out: Option<&Path>, cfg: &EngineConfig, f: &dyn StrategyFactory) -> RunOutput {
+    let set = BarSet::open_dir(data, 2).unwrap();
+    let spec = RunSpec { config: cfg, symbols: set.symbols(), factory: f, out_dir: out, control: None };
+    run(&spec, BarReplay::new(set.merged()), &mut |_| {}).unwrap()
+}
+
+fn fills(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("fills.csv")).unwrap().lines().skip(1).map(str::to_string).collect()
+}
+
+#[test]
+fn hand_checked_small_case() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    //            i   open high low close
+    let bars = [
+        bar(0, 10, 11, 9, 10),  // bar 0: buy 100 at market  -> fills at bar 1's open
+        bar(1, 12, 13, 11, 12), // fill buy 100 @ 12.  bar 1: sell limit 100 @ 14 (a take-profit)
+        bar(2, 13, 14, 12, 13), // high 14 touches the limit -> sell 100 @ 14.  bar 2: sell stop 50 @ 11 (short entry)
+        bar(3, 12, 12, 10, 11), // low 10 <= stop 11 and open 12 > 11 -> sell 50 @ 11.  bar 3: buy limit 50 @ 9
+        bar(4, 8, 9, 7, 8),     // open 8 <= limit 9: the gap fills at the open, buy 50 @ 8
+        bar(5, 8, 9, 7, 8),     // bar 5: buy 10 at market -> fills at bar 6's open
+        bar(6, 9, 9, 9, 9),     // fill buy 10 @ 9; still long 10 after the last bar -> closed at its close, 9
+    ];
+    write_bar_file(&data.join("T.1m.rtb"), "T", 60, &bars).unwrap();
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = Script {
+        orders: vec![
+            (0, OrderRequest::market(Side::Buy, 100)),
+            (1, OrderRequest::limit(Side::Sell, 100, 14 * D)),
+            (2, OrderRequest::stop(Side::Sell, 50, 11 * D)),
+            (3, OrderRequest::limit(Side::Buy, 50, 9 * D)),
+            (5, OrderRequest::market(Side::Buy, 10)),
+        ],
+        n: 0,
+        reports: reports.clone(),
+    };
+    let out = d.path().join("run");
+    let r = run_dir(&data, Some(&out), &EngineConfig::default(), &ScriptFactory(script));
+    assert_eq!(
+        fills(&out),
+        vec![
+            "2024-01-02T14:31:00Z,T,buy,100,12.00,0.50,4294967297,none",
+            "2024-01-02T14:32:00Z,T,sell,100,14.00,0.50,4294967298,none",
+            "2024-01-02T14:33:00Z,T,sell,50,11.00,0.25,4294967299,none",
+            "2024-01-02T14:34:00Z,T,buy,50,8.00,0.25,4294967300,none",
+            "2024-01-02T14:36:00Z,T,buy,10,9.00,0.05,4294967301,none",
+            "2024-01-02T14:36:00Z,T,sell,10,9.00,0.05,4294967302,end_of_run",
+        ]
+    );
+    // Round trip 1: -100*12 + 100*14 = +200, commissions 0.50 + 0.50 -> +199.00
+    // Round trip 2 (short): +50*11 - 50*8 = +150, commissions 0.25 + 0.25 -> +149.50
+    // Round trip 3: -10*9 + 10*9 = 0, commissions 0.05 + 0.05 -> -0.10
+    // Net = 199.00 + 149.50 - 0.10 = 348.40; commissions total 1.60
+    let (n_fills, trades, wins, net, comm) = r.positions.totals();
+    assert_eq!((n_fills, trades, wins), (6, 3, 2));
+    assert_eq!(net, 34_840 * D as i128 / 100);
+    assert_eq!(comm, 160 * D as i128 / 100);
+    assert_eq!(r.equity_e9, net, "risk's cash + marks agree with the position tracker");
+    assert_eq!(r.positions.trade_pnls_e9, vec![199 * D as i128, 14_950 * D as i128 / 100, -10 * D as i128 / 100]);
+    assert_eq!(r.bars, 7);
+    // The strategy saw every order accepted, then filled (the liquidation is reported too).
+    let seen = reports.lock().unwrap().clone();
+    let accepted = seen.iter().filter(|(k, _)| *k == ExecKind::Accepted).count();
+    let filled: Vec<u32> = seen.iter().filter(|(k, _)| *k == ExecKind::Filled).map(|&(_, q)| q).collect();
+    assert_eq!(accepted, 5);
+    assert_eq!(filled, vec![100, 100, 50, 50, 10, 10]);
+}
+
+/// A busy strategy for determinism checks: trades on price patterns with all order types.
+#[derive(Clone, Default)]
+struct Busy {
+    n: u64,
+    last: i64,
+}
+impl Strategy for Busy {
+    fn on_bar(&mut self, ctx: &mut Ctx<'_>, b: &Bar) {
+        self.n += 1;
+        let up = b.close_px_e9 > self.last;
+        self.last = b.close_px_e9;
+        let pos = ctx.position();
+        if ctx.open_orders() > 3 {
+            return;
+        }
+        match self.n % 7 {
+            0 if pos <= 0 && up => {
+                ctx.submit(OrderRequest::market(Side::Buy, 10 + (self.n % 5) as u32));
+            }
+            3 if pos > 0 => {
+                ctx.submit(OrderRequest::limit(Side::Sell, pos as u32, b.close_px_e9 + D / 10).timeout_ns(5 * MIN));
+            }
+            5 if pos == 0 && !up => {
+                ctx.submit(OrderRequest::stop(Side::Sell, 7, b.low_px_e9 - D / 20).timeout_ns(3 * MIN));
+            }
+            6 if pos < 0 => {
+                ctx.submit(OrderRequest::market(Side::Buy, (-pos) as u32));
+            }
+            _ => {}
+        }
+    }
+}
+struct BusyFactory;
+impl StrategyFactory for BusyFactory {
+    fn name(&self) -> &str {
+        "busy"
+    }
+    fn build(&self, _s: &str) -> Box<dyn Strategy> {
+        Box::new(Busy::default())
+    }
+}
+
+/// Deterministic random-walk bars for `n_sym` symbols (a small LCG; no dependencies).
+fn write_random(dir: &Path, n_sym: usize, n_bars: i64, seed: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    for s in 0..n_sym {
+        let mut x = seed ^ (s as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rnd = || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) as i64
+        };
+        let mut px = 50 * D + (s as i64) * D;
+        let mut bars = Vec::new();
+        for i in 0..n_bars {
+            if i % 3 == 2 && s % 2 == 1 {
+                continue; // gaps on odd symbols
+            }
+            let o = px;
+            let c = (o + (rnd() % 21 - 10) * D / 100).max(D);
+            let h = o.max(c) + (rnd() % 5) * D / 100;
+            let l = (o.min(c) - (rnd() % 5) * D / 100).max(D / 2);
+            px = c;
+            let mut b = bar(i, 0, 0, 0, 0);
+            b.open_px_e9 = o;
+            b.high_px_e9 = h;
+            b.low_px_e9 = l;
+            b.close_px_e9 = c;
+            b.volume = (rnd() % 1000) as u64;
+            bars.push(b);
+        }
+        let name = format!("S{s:02}");
+        write_bar_file(&dir.join(format!("{name}.1m.rtb")), &name, 60, &bars).unwrap();
+    }
+}
+
+fn journal_bytes(dir: &Path) -> (Vec<u8>, Vec<String>) {
+    (std::fs::read(dir.join("journal.rtj")).unwrap(), fills(dir))
+}
+
+#[test]
+fn identical_across_shard_counts_runs_and_ring_sizes() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    write_random(&data, 7, 2_000, 42);
+    let mut base: Option<(Vec<u8>, Vec<String>)> = None;
+    for (i, (shards, ring, queue)) in
+        [(1, 1 << 16, 1 << 16), (2, 1 << 16, 1 << 16), (3, 64, 64), (2, 64, 64), (1, 1 << 16, 1 << 16)]
+            .into_iter()
+            .enumerate()
+    {
+        let mut cfg = EngineConfig::default();
+        cfg.pipeline.shards = shards;
+        cfg.pipeline.ring_size = ring;
+        cfg.pipeline.queue_size = queue;
+        let out = d.path().join(format!("run{i}"));
+        let r = run_dir(&data, Some(&out), &cfg, &BusyFactory);
+        assert_eq!(r.counters.prediction_mismatch, 0);
+        assert!(r.positions.totals().0 > 500, "the strategy trades: {:?}", r.positions.totals());
+        if ring == 64 {
+            assert!(r.counters.ring_full > 0, "a 64-slot ring fills up, and that is counted");
+        }
+        let got = journal_bytes(&out);
+        match &base {
+            None => base = Some(got),
+            Some(b) => {
+                assert_eq!(b.1, got.1, "fills differ with {shards} shards, ring {ring}");
+                assert!(b.0 == got.0, "journal differs with {shards} shards, ring {ring}");
+            }
+        }
+    }
+}
+
+#[test]
+fn portfolio_limits_are_deterministic_and_enforced() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    write_random(&data, 6, 1_500, 7);
+    let mut base = None;
+    for shards in [1, 2, 3] {
+        let mut cfg = EngineConfig::default();
+        cfg.pipeline.shards = shards;
+        cfg.risk.one_active_trade = true;
+        cfg.risk.max_open_orders = 5;
+        cfg.risk.max_daily_loss_usd = 40;
+        cfg.journal.inputs = JournalInputs::All;
+        let out = d.path().join(format!("p{shards}"));
+        let r = run_dir(&data, Some(&out), &cfg, &BusyFactory);
+        assert!(r.rejects[engine::records::Reason::OneActiveTrade.raw() as usize] > 0);
+        assert!(r.counters.shard_waits + r.counters.risk_waits > 0 || shards == 1);
+        let got = (journal_bytes(&out), r.halts, r.rejects);
+        match &base {
+            None => base = Some(got),
+            Some(b) => assert!(b == &got, "portfolio-mode results differ with {shards} shards"),
+        }
+    }
+}
+
+#[test]
+fn one_active_trade_never_holds_two_positions() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    write_random(&data, 4, 800, 3);
+    let mut cfg = EngineConfig::default();
+    cfg.pipeline.shards = 2;
+    cfg.risk.one_active_trade = true;
+    let out = d.path().join("r");
+    run_dir(&data, Some(&out), &cfg, &BusyFactory);
+    // Replay fills.csv in order: at most one symbol may hold a position at any time.
+    let mut pos = std::collections::BTreeMap::<String, i64>::new();
+    for line in fills(&out) {
+        let f: Vec<&str> = line.split(',').collect();
+        let q: i64 = f[3].parse().unwrap();
+        *pos.entry(f[1].to_string()).or_default() += if f[2] == "buy" { q } else { -q };
+        let open = pos.values().filter(|&&p| p != 0).count();
+        assert!(open <= 1, "two positions at once after {line}");
+    }
+}
+
+#[derive(Clone)]
+struct Panicky;
+impl Strategy for Panicky {
+    fn on_bar(&mut self, ctx: &mut Ctx<'_>, b: &Bar) {
+        if ctx.symbol().0 == 1 && b.ts_event_ns >= bar(50, 1, 1, 1, 1).ts_event_ns {
+            panic!("strategy bug on purpose");
+        }
+        if ctx.position() == 0 && ctx.open_orders() == 0 {
+            ctx.submit(OrderRequest::market(Side::Buy, 1));
+        } else if ctx.position() > 0 && ctx.open_orders() == 0 {
+            ctx.submit(OrderRequest::market(Side::Sell, 1));
+        }
+    }
+}
+struct PanickyFactory;
+impl StrategyFactory for PanickyFactory {
+    fn name(&self) -> &str {
+        "panicky"
+    }
+    fn build(&self, _s: &str) -> Box<dyn Strategy> {
+        Box::new(Panicky)
+    }
+}
+
+#[test]
+fn a_panicking_strategy_faults_only_its_symbol() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    write_random(&data, 3, 200, 1);
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut cfg = EngineConfig::default();
+    cfg.pipeline.shards = 2;
+    let r = run_dir(&data, None, &cfg, &PanickyFactory);
+    std::panic::set_hook(prev);
+    assert_eq!(r.counters.strategy_faults, 1);
+    let s0 = &r.positions.symbols[0];
+    let s1 = &r.positions.symbols[1];
+    let s2 = &r.positions.symbols[2];
+    // Symbols 0 and 2 trade on every other bar until the end; symbol 1 stopped at bar 50.
+    assert!(s0.fills > 150 && s2.fills > 60, "{} {}", s0.fills, s2.fills);
+    assert!(s1.fills <= 51, "{}", s1.fills);
+    assert!(r.positions.symbols.iter().all(|s| s.position == 0), "everything closed at the end");
+}
+
+#[test]
+fn risk_rejections_carry_reasons_and_reach_the_strategy() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let bars: Vec<Bar> = (0..6).map(|i| bar(i, 10, 11, 9, 10)).collect();
+    write_bar_file(&data.join("T.1m.rtb"), "T", 60, &bars).unwrap();
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = Script {
+        orders: vec![
+            (0, OrderRequest::market(Side::Buy, 100)),
+            (1, OrderRequest::market(Side::Buy, 1)), // 101 > max 100: rejected
+            (2, OrderRequest::market(Side::Sell, 50).reduce_only()), // fine
+            (3, OrderRequest::limit(Side::Buy, 5, 0)), // no limit price: invalid
+        ],
+        n: 0,
+        reports: reports.clone(),
+    };
+    let mut cfg = EngineConfig::default();
+    cfg.risk.max_position_shares = 100;
+    let r = run_dir(&data, None, &cfg, &ScriptFactory(script));
+    assert_eq!(r.rejects[engine::records::Reason::MaxPosition.raw() as usize], 1);
+    assert_eq!(r.rejects[engine::records::Reason::InvalidOrder.raw() as usize], 1);
+    let rejected = reports.lock().unwrap().iter().filter(|(k, _)| *k == ExecKind::Rejected).count();
+    assert_eq!(rejected, 2);
+    assert_eq!(r.counters.prediction_mismatch, 0);
+}
