@@ -27,10 +27,10 @@ pub struct Args {
     /// Bar directory (`*.rtb`); without it, the built-in S&P 500 sample (2019-11-05..08, 1 min)
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Strategy name (built-in: sma_cross, orb); overrides the config's [strategy] name
+    /// Strategy name (built-in: sma_cross, orb); overrides the config's `strategy.name`
     #[arg(long, value_name = "NAME")]
     pub strategy: Option<String>,
-    /// TOML config: [pipeline], [risk], [venue], [journal], [strategy]
+    /// TOML config with tables pipeline, risk, venue, journal, strategy (see ringtape.example.toml)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Strategy shard threads (overrides pipeline.shards)
@@ -47,14 +47,14 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// The config file: the engine's tables plus `[strategy]` (`name` and the strategy's parameters).
+/// The config file: the engine's tables plus `strategy` (`name` and the strategy's parameters).
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
     /// Engine settings.
     pub engine: EngineConfig,
     /// Strategy name from the file, if any.
     pub strategy_name: Option<String>,
-    /// The `[strategy]` table without `name`.
+    /// The `strategy` table without `name`.
     pub strategy_params: Option<toml::Table>,
 }
 
@@ -261,4 +261,30 @@ fn print_table(r: &serde_json::Value, p: &serde_json::Value, n_symbols: usize, o
         p["wall_s"].as_f64().unwrap_or(0.0)
     );
     println!("  {:<16}{}", "run dir", out.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_to_the_defaults() {
+        let text = include_str!("../../ringtape.example.toml");
+        let rc = parse_config(text, "ringtape.example.toml").unwrap();
+        assert_eq!(rc.engine, EngineConfig::default(), "the example documents the defaults");
+        assert_eq!(rc.strategy_name.as_deref(), Some("sma_cross"));
+        let f = strategies::factory_with("sma_cross", toml::Value::Table(rc.strategy_params.unwrap())).unwrap();
+        assert_eq!(f.name(), "sma_cross");
+        // The commented ORB block is valid too.
+        let orb: String = text
+            .split("# Opening-range breakout instead:")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .map(|l| l.trim_start_matches("# "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let rc = parse_config(&orb, "orb").unwrap();
+        strategies::factory_with("orb", toml::Value::Table(rc.strategy_params.unwrap())).unwrap();
+    }
 }
