@@ -7,6 +7,7 @@
 //! Benchmarks print a Markdown report to stdout (ready to paste into `BENCHMARKS.md`) and, where
 //! supported, write JSON with `--json FILE`.
 
+mod backtest;
 mod ring_hop;
 
 use clap::{Parser, Subcommand};
@@ -25,11 +26,15 @@ enum Command {
     /// One hop producer thread -> consumer thread: disruptor vs crossbeam channel vs ArrayQueue
     /// (paced latency with HdrHistogram, and flat-out throughput).
     RingHop(ring_hop::Args),
+    /// Backtest throughput: the `ringtape backtest` process end to end, the pipeline in process
+    /// (engine-only), open+validate, and single-threaded scan/merge baselines.
+    Backtest(backtest::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::RingHop(args) => ring_hop::run(args),
+        Command::Backtest(args) => backtest::run(args),
     }
 }

@@ -31,4 +31,5 @@ pub mod risk;
 pub mod stats;
 pub mod strategy;
 pub mod symbols;
+pub mod text;
 pub mod venue;

@@ -175,8 +175,8 @@ impl Cursor<'_> {
     #[inline]
     fn key(&self) -> Key {
         match self.bars.get(self.pos) {
-            Some(b) => (b.ts_event_ns.saturating_add(self.interval_ns), self.symbol.0, self.interval_s),
-            None => (i64::MAX, u32::MAX, u32::MAX),
+            Some(b) => b.ts_event_ns.saturating_add(self.interval_ns),
+            None => i64::MAX,
         }
     }
 }
@@ -194,8 +194,9 @@ pub struct Merged<'a> {
 
 const LINEAR_MAX: usize = 16;
 
-/// Merge key: (end time, symbol id, interval).
-type Key = (i64, u32, u32);
+/// Merge key: the end time. Streams are sorted by (symbol id, interval), so among equal end
+/// times the lowest stream index is the smallest (symbol, interval): ties need no extra fields.
+type Key = i64;
 
 impl<'a> Merged<'a> {
     fn new(streams: &'a [Stream]) -> Self {
@@ -212,7 +213,7 @@ impl<'a> Merged<'a> {
         let keys: Vec<_> = cursors.iter().map(Cursor::key).collect();
         let use_heap = cursors.len() > LINEAR_MAX;
         let heap = if use_heap {
-            keys.iter().enumerate().filter(|(_, k)| k.0 != i64::MAX).map(|(i, k)| std::cmp::Reverse((*k, i))).collect()
+            keys.iter().enumerate().filter(|(_, k)| **k != i64::MAX).map(|(i, k)| std::cmp::Reverse((*k, i))).collect()
         } else {
             Default::default()
         };
@@ -248,7 +249,7 @@ impl<'a> Iterator for Merged<'a> {
             let item = self.take(i);
             let k = self.cursors[i].key();
             let mut top = self.heap.peek_mut()?;
-            if k.0 == i64::MAX {
+            if k == i64::MAX {
                 std::collections::binary_heap::PeekMut::pop(top);
             } else {
                 top.0.0 = k;
@@ -256,9 +257,11 @@ impl<'a> Iterator for Merged<'a> {
             Some(item)
         } else {
             let mut best = 0;
-            for i in 1..self.keys.len() {
-                if self.keys[i] < self.keys[best] {
+            let mut best_key = self.keys[0];
+            for (i, &k) in self.keys.iter().enumerate().skip(1) {
+                if k < best_key {
                     best = i;
+                    best_key = k;
                 }
             }
             let item = self.take(best);

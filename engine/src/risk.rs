@@ -79,6 +79,8 @@ pub struct Risk {
     active_count: u32,
     rate: std::collections::VecDeque<i64>,
     day: Option<i64>,
+    day_start_ns: i64,
+    day_end_ns: i64,
     day_start_equity_e9: i128,
     halted: bool,
     peak_e9: i128,
@@ -111,6 +113,8 @@ impl Risk {
             active_count: 0,
             rate: std::collections::VecDeque::with_capacity(rate_cap + 1),
             day: None,
+            day_start_ns: 0,
+            day_end_ns: 0,
             day_start_equity_e9: 0,
             halted: false,
             peak_e9: 0,
@@ -154,8 +158,19 @@ impl Risk {
         (ts + self.cfg.day_utc_offset_s * 1_000_000_000).div_euclid(86_400 * 1_000_000_000)
     }
 
+    #[inline]
     fn roll_day(&mut self, ts: i64) {
+        if ts >= self.day_start_ns && ts < self.day_end_ns {
+            return;
+        }
+        self.roll_day_slow(ts);
+    }
+
+    fn roll_day_slow(&mut self, ts: i64) {
         let d = self.day_of(ts);
+        const DAY: i64 = 86_400 * 1_000_000_000;
+        self.day_start_ns = d * DAY - self.cfg.day_utc_offset_s * 1_000_000_000;
+        self.day_end_ns = self.day_start_ns + DAY;
         match self.day {
             Some(cur) if cur == d => {}
             Some(cur) => {
@@ -216,6 +231,11 @@ impl Risk {
         let i = s.0 as usize;
         if let Some(book) = self.books[i].as_mut() {
             book.on_bar(bar, out);
+        }
+        if self.syms[i].pos == 0 {
+            // Flat: the mark moves no equity.
+            self.syms[i].mark_px_e9 = bar.close_px_e9;
+            return;
         }
         self.set_mark(i, bar.close_px_e9);
         self.track_drawdown();

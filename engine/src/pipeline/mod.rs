@@ -737,6 +737,7 @@ struct JournalWriter {
     journal: std::io::BufWriter<std::fs::File>,
     fills: std::io::BufWriter<std::fs::File>,
     names: Vec<String>,
+    line: Vec<u8>,
 }
 
 impl JournalWriter {
@@ -754,9 +755,9 @@ impl JournalWriter {
         header[10..12].copy_from_slice(&(JOURNAL_RECORD as u16).to_le_bytes());
         journal.write_all(&header).map_err(e(&jpath))?;
         let fpath = dir.join("fills.csv");
-        let mut fills = std::io::BufWriter::new(std::fs::File::create(&fpath).map_err(e(&fpath))?);
+        let mut fills = std::io::BufWriter::with_capacity(1 << 18, std::fs::File::create(&fpath).map_err(e(&fpath))?);
         writeln!(fills, "ts,symbol,side,qty,price,commission,order_id,reason").map_err(e(&fpath))?;
-        Ok(JournalWriter { dir: dir.to_path_buf(), journal, fills, names: symbols.names().to_vec() })
+        Ok(JournalWriter { dir: dir.to_path_buf(), journal, fills, names: symbols.names().to_vec(), line: Vec::with_capacity(128) })
     }
 
     fn write(&mut self, f: &Flow) -> Result<(), PipelineError> {
@@ -765,21 +766,30 @@ impl JournalWriter {
         if let FlowBody::Report(r) = &f.body
             && r.exec_kind().is_some_and(ExecKind::is_fill)
         {
+            use crate::text::{write_px, write_ts, write_u64};
             let name = self.names.get(r.symbol.0 as usize).map_or("?", String::as_str);
             let side = r.exec_side().map_or("?", |s| s.as_str());
             let reason = r.exec_reason().map_or("?", |r| r.as_str());
-            writeln!(
-                self.fills,
-                "{},{},{},{},{},{},{},{}",
-                fmt_ts(r.ts_event_ns),
-                name,
-                side,
-                r.fill_qty,
-                crate::records::fmt_px(r.fill_px_e9, 2),
-                crate::records::fmt_px(r.commission_e9, 2),
-                r.order_id.0,
-                reason
-            )
+            let b = &mut self.line;
+            b.clear();
+            write_ts(b, r.ts_event_ns);
+            b.push(b',');
+            b.extend_from_slice(name.as_bytes());
+            b.push(b',');
+            b.extend_from_slice(side.as_bytes());
+            b.push(b',');
+            write_u64(b, u64::from(r.fill_qty));
+            b.push(b',');
+            write_px(b, r.fill_px_e9, 2);
+            b.push(b',');
+            write_px(b, r.commission_e9, 2);
+            b.push(b',');
+            write_u64(b, r.order_id.0);
+            b.push(b',');
+            b.extend_from_slice(reason.as_bytes());
+            b.push(b'\n');
+            self.fills
+                .write_all(b)
             .map_err(|err| PipelineError::Journal { path: self.dir.join("fills.csv"), err })?;
         }
         Ok(())
@@ -796,40 +806,4 @@ impl JournalWriter {
     }
 }
 
-/// Format ns since the epoch as RFC 3339 UTC (`2019-11-05T16:04:00Z`, fractional seconds only
-/// when present). Civil-from-days after Howard Hinnant's algorithm.
-pub fn fmt_ts(ts_ns: i64) -> String {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let nanos = ts_ns.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
-    if nanos == 0 {
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
-    } else {
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{nanos:09}Z")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fmt_ts;
-
-    #[test]
-    fn timestamps_format_as_rfc3339() {
-        assert_eq!(fmt_ts(0), "1970-01-01T00:00:00Z");
-        // 2019-11-05 14:30 UTC = 1572964200 s
-        assert_eq!(fmt_ts(1_572_964_200_000_000_000), "2019-11-05T14:30:00Z");
-        assert_eq!(fmt_ts(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z");
-    }
-}
+pub use crate::text::fmt_ts;

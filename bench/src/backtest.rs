@@ -1,0 +1,1132 @@
+//! `backtest`: backtest throughput, end to end (the `ringtape` binary) and engine-only (in process).
+//!
+//! **Data.** A directory of bar files (`--bars-dir`, default `target/bench-data/sma10x1000`,
+//! relative to the current directory). When it holds no `.rtb` file it is generated first with
+//! `ringtape synth --symbols 10 --days 1000 --interval 1m --seed 1` (3.9M one-minute bars);
+//! `--quick` uses 2 symbols x 50 days (39,000 bars) in `target/bench-data/sma2x50` instead. The
+//! `ringtape` binary is the one next to this executable (`--ringtape PATH` overrides).
+//!
+//! **Modes.** Every mode processes the whole data set; bars/s = bars in the set / seconds.
+//!
+//! * **end to end (process)**: `ringtape backtest --data DIR --strategy S --shards N --out RUN
+//!   --quiet`, timed with `Instant` around spawn + wait: process start to exit, after the summary
+//!   is written. Includes exec and dynamic loading, opening and validating the data, writing
+//!   `journal.meta.json`, the pipeline run with its journal (`journal.rtj`, `fills.csv`) and
+//!   `summary.json`. Each run gets a fresh run directory in a temporary directory, deleted after
+//!   its `summary.json` is read. The `perf` section of that summary (`wall_s`,
+//!   `open_validate_s`, `engine_s`, counters, placement) gives the in-process breakdown.
+//! * **engine-only**: in this process, `engine::pipeline::run` over `BarReplay` of an already
+//!   opened set with `EngineConfig::default()` (the config `ringtape backtest` uses without
+//!   `--config`) and `out_dir: None` (no journal files); only the `run()` call is timed (it
+//!   includes spawning and joining the stage threads).
+//! * **open+validate**: `BarSet::open_dir(dir, 2)`: map every file, XXH3 the data, check every
+//!   record, as `ringtape backtest` does before it runs. Files are in the page cache (the warm-up
+//!   round reads them), so this is CPU, not disk.
+//! * Single-threaded baselines over the opened set, to put the pipeline in context:
+//!   **plain scan** sums the closes of every file's `bars()` slice in turn (memory bandwidth
+//!   reference); **merge only** sums the closes of `set.merged()` (the k-way merge the sequencer
+//!   runs: the ceiling of a single sequencer); **replay only** pulls every event out of
+//!   `BarReplay` (merge + building the 64-byte ring event, i.e. the sequencer's work minus
+//!   publishing).
+//!
+//! **Procedure.** `--warmup` unmeasured rounds (default 1), then `--runs` measured rounds (default
+//! 5). A round runs every mode once: open+validate, the baselines, engine-only for each shard count,
+//! then end to end for each shard count. Rounds interleave the modes so that the slow drifts of a
+//! noisy shared machine hit all modes alike; the shard order alternates between rounds. The report
+//! gives median, min and max over the measured rounds, every run's time, and the load average and
+//! running compilers at start and end (a busy machine makes the numbers meaningless).
+//!
+//! **Checks** (a failure exits non-zero after printing the report): every end-to-end run's
+//! `results` JSON is identical across runs and shard counts; every engine-only run's totals (bars,
+//! fills, trades, wins, net PnL, commissions) are identical and match the end-to-end results; no
+//! prediction mismatch or strategy fault; the three baselines see the same bars and close sum.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail, ensure};
+use engine::merge::BarSet;
+use engine::pipeline::config::EngineConfig;
+use engine::pipeline::{BarReplay, Next, RunOutput, RunSpec, Source};
+use engine::records::PX_SCALE;
+use engine::strategy::StrategyFactory;
+
+/// Default data directory (10 symbols x 1000 days of 1-minute bars).
+const DEFAULT_DIR: &str = "target/bench-data/sma10x1000";
+/// Data directory with `--quick` (2 symbols x 50 days).
+const QUICK_DIR: &str = "target/bench-data/sma2x50";
+const FULL_SIZE: DataSize = DataSize { symbols: 10, days: 1000 };
+const QUICK_SIZE: DataSize = DataSize { symbols: 2, days: 50 };
+const SYNTH_SEED: u64 = 1;
+/// Validation threads of `BarSet::open_dir`, as in `ringtape backtest`.
+const OPEN_THREADS: usize = 2;
+
+/// Options of `ringtape-bench backtest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Bar directory (*.rtb); generated with `ringtape synth` when it holds no .rtb file
+    /// [default: target/bench-data/sma10x1000; target/bench-data/sma2x50 with --quick]
+    #[arg(long, value_name = "DIR")]
+    pub bars_dir: Option<PathBuf>,
+    /// Small data set (2 symbols x 50 days of 1-minute bars) for smoke runs
+    #[arg(long)]
+    pub quick: bool,
+    /// Shard counts to measure, comma-separated
+    #[arg(long, value_name = "N,..", value_delimiter = ',', default_value = "1,2")]
+    pub shards: Vec<usize>,
+    /// Measured rounds (each runs every mode once)
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Unmeasured warm-up rounds before the measured ones (results are still checked)
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Strategy (built-in name, default parameters)
+    #[arg(long, default_value = "sma_cross")]
+    pub strategy: String,
+    /// The `ringtape` binary [default: `ringtape` next to this executable]
+    #[arg(long, value_name = "PATH")]
+    pub ringtape: Option<PathBuf>,
+    /// Also write the results as JSON to this file
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DataSize {
+    symbols: u32,
+    days: u32,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data set.
+// ---------------------------------------------------------------------------------------------
+
+fn has_bar_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == engine::barfile::EXTENSION))
+    })
+}
+
+/// The `ringtape` binary: `--ringtape`, or `ringtape` next to the current executable.
+fn ringtape_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe().context("locating the current executable")?.with_file_name("ringtape"),
+    };
+    if !path.is_file() {
+        bail!(
+            "the ringtape binary is missing at {}: build it with cargo build --release -p ringtape-tools \
+             (with the same target dir as ringtape-bench), or pass --ringtape PATH",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Generate the data set with `ringtape synth`; returns the seconds it took.
+fn synth(ringtape: &Path, dir: &Path, size: DataSize) -> anyhow::Result<f64> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut cmd = Command::new(ringtape);
+    cmd.arg("synth")
+        .args(["--symbols", &size.symbols.to_string(), "--days", &size.days.to_string()])
+        .args(["--interval", "1m", "--seed", &SYNTH_SEED.to_string(), "--out"])
+        .arg(dir);
+    eprintln!("backtest: generating {} ({} symbols x {} days of 1m bars) ...", dir.display(), size.symbols, size.days);
+    let t = Instant::now();
+    let out = cmd.output().with_context(|| format!("running {}", ringtape.display()))?;
+    if !out.status.success() {
+        bail!("{} synth failed ({}): {}", ringtape.display(), out.status, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The measured operations.
+// ---------------------------------------------------------------------------------------------
+
+/// What a single-threaded pass over the bars saw: bar count and wrapping sum of the closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ScanSum {
+    bars: u64,
+    close_sum: i64,
+}
+
+/// Every file's bars in turn (no merge).
+fn plain_scan(set: &BarSet) -> ScanSum {
+    let mut s = ScanSum { bars: 0, close_sum: 0 };
+    for stream in set.streams() {
+        let bars = black_box(stream.file.bars());
+        s.bars += bars.len() as u64;
+        for b in bars {
+            s.close_sum = s.close_sum.wrapping_add(b.close_px_e9);
+        }
+    }
+    black_box(s)
+}
+
+/// The k-way merge in (end time, symbol, interval) order.
+fn merge_only(set: &BarSet) -> ScanSum {
+    let mut s = ScanSum { bars: 0, close_sum: 0 };
+    for it in set.merged() {
+        s.bars += 1;
+        s.close_sum = s.close_sum.wrapping_add(black_box(it.bar).close_px_e9);
+    }
+    black_box(s)
+}
+
+/// The sequencer's source: merge plus building each ring event.
+fn replay_only(set: &BarSet) -> ScanSum {
+    let mut s = ScanSum { bars: 0, close_sum: 0 };
+    let mut src = BarReplay::new(set.merged());
+    loop {
+        match src.next() {
+            Next::Event(ev) => {
+                let ev = black_box(ev);
+                s.bars += 1;
+                if let Some(b) = ev.as_bar() {
+                    s.close_sum = s.close_sum.wrapping_add(b.close_px_e9);
+                }
+            }
+            Next::Idle => {}
+            Next::End => break,
+        }
+    }
+    black_box(s)
+}
+
+/// Run the pipeline over the whole set in process, without journal files.
+fn engine_run(set: &BarSet, factory: &dyn StrategyFactory, shards: usize) -> anyhow::Result<RunOutput> {
+    let mut cfg = EngineConfig::default();
+    cfg.pipeline.shards = shards;
+    let spec = RunSpec { config: &cfg, symbols: set.symbols(), factory, out_dir: None, control: None };
+    Ok(engine::pipeline::run(&spec, BarReplay::new(set.merged()), &mut |_| {})?)
+}
+
+/// The deterministic outcome of an engine-only run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EngineTotals {
+    bars: u64,
+    fills: u64,
+    trades: u64,
+    wins: u64,
+    net_e9: i128,
+    commission_e9: i128,
+}
+
+impl EngineTotals {
+    fn of(out: &RunOutput) -> Self {
+        let (fills, trades, wins, net_e9, commission_e9) = out.positions.totals();
+        EngineTotals { bars: out.bars, fills, trades, wins, net_e9, commission_e9 }
+    }
+
+    /// Compare with the `results` of a `summary.json` (same fields, USD as `ringtape` computes it).
+    fn matches_summary(&self, r: &serde_json::Value) -> bool {
+        let usd = |v: i128| serde_json::json!(v as f64 / PX_SCALE as f64);
+        r["bars"].as_u64() == Some(self.bars)
+            && r["fills"].as_u64() == Some(self.fills)
+            && r["trades"].as_u64() == Some(self.trades)
+            && r["wins"].as_u64() == Some(self.wins)
+            && r["net_pnl_usd"] == usd(self.net_e9)
+            && r["commission_usd"] == usd(self.commission_e9)
+    }
+}
+
+/// Stage placement: (stage, core, wait).
+type Placement = Vec<(String, Option<u64>, String)>;
+
+fn placement_of_output(out: &RunOutput) -> Placement {
+    out.placement.iter().map(|(s, c, w)| (s.clone(), c.map(|c| c as u64), w.clone())).collect()
+}
+
+fn placement_of_summary(perf: &serde_json::Value) -> Placement {
+    perf["placement"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p["stage"].as_str().unwrap_or("?").to_owned(),
+                        p["core"].as_u64(),
+                        p["wait"].as_str().unwrap_or("?").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `all 5 stages unpinned, wait Backoff`, or `sequencer core 0 Spin, shard-0 core 1 Spin, ...`.
+fn placement_text(p: &Placement) -> String {
+    if p.is_empty() {
+        return "not reported".into();
+    }
+    let core = |c: Option<u64>| c.map_or_else(|| "unpinned".to_owned(), |c| format!("core {c}"));
+    if p.iter().all(|x| x.1 == p[0].1 && x.2 == p[0].2) {
+        return format!("all {} stages {}, wait {}", p.len(), core(p[0].1), p[0].2);
+    }
+    p.iter().map(|(s, c, w)| format!("{s} {} {w}", core(*c))).collect::<Vec<_>>().join(", ")
+}
+
+/// One end-to-end run of the `ringtape` binary.
+#[derive(Debug, Clone)]
+struct E2eRun {
+    shards: usize,
+    round: usize,
+    measured: bool,
+    /// Spawn to exit.
+    process_s: f64,
+    /// `perf.wall_s` (ringtape's own start to summary).
+    wall_s: f64,
+    open_validate_s: f64,
+    engine_s: f64,
+    counters: serde_json::Value,
+    placement: Placement,
+    results: serde_json::Value,
+}
+
+fn run_e2e(
+    ringtape: &Path,
+    data: &Path,
+    strategy: &str,
+    shards: usize,
+    run_dir: &Path,
+    round: usize,
+    measured: bool,
+) -> anyhow::Result<E2eRun> {
+    let mut cmd = Command::new(ringtape);
+    cmd.arg("backtest")
+        .arg("--data")
+        .arg(data)
+        .args(["--strategy", strategy, "--shards", &shards.to_string(), "--out"])
+        .arg(run_dir)
+        .arg("--quiet");
+    let t = Instant::now();
+    let out = cmd.output().with_context(|| format!("running {}", ringtape.display()))?;
+    let process_s = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "{} backtest --shards {shards} failed ({}): {}",
+            ringtape.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let spath = run_dir.join("summary.json");
+    let text = std::fs::read_to_string(&spath).with_context(|| format!("reading {}", spath.display()))?;
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", spath.display()))?;
+    std::fs::remove_dir_all(run_dir).with_context(|| format!("removing {}", run_dir.display()))?;
+    let perf = summary["perf"].take();
+    let f = |k: &str| perf[k].as_f64().unwrap_or(f64::NAN);
+    Ok(E2eRun {
+        shards,
+        round,
+        measured,
+        process_s,
+        wall_s: f("wall_s"),
+        open_validate_s: f("open_validate_s"),
+        engine_s: f("engine_s"),
+        counters: perf["counters"].clone(),
+        placement: placement_of_summary(&perf),
+        results: summary["results"].take(),
+    })
+}
+
+/// One engine-only run.
+#[derive(Debug, Clone)]
+struct EngineRun {
+    shards: usize,
+    round: usize,
+    measured: bool,
+    secs: f64,
+    totals: EngineTotals,
+    counters: serde_json::Value,
+    placement: Placement,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and report.
+// ---------------------------------------------------------------------------------------------
+
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+fn median_u64(v: &[u64]) -> f64 {
+    median(&v.iter().map(|&x| x as f64).collect::<Vec<_>>())
+}
+
+/// One row of the main table: a mode (and shard count) with its measured seconds.
+#[derive(Debug, Clone)]
+struct Row {
+    key: &'static str,
+    label: &'static str,
+    shards: Option<usize>,
+    secs: Vec<f64>,
+}
+
+impl Row {
+    fn shards_text(&self) -> String {
+        self.shards.map_or_else(|| "-".into(), |n| n.to_string())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    name: String,
+    ok: bool,
+    detail: String,
+}
+
+#[derive(Debug, Clone)]
+struct MachineInfo {
+    nproc: usize,
+    cpu_model: String,
+    kernel: String,
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+fn machine_info() -> MachineInfo {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "model name").then(|| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    MachineInfo {
+        nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpu_model,
+        kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".to_owned()),
+    }
+}
+
+/// Load average and running compilers at one moment.
+#[derive(Debug, Clone)]
+struct Load {
+    loadavg: String,
+    compilers: usize,
+}
+
+fn load_now() -> Load {
+    let loadavg = read_trimmed("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let compilers = std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+                .filter(|c| matches!(c.trim(), "rustc" | "cargo" | "cc" | "ld" | "rust-lld"))
+                .count()
+        })
+        .unwrap_or(0);
+    Load { loadavg, compilers }
+}
+
+impl Load {
+    fn text(&self) -> String {
+        format!("{} ({} compiler processes running)", self.loadavg, self.compilers)
+    }
+}
+
+/// The command line as typed (arguments with spaces or quotes get single-quoted).
+fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = if i == 0 {
+                Path::new(&a).file_name().map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+            } else {
+                a
+            };
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$\\".contains(c)) {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Seconds as milliseconds with about 3 significant digits (`0.412`, `41.2`, `4123`).
+fn fmt_ms(secs: f64) -> String {
+    let ms = secs * 1e3;
+    if !ms.is_finite() {
+        "-".into()
+    } else if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else if ms >= 1.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.3}")
+    }
+}
+
+fn fmt_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Describes the data set in the report.
+#[derive(Debug, Clone)]
+struct DataInfo {
+    dir: PathBuf,
+    files: usize,
+    symbols: usize,
+    bars: u64,
+    bytes: u64,
+    intervals: Vec<u32>,
+    /// Seconds `ringtape synth` took, when the set was generated by this run.
+    generated_s: Option<f64>,
+}
+
+struct Report<'a> {
+    args: &'a Args,
+    command: String,
+    machine: MachineInfo,
+    load_start: Load,
+    load_end: Load,
+    data: DataInfo,
+    rows: Vec<Row>,
+    e2e: &'a [E2eRun],
+    engine: &'a [EngineRun],
+    checks: &'a [Check],
+}
+
+/// `median [min-max]` of one counter over the measured runs.
+fn counter_text(values: &[u64]) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    let (lo, hi) = (values.iter().min().copied().unwrap_or(0), values.iter().max().copied().unwrap_or(0));
+    let m = median_u64(values);
+    if lo == hi { fmt_count(lo) } else { format!("{m:.0} [{}-{}]", fmt_count(lo), fmt_count(hi)) }
+}
+
+fn counter_values<'a>(counters: impl Iterator<Item = &'a serde_json::Value>, key: &str) -> Vec<u64> {
+    counters.map(|c| c[key].as_u64().unwrap_or(0)).collect()
+}
+
+const COUNTERS: [&str; 6] =
+    ["ring_full", "risk_waits", "shard_waits", "full_shard_to_risk", "full_to_exec", "full_to_journal"];
+
+fn markdown(r: &Report<'_>) -> String {
+    let bars = r.data.bars as f64;
+    let mut s = String::new();
+    // `write!` to a String cannot fail; the results are ignored on purpose.
+    let _ = writeln!(s, "## backtest: throughput end to end and engine-only\n");
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| Command | `{}` |", r.command);
+    let _ =
+        writeln!(s, "| Machine | {} (nproc {}), kernel {} |", r.machine.cpu_model, r.machine.nproc, r.machine.kernel);
+    let _ = writeln!(s, "| Load average (1/5/15 min) | start {}; end {} |", r.load_start.text(), r.load_end.text());
+    let _ = writeln!(
+        s,
+        "| Data | `{}`: {} files, {} symbols, {} bars ({:.1} MB of records), interval(s) {}{} |",
+        r.data.dir.display(),
+        r.data.files,
+        r.data.symbols,
+        fmt_count(r.data.bars),
+        (r.data.bars * 48) as f64 / 1e6,
+        r.data.intervals.iter().map(|i| format!("{i} s")).collect::<Vec<_>>().join(", "),
+        r.data
+            .generated_s
+            .map_or_else(|| " (existing)".to_owned(), |t| format!(" (generated now by ringtape synth in {t:.1} s)"))
+    );
+    let _ = writeln!(s, "| Files on disk | {:.1} MB |", r.data.bytes as f64 / 1e6);
+    let d = EngineConfig::default().pipeline;
+    let _ = writeln!(
+        s,
+        "| Strategy / config | {} (default parameters); EngineConfig::default(): ring {} slots, queues {}, wait {:?}, pin {} |",
+        r.args.strategy, d.ring_size, d.queue_size, d.wait, d.pin
+    );
+    for n in &r.args.shards {
+        let p = r.e2e.iter().find(|e| e.shards == *n).map(|e| placement_text(&e.placement));
+        let q = r.engine.iter().find(|e| e.shards == *n).map(|e| placement_text(&e.placement));
+        let _ = writeln!(
+            s,
+            "| Placement, {n} shard(s) | ringtape (summary.json perf.placement): {}; engine-only: {} |",
+            p.unwrap_or_else(|| "-".into()),
+            q.unwrap_or_else(|| "-".into())
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| Rounds | {} measured (+{} warm-up), each runs every mode once, interleaved |",
+        r.args.runs, r.args.warmup
+    );
+    let _ = writeln!(s);
+
+    let _ = writeln!(s, "### Throughput ({} bars per run)\n", fmt_count(r.data.bars));
+    let _ = writeln!(
+        s,
+        "| Mode | Shards | Median s | Min s | Max s | Median Mbars/s | Min-max Mbars/s | Max/min time | vs merge only |"
+    );
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let merge_rate = r.rows.iter().find(|x| x.key == "merge_only").map(|x| bars / median(&x.secs));
+    for row in &r.rows {
+        let (m, lo, hi) = (median(&row.secs), min(&row.secs), max(&row.secs));
+        let vs = merge_rate.map_or_else(|| "-".into(), |mr| format!("{:.2}x", bars / m / mr));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2}-{:.2} | {:.2} | {} |",
+            row.label,
+            row.shards_text(),
+            m,
+            lo,
+            hi,
+            bars / m / 1e6,
+            bars / hi / 1e6,
+            bars / lo / 1e6,
+            hi / lo,
+            vs
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nMbars/s = bars in the set / seconds. \"vs merge only\": median rate over the median rate of \
+         the single-threaded merge (the sequencer's ceiling); the plain scan is the memory bandwidth \
+         reference. Engine-only runs write no journal; end-to-end runs (and their engine phase) do."
+    );
+    let _ = writeln!(s);
+
+    let _ = writeln!(s, "### End to end: where the time goes (medians over measured runs)\n");
+    let _ = writeln!(
+        s,
+        "| Shards | process s | ringtape wall_s | open+validate s | engine s | other in-process s | exec+exit s | engine share |"
+    );
+    let _ = writeln!(s, "|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for n in &r.args.shards {
+        let runs: Vec<&E2eRun> = r.e2e.iter().filter(|e| e.measured && e.shards == *n).collect();
+        let col = |f: &dyn Fn(&E2eRun) -> f64| median(&runs.iter().map(|e| f(e)).collect::<Vec<_>>());
+        let process = col(&|e| e.process_s);
+        let engine = col(&|e| e.engine_s);
+        let _ = writeln!(
+            s,
+            "| {n} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0}% |",
+            process,
+            col(&|e| e.wall_s),
+            col(&|e| e.open_validate_s),
+            engine,
+            col(&|e| e.wall_s - e.open_validate_s - e.engine_s),
+            col(&|e| e.process_s - e.wall_s),
+            100.0 * engine / process
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nother in-process = wall_s - open_validate_s - engine_s (journal.meta.json, config.toml, \
+         summary.json); exec+exit = process time - wall_s (exec, loading, unmapping, exit)."
+    );
+    let _ = writeln!(s);
+
+    let _ = writeln!(s, "### Pipeline counters (measured runs: median [min-max])\n");
+    let _ = writeln!(s, "| Mode | Shards | {} |", COUNTERS.join(" | "));
+    let _ = writeln!(s, "|---|--:|{}", "--:|".repeat(COUNTERS.len()));
+    for n in &r.args.shards {
+        let e2e: Vec<&serde_json::Value> =
+            r.e2e.iter().filter(|e| e.measured && e.shards == *n).map(|e| &e.counters).collect();
+        let eng: Vec<&serde_json::Value> =
+            r.engine.iter().filter(|e| e.measured && e.shards == *n).map(|e| &e.counters).collect();
+        for (label, cs) in [("end to end", &e2e), ("engine-only", &eng)] {
+            let cells: Vec<String> =
+                COUNTERS.iter().map(|k| counter_text(&counter_values(cs.iter().copied(), k))).collect();
+            let _ = writeln!(s, "| {label} | {n} | {} |", cells.join(" | "));
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nring_full: times the sequencer found the main ring full (it then backs off); risk_waits: \
+         times risk waited for a shard; shard_waits: times a shard waited for a risk decision."
+    );
+    let _ = writeln!(s);
+
+    let _ = writeln!(s, "### Every measured run, seconds (in round order)\n");
+    let _ = writeln!(
+        s,
+        "| Mode | Shards | {} |",
+        (1..=r.args.runs).map(|i| format!("run {i}")).collect::<Vec<_>>().join(" | ")
+    );
+    let _ = writeln!(s, "|---|--:|{}", "--:|".repeat(r.args.runs));
+    for row in &r.rows {
+        let cells: Vec<String> = row.secs.iter().map(|x| format!("{x:.3}")).collect();
+        let _ = writeln!(s, "| {} | {} | {} |", row.label, row.shards_text(), cells.join(" | "));
+    }
+    let _ = writeln!(s);
+
+    let _ = writeln!(s, "### Checks\n");
+    for c in r.checks {
+        let _ = writeln!(s, "- {} {}: {}", if c.ok { "OK" } else { "FAIL" }, c.name, c.detail);
+    }
+    s
+}
+
+fn json(r: &Report<'_>) -> serde_json::Value {
+    let bars = r.data.bars as f64;
+    let rows: Vec<serde_json::Value> = r
+        .rows
+        .iter()
+        .map(|row| {
+            let (m, lo, hi) = (median(&row.secs), min(&row.secs), max(&row.secs));
+            serde_json::json!({
+                "mode": row.key,
+                "label": row.label,
+                "shards": row.shards,
+                "secs": row.secs,
+                "median_s": m,
+                "min_s": lo,
+                "max_s": hi,
+                "bars_per_s_median": bars / m,
+                "bars_per_s_min": bars / hi,
+                "bars_per_s_max": bars / lo,
+            })
+        })
+        .collect();
+    let placement = |p: &Placement| {
+        p.iter().map(|(s, c, w)| serde_json::json!({"stage": s, "core": c, "wait": w})).collect::<Vec<_>>()
+    };
+    let e2e: Vec<serde_json::Value> = r
+        .e2e
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "shards": e.shards, "round": e.round, "measured": e.measured,
+                "process_s": e.process_s, "wall_s": e.wall_s, "open_validate_s": e.open_validate_s,
+                "engine_s": e.engine_s, "counters": e.counters, "placement": placement(&e.placement),
+            })
+        })
+        .collect();
+    let engine: Vec<serde_json::Value> = r
+        .engine
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "shards": e.shards, "round": e.round, "measured": e.measured, "secs": e.secs,
+                "counters": e.counters, "placement": placement(&e.placement),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "benchmark": "backtest",
+        "command": r.command,
+        "machine": {
+            "cpu_model": r.machine.cpu_model,
+            "nproc": r.machine.nproc,
+            "kernel": r.machine.kernel,
+            "loadavg_start": r.load_start.loadavg,
+            "loadavg_end": r.load_end.loadavg,
+            "compilers_running_start": r.load_start.compilers,
+            "compilers_running_end": r.load_end.compilers,
+        },
+        "data": {
+            "dir": r.data.dir.display().to_string(),
+            "files": r.data.files,
+            "symbols": r.data.symbols,
+            "bars": r.data.bars,
+            "bytes": r.data.bytes,
+            "intervals_s": r.data.intervals,
+            "generated_s": r.data.generated_s,
+        },
+        "strategy": r.args.strategy,
+        "shards": r.args.shards,
+        "runs": r.args.runs,
+        "warmup": r.args.warmup,
+        "results": r.e2e.first().map(|e| e.results.clone()),
+        "modes": rows,
+        "end_to_end_runs": e2e,
+        "engine_only_runs": engine,
+        "checks": r.checks.iter().map(|c| serde_json::json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry point.
+// ---------------------------------------------------------------------------------------------
+
+/// Seconds of one call of `f`, and its result.
+fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let t = Instant::now();
+    let v = f();
+    (t.elapsed().as_secs_f64(), v)
+}
+
+/// Entry point of `ringtape-bench backtest`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    ensure!(args.runs > 0, "--runs must be > 0");
+    ensure!(!args.shards.is_empty(), "--shards needs at least one shard count");
+    for &n in &args.shards {
+        ensure!((1..=256).contains(&n), "--shards: {n} is out of range (use 1..=256)");
+    }
+    let factory =
+        strategies::factory(&args.strategy).map_err(|e| anyhow::anyhow!("--strategy {}: {e}", args.strategy))?;
+    let ringtape = ringtape_binary(args.ringtape.as_deref())?;
+    let (size, default_dir) = if args.quick { (QUICK_SIZE, QUICK_DIR) } else { (FULL_SIZE, DEFAULT_DIR) };
+    let dir = args.bars_dir.clone().unwrap_or_else(|| PathBuf::from(default_dir));
+    let generated_s = if has_bar_files(&dir) { None } else { Some(synth(&ringtape, &dir, size)?) };
+
+    let command = command_line();
+    let machine = machine_info();
+    let load_start = load_now();
+    let tmp = std::env::temp_dir().join(format!("ringtape-bench-backtest.{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let result = measure(args, &dir, &ringtape, factory.as_ref(), &tmp);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let m = result?;
+    let load_end = load_now();
+    let checks = checks(&m);
+
+    let data = DataInfo {
+        dir: dir.clone(),
+        files: m.files,
+        symbols: m.symbols,
+        bars: m.bars,
+        bytes: m.bytes,
+        intervals: m.intervals,
+        generated_s,
+    };
+    let report = Report {
+        args,
+        command,
+        machine,
+        load_start,
+        load_end,
+        data,
+        rows: m.rows,
+        e2e: &m.e2e,
+        engine: &m.engine,
+        checks: &checks,
+    };
+    print!("{}", markdown(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&json(&report))?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing JSON to {}", path.display()))?;
+        eprintln!("backtest: wrote {}", path.display());
+    }
+    let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
+    if !failed.is_empty() {
+        bail!("{} check(s) failed: {}", failed.len(), failed.join("; "));
+    }
+    Ok(())
+}
+
+/// Everything the rounds measured.
+#[derive(Debug)]
+struct Measured {
+    files: usize,
+    symbols: usize,
+    bars: u64,
+    bytes: u64,
+    intervals: Vec<u32>,
+    rows: Vec<Row>,
+    scans: Vec<(&'static str, ScanSum)>,
+    e2e: Vec<E2eRun>,
+    engine: Vec<EngineRun>,
+}
+
+fn measure(
+    args: &Args,
+    dir: &Path,
+    ringtape: &Path,
+    factory: &dyn StrategyFactory,
+    tmp: &Path,
+) -> anyhow::Result<Measured> {
+    let mut open =
+        Row { key: "open_validate", label: "open+validate (BarSet::open_dir, 2 threads)", shards: None, secs: vec![] };
+    let mut plain =
+        Row { key: "plain_scan", label: "plain scan (each file's bars, 1 thread)", shards: None, secs: vec![] };
+    let mut merge = Row { key: "merge_only", label: "merge only (set.merged(), 1 thread)", shards: None, secs: vec![] };
+    let mut replay =
+        Row { key: "replay_only", label: "replay only (BarReplay events, 1 thread)", shards: None, secs: vec![] };
+    let mut scans = Vec::new();
+    let mut e2e = Vec::new();
+    let mut engine = Vec::new();
+    let mut info = None;
+    let rounds = args.warmup + args.runs;
+    for round in 0..rounds {
+        let measured = round >= args.warmup;
+        let mut order = args.shards.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        eprintln!("backtest: round {}/{}{} ...", round + 1, rounds, if measured { "" } else { " (warm-up)" });
+
+        let (open_s, set) = timed(|| BarSet::open_dir(dir, OPEN_THREADS));
+        let set = set.with_context(|| format!("opening {}", dir.display()))?;
+        if info.is_none() {
+            let mut intervals: Vec<u32> = set.streams().iter().map(|s| s.file.header().interval_s).collect();
+            intervals.sort_unstable();
+            intervals.dedup();
+            let bytes = set
+                .streams()
+                .iter()
+                .map(|s| std::fs::metadata(s.file.path()).map(|m| m.len()).unwrap_or(0))
+                .sum::<u64>();
+            info = Some((set.streams().len(), set.symbols().len(), set.total_bars(), bytes, intervals));
+        }
+        let (plain_s, p) = timed(|| plain_scan(&set));
+        let (merge_s, mg) = timed(|| merge_only(&set));
+        let (replay_s, rp) = timed(|| replay_only(&set));
+        scans.extend([("plain scan", p), ("merge only", mg), ("replay only", rp)]);
+        if measured {
+            open.secs.push(open_s);
+            plain.secs.push(plain_s);
+            merge.secs.push(merge_s);
+            replay.secs.push(replay_s);
+        }
+        for &n in &order {
+            let (secs, out) = timed(|| engine_run(&set, factory, n));
+            let out = out.with_context(|| format!("engine-only run, {n} shard(s)"))?;
+            engine.push(EngineRun {
+                shards: n,
+                round,
+                measured,
+                secs,
+                totals: EngineTotals::of(&out),
+                counters: serde_json::to_value(&out.counters)?,
+                placement: placement_of_output(&out),
+            });
+        }
+        drop(set);
+        for &n in &order {
+            let run_dir = tmp.join(format!("run-r{round}-s{n}"));
+            e2e.push(run_e2e(ringtape, dir, &args.strategy, n, &run_dir, round, measured)?);
+        }
+    }
+    let (files, symbols, bars, bytes, intervals) = info.context("no round ran")?;
+    let mut rows = vec![plain, merge, replay, open];
+    for &n in &args.shards {
+        rows.push(Row {
+            key: "engine_only",
+            label: "engine-only run() (no journal)",
+            shards: Some(n),
+            secs: engine.iter().filter(|e| e.measured && e.shards == n).map(|e| e.secs).collect(),
+        });
+    }
+    for &n in &args.shards {
+        rows.push(Row {
+            key: "e2e_engine",
+            label: "end to end: engine phase (perf.engine_s, journal on)",
+            shards: Some(n),
+            secs: e2e.iter().filter(|e| e.measured && e.shards == n).map(|e| e.engine_s).collect(),
+        });
+    }
+    for &n in &args.shards {
+        rows.push(Row {
+            key: "e2e_process",
+            label: "end to end: process start to summary",
+            shards: Some(n),
+            secs: e2e.iter().filter(|e| e.measured && e.shards == n).map(|e| e.process_s).collect(),
+        });
+    }
+    Ok(Measured { files, symbols, bars, bytes, intervals, rows, scans, e2e, engine })
+}
+
+fn checks(m: &Measured) -> Vec<Check> {
+    let mut out = Vec::new();
+    let shard_list = |v: &mut Vec<usize>| {
+        v.sort_unstable();
+        v.dedup();
+        v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    };
+
+    // End to end: every run's results identical.
+    let mut bad = Vec::new();
+    if let Some(first) = m.e2e.first() {
+        for e in &m.e2e[1..] {
+            if e.results != first.results {
+                let keys: Vec<String> = first
+                    .results
+                    .as_object()
+                    .map(|o| o.keys().filter(|k| e.results[k.as_str()] != first.results[k.as_str()]).cloned().collect())
+                    .unwrap_or_default();
+                bad.push(format!("round {} shards {} differs in {}", e.round + 1, e.shards, keys.join(", ")));
+            }
+        }
+    }
+    let mut sh: Vec<usize> = m.e2e.iter().map(|e| e.shards).collect();
+    out.push(Check {
+        name: "end-to-end results identical".into(),
+        ok: bad.is_empty() && !m.e2e.is_empty(),
+        detail: if bad.is_empty() {
+            format!(
+                "{} runs (shards {}), {} bars, {} fills, {} trades, net PnL {} USD",
+                m.e2e.len(),
+                shard_list(&mut sh),
+                m.e2e.first().map_or(serde_json::Value::Null, |e| e.results["bars"].clone()),
+                m.e2e.first().map_or(serde_json::Value::Null, |e| e.results["fills"].clone()),
+                m.e2e.first().map_or(serde_json::Value::Null, |e| e.results["trades"].clone()),
+                m.e2e.first().map_or(serde_json::Value::Null, |e| e.results["net_pnl_usd"].clone()),
+            )
+        } else {
+            bad.join("; ")
+        },
+    });
+
+    // Engine-only: totals identical, and equal to the end-to-end results.
+    let first = m.engine.first().map(|e| e.totals);
+    let bad: Vec<String> = m
+        .engine
+        .iter()
+        .filter(|e| Some(e.totals) != first)
+        .map(|e| format!("round {} shards {}: {:?}", e.round + 1, e.shards, e.totals))
+        .collect();
+    let mut sh: Vec<usize> = m.engine.iter().map(|e| e.shards).collect();
+    out.push(Check {
+        name: "engine-only totals identical".into(),
+        ok: bad.is_empty() && first.is_some(),
+        detail: if bad.is_empty() {
+            format!("{} runs (shards {}): {:?}", m.engine.len(), shard_list(&mut sh), first)
+        } else {
+            format!("first {first:?}; differing: {}", bad.join("; "))
+        },
+    });
+    let agree = match (first, m.e2e.first()) {
+        (Some(t), Some(e)) => t.matches_summary(&e.results),
+        _ => false,
+    };
+    out.push(Check {
+        name: "engine-only matches end to end".into(),
+        ok: agree,
+        detail: "bars, fills, trades, wins, net PnL and commissions equal".into(),
+    });
+    out.push(Check {
+        name: "data set fully replayed".into(),
+        ok: first.is_some_and(|t| t.bars == m.bars),
+        detail: format!("pipeline saw {:?} bars of {}", first.map(|t| t.bars), m.bars),
+    });
+
+    // Counters that must stay zero.
+    let bad_counters: Vec<String> = m
+        .engine
+        .iter()
+        .map(|e| &e.counters)
+        .chain(m.e2e.iter().map(|e| &e.counters))
+        .flat_map(|c| ["prediction_mismatch", "strategy_faults", "bad_events"].map(|k| (k, c[k].as_u64().unwrap_or(0))))
+        .filter(|&(_, v)| v > 0)
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    out.push(Check {
+        name: "no prediction mismatch, strategy fault or bad event".into(),
+        ok: bad_counters.is_empty(),
+        detail: if bad_counters.is_empty() { "all 0".into() } else { bad_counters.join(", ") },
+    });
+
+    // Baselines agree with each other and the data set.
+    let expect = ScanSum { bars: m.bars, close_sum: m.scans.first().map_or(0, |s| s.1.close_sum) };
+    let bad: Vec<String> = m.scans.iter().filter(|s| s.1 != expect).map(|(name, s)| format!("{name}: {s:?}")).collect();
+    out.push(Check {
+        name: "baselines agree".into(),
+        ok: bad.is_empty(),
+        detail: if bad.is_empty() {
+            format!("plain scan, merge and replay each saw {} bars, same close sum", fmt_count(m.bars))
+        } else {
+            format!("expected {expect:?}; {}", bad.join("; "))
+        },
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::barfile::write_bar_file;
+    use engine::records::Bar;
+
+    /// A small random walk: `symbols` files of `days` x 390 one-minute bars.
+    fn write_data(dir: &Path, symbols: u32, days: i64) {
+        const D: i64 = PX_SCALE;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 1000) as i64
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        // 2024-01-02 14:30 UTC
+        let start = 1_704_205_800_000_000_000i64;
+        for s in 0..symbols {
+            let mut px = (50 + 10 * i64::from(s)) * D;
+            let mut bars = Vec::new();
+            for day in 0..days {
+                for i in 0..390 {
+                    let o = px;
+                    let c = (o + (rnd() % 21 - 10) * D / 100).max(D);
+                    let h = o.max(c) + (rnd() % 5) * D / 100;
+                    let l = (o.min(c) - (rnd() % 5) * D / 100).max(D / 2);
+                    px = c;
+                    bars.push(Bar {
+                        ts_event_ns: start + day * 86_400_000_000_000 + i * 60_000_000_000,
+                        open_px_e9: o,
+                        high_px_e9: h,
+                        low_px_e9: l,
+                        close_px_e9: c,
+                        volume: rnd() as u64,
+                    });
+                }
+            }
+            let name = format!("T{s:02}");
+            write_bar_file(&dir.join(format!("{name}.1m.rtb")), &name, 60, &bars).unwrap();
+        }
+    }
+
+    #[test]
+    fn engine_only_gives_the_same_totals_with_one_and_two_shards() {
+        let dir = std::env::temp_dir().join(format!("ringtape-bench-test.{}", std::process::id()));
+        write_data(&dir, 3, 3);
+        let set = BarSet::open_dir(&dir, 2).unwrap();
+        let factory = strategies::factory("sma_cross").unwrap();
+        let one = engine_run(&set, factory.as_ref(), 1).unwrap();
+        let two = engine_run(&set, factory.as_ref(), 2).unwrap();
+        assert_eq!(one.bars, 3 * 3 * 390);
+        assert!(one.positions.totals().0 > 10, "the strategy trades: {:?}", one.positions.totals());
+        assert_eq!(one.positions.totals(), two.positions.totals());
+        assert_eq!(EngineTotals::of(&one), EngineTotals::of(&two));
+
+        // The baselines see the same bars.
+        let p = plain_scan(&set);
+        assert_eq!(p.bars, one.bars);
+        assert_eq!(merge_only(&set), p);
+        assert_eq!(replay_only(&set), p);
+        drop(set);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+}
