@@ -311,6 +311,7 @@ pub struct BarFile {
 impl BarFile {
     /// Map and validate a bar file: header, checksums, record count against the file length, and
     /// every record's ordering and prices. Errors name the file and the byte offset.
+    #[allow(unsafe_code)] // the codebase's one mmap call
     pub fn open(path: &Path) -> Result<BarFile, BarFileError> {
         let io = |e: std::io::Error| err(path, 0, FaultKind::Io(e.to_string()));
         let file = File::open(path).map_err(io)?;

@@ -22,6 +22,8 @@
 //! assert!(bar.validate().is_ok());
 //! ```
 #![deny(missing_docs)]
+// Unsafe code is allowed in one place only: the mmap in `barfile` (see its SAFETY comment).
+#![deny(unsafe_code)]
 
 pub mod barfile;
 pub mod merge;

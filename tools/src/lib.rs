@@ -24,6 +24,8 @@
 //! assert_eq!(imported.report.rejected_total(), 0);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod backtest;
 pub mod exit;
 pub mod export;
