@@ -382,6 +382,7 @@ pub fn run<S: Source>(
     let to_shards: Vec<ArrayQueue<messages::ShardMsg>> =
         (0..n_shards).map(|_| ArrayQueue::new(pc.queue_size)).collect();
     let progress: Vec<CachePadded<AtomicU64>> = (0..n_shards).map(|_| CachePadded::new(AtomicU64::new(0))).collect();
+    let pushed: Vec<CachePadded<AtomicU64>> = (0..n_shards).map(|_| CachePadded::new(AtomicU64::new(0))).collect();
     let risk_done = CachePadded::new(AtomicU64::new(0));
     let to_exec: ArrayQueue<Flow> = ArrayQueue::new(pc.queue_size);
     let to_journal: ArrayQueue<Flow> = ArrayQueue::new(pc.queue_size);
@@ -429,6 +430,7 @@ pub fn run<S: Source>(
             to_risk: &from_shards[k],
             from_risk: &to_shards[k],
             progress: &progress[k],
+            pushed: &pushed[k],
             risk_done: &risk_done,
             counters: &counters,
             waiter: Waiter::new(placement.hot),
@@ -445,11 +447,14 @@ pub fn run<S: Source>(
         from_shards: &from_shards,
         to_shards: &to_shards,
         progress: &progress,
+        pushed: &pushed,
         done: &risk_done,
         to_exec: &to_exec,
         counters: &counters,
         waiter: Waiter::new(placement.hot),
         seen: vec![0; n_shards],
+        avail: vec![0; n_shards],
+        popped: vec![0; n_shards],
         look: vec![None; n_shards],
         notices: vec![Vec::new(); n_sym],
         own: Vec::with_capacity(16),
@@ -757,7 +762,13 @@ impl JournalWriter {
         let fpath = dir.join("fills.csv");
         let mut fills = std::io::BufWriter::with_capacity(1 << 18, std::fs::File::create(&fpath).map_err(e(&fpath))?);
         writeln!(fills, "ts,symbol,side,qty,price,commission,order_id,reason").map_err(e(&fpath))?;
-        Ok(JournalWriter { dir: dir.to_path_buf(), journal, fills, names: symbols.names().to_vec(), line: Vec::with_capacity(128) })
+        Ok(JournalWriter {
+            dir: dir.to_path_buf(),
+            journal,
+            fills,
+            names: symbols.names().to_vec(),
+            line: Vec::with_capacity(128),
+        })
     }
 
     fn write(&mut self, f: &Flow) -> Result<(), PipelineError> {
@@ -788,9 +799,7 @@ impl JournalWriter {
             b.push(b',');
             b.extend_from_slice(reason.as_bytes());
             b.push(b'\n');
-            self.fills
-                .write_all(b)
-            .map_err(|err| PipelineError::Journal { path: self.dir.join("fills.csv"), err })?;
+            self.fills.write_all(b).map_err(|err| PipelineError::Journal { path: self.dir.join("fills.csv"), err })?;
         }
         Ok(())
     }

@@ -22,11 +22,16 @@ pub(crate) struct RiskStage<'a> {
     pub from_shards: &'a [ArrayQueue<RiskMsg>],
     pub to_shards: &'a [ArrayQueue<ShardMsg>],
     pub progress: &'a [CachePadded<AtomicU64>],
+    pub pushed: &'a [CachePadded<AtomicU64>],
     pub done: &'a CachePadded<AtomicU64>,
     pub to_exec: &'a ArrayQueue<Flow>,
     pub counters: &'a Counters,
     pub waiter: Waiter,
     pub seen: Vec<u64>,
+    /// Messages each shard had pushed when its progress was last read, and how many we popped:
+    /// while `popped == avail` there is nothing to pop for the events below `seen`.
+    pub avail: Vec<u64>,
+    pub popped: Vec<u64>,
     pub look: Vec<Option<RiskMsg>>,
     pub notices: Vec<Vec<ExecReport>>,
     pub own: Vec<ExecReport>,
@@ -135,6 +140,7 @@ impl RiskStage<'_> {
             return;
         }
         self.seen[k] = self.progress[k].load(Ordering::Acquire);
+        self.avail[k] = self.pushed[k].load(Ordering::Acquire);
         if self.seen[k] > seq {
             return;
         }
@@ -143,6 +149,7 @@ impl RiskStage<'_> {
         self.waiter.reset();
         loop {
             self.seen[k] = self.progress[k].load(Ordering::Acquire);
+            self.avail[k] = self.pushed[k].load(Ordering::Acquire);
             if self.seen[k] > seq {
                 return;
             }
@@ -152,7 +159,15 @@ impl RiskStage<'_> {
 
     #[inline]
     fn next_msg(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
-        let m = self.look[k].take().or_else(|| self.from_shards[k].pop())?;
+        let m = match self.look[k].take() {
+            Some(m) => m,
+            None if self.popped[k] < self.avail[k] => {
+                let m = self.from_shards[k].pop()?;
+                self.popped[k] += 1;
+                m
+            }
+            None => return None,
+        };
         debug_assert!(m.seq >= seq, "shard message from the past");
         if m.seq == seq {
             Some(m)

@@ -39,6 +39,9 @@ pub(crate) struct Shard<'a> {
     pub to_risk: &'a ArrayQueue<RiskMsg>,
     pub from_risk: &'a ArrayQueue<ShardMsg>,
     pub progress: &'a CachePadded<AtomicU64>,
+    /// Messages pushed to risk so far (stored before `progress`, so risk can tell when there is
+    /// nothing to pop without touching the queue).
+    pub pushed: &'a CachePadded<AtomicU64>,
     pub risk_done: &'a CachePadded<AtomicU64>,
     pub counters: &'a Counters,
     pub waiter: Waiter,
@@ -50,6 +53,14 @@ pub(crate) struct Shard<'a> {
 const MAX_CASCADE: usize = 16;
 
 impl Shard<'_> {
+    #[inline]
+    fn send(&self, msg: RiskMsg, seq: u64) {
+        // Count first: risk reads the count after `progress`, so a count that runs ahead is harmless
+        // (risk pops until the message's seq is past the event it handles).
+        self.pushed.fetch_add(1, Ordering::Release);
+        push_wait(self.to_risk, msg, &self.counters.full_shard_to_risk, self.progress, seq);
+    }
+
     /// Handle one event; returns true after the shutdown event.
     #[inline]
     pub fn handle(&mut self, seq: u64, ev: &Event) -> bool {
@@ -180,15 +191,15 @@ impl Shard<'_> {
                         }
                     };
                     let msg = RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts, predicted } };
-                    push_wait(self.to_risk, msg, &self.counters.full_shard_to_risk, self.progress, seq);
+                    self.send(msg, seq);
                 }
                 Intent::Cancel(id) => {
-                    let msg = RiskMsg { seq, body: ToRisk::Cancel { id, symbol: SymbolId(i as u32), ts } };
-                    push_wait(self.to_risk, msg, &self.counters.full_shard_to_risk, self.progress, seq);
                     match st.book.cancel(id, ts, Reason::Requested) {
                         Some(r) => cancels.push(r),
                         None => st.cancel_on_accept.push(id),
                     }
+                    let msg = RiskMsg { seq, body: ToRisk::Cancel { id, symbol: SymbolId(i as u32), ts } };
+                    self.send(msg, seq);
                 }
             }
         }
@@ -216,7 +227,7 @@ impl Shard<'_> {
         }
         if to_risk {
             let msg = RiskMsg { seq, body: ToRisk::Report(r) };
-            push_wait(self.to_risk, msg, &self.counters.full_shard_to_risk, self.progress, seq);
+            self.send(msg, seq);
         }
         self.cascade(seq, i, ts, r);
     }

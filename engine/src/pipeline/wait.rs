@@ -39,7 +39,7 @@ pub struct Waiter {
 }
 
 const SPINS: u32 = 200;
-const YIELDS: u32 = 50;
+const YIELDS: u32 = 2_000;
 
 impl Waiter {
     /// A waiter using `wait`.
