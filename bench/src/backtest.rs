@@ -591,7 +591,7 @@ fn markdown(r: &Report<'_>) -> String {
     let _ = writeln!(s, "### Throughput ({} bars per run)\n", fmt_count(r.data.bars));
     let _ = writeln!(
         s,
-        "| Mode | Shards | Median s | Min s | Max s | Median Mbars/s | Min-max Mbars/s | Max/min time | vs merge only |"
+        "| Mode | Shards | Median ms | Min ms | Max ms | Median Mbars/s | Min-max Mbars/s | Max/min time | vs merge only |"
     );
     let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
     let merge_rate = r.rows.iter().find(|x| x.key == "merge_only").map(|x| bars / median(&x.secs));
@@ -600,12 +600,12 @@ fn markdown(r: &Report<'_>) -> String {
         let vs = merge_rate.map_or_else(|| "-".into(), |mr| format!("{:.2}x", bars / m / mr));
         let _ = writeln!(
             s,
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2}-{:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2}-{:.2} | {:.2} | {} |",
             row.label,
             row.shards_text(),
-            m,
-            lo,
-            hi,
+            fmt_ms(m),
+            fmt_ms(lo),
+            fmt_ms(hi),
             bars / m / 1e6,
             bars / hi / 1e6,
             bars / lo / 1e6,
@@ -624,7 +624,7 @@ fn markdown(r: &Report<'_>) -> String {
     let _ = writeln!(s, "### End to end: where the time goes (medians over measured runs)\n");
     let _ = writeln!(
         s,
-        "| Shards | process s | ringtape wall_s | open+validate s | engine s | other in-process s | exec+exit s | engine share |"
+        "| Shards | process ms | ringtape wall_s, ms | open+validate ms | engine ms | other in-process ms | exec+exit ms | engine share |"
     );
     let _ = writeln!(s, "|--:|--:|--:|--:|--:|--:|--:|--:|");
     for n in &r.args.shards {
@@ -634,13 +634,13 @@ fn markdown(r: &Report<'_>) -> String {
         let engine = col(&|e| e.engine_s);
         let _ = writeln!(
             s,
-            "| {n} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0}% |",
-            process,
-            col(&|e| e.wall_s),
-            col(&|e| e.open_validate_s),
-            engine,
-            col(&|e| e.wall_s - e.open_validate_s - e.engine_s),
-            col(&|e| e.process_s - e.wall_s),
+            "| {n} | {} | {} | {} | {} | {} | {} | {:.0}% |",
+            fmt_ms(process),
+            fmt_ms(col(&|e| e.wall_s)),
+            fmt_ms(col(&|e| e.open_validate_s)),
+            fmt_ms(engine),
+            fmt_ms(col(&|e| e.wall_s - e.open_validate_s - e.engine_s)),
+            fmt_ms(col(&|e| e.process_s - e.wall_s)),
             100.0 * engine / process
         );
     }
@@ -672,7 +672,7 @@ fn markdown(r: &Report<'_>) -> String {
     );
     let _ = writeln!(s);
 
-    let _ = writeln!(s, "### Every measured run, seconds (in round order)\n");
+    let _ = writeln!(s, "### Every measured run, ms (in round order)\n");
     let _ = writeln!(
         s,
         "| Mode | Shards | {} |",
@@ -680,7 +680,7 @@ fn markdown(r: &Report<'_>) -> String {
     );
     let _ = writeln!(s, "|---|--:|{}", "--:|".repeat(r.args.runs));
     for row in &r.rows {
-        let cells: Vec<String> = row.secs.iter().map(|x| format!("{x:.3}")).collect();
+        let cells: Vec<String> = row.secs.iter().map(|&x| fmt_ms(x)).collect();
         let _ = writeln!(s, "| {} | {} | {} |", row.label, row.shards_text(), cells.join(" | "));
     }
     let _ = writeln!(s);
@@ -1006,7 +1006,20 @@ fn checks(m: &Measured) -> Vec<Check> {
         name: "engine-only totals identical".into(),
         ok: bad.is_empty() && first.is_some(),
         detail: if bad.is_empty() {
-            format!("{} runs (shards {}): {:?}", m.engine.len(), shard_list(&mut sh), first)
+            match first {
+                Some(t) => format!(
+                    "{} runs (shards {}): {} bars, {} fills, {} trades, {} wins, net {} e-9 USD, commissions {} e-9 USD",
+                    m.engine.len(),
+                    shard_list(&mut sh),
+                    t.bars,
+                    t.fills,
+                    t.trades,
+                    t.wins,
+                    t.net_e9,
+                    t.commission_e9
+                ),
+                None => "no runs".into(),
+            }
         } else {
             format!("first {first:?}; differing: {}", bad.join("; "))
         },
@@ -1023,7 +1036,11 @@ fn checks(m: &Measured) -> Vec<Check> {
     out.push(Check {
         name: "data set fully replayed".into(),
         ok: first.is_some_and(|t| t.bars == m.bars),
-        detail: format!("pipeline saw {:?} bars of {}", first.map(|t| t.bars), m.bars),
+        detail: format!(
+            "pipeline saw {} bars of {}",
+            first.map_or_else(|| "-".into(), |t| fmt_count(t.bars)),
+            fmt_count(m.bars)
+        ),
     });
 
     // Counters that must stay zero.
