@@ -160,6 +160,10 @@ pub struct Item<'a> {
     pub interval_s: u32,
     /// The bar, in place in its file's mapping.
     pub bar: &'a Bar,
+    /// Index of the bar's stream in [`BarSet::streams`].
+    pub stream: u32,
+    /// Index of the bar in its stream.
+    pub index: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -230,9 +234,10 @@ impl<'a> Merged<'a> {
     fn take(&mut self, i: usize) -> Item<'a> {
         let c = &mut self.cursors[i];
         let bar = &c.bars[c.pos];
+        let index = c.pos as u64;
         c.pos += 1;
         self.remaining -= 1;
-        Item { symbol: c.symbol, interval_s: c.interval_s, bar }
+        Item { symbol: c.symbol, interval_s: c.interval_s, bar, stream: i as u32, index }
     }
 }
 

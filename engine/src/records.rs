@@ -542,8 +542,15 @@ checked_enum! {
         Exec = 4,
         /// A [`Control`] command.
         Control = 5,
+        /// Up to six bars by reference into the run's mapped bar files (zero-copy replay): `_pad`
+        /// holds the count, each payload word `stream << 48 | bar index`. Each reference is one
+        /// logical bar event with its own sequence number; consumers resolve it in place.
+        BarRefs = 6,
     }
 }
+
+/// Most bar references one [`EventKind::BarRefs`] slot carries.
+pub const MAX_BAR_REFS: usize = 6;
 
 /// The 64-byte slot of the main ring: a small header and a 48-byte payload holding one record.
 /// Its sequence number is its position in the ring (every consumer counts it), so it is not stored.

@@ -56,9 +56,22 @@ impl StrategyFactory for ScriptFactory {
 }
 
 fn run_dir(data: &Path, out: Option<&Path>, cfg: &EngineConfig, f: &dyn StrategyFactory) -> RunOutput {
+    run_mode(data, out, cfg, f, true)
+}
+
+/// Run through the pipeline with bars by reference (zero-copy) or copied into ring events.
+fn run_mode(
+    data: &Path,
+    out: Option<&Path>,
+    cfg: &EngineConfig,
+    f: &dyn StrategyFactory,
+    zero_copy: bool,
+) -> RunOutput {
     let set = BarSet::open_dir(data, 2).unwrap();
-    let spec = RunSpec { config: cfg, symbols: set.symbols(), factory: f, out_dir: out, control: None };
-    run(&spec, BarReplay::new(set.merged()), &mut |_| {}).unwrap()
+    let spec =
+        RunSpec { config: cfg, symbols: set.symbols(), factory: f, out_dir: out, control: None, bars: Some(&set) };
+    let source = if zero_copy { BarReplay::zero_copy(set.merged()) } else { BarReplay::new(set.merged()) };
+    run(&spec, source, &mut |_| {}).unwrap()
 }
 
 fn fills(dir: &Path) -> Vec<String> {
@@ -220,7 +233,10 @@ fn identical_across_shard_counts_runs_and_ring_sizes() {
         cfg.pipeline.ring_size = ring;
         cfg.pipeline.queue_size = queue;
         let out = d.path().join(format!("run{i}"));
-        let r = run_dir(&data, Some(&out), &cfg, &BusyFactory);
+        // Alternate zero-copy (bar references in the ring) and copied bar events: same results.
+        let r = run_mode(&data, Some(&out), &cfg, &BusyFactory, i % 2 == 0);
+        assert_eq!(r.bars, r.inputs);
+        assert!(r.bars > 10_000);
         assert_eq!(r.counters.prediction_mismatch, 0);
         assert!(r.positions.totals().0 > 500, "the strategy trades: {:?}", r.positions.totals());
         if ring == 64 {

@@ -191,9 +191,10 @@ pub fn run(args: Args) -> Result<()> {
         factory: factory.as_ref(),
         out_dir: Some(&args.out),
         control: None,
+        bars: Some(&set),
     };
     let t_run = Instant::now();
-    let out = engine::pipeline::run(&spec, BarReplay::new(set.merged()), &mut |c| {
+    let out = engine::pipeline::run(&spec, BarReplay::zero_copy(set.merged()), &mut |c| {
         pb.set_position(c.published.load(std::sync::atomic::Ordering::Relaxed).min(total));
     })
     .map_err(|e| match e {

@@ -48,6 +48,16 @@ use wait::{Wait, Waiter};
 pub enum Next {
     /// An input event.
     Event(Event),
+    /// A bar by reference into the run's bar set (zero-copy replay): stream and bar index as in
+    /// [`crate::merge::Item`], and the bar's end time.
+    BarRef {
+        /// Stream index in [`BarSet::streams`].
+        stream: u32,
+        /// Bar index in the stream.
+        index: u64,
+        /// The bar's end time (its receive time in a replay).
+        ts_recv_ns: i64,
+    },
     /// Nothing right now (live sources); try again.
     Idle,
     /// No more input.
@@ -58,18 +68,30 @@ pub enum Next {
 pub trait Source: Send {
     /// The next input.
     fn next(&mut self) -> Next;
+    /// True when the source yields [`Next::BarRef`]s: the run then needs [`RunSpec::bars`].
+    fn by_reference(&self) -> bool {
+        false
+    }
 }
 
 /// Replays a bar set at zero delay, in merge order. `ts_recv` is the bar's end time.
 #[derive(Debug)]
 pub struct BarReplay<'a> {
     merged: Merged<'a>,
+    by_ref: bool,
 }
 
 impl<'a> BarReplay<'a> {
-    /// Replay `merged`.
+    /// Replay `merged`, copying each bar into its ring event.
     pub fn new(merged: Merged<'a>) -> Self {
-        BarReplay { merged }
+        BarReplay { merged, by_ref: false }
+    }
+
+    /// Replay `merged` by reference: the ring carries up to six (stream, index) references per
+    /// slot and every stage reads the bars in place in the mapped files. Pass the same bar set as
+    /// [`RunSpec::bars`].
+    pub fn zero_copy(merged: Merged<'a>) -> Self {
+        BarReplay { merged, by_ref: true }
     }
 }
 
@@ -79,11 +101,54 @@ impl Source for BarReplay<'_> {
         match self.merged.next() {
             Some(it) => {
                 let end = it.bar.ts_event_ns.saturating_add(i64::from(it.interval_s) * 1_000_000_000);
-                Next::Event(Event::bar(it.symbol, it.bar, it.interval_s, end))
+                if self.by_ref {
+                    Next::BarRef { stream: it.stream, index: it.index, ts_recv_ns: end }
+                } else {
+                    Next::Event(Event::bar(it.symbol, it.bar, it.interval_s, end))
+                }
             }
             None => Next::End,
         }
     }
+
+    fn by_reference(&self) -> bool {
+        self.by_ref
+    }
+}
+
+/// A stream of bars as consumers resolve [`EventKind::BarRefs`] slots.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamRef<'a> {
+    symbol: SymbolId,
+    interval_s: u32,
+    interval_ns: i64,
+    bars: &'a [crate::records::Bar],
+}
+
+/// Most streams a zero-copy replay can address (16 bits of the reference).
+const MAX_STREAMS: usize = 1 << 16;
+
+/// Call `bar` for every bar reference in a `BarRefs` slot (sequence numbers `seq..`), or `other`
+/// for any other event; returns the number of logical events in the slot.
+#[inline(always)]
+fn expand<'a, S>(
+    state: &mut S,
+    ev: &Event,
+    seq: u64,
+    streams: &[StreamRef<'a>],
+    bar: impl Fn(&mut S, u64, &StreamRef<'a>, &'a crate::records::Bar),
+    other: impl Fn(&mut S, u64, &Event),
+) -> u64 {
+    if ev.kind != EventKind::BarRefs as u8 {
+        other(state, seq, ev);
+        return 1;
+    }
+    let n = usize::from(ev._pad).min(crate::records::MAX_BAR_REFS);
+    for (j, &r) in ev.payload[..n].iter().enumerate() {
+        let sr = &streams[(r >> 48) as usize];
+        bar(state, seq + j as u64, sr, &sr.bars[(r & 0xffff_ffff_ffff) as usize]);
+    }
+    n as u64
 }
 
 /// Counters shared by all stages (updated on rare events only; the hot path stays local).
@@ -278,6 +343,8 @@ pub struct RunSpec<'a> {
     pub out_dir: Option<&'a Path>,
     /// Control ingress drained by the sequencer between inputs.
     pub control: Option<ControlIngress>,
+    /// The bar set a zero-copy source ([`BarReplay::zero_copy`]) refers to.
+    pub bars: Option<&'a crate::merge::BarSet>,
 }
 
 struct Placement {
@@ -373,6 +440,30 @@ pub fn run<S: Source>(
     }
     let n_sym = spec.symbols.len();
     let n_shards = pc.shards;
+    let streams: Vec<StreamRef<'_>> = match (source.by_reference(), spec.bars) {
+        (false, _) => Vec::new(),
+        (true, None) => {
+            return Err(PipelineError::Config("a zero-copy replay needs RunSpec::bars (the bar set it reads)".into()));
+        }
+        (true, Some(set)) => {
+            if set.streams().len() > MAX_STREAMS {
+                return Err(PipelineError::Config(format!(
+                    "{} bar files: a zero-copy replay addresses at most {MAX_STREAMS}",
+                    set.streams().len()
+                )));
+            }
+            set.streams()
+                .iter()
+                .map(|st| StreamRef {
+                    symbol: st.symbol,
+                    interval_s: st.file.header().interval_s,
+                    interval_ns: i64::from(st.file.header().interval_s) * 1_000_000_000,
+                    bars: st.file.bars(),
+                })
+                .collect()
+        }
+    };
+    let streams = &streams[..];
     let placement = place(cfg);
     let counters = Counters::default();
     let portfolio = cfg.risk.is_portfolio_level();
@@ -488,8 +579,18 @@ pub fn run<S: Source>(
                             sh.waiter.reset();
                             let mut done = false;
                             for ev in &mut guard {
-                                done = sh.handle(seq, ev);
-                                seq += 1;
+                                let mut st = (&mut sh, false);
+                                seq += expand(
+                                    &mut st,
+                                    ev,
+                                    seq,
+                                    streams,
+                                    |(sh, _), q, sr, bar| {
+                                        sh.handle_bar(q, sr.symbol, bar, bar.ts_event_ns + sr.interval_ns)
+                                    },
+                                    |(sh, done), q, ev| *done = sh.handle(q, ev),
+                                );
+                                done = st.1;
                                 if done {
                                     break;
                                 }
@@ -519,17 +620,36 @@ pub fn run<S: Source>(
                         Ok(mut guard) => {
                             rs.waiter.reset();
                             for ev in &mut guard {
-                                match ev.event_kind() {
-                                    Some(EventKind::Control) | None => {}
-                                    Some(EventKind::Bar) => {
-                                        inputs += 1;
-                                        bars += 1;
-                                    }
-                                    Some(_) => inputs += 1,
-                                }
-                                let done = rs.handle(seq, ev);
-                                seq += 1;
-                                if done {
+                                let mut st = (&mut *rs, &mut inputs, &mut bars, false);
+                                seq += expand(
+                                    &mut st,
+                                    ev,
+                                    seq,
+                                    streams,
+                                    |(rs, inputs, bars, _), q, sr, bar| {
+                                        **inputs += 1;
+                                        **bars += 1;
+                                        rs.handle_bar_ref(
+                                            q,
+                                            sr.symbol,
+                                            bar,
+                                            sr.interval_s,
+                                            bar.ts_event_ns + sr.interval_ns,
+                                        );
+                                    },
+                                    |(rs, inputs, bars, done), q, ev| {
+                                        match ev.event_kind() {
+                                            Some(EventKind::Control) | None => {}
+                                            Some(EventKind::Bar) => {
+                                                **inputs += 1;
+                                                **bars += 1;
+                                            }
+                                            Some(_) => **inputs += 1,
+                                        }
+                                        *done = rs.handle(q, ev);
+                                    },
+                                );
+                                if st.3 {
                                     return (inputs, bars);
                                 }
                             }
@@ -610,7 +730,7 @@ fn sequencer<S: Source, P: Producer<Event>>(
     let mut waiter = Waiter::new(wait);
     let mut last_ts = 0i64;
     let mut ended = false;
-    let mut published = 0u64;
+    let mut logical = 0u64;
     loop {
         buf.clear();
         if let Some(c) = &control {
@@ -621,11 +741,32 @@ fn sequencer<S: Source, P: Producer<Event>>(
                 }
             }
         }
+        let mut open_refs = false;
         while !ended && buf.len() < batch {
             match source.next() {
                 Next::Event(ev) => {
                     last_ts = ev.ts_recv_ns;
                     buf.push(ev);
+                    open_refs = false;
+                    logical += 1;
+                }
+                Next::BarRef { stream, index, ts_recv_ns } => {
+                    last_ts = ts_recv_ns;
+                    logical += 1;
+                    let r = u64::from(stream) << 48 | index;
+                    match buf.last_mut() {
+                        Some(slot) if open_refs && usize::from(slot._pad) < crate::records::MAX_BAR_REFS => {
+                            slot.payload[usize::from(slot._pad)] = r;
+                            slot._pad += 1;
+                        }
+                        _ => {
+                            let mut slot =
+                                Event { kind: EventKind::BarRefs.raw(), _pad: 1, ts_recv_ns, ..Event::default() };
+                            slot.payload[0] = r;
+                            buf.push(slot);
+                            open_refs = true;
+                        }
+                    }
                 }
                 Next::Idle => break,
                 Next::End => ended = true,
@@ -640,15 +781,14 @@ fn sequencer<S: Source, P: Producer<Event>>(
         }
         waiter.reset();
         publish_all(&mut producer, &buf, counters);
-        published += buf.len() as u64;
-        counters.published.store(published, Ordering::Relaxed);
+        counters.published.store(logical, Ordering::Relaxed);
     }
     let end = [
         Event::control(ControlKind::EndOfData, last_ts, [0; 4]),
         Event::control(ControlKind::Shutdown, last_ts, [0; 4]),
     ];
     publish_all(&mut producer, &end, counters);
-    counters.published.store(published + 2, Ordering::Relaxed);
+    counters.published.store(logical + 2, Ordering::Relaxed);
 }
 
 #[inline]

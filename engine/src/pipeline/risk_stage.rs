@@ -55,17 +55,7 @@ impl RiskStage<'_> {
         match kind {
             Some(EventKind::Bar) => {
                 let bar = ev.as_bar().expect("bar");
-                let s = ev.symbol;
-                if (s.0 as usize) < self.notices.len() {
-                    let mut own = std::mem::take(&mut self.own);
-                    own.clear();
-                    self.risk.on_bar(s, bar, &mut |r| own.push(r));
-                    for r in own.drain(..) {
-                        self.own_report(seq, r);
-                    }
-                    self.own = own;
-                }
-                self.consume(seq, self.owner(ev));
+                self.on_bar(seq, ev.symbol, bar);
             }
             Some(EventKind::Quote | EventKind::Trade) => self.consume(seq, self.owner(ev)),
             Some(EventKind::Exec) => {
@@ -106,9 +96,39 @@ impl RiskStage<'_> {
                     }
                 }
             }
-            None => {}
+            Some(EventKind::BarRefs) | None => {}
         }
         false
+    }
+
+    /// A bar by reference (zero-copy replay): journal it in `inputs = "all"` mode, then as any bar.
+    #[inline]
+    pub fn handle_bar_ref(
+        &mut self,
+        seq: u64,
+        symbol: crate::records::SymbolId,
+        bar: &crate::records::Bar,
+        interval_s: u32,
+        ts_recv: i64,
+    ) {
+        if self.inputs == JournalInputs::All {
+            self.flow(seq, FlowBody::Input(Event::bar(symbol, bar, interval_s, ts_recv)));
+        }
+        self.on_bar(seq, symbol, bar);
+    }
+
+    #[inline]
+    fn on_bar(&mut self, seq: u64, s: crate::records::SymbolId, bar: &crate::records::Bar) {
+        if (s.0 as usize) < self.notices.len() {
+            let mut own = std::mem::take(&mut self.own);
+            own.clear();
+            self.risk.on_bar(s, bar, &mut |r| own.push(r));
+            for r in own.drain(..) {
+                self.own_report(seq, r);
+            }
+            self.own = own;
+        }
+        self.consume(seq, s.0 as usize % self.n_shards);
     }
 
     #[inline]

@@ -80,16 +80,17 @@ impl Shard<'_> {
             }
             return false;
         }
+        if kind == EventKind::Bar {
+            let bar: &Bar = bytemuck::cast_ref(&ev.payload);
+            self.handle_bar(seq, ev.symbol, bar, ev.ts_recv_ns);
+            return false;
+        }
         let i = ev.symbol.0 as usize;
         if !matches!(self.syms.get(i), Some(Some(_))) {
             return false;
         }
         self.deliver(seq, i);
         match kind {
-            EventKind::Bar => {
-                let bar: &Bar = bytemuck::cast_ref(&ev.payload);
-                self.on_bar(seq, i, bar, ev.ts_recv_ns);
-            }
             EventKind::Quote => {
                 if let Some(q) = ev.as_quote() {
                     let q = *q;
@@ -107,9 +108,20 @@ impl Shard<'_> {
                     self.apply_report(seq, i, *r, false, ev.ts_recv_ns);
                 }
             }
-            EventKind::Control => {}
+            EventKind::Bar | EventKind::Control | EventKind::BarRefs => {}
         }
         false
+    }
+
+    /// Handle one bar event (inline or by reference into a mapped file).
+    #[inline]
+    pub fn handle_bar(&mut self, seq: u64, symbol: SymbolId, bar: &Bar, ts_recv: i64) {
+        let i = symbol.0 as usize;
+        if !matches!(self.syms.get(i), Some(Some(_))) {
+            return;
+        }
+        self.deliver(seq, i);
+        self.on_bar(seq, i, bar, ts_recv);
     }
 
     #[inline]
