@@ -224,6 +224,12 @@ impl Risk {
         }
     }
 
+    /// True when risk has its own (flattening) orders working for `s`.
+    #[inline]
+    pub fn has_own_orders(&self, s: SymbolId) -> bool {
+        self.books.get(s.0 as usize).is_some_and(|b| b.as_ref().is_some_and(|b| !b.is_empty()))
+    }
+
     /// A bar closed: mark the symbol, track drawdown and the daily loss limit, and fill risk's own
     /// flattening orders (reported to `out`, to be applied with [`Risk::on_report`] by the caller).
     pub fn on_bar(&mut self, s: SymbolId, bar: &Bar, out: &mut impl FnMut(ExecReport)) {

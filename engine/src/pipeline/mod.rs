@@ -547,6 +547,7 @@ pub fn run<S: Source>(
         avail: vec![0; n_shards],
         popped: vec![0; n_shards],
         look: vec![None; n_shards],
+        look_seq: vec![risk_stage::NONE; n_shards],
         notices: vec![Vec::new(); n_sym],
         own: Vec::with_capacity(16),
         end: Vec::new(),

@@ -14,6 +14,9 @@ use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// No message held aside.
+pub(crate) const NONE: u64 = u64::MAX;
+
 pub(crate) struct RiskStage<'a> {
     pub risk: Risk,
     pub n_shards: usize,
@@ -33,6 +36,7 @@ pub(crate) struct RiskStage<'a> {
     pub avail: Vec<u64>,
     pub popped: Vec<u64>,
     pub look: Vec<Option<RiskMsg>>,
+    pub look_seq: Vec<u64>,
     pub notices: Vec<Vec<ExecReport>>,
     pub own: Vec<ExecReport>,
     pub end: Vec<RiskMsg>,
@@ -119,7 +123,9 @@ impl RiskStage<'_> {
 
     #[inline]
     fn on_bar(&mut self, seq: u64, s: crate::records::SymbolId, bar: &crate::records::Bar) {
-        if (s.0 as usize) < self.notices.len() {
+        if !self.risk.has_own_orders(s) {
+            self.risk.on_bar(s, bar, &mut |_| {});
+        } else if (s.0 as usize) < self.notices.len() {
             let mut own = std::mem::take(&mut self.own);
             own.clear();
             self.risk.on_bar(s, bar, &mut |r| own.push(r));
@@ -177,22 +183,31 @@ impl RiskStage<'_> {
         }
     }
 
+    /// The next message of shard `k` for event `seq`, if any. A message for a later event is
+    /// kept aside (its seq in `look_seq`, so the common "nothing for this event" case is two
+    /// integer compares).
     #[inline]
     fn next_msg(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
-        let m = match self.look[k].take() {
-            Some(m) => m,
-            None if self.popped[k] < self.avail[k] => {
-                let m = self.from_shards[k].pop()?;
-                self.popped[k] += 1;
-                m
+        let held = self.look_seq[k];
+        if held != NONE {
+            debug_assert!(held >= seq, "shard message from the past");
+            if held != seq {
+                return None;
             }
-            None => return None,
-        };
+            self.look_seq[k] = NONE;
+            return self.look[k];
+        }
+        if self.popped[k] >= self.avail[k] {
+            return None;
+        }
+        let m = self.from_shards[k].pop()?;
+        self.popped[k] += 1;
         debug_assert!(m.seq >= seq, "shard message from the past");
         if m.seq == seq {
             Some(m)
         } else {
             self.look[k] = Some(m);
+            self.look_seq[k] = m.seq;
             None
         }
     }
