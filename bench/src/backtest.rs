@@ -190,7 +190,7 @@ fn replay_only(set: &BarSet) -> ScanSum {
                     s.close_sum = s.close_sum.wrapping_add(b.close_px_e9);
                 }
             }
-            Next::Idle => {}
+            Next::BarRef { .. } | Next::Idle => {}
             Next::End => break,
         }
     }
