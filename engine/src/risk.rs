@@ -21,6 +21,31 @@
 use crate::records::{Bar, ExecReport, Order, OrderId, OrderType, PX_SCALE, Reason, Side, SymbolId};
 use crate::venue::{SimBook, VenueConfig};
 
+/// Hasher for order ids: ids are unique integers, so one multiply spreads them well (SipHash's
+/// DoS resistance buys nothing here and costs a visible share of the per-order work).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    }
+}
+
+/// [`std::hash::BuildHasher`] for [`IdHasher`].
+pub type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+
 /// Risk limits (config `[risk]`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -87,7 +112,7 @@ pub struct Risk {
     max_drawdown_e9: i128,
     daily: Vec<(i64, i128)>,
     books: Vec<Option<SimBook>>,
-    open: std::collections::HashMap<OrderId, (Order, u32)>,
+    open: std::collections::HashMap<OrderId, (Order, u32), IdHash>,
     venue: VenueConfig,
     next_risk_order: u32,
     /// Rejections per [`Reason`] (indexed by the raw reason).
@@ -121,7 +146,7 @@ impl Risk {
             max_drawdown_e9: 0,
             daily: Vec::with_capacity(1024),
             books: (0..n_symbols).map(|_| None).collect(),
-            open: std::collections::HashMap::with_capacity(4096),
+            open: std::collections::HashMap::with_capacity_and_hasher(4096, IdHash::default()),
             venue,
             next_risk_order: 1,
             rejects: [0; 16],

@@ -249,3 +249,129 @@ impl StrategyFactory for OrbFactory {
         Box::new(Orb::new(&self.0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::records::{OrderId, OrderType, SymbolId};
+    use engine::strategy::Intent;
+
+    const D: i64 = PX_SCALE;
+    const MIN: i64 = 60_000_000_000;
+    /// 2024-01-02 14:30 UTC = 09:30 New York.
+    const OPEN: i64 = 1_704_205_800_000_000_000;
+
+    struct Harness {
+        s: Orb,
+        pos: i64,
+        open: u32,
+        no: u32,
+        log: Vec<Intent>,
+    }
+
+    impl Harness {
+        fn new(p: OrbParams) -> Self {
+            Harness { s: Orb::new(&p), pos: 0, open: 0, no: 1, log: Vec::new() }
+        }
+        fn bar(&mut self, i: i64, o: i64, h: i64, l: i64, c: i64) -> Vec<Intent> {
+            let b = Bar {
+                ts_event_ns: OPEN + i * MIN,
+                open_px_e9: o * D,
+                high_px_e9: h * D,
+                low_px_e9: l * D,
+                close_px_e9: c * D,
+                volume: 0,
+            };
+            let mut intents = Vec::new();
+            let mut ctx = Ctx::new(SymbolId(0), b.ts_event_ns, self.pos, self.open, &mut self.no, &mut intents);
+            self.s.on_bar(&mut ctx, &b);
+            self.log.extend(intents.iter().copied());
+            intents
+        }
+        fn fill(&mut self, id: OrderId, side: Side, qty: u32, px: i64) -> Vec<Intent> {
+            self.pos += side.sign() * i64::from(qty);
+            let r = ExecReport {
+                order_id: id,
+                fill_px_e9: px * D,
+                fill_qty: qty,
+                kind: ExecKind::Filled.raw(),
+                side: side.raw(),
+                ..Default::default()
+            };
+            let mut intents = Vec::new();
+            let mut ctx = Ctx::new(SymbolId(0), 0, self.pos, self.open, &mut self.no, &mut intents);
+            self.s.on_order(&mut ctx, &r);
+            intents
+        }
+    }
+
+    fn submit(i: &Intent) -> (OrderId, OrderRequest) {
+        match i {
+            Intent::Submit(id, r) => (*id, *r),
+            Intent::Cancel(_) => panic!("expected a submit, got {i:?}"),
+        }
+    }
+
+    #[test]
+    fn long_breakout_sizes_by_risk_brackets_and_cancels_the_other_side() {
+        let p = OrbParams { range_bars: 3, risk_per_trade_usd: 100.0, target_r: 2.0, ..OrbParams::default() };
+        let mut h = Harness::new(p);
+        // Opening range over 3 bars: high 12, low 10.
+        for (i, (o, hi, lo, c)) in [(11, 12, 10, 11), (11, 12, 10, 11), (11, 11, 10, 11)].into_iter().enumerate() {
+            assert!(h.bar(i as i64, o, hi, lo, c).is_empty(), "no trade while the range forms");
+        }
+        // Close 11 inside the range: nothing. Close 13 above the high 12: buy.
+        assert!(h.bar(3, 11, 12, 11, 11).is_empty());
+        let out = h.bar(4, 12, 13, 12, 13);
+        let (entry, req) = submit(&out[0]);
+        // risk per share = 13 - stop 10 = 3 USD -> floor(100 / 3) = 33 shares, market buy
+        assert_eq!((req.side, req.qty, req.order_type), (Side::Buy, 33, OrderType::Market));
+        // No second entry while entering.
+        assert!(h.bar(5, 13, 14, 13, 14).is_empty());
+        // The entry fills: stop at the range low 10, target 13 + 2 x 3 = 19, both reduce-only.
+        let out = h.fill(entry, Side::Buy, 33, 13);
+        let (stop_id, stop) = submit(&out[0]);
+        let (target_id, target) = submit(&out[1]);
+        assert_eq!((stop.order_type, stop.side, stop.qty, stop.stop_px_e9), (OrderType::Stop, Side::Sell, 33, 10 * D));
+        assert_eq!((target.order_type, target.limit_px_e9), (OrderType::Limit, 19 * D));
+        assert!(stop.reduce_only && target.reduce_only);
+        // The target fills: the stop is canceled; one trade a day, so nothing more today.
+        let out = h.fill(target_id, Side::Sell, 33, 19);
+        assert_eq!(out, vec![Intent::Cancel(stop_id)]);
+        assert!(h.bar(6, 20, 21, 9, 9).is_empty());
+    }
+
+    #[test]
+    fn short_breakout_and_end_of_day_exit() {
+        let p = OrbParams { range_bars: 2, exit_after_bars: 6, max_qty: 10, ..OrbParams::default() };
+        let mut h = Harness::new(p);
+        h.bar(0, 11, 12, 10, 11);
+        h.bar(1, 11, 12, 10, 11);
+        // Close 9 below the low 10: sell short; risk 12 - 9 = 3 -> 33 shares, capped at 10.
+        let (entry, req) = submit(&h.bar(2, 10, 10, 9, 9)[0]);
+        assert_eq!((req.side, req.qty), (Side::Sell, 10));
+        let out = h.fill(entry, Side::Sell, 10, 9);
+        let (stop_id, _) = submit(&out[0]);
+        let (target_id, _) = submit(&out[1]);
+        h.bar(3, 9, 9, 8, 9);
+        h.bar(4, 9, 9, 8, 9);
+        // Bar 6 of the day (exit_after_bars = 6): cancel the bracket, buy back at market.
+        let out = h.bar(5, 9, 9, 8, 9);
+        assert_eq!(out[0], Intent::Cancel(stop_id));
+        assert_eq!(out[1], Intent::Cancel(target_id));
+        let (_, exit) = submit(&out[2]);
+        assert_eq!((exit.side, exit.qty, exit.order_type, exit.reduce_only), (Side::Buy, 10, OrderType::Market, true));
+    }
+
+    #[test]
+    fn a_new_day_resets_the_range() {
+        let p = OrbParams { range_bars: 2, ..OrbParams::default() };
+        let mut h = Harness::new(p);
+        h.bar(0, 11, 12, 10, 11);
+        h.bar(1, 11, 12, 10, 11);
+        // Next day (24 h later): the first two bars form a new range, so no breakout on bar 1.
+        assert!(h.bar(24 * 60, 20, 21, 19, 20).is_empty());
+        assert!(h.bar(24 * 60 + 1, 20, 21, 19, 21).is_empty());
+        assert_eq!(submit(&h.bar(24 * 60 + 2, 21, 23, 21, 22)[0]).1.side, Side::Buy);
+    }
+}
