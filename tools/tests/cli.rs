@@ -617,3 +617,37 @@ fn backtest_config_file_sets_risk_and_strategy() {
     assert_eq!(v["results"]["fills"], 0);
     assert!(v["results"]["rejects"]["max_position"].as_u64().unwrap() > 10);
 }
+
+#[test]
+fn orb_trades_synthetic_days_identically_with_one_and_three_shards() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let o = ringtape(&["synth", "--symbols", "4", "--days", "10", "--seed", "7", "--out", &s(&data)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let mut results = Vec::new();
+    for shards in ["1", "3"] {
+        let run = d.path().join(format!("orb{shards}"));
+        let o = ringtape(&[
+            "backtest",
+            "--data",
+            &s(&data),
+            "--strategy",
+            "orb",
+            "--shards",
+            shards,
+            "--out",
+            &s(&run),
+            "--json",
+        ]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        results.push((v["results"].clone(), std::fs::read(run.join("journal.rtj")).unwrap()));
+    }
+    let r = &results[0].0;
+    // At most one entry per symbol and day: 4 symbols x 10 days; each entry ends with a stop,
+    // a target or the end-of-day exit, so every trade is closed the same day.
+    let trades = r["trades"].as_u64().unwrap();
+    assert!(trades > 0 && trades <= 40, "{r}");
+    assert_eq!(r["fills"].as_u64().unwrap(), 2 * trades, "entry + exit per trade");
+    assert!(results[0] == results[1], "identical results and journals with 1 and 3 shards");
+}
