@@ -51,7 +51,7 @@ pub enum Next {
     /// A bar by reference into the run's bar set (zero-copy replay): stream and bar index as in
     /// [`crate::merge::Item`], and the bar's end time.
     BarRef {
-        /// Stream index in [`BarSet::streams`].
+        /// Stream index in [`crate::merge::BarSet::streams`].
         stream: u32,
         /// Bar index in the stream.
         index: u64,
