@@ -40,6 +40,7 @@
 //! `results` JSON is identical across runs and shard counts; every engine-only run's totals (bars,
 //! fills, trades, wins, net PnL, commissions) are identical and match the end-to-end results; no
 //! prediction mismatch or strategy fault; the three baselines see the same bars and close sum.
+#![allow(clippy::disallowed_methods)] // wall-clock timing of runs and benchmarks is the point here
 
 use std::fmt::Write as _;
 use std::hint::black_box;

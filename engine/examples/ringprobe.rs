@@ -1,5 +1,6 @@
 //! Probe: how fast can the main ring move replayed bars to pollers that do almost nothing?
 //! `cargo run --release -p ringtape-engine --example ringprobe -- DIR [POLLERS: 1 or 2]`
+#![allow(clippy::disallowed_methods)] // wall-clock timing of runs and benchmarks is the point here
 use disruptor::{BusySpin, Polling, Producer};
 use engine::merge::BarSet;
 use engine::pipeline::{BarReplay, Next, Source};

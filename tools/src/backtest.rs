@@ -5,6 +5,7 @@
 //! (the data set's file checksums and the effective config, so the journal identifies its
 //! inputs) and `config.toml`. Without `--data` it runs on built-in data: the real S&P 500
 //! one-minute bars of 2019-11-05..08 shipped inside the binary.
+#![allow(clippy::disallowed_methods)] // wall-clock timing of runs and benchmarks is the point here
 
 use crate::exit::bad_input;
 use anyhow::{Context, Result};

@@ -14,6 +14,7 @@
 //! so symbols are independent, generated in parallel, and the same arguments give byte-identical
 //! files on a given platform (the math uses `f64` `exp`/`ln`/`cos`, whose last bit may differ between
 //! platforms' libm).
+#![allow(clippy::disallowed_methods)] // wall-clock timing of runs and benchmarks is the point here
 
 use crate::exit::bad_input;
 use crate::import_csv::bar_file_name;
