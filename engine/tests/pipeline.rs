@@ -264,11 +264,13 @@ fn portfolio_limits_are_deterministic_and_enforced() {
         cfg.pipeline.shards = shards;
         cfg.risk.one_active_trade = true;
         cfg.risk.max_open_orders = 5;
-        cfg.risk.max_daily_loss_usd = 40;
+        cfg.risk.max_daily_loss_usd = 3;
         cfg.journal.inputs = JournalInputs::All;
         let out = d.path().join(format!("p{shards}"));
         let r = run_dir(&data, Some(&out), &cfg, &BusyFactory);
         assert!(r.rejects[engine::records::Reason::OneActiveTrade.raw() as usize] > 0);
+        assert!(r.halts > 0, "the daily loss limit is hit at least once");
+        assert!(r.rejects[engine::records::Reason::DailyLossHalt.raw() as usize] > 0);
         assert!(r.counters.shard_waits + r.counters.risk_waits > 0 || shards == 1);
         let got = (journal_bytes(&out), r.halts, r.rejects);
         match &base {
