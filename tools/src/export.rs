@@ -10,7 +10,7 @@ use crate::exit::bad_input;
 use crate::progress;
 use anyhow::{Context, Result};
 use engine::merge::BarSet;
-use engine::records::{Bar, Interval, fmt_px};
+use engine::records::{Bar, Interval};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -34,50 +34,27 @@ pub struct Args {
     pub symbol: Option<String>,
 }
 
-/// Days since 1970-01-01 -> (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    // Howard Hinnant's `civil_from_days`.
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// Format nanoseconds since the epoch as RFC 3339 UTC: `2024-01-02T14:30:00Z`, or
-/// `2024-01-02T14:30:00.000000001Z` when the nanoseconds are not zero.
-pub fn fmt_ts(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let sub = ns.rem_euclid(1_000_000_000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let (h, mi, s) = (sod / 3600, sod / 60 % 60, sod % 60);
-    if sub == 0 {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-    } else {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{sub:09}Z")
-    }
-}
+/// RFC 3339 UTC text of a timestamp (the engine's allocation-free formatter).
+pub use engine::text::fmt_ts;
 
 /// Write one CSV row (with its newline). Symbols never need quoting (their alphabet has no comma
 /// or quote).
 pub fn write_row<W: Write>(w: &mut W, symbol: &str, interval_s: u32, bar: &Bar) -> std::io::Result<()> {
-    writeln!(
-        w,
-        "{symbol},{},{},{},{},{},{},{}",
-        Interval { secs: interval_s },
-        fmt_ts(bar.ts_event_ns),
-        fmt_px(bar.open_px_e9, 2),
-        fmt_px(bar.high_px_e9, 2),
-        fmt_px(bar.low_px_e9, 2),
-        fmt_px(bar.close_px_e9, 2),
-        bar.volume
-    )
+    use engine::text::{write_px, write_ts, write_u64};
+    let mut b = Vec::with_capacity(96);
+    b.extend_from_slice(symbol.as_bytes());
+    b.push(b',');
+    b.extend_from_slice(Interval { secs: interval_s }.to_string().as_bytes());
+    b.push(b',');
+    write_ts(&mut b, bar.ts_event_ns);
+    for px in [bar.open_px_e9, bar.high_px_e9, bar.low_px_e9, bar.close_px_e9] {
+        b.push(b',');
+        write_px(&mut b, px, 2);
+    }
+    b.push(b',');
+    write_u64(&mut b, bar.volume);
+    b.push(b'\n');
+    w.write_all(&b)
 }
 
 /// Write the header and every bar of `set` (only `symbol`'s, when given) in merged order.
