@@ -55,6 +55,8 @@ use engine::pipeline::{BarReplay, Next, RunOutput, RunSpec, Source};
 use engine::records::PX_SCALE;
 use engine::strategy::StrategyFactory;
 
+use crate::common::{self, MachineInfo, command_line, fmt_count, machine_info};
+
 /// Default data directory (10 symbols x 1000 days of 1-minute bars).
 const DEFAULT_DIR: &str = "target/bench-data/sma10x1000";
 /// Data directory with `--quick` (2 symbols x 50 days).
@@ -396,33 +398,6 @@ struct Check {
     detail: String,
 }
 
-#[derive(Debug, Clone)]
-struct MachineInfo {
-    nproc: usize,
-    cpu_model: String,
-    kernel: String,
-}
-
-fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
-}
-
-fn machine_info() -> MachineInfo {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == "model name").then(|| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
-    MachineInfo {
-        nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        cpu_model,
-        kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".to_owned()),
-    }
-}
-
 /// Load average and running compilers at one moment.
 #[derive(Debug, Clone)]
 struct Load {
@@ -431,9 +406,7 @@ struct Load {
 }
 
 fn load_now() -> Load {
-    let loadavg = read_trimmed("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".to_owned());
+    let loadavg = common::loadavg();
     let compilers = std::fs::read_dir("/proc")
         .map(|rd| {
             rd.filter_map(Result::ok)
@@ -451,26 +424,6 @@ impl Load {
     }
 }
 
-/// The command line as typed (arguments with spaces or quotes get single-quoted).
-fn command_line() -> String {
-    std::env::args()
-        .enumerate()
-        .map(|(i, a)| {
-            let a = if i == 0 {
-                Path::new(&a).file_name().map_or(a.clone(), |f| f.to_string_lossy().into_owned())
-            } else {
-                a
-            };
-            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$\\".contains(c)) {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            } else {
-                a
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Seconds as milliseconds with about 3 significant digits (`0.412`, `41.2`, `4123`).
 fn fmt_ms(secs: f64) -> String {
     let ms = secs * 1e3;
@@ -485,18 +438,6 @@ fn fmt_ms(secs: f64) -> String {
     } else {
         format!("{ms:.3}")
     }
-}
-
-fn fmt_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Describes the data set in the report.

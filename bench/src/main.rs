@@ -8,6 +8,7 @@
 //! supported, write JSON with `--json FILE`.
 
 mod backtest;
+mod common;
 mod ring_hop;
 
 use clap::{Parser, Subcommand};

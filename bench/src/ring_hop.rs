@@ -56,6 +56,8 @@ use disruptor::{
 };
 use hdrhistogram::Histogram;
 
+use crate::common::{MachineInfo, command_line, fmt_count, loadavg, machine_info};
+
 const DEFAULT_MESSAGES: u64 = 1_000_000;
 const DEFAULT_EVENTS: u64 = 10_000_000;
 const QUICK_MESSAGES: u64 = 100_000;
@@ -759,21 +761,6 @@ fn throughput_all(cfg: FlatConfig, pins: &Pinning) -> anyhow::Result<Vec<Through
 // Machine info and report.
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
-struct MachineInfo {
-    nproc: usize,
-    cpu_model: String,
-    online_cpus: usize,
-    clocksource: String,
-    kernel: String,
-    loadavg: String,
-    instant_now_ns: f64,
-}
-
-fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
-}
-
 /// Mean cost of one `now_ns` call (what each latency sample pays once on the consumer side).
 fn clock_cost_ns() -> f64 {
     const CALLS: u32 = 1_000_000;
@@ -784,50 +771,6 @@ fn clock_cost_ns() -> f64 {
     }
     hint::black_box(acc);
     origin.elapsed().as_nanos() as f64 / f64::from(CALLS)
-}
-
-fn machine_info() -> MachineInfo {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == "model name").then(|| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
-    let online_cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
-    MachineInfo {
-        nproc: thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        cpu_model,
-        online_cpus,
-        clocksource: read_trimmed("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-            .unwrap_or_else(|| "unknown".to_owned()),
-        kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".to_owned()),
-        loadavg: read_trimmed("/proc/loadavg")
-            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_else(|| "unknown".to_owned()),
-        instant_now_ns: clock_cost_ns(),
-    }
-}
-
-/// The command line as typed (arguments with spaces or quotes get single-quoted).
-fn command_line() -> String {
-    std::env::args()
-        .enumerate()
-        .map(|(i, a)| {
-            let a = if i == 0 {
-                std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(a)
-            } else {
-                a
-            };
-            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$\\".contains(c)) {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            } else {
-                a
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 struct Percentiles {
@@ -854,21 +797,13 @@ fn ratio(a: u64, b: u64) -> f64 {
     a as f64 / (b.max(1)) as f64
 }
 
-fn fmt_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 struct Report<'a> {
     args: &'a Args,
     machine: &'a MachineInfo,
+    /// Load average when the run started.
+    loadavg_at_start: String,
+    /// Mean cost of one clock read, see [`clock_cost_ns`].
+    instant_now_ns: f64,
     pins: &'a Pinning,
     command: String,
     paced: &'a PacedConfig,
@@ -890,14 +825,14 @@ fn markdown(r: &Report<'_>) -> String {
     let _ = writeln!(s, "| Command | `{}` |", r.command);
     let _ = writeln!(s, "| CPU | {} ({} online CPUs, nproc {}) |", m.cpu_model, m.online_cpus, m.nproc);
     let _ = writeln!(s, "| Kernel / clocksource | {} / {} |", m.kernel, m.clocksource);
-    let _ = writeln!(s, "| Load average at start | {} |", m.loadavg);
+    let _ = writeln!(s, "| Load average at start | {} |", r.loadavg_at_start);
     let _ = writeln!(s, "| Pinning | {} |", r.pins.description);
     let _ = writeln!(s, "| Wait (empty/full ring) | {} |", r.args.wait.name());
     let _ = writeln!(s, "| Ring | {} slots x 64-byte events (same for all rings) |", r.paced.capacity);
     let _ = writeln!(
         s,
         "| Clock | `std::time::Instant`, ~{:.1} ns per read (one read is inside every sample) |",
-        m.instant_now_ns
+        r.instant_now_ns
     );
     let _ = writeln!(s);
 
@@ -1026,8 +961,8 @@ fn json(r: &Report<'_>) -> serde_json::Value {
             "online_cpus": r.machine.online_cpus,
             "kernel": r.machine.kernel,
             "clocksource": r.machine.clocksource,
-            "loadavg_at_start": r.machine.loadavg,
-            "instant_now_ns": r.machine.instant_now_ns,
+            "loadavg_at_start": r.loadavg_at_start,
+            "instant_now_ns": r.instant_now_ns,
         },
         "pinning": r.pins.description,
         "wait": r.args.wait.name(),
@@ -1064,6 +999,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // Read the core list before anything is pinned.
     let pins = Pinning::plan(args.no_pin);
     let machine = machine_info();
+    let loadavg_at_start = loadavg();
+    let instant_now_ns = clock_cost_ns();
     let command = command_line();
 
     let paced_cfg = PacedConfig {
@@ -1086,6 +1023,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let report = Report {
         args,
         machine: &machine,
+        loadavg_at_start,
+        instant_now_ns,
         pins: &pins,
         command,
         paced: &paced_cfg,

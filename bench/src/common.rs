@@ -1,0 +1,98 @@
+//! Helpers shared by the benchmarks: machine facts for the report header, the command line as
+//! typed, and number formatting.
+
+/// Facts about the machine that the reports print (read from `/proc` and `/sys` on Linux;
+/// `"unknown"` where a file cannot be read).
+#[derive(Debug, Clone)]
+pub struct MachineInfo {
+    /// `std::thread::available_parallelism()` (1 if unknown).
+    pub nproc: usize,
+    /// The first `model name` in `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// The `processor` entries in `/proc/cpuinfo`.
+    pub online_cpus: usize,
+    /// The current clocksource of `clocksource0`.
+    pub clocksource: String,
+    /// The kernel release.
+    pub kernel: String,
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
+}
+
+/// Reads the machine facts (cheap: a few small files).
+pub fn machine_info() -> MachineInfo {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "model name").then(|| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let online_cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    MachineInfo {
+        nproc: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpu_model,
+        online_cpus,
+        clocksource: read_trimmed("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .unwrap_or_else(|| "unknown".to_owned()),
+        kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".to_owned()),
+    }
+}
+
+/// The 1, 5 and 15 minute load averages now, as `/proc/loadavg` prints them (`"0.52 0.58 0.59"`).
+pub fn loadavg() -> String {
+    read_trimmed("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The command line as typed (arguments with spaces or quotes get single-quoted).
+pub fn command_line() -> String {
+    std::env::args()
+        .enumerate()
+        .map(|(i, a)| {
+            let a = if i == 0 {
+                std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or(a)
+            } else {
+                a
+            };
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$\\".contains(c)) {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `n` with thousands separators (`1234567` -> `"1,234,567"`).
+pub fn fmt_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fmt_count_groups_thousands() {
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(fmt_count(999), "999");
+        assert_eq!(fmt_count(1_000), "1,000");
+        assert_eq!(fmt_count(39_000), "39,000");
+        assert_eq!(fmt_count(1_234_567), "1,234,567");
+        assert_eq!(fmt_count(u64::MAX), "18,446,744,073,709,551,615");
+    }
+}
