@@ -28,16 +28,9 @@ pub fn px_from_f64(px: f64) -> Option<i64> {
 /// Format a fixed-point price exactly, trimming trailing zeros but keeping at least `min_frac`
 /// fractional digits (e.g. `3075210000000` -> `"3075.21"` with `min_frac = 2`).
 pub fn fmt_px(px_e9: i64, min_frac: usize) -> String {
-    let neg = px_e9 < 0;
-    let abs = px_e9.unsigned_abs();
-    let int = abs / PX_SCALE as u64;
-    let frac = abs % PX_SCALE as u64;
-    let mut frac_s = format!("{frac:09}");
-    while frac_s.len() > min_frac && frac_s.ends_with('0') {
-        frac_s.pop();
-    }
-    let sign = if neg { "-" } else { "" };
-    if frac_s.is_empty() { format!("{sign}{int}") } else { format!("{sign}{int}.{frac_s}") }
+    let mut b = Vec::with_capacity(24);
+    crate::text::write_px(&mut b, px_e9, min_frac);
+    String::from_utf8(b).expect("ascii digits")
 }
 
 /// Parse a decimal string (`"3080.8"`, `"-1.5"`, `"12"`, `"1e3"` is rejected) into fixed point

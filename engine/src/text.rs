@@ -116,6 +116,20 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn prices_trim_to_min_frac() {
+        let px = |v, f| {
+            let mut b = Vec::new();
+            write_px(&mut b, v, f);
+            String::from_utf8(b).unwrap()
+        };
+        assert_eq!(px(3_075_210_000_000, 2), "3075.21");
+        assert_eq!(px(3_075_000_000_000, 2), "3075.00");
+        assert_eq!(px(3_075_000_000_000, 0), "3075");
+        assert_eq!(px(-500_000_000, 2), "-0.50");
+        assert_eq!(px(1, 0), "0.000000001");
+    }
+
+    #[test]
     fn timestamps_format_as_rfc3339() {
         assert_eq!(fmt_ts(0), "1970-01-01T00:00:00Z");
         // 2019-11-05 14:30 UTC = 1572964200 s
@@ -126,10 +140,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn prices_match_the_allocating_formatter(v in any::<i64>(), frac in 0usize..10) {
+        fn prices_round_trip_with_at_least_min_frac_digits(v in any::<i64>(), frac in 0usize..10) {
             let mut b = Vec::new();
             write_px(&mut b, v, frac);
-            prop_assert_eq!(String::from_utf8(b).unwrap(), crate::records::fmt_px(v, frac));
+            let text = String::from_utf8(b).unwrap();
+            prop_assert_eq!(crate::records::parse_px(&text), Some(v));
+            let digits = text.split_once('.').map_or(0, |(_, f)| f.len());
+            prop_assert!(digits >= frac.min(9) && digits <= 9, "{}", text);
         }
 
         #[test]

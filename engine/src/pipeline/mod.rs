@@ -528,6 +528,7 @@ pub fn run<S: Source>(
             intents: Vec::with_capacity(16),
             work: Vec::with_capacity(16),
             eod: false,
+            depth: 0,
         });
     }
     let mut risk_stage = risk_stage::RiskStage {
@@ -955,5 +956,3 @@ impl JournalWriter {
         Ok(())
     }
 }
-
-pub use crate::text::fmt_ts;

@@ -48,6 +48,8 @@ pub(crate) struct Shard<'a> {
     pub intents: Vec<Intent>,
     pub work: Vec<ExecReport>,
     pub eod: bool,
+    /// Nesting of strategy callbacks triggered by reports (bounded by `MAX_CASCADE`).
+    pub depth: usize,
 }
 
 const MAX_CASCADE: usize = 16;
@@ -247,15 +249,13 @@ impl Shard<'_> {
     fn cascade(&mut self, seq: u64, i: usize, ts: i64, r: ExecReport) {
         // A report can make the strategy act (e.g. place a stop after an entry fills); bound the
         // depth so a strategy cannot loop forever on its own reports.
-        thread_local!(static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
-        let depth = DEPTH.with(|d| d.get());
-        if depth >= MAX_CASCADE {
+        if self.depth >= MAX_CASCADE {
             self.counters.cascade_limit.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        DEPTH.with(|d| d.set(depth + 1));
+        self.depth += 1;
         self.call(seq, i, ts, |s, c| s.on_order(c, &r));
-        DEPTH.with(|d| d.set(depth));
+        self.depth -= 1;
     }
 
     /// Before a symbol's next event: wait for risk's decisions on its orders (portfolio limits)
