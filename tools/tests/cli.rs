@@ -46,6 +46,22 @@ fn assert_one_line_error(o: &Out, needles: &[&str]) {
     }
 }
 
+/// Import the real S&P 500 minute file (New York local times) as `symbol` into `out`.
+fn import_sp500(out: &Path, symbol: &str) {
+    let o = ringtape(&[
+        "import",
+        "csv",
+        &real("SP500_NOV2019_IDay.csv"),
+        "--tz",
+        "America/New_York",
+        "--symbol",
+        symbol,
+        "--out",
+        &s(out),
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
 fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> =
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -391,18 +407,7 @@ fn synth_is_deterministic_and_shaped() {
 fn export_then_import_reproduces_the_bar_files() {
     let d = tempfile::tempdir().unwrap();
     let orig = d.path().join("orig");
-    let o = ringtape(&[
-        "import",
-        "csv",
-        &real("SP500_NOV2019_IDay.csv"),
-        "--tz",
-        "America/New_York",
-        "--symbol",
-        "SPX",
-        "--out",
-        &s(&orig),
-    ]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    import_sp500(&orig, "SPX");
     let o = ringtape(&[
         "import",
         "csv",
@@ -488,18 +493,7 @@ fn fills_rows(run: &Path) -> Vec<Vec<String>> {
 fn sma_cross_on_real_sp500_gives_exactly_the_reference_fills() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let o = ringtape(&[
-        "import",
-        "csv",
-        &real("SP500_NOV2019_IDay.csv"),
-        "--tz",
-        "America/New_York",
-        "--symbol",
-        "SP500",
-        "--out",
-        &s(&data),
-    ]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    import_sp500(&data, "SP500");
     let mut runs = Vec::new();
     for shards in ["1", "2"] {
         let run = d.path().join(format!("run{shards}"));
