@@ -68,8 +68,15 @@ fn run_mode(
     zero_copy: bool,
 ) -> RunOutput {
     let set = BarSet::open_dir(data, 2).unwrap();
-    let spec =
-        RunSpec { config: cfg, symbols: set.symbols(), factory: f, out_dir: out, control: None, bars: Some(&set) };
+    let spec = RunSpec {
+        config: cfg,
+        symbols: set.symbols(),
+        factory: f,
+        out_dir: out,
+        control: None,
+        bars: Some(&set),
+        stop: None,
+    };
     let source = if zero_copy { BarReplay::zero_copy(set.merged()) } else { BarReplay::new(set.merged()) };
     run(&spec, source, &mut |_| {}).unwrap()
 }

@@ -193,6 +193,7 @@ pub fn run(args: Args) -> Result<()> {
         out_dir: Some(&args.out),
         control: None,
         bars: Some(&set),
+        stop: None,
     };
     let t_run = Instant::now();
     let out = engine::pipeline::run(&spec, BarReplay::zero_copy(set.merged()), &mut |c| {

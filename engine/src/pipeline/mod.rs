@@ -292,6 +292,8 @@ pub struct RunOutput {
     pub journal_records: u64,
     /// How stages were placed: (stage name, core or None, wait).
     pub placement: Vec<(String, Option<usize>, String)>,
+    /// True when the run was stopped early through [`RunSpec::stop`].
+    pub interrupted: bool,
 }
 
 impl RunOutput {
@@ -345,6 +347,9 @@ pub struct RunSpec<'a> {
     pub control: Option<ControlIngress>,
     /// The bar set a zero-copy source ([`BarReplay::zero_copy`]) refers to.
     pub bars: Option<&'a crate::merge::BarSet>,
+    /// Set from another thread (e.g. a SIGINT handler) to stop early: the sequencer ends the
+    /// input, every stage drains, and the output says `interrupted`.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 struct Placement {
@@ -564,12 +569,13 @@ pub fn run<S: Source>(
     placement_report.push(("journal".into(), placement.journal.map(|c| c.id), format!("{:?}", placement.cold)));
 
     let control = spec.control.clone();
+    let stop = spec.stop;
     let result = std::thread::scope(|s| {
         let c = &counters;
         let seq_h = spawn(s, "rt-sequencer", placement.sequencer, {
             let hot = placement.hot;
             let batch = (pc.ring_size / 4).clamp(1, BATCH as usize);
-            move || sequencer(source, producer, control, c, hot, batch)
+            move || sequencer(source, producer, control, stop, c, hot, batch)
         });
         let mut shard_hs = Vec::new();
         for (k, (mut sh, mut poller)) in shards.drain(..).zip(shard_pollers).enumerate() {
@@ -689,16 +695,16 @@ pub fn run<S: Source>(
         fn join<T>(name: &str, r: std::thread::Result<T>) -> Result<T, PipelineError> {
             r.map_err(|_| PipelineError::StagePanic(name.into()))
         }
-        join("sequencer", seq_h.join())?;
+        let interrupted = join("sequencer", seq_h.join())?;
         for h in shard_hs {
             join("shard", h.join())?;
         }
         let (inputs, bars) = join("risk", risk_h.join())?;
         let (positions, accepted) = join("exec", exec_h.join())?;
         let records = join("journal", journal_h.join())??;
-        Ok::<_, PipelineError>((inputs, bars, positions, accepted, records))
+        Ok::<_, PipelineError>((inputs, bars, positions, accepted, records, interrupted))
     });
-    let (inputs, bars, positions, accepted, journal_records) = result?;
+    let (inputs, bars, positions, accepted, journal_records, interrupted) = result?;
     if let Some(j) = journal {
         j.finish()?;
     }
@@ -716,6 +722,7 @@ pub fn run<S: Source>(
         bars,
         journal_records,
         placement: placement_report,
+        interrupted,
     })
 }
 
@@ -723,15 +730,17 @@ fn sequencer<S: Source, P: Producer<Event>>(
     mut source: S,
     mut producer: P,
     control: Option<ControlIngress>,
+    stop: Option<&std::sync::atomic::AtomicBool>,
     counters: &Counters,
     wait: Wait,
     batch: usize,
-) {
+) -> bool {
     // A batch must fit in the ring: try_batch_publish needs that many free slots at once.
     let mut buf: Vec<Event> = Vec::with_capacity(batch);
     let mut waiter = Waiter::new(wait);
     let mut last_ts = 0i64;
     let mut ended = false;
+    let mut interrupted = false;
     let mut logical = 0u64;
     loop {
         buf.clear();
@@ -774,6 +783,10 @@ fn sequencer<S: Source, P: Producer<Event>>(
                 Next::End => ended = true,
             }
         }
+        if stop.is_some_and(|f| f.load(Ordering::Relaxed)) && !ended {
+            ended = true;
+            interrupted = true;
+        }
         if ended && buf.is_empty() {
             break;
         }
@@ -791,6 +804,7 @@ fn sequencer<S: Source, P: Producer<Event>>(
     ];
     publish_all(&mut producer, &end, counters);
     counters.published.store(logical + 2, Ordering::Relaxed);
+    interrupted
 }
 
 #[inline]
