@@ -30,5 +30,6 @@ pub mod backtest;
 pub mod exit;
 pub mod export;
 pub mod import_csv;
+pub mod interrupt;
 pub mod progress;
 pub mod synth;
