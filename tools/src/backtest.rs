@@ -110,7 +110,9 @@ pub fn parse_config(text: &str, what: &str) -> Result<RunConfig> {
     let mut table: toml::Table = toml::from_str(text).map_err(|e| bad_input(format!("{what}: {e}")))?;
     let strategy = table.remove("strategy");
     let account: AccountConfig = match table.remove("account") {
-        Some(v) => v.try_into().map_err(|e| bad_input(format!("{what}: [account]: {e} (see README.md, Configuration)")))?,
+        Some(v) => {
+            v.try_into().map_err(|e| bad_input(format!("{what}: [account]: {e} (see README.md, Configuration)")))?
+        }
         None => AccountConfig::default(),
     };
     let engine: EngineConfig = toml::Value::Table(table)
@@ -244,6 +246,9 @@ pub fn run(args: Args) -> Result<()> {
         rc.engine.pipeline.shards = n;
     }
     let checked = check_config(rc, args.strategy.as_deref(), &what, machine_cores())?;
+    for w in &checked.warnings {
+        eprintln!("warning: {w}");
+    }
     let factory = checked.params.factory();
     let user_set = match &args.data {
         Some(d) => Some(open_data(d, args.interval)?),
@@ -254,9 +259,6 @@ pub fn run(args: Args) -> Result<()> {
         Some(_) => None,
     };
     let plan = crate::rundir::Plan::new(args.out.as_deref(), args.force)?;
-    for w in &checked.warnings {
-        eprintln!("warning: {w}");
-    }
 
     // 2. Write the run beside its target.
     let rd = plan.start()?;
@@ -274,7 +276,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let t_open = t0.elapsed();
     let config_toml = effective_config_toml(&checked)?;
-    let mut intervals: Vec<Interval> = set.streams().iter().map(|s| Interval { secs: s.file.header().interval_s }).collect();
+    let mut intervals: Vec<Interval> =
+        set.streams().iter().map(|s| Interval { secs: s.file.header().interval_s }).collect();
     intervals.sort();
     intervals.dedup();
     let meta = serde_json::json!({
@@ -287,7 +290,8 @@ pub fn run(args: Args) -> Result<()> {
         "config": config_toml,
     });
     let mpath = rd.path().join("journal.meta.json");
-    std::fs::write(&mpath, serde_json::to_string_pretty(&meta)?).with_context(|| format!("writing {}", mpath.display()))?;
+    std::fs::write(&mpath, serde_json::to_string_pretty(&meta)?)
+        .with_context(|| format!("writing {}", mpath.display()))?;
     std::fs::write(rd.path().join("config.toml"), &config_toml)
         .with_context(|| format!("writing {}", rd.path().join("config.toml").display()))?;
 
@@ -328,7 +332,9 @@ pub fn run(args: Args) -> Result<()> {
     let incomplete_reason = if out.interrupted {
         Some(format!("interrupted by a signal after {} of {total} bars", out.bars))
     } else if mismatch > 0 {
-        Some(format!("internal error: {mismatch} shard risk decisions differed from risk's; results are not trustworthy"))
+        Some(format!(
+            "internal error: {mismatch} shard risk decisions differed from risk's; results are not trustworthy"
+        ))
     } else {
         None
     };

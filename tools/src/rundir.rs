@@ -135,7 +135,12 @@ impl RunDir {
     pub fn finish(mut self) -> Result<PathBuf> {
         let target = self.plan.target.clone();
         if let Ok(meta) = std::fs::symlink_metadata(&target) {
-            anyhow::ensure!(self.plan.force, "{} appeared while the run was written; the run is in {}", target.display(), self.tmp.display());
+            anyhow::ensure!(
+                self.plan.force,
+                "{} appeared while the run was written; the run is in {}",
+                target.display(),
+                self.tmp.display()
+            );
             if meta.file_type().is_symlink() || meta.is_file() {
                 std::fs::remove_file(&target).with_context(|| format!("replacing {}", target.display()))?;
             } else {
@@ -147,7 +152,8 @@ impl RunDir {
                 std::fs::rename(&target, &old).with_context(|| format!("moving {} aside", target.display()))?;
                 std::fs::rename(&self.tmp, &target).with_context(|| format!("renaming into {}", target.display()))?;
                 self.done = true;
-                std::fs::remove_dir_all(&old).with_context(|| format!("removing the replaced run {}", old.display()))?;
+                std::fs::remove_dir_all(&old)
+                    .with_context(|| format!("removing the replaced run {}", old.display()))?;
             }
         }
         if !self.done {

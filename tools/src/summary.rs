@@ -289,10 +289,7 @@ impl Summary {
         line("trades", r.trades.to_string());
         line("win rate", format!("{:.1} %", r.win_rate_pct));
         line("fills", r.fills.to_string());
-        line(
-            "end-of-run close-outs",
-            r.end_of_run_closeouts.map_or_else(|| "unknown".into(), |n| n.to_string()),
-        );
+        line("end-of-run close-outs", r.end_of_run_closeouts.map_or_else(|| "unknown".into(), |n| n.to_string()));
         line("commission", format!("{:.4} USD", r.commission_usd));
         line("risk rejects", r.rejects.values().sum::<u64>().to_string());
         line("days", r.days.to_string());
@@ -303,7 +300,8 @@ impl Summary {
         line("run dir", run_dir.display().to_string());
         let mut out = head + &s;
         if !self.complete {
-            let _ = writeln!(out, "  INCOMPLETE: {}", self.incomplete_reason.as_deref().unwrap_or("run did not finish"));
+            let _ =
+                writeln!(out, "  INCOMPLETE: {}", self.incomplete_reason.as_deref().unwrap_or("run did not finish"));
         }
         out
     }

@@ -71,7 +71,11 @@ impl EngineConfig {
         }
         let v = &self.venue;
         if v.commission_per_share_e9 < 0 {
-            return Err(bad("venue.commission_per_share_e9", v.commission_per_share_e9, "use >= 0 (1e-9 USD per share)"));
+            return Err(bad(
+                "venue.commission_per_share_e9",
+                v.commission_per_share_e9,
+                "use >= 0 (1e-9 USD per share)",
+            ));
         }
         if v.max_volume_ppm > MAX_VOLUME_PPM {
             return Err(bad("venue.max_volume_ppm", v.max_volume_ppm, format!("use 0..={MAX_VOLUME_PPM}; 0 = no cap")));
