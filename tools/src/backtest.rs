@@ -259,6 +259,11 @@ pub fn run(args: Args) -> Result<()> {
         Some(_) => None,
     };
     let plan = crate::rundir::Plan::new(args.out.as_deref(), args.force)?;
+    if crate::interrupt::requested() {
+        // Stopped while checking: there is no run to keep.
+        eprintln!("interrupted before the run started; nothing written");
+        std::process::exit(EXIT_INTERRUPTED);
+    }
 
     // 2. Write the run beside its target.
     let rd = plan.start()?;
