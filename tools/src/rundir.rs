@@ -46,6 +46,12 @@ impl Plan {
         match out {
             Some(target) => {
                 if let Ok(meta) = std::fs::symlink_metadata(target) {
+                    if meta.file_type().is_symlink() {
+                        return Err(bad_input(format!(
+                            "{} is a symlink; --out never replaces a link (runs/latest follows the newest run by itself): leave out --out, or choose another",
+                            target.display()
+                        )));
+                    }
                     if !force {
                         return Err(bad_input(format!(
                             "{} already exists; pass --force to replace it, or choose another --out",
@@ -135,14 +141,14 @@ impl RunDir {
     pub fn finish(mut self) -> Result<PathBuf> {
         let target = self.plan.target.clone();
         if let Ok(meta) = std::fs::symlink_metadata(&target) {
-            anyhow::ensure!(
-                self.plan.force,
-                "{} appeared while the run was written; the run is in {}",
-                target.display(),
-                self.tmp.display()
-            );
-            if meta.file_type().is_symlink() || meta.is_file() {
-                std::fs::remove_file(&target).with_context(|| format!("replacing {}", target.display()))?;
+            if !self.plan.force || meta.file_type().is_symlink() || meta.is_file() {
+                // Something else took the target while the run was written: keep the run where it is.
+                self.done = true;
+                anyhow::bail!(
+                    "{} appeared while the run was written; the run is in {}",
+                    target.display(),
+                    self.tmp.display()
+                );
             } else {
                 // Move the old run aside first, so the target is never missing a finished run
                 // for longer than one rename.
@@ -150,7 +156,10 @@ impl RunDir {
                 old.push(".old");
                 let old = PathBuf::from(old);
                 std::fs::rename(&target, &old).with_context(|| format!("moving {} aside", target.display()))?;
-                std::fs::rename(&self.tmp, &target).with_context(|| format!("renaming into {}", target.display()))?;
+                if let Err(e) = std::fs::rename(&self.tmp, &target) {
+                    let _ = std::fs::rename(&old, &target); // put the old run back
+                    return Err(e).with_context(|| format!("renaming into {}", target.display()));
+                }
                 self.done = true;
                 std::fs::remove_dir_all(&old)
                     .with_context(|| format!("removing the replaced run {}", old.display()))?;
@@ -263,5 +272,10 @@ mod tests {
         std::fs::create_dir(&latest).unwrap();
         let e = Plan::timestamped(&runs, now).unwrap_err().to_string();
         assert!(e.contains("is not a symlink"), "{e}");
+        // --out runs/latest (the link) is refused even with --force: it would stop following.
+        std::fs::remove_dir(&latest).unwrap();
+        point_latest(&latest, &b).unwrap();
+        let e = Plan::new(Some(&latest), true).unwrap_err().to_string();
+        assert!(e.contains("is a symlink; --out never replaces a link"), "{e}");
     }
 }
