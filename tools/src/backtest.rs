@@ -398,4 +398,28 @@ mod tests {
         let rc = parse_config(&orb, "orb").unwrap();
         strategies::factory_with("orb", toml::Value::Table(rc.strategy_params.unwrap())).unwrap();
     }
+
+    #[test]
+    fn the_written_config_is_the_effective_one_and_parses_back() {
+        for name in strategies::NAMES {
+            let mut rc = RunConfig::default();
+            rc.account.starting_capital_usd = 25_000.0;
+            rc.engine.pipeline.shards = 2;
+            let c = check_config(rc, Some(name), "test", 4).unwrap();
+            let text = effective_config_toml(&c).unwrap();
+            let back = parse_config(&text, "written").unwrap();
+            assert_eq!(back.engine, c.rc.engine, "{text}");
+            assert_eq!(back.account.starting_capital_usd, 25_000.0);
+            assert_eq!(back.strategy_name.as_deref(), Some(*name));
+            // Every parameter is written, defaults included, and reads back to the same values.
+            let again = strategies::params(name, back.strategy_params.map(toml::Value::Table)).unwrap();
+            assert_eq!(again, c.params, "{text}");
+            let defaults = strategies::params(name, None::<toml::Value>).unwrap();
+            let n_keys = match toml::Value::try_from(&defaults).unwrap() {
+                toml::Value::Table(t) => t.len(),
+                _ => 0,
+            };
+            assert!(n_keys >= 3, "{name}: {n_keys} parameters");
+        }
+    }
 }
