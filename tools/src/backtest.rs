@@ -58,8 +58,8 @@ pub struct Args {
     /// Strategy shard threads (overrides pipeline.shards)
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
-    /// Run directory to write; must not exist unless --force [default: runs/<UTC time>, with
-    /// runs/latest linking to the newest run]
+    /// Run directory to write; must not exist unless --force (default: a new `runs/<UTC time>`,
+    /// with `runs/latest` linking to the newest run)
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
     /// Replace an existing run directory at --out
