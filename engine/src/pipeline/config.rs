@@ -1,6 +1,9 @@
 //! Engine configuration (the `[pipeline]`, `[risk]`, `[venue]` and `[journal]` tables of the TOML
 //! config file).
 
+#[path = "config_check.rs"]
+pub mod config_check;
+
 use crate::risk::RiskConfig;
 use crate::venue::VenueConfig;
 
