@@ -94,6 +94,12 @@ pub fn open_set(dir: &Path) -> Result<BarSet> {
 
 /// Run `ringtape export csv`.
 pub fn run(args: Args) -> Result<()> {
+    if args.out.is_dir() {
+        return Err(bad_input(format!(
+            "--out {}: is a directory; give a CSV file path (or - for stdout)",
+            args.out.display()
+        )));
+    }
     let set = open_set(&args.dir)?;
     if let Some(s) = &args.symbol
         && set.symbols().get(s).is_none()
@@ -121,12 +127,12 @@ pub fn run(args: Args) -> Result<()> {
     };
     pb.finish_and_clear();
     if args.out.as_os_str() != "-" {
-        eprintln!(
+        crate::exit::report(format_args!(
             "exported {rows} bars of {} symbols from {} -> {}",
             symbol.map_or(set.symbols().len(), |_| 1),
             args.dir.display(),
             args.out.display()
-        );
+        ))?;
     }
     Ok(())
 }
