@@ -403,6 +403,17 @@ fn out_that_is_a_file_and_header_only_files_are_one_line_errors() {
     assert_one_line_error(&o, &["header.csv", "has a header but no data rows"]);
 }
 
+#[test]
+fn import_help_lists_what_is_accepted() {
+    let o = ringtape(&["import", "csv", "--help"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for needle in
+        ["--time-format", "epoch-ms", "yyyymmdd", "--time-column", "--delimiter", "ts_event", "unnamed first column"]
+    {
+        assert!(o.stdout.contains(needle), "{needle:?} not in --help:\n{}", o.stdout);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Case 6: Ctrl-C
 
