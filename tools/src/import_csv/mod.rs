@@ -1,15 +1,17 @@
 //! `ringtape import csv FILE... --out DIR`: vendor CSV files -> bar files.
 //!
-//! Split by idea: [`lines`] (physical lines and their fields: a stray quote spoils one row, never
-//! the rest of the file), [`timestamp`] (time formats and `--time-format`), [`rows`] (columns,
-//! row checks, ordering, interval inference), [`report`] (what happened, printed per file). This
-//! module holds the options and the command: every file is read and checked, then every output
-//! name is checked, and only then are files moved into `--out`.
+//! Split by idea: `lines` (physical lines and their fields: a stray quote spoils one row, never
+//! the rest of the file), [`timestamp`] (time formats and `--time-format`), `numbers` (prices and
+//! volumes), `rows` (columns, row checks, ordering, interval inference), [`report`] (what
+//! happened, printed per file). This module holds the options and the command: every file is read
+//! and checked, its bar files are staged, every output name is checked, and only then are the
+//! files moved into `--out`.
 //!
 //! Rows are never dropped silently: each rejected row is counted under a [`Reject`] reason and the
 //! first few are listed with `file:line`. Prices are parsed exactly, never as floats.
 
 mod lines;
+mod numbers;
 pub mod report;
 mod rows;
 pub mod timestamp;
