@@ -283,7 +283,9 @@ pub fn run(args: Args) -> Result<()> {
         let imported = rows::import_lines(std::io::BufReader::with_capacity(1 << 16, file), &name, &opts, &layout, &pb);
         pb.finish_and_clear();
         let Imported { series, report } = match imported {
-            Err(e) if e.chain().any(|c| c.is::<crate::exit::Interrupted>()) => return Err(stopped("while reading")),
+            Err(e) if e.chain().any(|c| c.is::<crate::exit::Interrupted>()) => {
+                return Err(stopped(&format!("while reading {name}")));
+            }
             r => r?,
         };
         crate::exit::report(format_args!("{report}"))?;

@@ -517,3 +517,60 @@ pub(crate) fn infer_interval(bars: &[Bar], all_date_only: bool) -> Result<u32, S
 fn fmt_ns(ns: i64) -> String {
     crate::export::fmt_ts(ns)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ImportOptions, import_reader};
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Import daily rows at day offsets `days` (from 2024-01-01); (kept day offsets, rejected lines).
+    fn order(days: &[i64]) -> (Vec<i64>, Vec<u64>) {
+        let mut text = String::from("ts,open,high,low,close\n");
+        for d in days {
+            text.push_str(&format!("{},1,1,1,1\n", 1_704_067_200 + d * 86_400));
+        }
+        let opts = ImportOptions { interval: Interval::parse("1d"), ..Default::default() };
+        let im = import_reader(text.as_bytes(), "t.csv", &opts).unwrap();
+        let kept = im.series.first().map_or(vec![], |s| {
+            s.bars.iter().map(|b| (b.ts_event_ns / 1_000_000_000 - 1_704_067_200) / 86_400).collect()
+        });
+        let mut lines: Vec<u64> = im.report.examples.iter().map(|r| r.line).collect();
+        lines.sort_unstable();
+        (kept, lines)
+    }
+
+    #[test]
+    fn one_odd_row_is_rejected_not_the_rows_after_it() {
+        // A mistyped future time (line 4) between rows that are in order with each other.
+        assert_eq!(order(&[1, 2, 30, 4, 5]), (vec![1, 2, 4, 5], vec![4]));
+        // The first row is the odd one.
+        assert_eq!(order(&[50, 1, 2, 3]), (vec![1, 2, 3], vec![2]));
+        // A mistyped past time: that row only.
+        assert_eq!(order(&[1, 2, 3, 0, 5]), (vec![1, 2, 3, 5], vec![5]));
+        // Overlapping ranges (a file concatenated twice in part): the repeated rows go, the rest stay.
+        assert_eq!(order(&[1, 2, 3, 2, 3, 4]), (vec![1, 2, 3, 4], vec![5, 6]));
+        // The last row has no next row to compare with: kept.
+        assert_eq!(order(&[1, 2, 3, 99]), (vec![1, 2, 3, 99], vec![]));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Every row is either imported or counted as rejected, and what is kept is strictly
+        /// increasing in time, whatever the order of the input.
+        #[test]
+        fn every_row_is_kept_or_counted_and_kept_rows_increase(days in proptest::collection::vec(0i64..40, 1..60)) {
+            let mut text = String::from("ts,open,high,low,close\n");
+            for d in &days {
+                text.push_str(&format!("{},1,1,1,1\n", 1_704_067_200 + d * 86_400));
+            }
+            let opts = ImportOptions { interval: Interval::parse("1d"), ..Default::default() };
+            let im = import_reader(text.as_bytes(), "t.csv", &opts).unwrap();
+            prop_assert_eq!(im.report.rows_read, days.len() as u64);
+            prop_assert_eq!(im.report.imported + im.report.rejected_total(), days.len() as u64);
+            let kept: Vec<i64> = im.series.iter().flat_map(|s| s.bars.iter().map(|b| b.ts_event_ns)).collect();
+            prop_assert!(kept.windows(2).all(|w| w[0] < w[1]));
+            prop_assert!(!kept.is_empty());
+        }
+    }
+}

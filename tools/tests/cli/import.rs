@@ -447,3 +447,28 @@ fn ctrl_c_during_import_leaves_no_temporary_files_and_exits_130() {
     assert_clean(&out);
     assert!(files_in(&out).is_empty(), "{:?}", files_in(&out));
 }
+
+#[test]
+fn ctrl_c_during_export_removes_the_temporary_file_and_exits_130() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let o = ringtape(&["synth", "--symbols", "40", "--days", "60", "--out", &s(&data)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let out_dir = d.path().join("csv");
+    std::fs::create_dir(&out_dir).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ringtape"))
+        .args(["export", "csv", &s(&data), "--out", &s(&out_dir.join("all.csv"))])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // 936,000 rows take seconds in a debug build; interrupt well before the end.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.trim_end().ends_with("not written") && err.lines().count() == 1, "{err}");
+    assert!(files_in(&out_dir).is_empty(), "{:?}", files_in(&out_dir));
+}
