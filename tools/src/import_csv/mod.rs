@@ -291,7 +291,7 @@ pub fn run(args: Args) -> Result<()> {
         crate::exit::report(format_args!("{report}"))?;
         if series.is_empty() {
             return Err(bad_input(format!(
-                "{name}: no bars imported ({} rows read, all rejected; see the reasons above)",
+                "{name}: no bars imported ({} rows read, all rejected; see the reasons above); nothing written",
                 report.rows_read
             )));
         }
@@ -304,14 +304,22 @@ pub fn run(args: Args) -> Result<()> {
         for s in &series {
             let file_name = s.file_name();
             if let Some((prev_input, prev_symbol)) = planned.get(&file_name) {
-                let from =
-                    if *prev_input == name { "both in this file".to_string() } else { format!("from {prev_input}") };
-                return Err(bad_input(format!(
-                    "{name}: symbol {} and symbol {prev_symbol} ({from}) would both be written to {}; nothing written \
-                     (rename one with --symbol, or import them into different --out directories)",
-                    s.symbol,
-                    args.out.join(&file_name).display()
-                )));
+                let to = args.out.join(&file_name);
+                return Err(bad_input(if *prev_input == name {
+                    format!(
+                        "{name}: symbols {prev_symbol} and {} would both be written to {} (a '/' in a symbol is \
+                         written as '_'); nothing written; rename one of them in the file",
+                        s.symbol,
+                        to.display()
+                    )
+                } else {
+                    format!(
+                        "{prev_input} (symbol {prev_symbol}) and {name} (symbol {}) would both be written to {}; \
+                         nothing written; import one of them on its own with --symbol, or into another --out directory",
+                        s.symbol,
+                        to.display()
+                    )
+                }));
             }
             write_bar_file(&staging.dir.join(&file_name), &s.symbol, s.interval_s, &s.bars)
                 .with_context(|| format!("writing {name}"))?;

@@ -386,8 +386,8 @@ fn two_symbols_mapping_to_one_file_name_write_nothing() {
     let (o, out) = import(d.path(), &[&first, &csv], &[]);
     assert_eq!(o.code, 2, "{}", o.stderr);
     let last = o.stderr.lines().last().unwrap();
-    assert!(last.contains("symbol BRK_B and symbol BRK/B (both in this file) would both be written to"), "{last}");
-    assert!(last.contains("BRK_B.1d.rtb") && last.contains("--symbol"), "{last}");
+    assert!(last.contains("both.csv: symbols BRK/B and BRK_B would both be written to"), "{last}");
+    assert!(last.contains("BRK_B.1d.rtb") && last.contains("rename one of them in the file"), "{last}");
     assert!(files_in(&out).is_empty(), "nothing written, not even first.csv: {:?}", files_in(&out));
 }
 
