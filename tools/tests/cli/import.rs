@@ -462,8 +462,13 @@ fn ctrl_c_during_export_removes_the_temporary_file_and_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // 936,000 rows take seconds in a debug build; interrupt well before the end.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // 936,000 rows take seconds in a debug build: interrupt once the temporary file exists (the
+    // handler is installed before it is created).
+    let t0 = std::time::Instant::now();
+    while files_in(&out_dir).is_empty() {
+        assert!(t0.elapsed().as_secs() < 20, "export never started writing");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let o = child.wait_with_output().unwrap();
