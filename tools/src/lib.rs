@@ -32,4 +32,6 @@ pub mod export;
 pub mod import_csv;
 pub mod interrupt;
 pub mod progress;
+pub mod rundir;
+pub mod summary;
 pub mod synth;
