@@ -156,6 +156,8 @@ fn hand_checked_small_case() {
     assert_eq!(r.equity_e9, net, "risk's cash + marks agree with the position tracker");
     assert_eq!(r.positions.trade_pnls_e9, vec![199 * D as i128, 14_950 * D as i128 / 100, -10 * D as i128 / 100]);
     assert_eq!(r.bars, 7);
+    assert_eq!(r.positions.symbols[0].closeouts, 1, "one end-of-run close-out");
+    assert_eq!(r.positions.symbols[0].realized_pnl_e9, net);
     // The strategy saw every order accepted, then filled (the liquidation is reported too).
     let seen = reports.lock().unwrap().clone();
     let accepted = seen.iter().filter(|(k, _)| *k == ExecKind::Accepted).count();

@@ -307,7 +307,7 @@ pub fn run(args: Args) -> Result<()> {
         strategy_params: serde_json::to_value(&checked.params)?,
         intervals: intervals.iter().map(ToString::to_string).collect(),
         starting_capital_usd: checked.rc.account.starting_capital_usd,
-        end_of_run_closeouts: crate::summary::count_end_of_run_fills(&rd.path().join("fills.csv"))?,
+        end_of_run_closeouts: Some(out.positions.symbols.iter().map(|b| b.closeouts).sum()),
     };
     let results = Results::new(&out, set.symbols(), facts);
     let wall_s = t0.elapsed().as_secs_f64();

@@ -233,21 +233,6 @@ impl Results {
     }
 }
 
-/// Fills with reason `end_of_run` in a run's `fills.csv` (columns found by header name).
-pub fn count_end_of_run_fills(fills_csv: &Path) -> Result<Option<u64>> {
-    if !fills_csv.exists() {
-        return Ok(None);
-    }
-    let mut r = csv::Reader::from_path(fills_csv).with_context(|| format!("reading {}", fills_csv.display()))?;
-    let Some(col) = r.headers()?.iter().position(|h| h == "reason") else { return Ok(None) };
-    let mut n = 0;
-    for row in r.records() {
-        let row = row.with_context(|| format!("reading {}", fills_csv.display()))?;
-        n += u64::from(row.get(col) == Some("end_of_run"));
-    }
-    Ok(Some(n))
-}
-
 impl Summary {
     /// Write as pretty JSON (results before perf).
     pub fn write(&self, path: &Path) -> Result<()> {
@@ -404,14 +389,5 @@ mod tests {
         ] {
             assert!(t.contains(needle), "{needle:?} not in\n{t}");
         }
-    }
-
-    #[test]
-    fn end_of_run_fills_are_counted_by_the_reason_column() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("fills.csv");
-        assert_eq!(count_end_of_run_fills(&p).unwrap(), None);
-        std::fs::write(&p, "ts,symbol,reason\n1,A,none\n2,A,end_of_run\n3,B,end_of_run\n").unwrap();
-        assert_eq!(count_end_of_run_fills(&p).unwrap(), Some(2));
     }
 }

@@ -149,7 +149,7 @@ pub(crate) struct Sequencer<'a, S: Source> {
     stop: Option<&'a AtomicBool>,
     clock: Clock<'a>,
     period_ns: i64,
-    last_tick: i64,
+    next_boundary: i64,
     last_ts: i64,
     ended: bool,
     tail: u8,
@@ -175,7 +175,7 @@ impl<'a, S: Source> Sequencer<'a, S> {
             stop,
             clock,
             period_ns: i64::try_from(timer_ms).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000),
-            last_tick: i64::MIN,
+            next_boundary: i64::MIN,
             last_ts: 0,
             ended: false,
             tail: 0,
@@ -184,18 +184,17 @@ impl<'a, S: Source> Sequencer<'a, S> {
         }
     }
 
+    /// A tick at the last boundary at or before `ts`, if it is past the last tick. One compare
+    /// while time stays before the next boundary.
     #[inline]
     fn tick_before(&mut self, ts: i64) -> Option<Event> {
-        if self.period_ns <= 0 {
+        if self.period_ns <= 0 || ts < self.next_boundary {
             return None;
         }
         let boundary = ts.div_euclid(self.period_ns) * self.period_ns;
-        if boundary > self.last_tick {
-            self.last_tick = boundary;
-            self.ticks += 1;
-            return Some(Event::timer(boundary, false));
-        }
-        None
+        self.next_boundary = boundary.saturating_add(self.period_ns);
+        self.ticks += 1;
+        Some(Event::timer(boundary, false))
     }
 
     /// The next input in the total order.
@@ -225,6 +224,9 @@ impl<'a, S: Source> Sequencer<'a, S> {
         {
             self.last_ts = self.last_ts.max(ev.ts_recv_ns);
             return Next::Event(ev);
+        }
+        if self.extra.is_empty() {
+            return self.next_primary();
         }
         // The earliest head among the time-ordered sources; scripted sources win ties.
         let mut best: Option<(i64, usize)> = None;
@@ -260,6 +262,37 @@ impl<'a, S: Source> Sequencer<'a, S> {
         self.last_ts = self.last_ts.max(ts);
         let head = if i == n { self.primary.head.take() } else { self.extra[i].head.take() };
         head.unwrap_or(Next::Idle)
+    }
+
+    /// The common case, one time-ordered source: no peeking unless a tick comes first.
+    #[inline]
+    fn next_primary(&mut self) -> Next {
+        let n = match self.primary.head.take() {
+            Some(n) => n,
+            None if self.primary.done => return self.end(),
+            None => match self.primary.src.next() {
+                Next::End => {
+                    self.primary.done = true;
+                    return self.end();
+                }
+                n => n,
+            },
+        };
+        let ts = match &n {
+            Next::BarRef { ts_recv_ns, .. } => *ts_recv_ns,
+            Next::Event(e) => e.ts_recv_ns,
+            Next::Idle | Next::End => return n,
+        };
+        if matches!(self.clock, Clock::Event)
+            && let Some(tick) = self.tick_before(ts)
+        {
+            self.primary.head = Some(n);
+            return Next::Event(tick);
+        }
+        if ts > self.last_ts {
+            self.last_ts = ts;
+        }
+        n
     }
 
     fn end(&mut self) -> Next {
