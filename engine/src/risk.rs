@@ -451,3 +451,6 @@ impl Risk {
         self.check_daily_loss(r.ts_event_ns);
     }
 }
+#[cfg(test)]
+#[path = "risk_tests.rs"]
+mod tests;
