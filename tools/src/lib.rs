@@ -31,5 +31,6 @@ pub mod exit;
 pub mod export;
 pub mod import_csv;
 pub mod interrupt;
+pub mod journal;
 pub mod progress;
 pub mod synth;

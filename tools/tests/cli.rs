@@ -645,3 +645,6 @@ fn orb_trades_synthetic_days_identically_with_one_and_three_shards() {
     assert_eq!(r["fills"].as_u64().unwrap(), 2 * trades, "entry + exit per trade");
     assert!(results[0] == results[1], "identical results and journals with 1 and 3 shards");
 }
+
+#[path = "cli/journal.rs"]
+mod journal_cases;
