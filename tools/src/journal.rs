@@ -274,7 +274,7 @@ fn describe(r: &Record) -> (String, Vec<Field>) {
                     f.push(kv("policy", name_or_raw(p.map(|p| p.as_str()), c.args[0])));
                 }
                 if c.args != [0; 4] {
-                    f.push(kv("args", V::S(format!("{:?}", c.args))));
+                    f.push(kv("args", V::S(c.args.map(|a| a.to_string()).join(","))));
                 }
             }
             Input::BarRefs(words) => {
@@ -562,5 +562,82 @@ mod tests {
         assert_eq!(j["symbol"], "#0");
         assert_eq!(j["kind"], "decision");
         assert_eq!(j["ts"], "1970-01-01T00:00:00Z");
+    }
+
+    /// A hand-built record: `kind`, `sub`, `aux`, `symbol`, payload.
+    fn raw(kind: u8, sub: u8, aux: u16, symbol: u32, payload: [u64; 6]) -> Record {
+        let mut b = [0u8; engine::journal::RECORD_SIZE];
+        b[0..8].copy_from_slice(&5u64.to_le_bytes());
+        b[8..16].copy_from_slice(&1_572_964_200_000_000_000i64.to_le_bytes());
+        b[16] = kind;
+        b[17] = sub;
+        b[18..20].copy_from_slice(&aux.to_le_bytes());
+        b[20..24].copy_from_slice(&symbol.to_le_bytes());
+        for (k, w) in payload.iter().enumerate() {
+            b[24 + 8 * k..32 + 8 * k].copy_from_slice(&w.to_le_bytes());
+        }
+        Record::decode(&b)
+    }
+
+    fn text(r: &Record, names: &Names) -> String {
+        let mut b = Vec::new();
+        text_line(&mut b, r, names);
+        String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn lifecycle_names_symbols_and_new_kinds_print() {
+        let mut names = Names(vec![Some("SP500".into())]);
+        // Name bytes 0..32 of the payload, NUL padded (little-endian words).
+        let added = raw(5, 1, 0, 3, [u64::from_le_bytes(*b"NEWCO\0\0\0"), 0, 0, 0, 0, 0]);
+        names.learn(&added);
+        assert_eq!((names.get(3), names.get(2), names.get(0)), (Some("NEWCO"), None, Some("SP500")));
+        let t = "5 2019-11-05T14:30:00Z";
+        assert_eq!(text(&added, &names), format!("{t} lifecycle NEWCO added name=NEWCO policy=none"));
+        assert_eq!(text(&raw(5, 2, 1, 3, [0; 6]), &names), format!("{t} lifecycle NEWCO removing policy=flatten"));
+        assert_eq!(
+            text(&raw(5, 3, 2, 3, [0; 6]), &names),
+            format!("{t} lifecycle NEWCO removed policy=manage_until_flat")
+        );
+        assert_eq!(text(&raw(5, 4, 0, 0, [0; 6]), &names), format!("{t} lifecycle SP500 faulted policy=none"));
+        assert_eq!(text(&raw(5, 8, 9, 0, [0; 6]), &names), format!("{t} lifecycle SP500 unknown(8) policy=unknown(9)"));
+        assert_eq!(text(&raw(6, 0, 0, NO_SYMBOL, [0; 6]), &names), format!("{t} timer - event_time"));
+        assert_eq!(text(&raw(6, 0, 1, NO_SYMBOL, [0; 6]), &names), format!("{t} timer - wall_clock"));
+        // Control inputs: the new kinds, with the removal policy of RemoveSymbol.
+        let ctl = |kind: u64, arg0: i64| raw(1, 5, 0, NO_SYMBOL, [0, kind, arg0 as u64, 0, 0, 0]);
+        assert_eq!(
+            text(&ctl(5, 2), &names),
+            format!(
+                "{t} input - control remove_symbol control_ts=1970-01-01T00:00:00Z policy=manage_until_flat args=2,0,0,0"
+            )
+        );
+        assert_eq!(text(&ctl(4, 0), &names), format!("{t} input - control add_symbol control_ts=1970-01-01T00:00:00Z"));
+        assert_eq!(
+            text(&ctl(3, 0), &names),
+            format!("{t} input - control session_start control_ts=1970-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            text(&ctl(77, 0), &names),
+            format!("{t} input - control unknown(77) control_ts=1970-01-01T00:00:00Z")
+        );
+        // Quotes and trades.
+        let d = engine::records::PX_SCALE as u64;
+        let q = raw(1, 2, 0, 0, [0, 10 * d, 10 * d + d / 100, 3 | 4 << 32, 0, 0]);
+        assert_eq!(
+            text(&q, &names),
+            format!("{t} input SP500 quote quote_ts=1970-01-01T00:00:00Z bid=10.00 bid_size=3 ask=10.01 ask_size=4")
+        );
+        let tr = raw(1, 3, 0, 0, [0, 10 * d + 5, 300, 9, 0, 0]);
+        assert_eq!(
+            text(&tr, &names),
+            format!("{t} input SP500 trade trade_ts=1970-01-01T00:00:00Z price=10.000000005 size=300 trade_id=9")
+        );
+        let cancel = raw(3, 0, 0, 0, [OrderId::for_symbol(SymbolId(0), 12).0, 0, 0, 0, 0, 0]);
+        assert_eq!(text(&cancel, &names), format!("{t} cancel SP500 id=S0-12"));
+        let j = json_line(&added, &names);
+        assert_eq!(
+            (j["kind"].as_str(), j["change"].as_str(), j["name"].as_str()),
+            (Some("lifecycle"), Some("added"), Some("NEWCO"))
+        );
     }
 }
