@@ -426,6 +426,29 @@ fn daily_loss_halt_lets_only_reduce_only_orders_pass() {
 }
 
 #[test]
+#[ignore = "risk bug? after a halt risk flattens every position itself, but its flattening orders are \
+            not counted against the strategy's reduce-only exits: a strategy exit of the same long \
+            100 still passes, and when both fill (same next bar) the symbol ends short 100. \
+            (daily_loss_halt_lets_only_reduce_only_orders_pass asserts today's acceptance.)"]
+fn halt_flattening_and_a_strategy_exit_do_not_both_sell_the_position() {
+    let mut r = risk(RiskConfig { max_daily_loss_usd: 500, ..Default::default() });
+    long_100_at_100(&mut r);
+    let mut flat = bar_close(&mut r, 0, T0 + 120 * SEC, 95 * D);
+    assert!(r.halted());
+    // Risk is already selling the 100; the strategy's stop exit asks to sell them too.
+    let exit = reduce(sell(0, 2, 100));
+    if r.check(&exit, T0 + 120 * SEC).is_ok() {
+        // Both fill on the next bar at 95.
+        flat.extend(bar_close(&mut r, 0, T0 + 180 * SEC, 95 * D));
+        assert_eq!(flat, vec![(0, Side::Sell, 100)]);
+        let risk_order = Order { order_id: OrderId::for_risk(1), ..exit };
+        r.on_report(&report(&risk_order, ExecKind::Filled, 100, 95 * D, T0 + 180 * SEC));
+        fill(&mut r, &exit, 95 * D, T0 + 180 * SEC);
+        assert_eq!(r.position(SymbolId(0)), 0, "flattened once, not sold twice");
+    }
+}
+
+#[test]
 fn daily_loss_counts_realized_and_unrealized() {
     let mut r = risk(RiskConfig { max_daily_loss_usd: 500, ..Default::default() });
     long_100_at_100(&mut r);
