@@ -377,14 +377,19 @@ fn json_val(v: &V) -> serde_json::Value {
     }
 }
 
-/// One JSON object (without the newline).
+/// One JSON object (without the newline). Unknown kinds are `"kind": "unknown"` with `kind_raw`.
 fn json_line(r: &Record, names: &Names) -> serde_json::Value {
     let (kind, fields) = describe(r);
     let mut m = serde_json::Map::new();
     m.insert("seq".into(), r.seq.into());
     m.insert("ts".into(), engine::text::fmt_ts(r.ts_ns).into());
     m.insert("ts_ns".into(), r.ts_ns.into());
-    m.insert("kind".into(), kind.into());
+    if r.kind.is_some() {
+        m.insert("kind".into(), kind.into());
+    } else {
+        m.insert("kind".into(), "unknown".into());
+        m.insert("kind_raw".into(), r.kind_raw.into());
+    }
     m.insert("symbol".into(), symbol_text(names, r.symbol.0).map_or(serde_json::Value::Null, Into::into));
     m.insert("symbol_id".into(), if r.symbol.0 == NO_SYMBOL { serde_json::Value::Null } else { r.symbol.0.into() });
     for f in &fields {

@@ -220,3 +220,47 @@ fn journal_of_all_inputs_shows_bars_and_ends_quietly_into_a_closed_pipe() {
         assert_eq!(String::from_utf8_lossy(&o.stderr), "", "{format}");
     }
 }
+
+#[test]
+fn journal_prints_unknown_records_raw_and_counts_them() {
+    let d = tempfile::tempdir().unwrap();
+    let run = backtest(d.path(), "run", None);
+    let j = run.join("journal.rtj");
+    let before = journal(&[&s(&run)]);
+    // Append a record of a kind this build does not know (9), as a newer writer might.
+    let mut rec = [0u8; 72];
+    rec[0..8].copy_from_slice(&4242u64.to_le_bytes());
+    rec[16] = 9;
+    rec[17] = 1;
+    rec[18..20].copy_from_slice(&2u16.to_le_bytes());
+    rec[24..32].copy_from_slice(&0xdead_beefu64.to_le_bytes());
+    let mut bytes = std::fs::read(&j).unwrap();
+    bytes.extend_from_slice(&rec);
+    std::fs::write(&j, &bytes).unwrap();
+    let o = ringtape(&["journal", &s(&run)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), before.len() + 1);
+    assert_eq!(
+        lines.last().unwrap(),
+        &"4242 1970-01-01T00:00:00Z unknown(9) SP500 sub=1 aux=2 payload=0x00000000deadbeef,0x0000000000000000,\
+          0x0000000000000000,0x0000000000000000,0x0000000000000000,0x0000000000000000"
+    );
+    assert!(
+        o.stderr.starts_with(&format!("note: 1 of {} records held unknown kinds", before.len() + 1)),
+        "{}",
+        o.stderr
+    );
+    let unknown = journal_with_stderr(&[&s(&run), "--kind", "unknown", "--format", "jsonl"]);
+    assert_eq!(unknown.len(), 1);
+    let v: serde_json::Value = serde_json::from_str(&unknown[0]).unwrap();
+    assert_eq!((v["kind"].as_str(), v["kind_raw"].as_u64()), (Some("unknown"), Some(9)));
+    assert_eq!((v["sub"].as_u64(), v["aux"].as_u64(), v["payload"][0].as_u64()), (Some(1), Some(2), Some(0xdead_beef)));
+}
+
+/// Like [`journal`], allowing notes on stderr.
+fn journal_with_stderr(args: &[&str]) -> Vec<String> {
+    let o = ringtape(&[&["journal"], args].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    o.stdout.lines().map(str::to_string).collect()
+}
