@@ -481,17 +481,19 @@ impl Record {
         }
     }
 
-    /// True when anything in the record failed checked decoding: an unknown record kind, or an
-    /// unknown raw value inside a known one.
+    /// True when the record holds something this build's format does not know: an unknown record
+    /// kind, event kind, control command, execution kind, reason, lifecycle change, policy or
+    /// clock. (An order's unknown side or type is not counted: invalid orders are data, rejected
+    /// by risk and journaled as they came.)
     pub fn has_unknown(&self) -> bool {
         match &self.body {
             Body::Unknown => true,
             Body::Input(Input::Unknown(_)) => true,
             Body::Input(Input::Control(c)) => c.kind.is_none(),
-            Body::Input(Input::Exec(r)) | Body::Report(r) => {
-                r.exec_kind().is_none() || r.exec_side().is_none() || r.exec_reason().is_none()
-            }
-            Body::Decision { order, reason } => reason.is_none() || order.side().is_none() || order.kind().is_none(),
+            // A bad side or order type is data (risk rejects such orders as invalid and says so),
+            // not a format this build does not know.
+            Body::Input(Input::Exec(r)) | Body::Report(r) => r.exec_kind().is_none() || r.exec_reason().is_none(),
+            Body::Decision { reason, .. } => reason.is_none(),
             Body::Lifecycle { change, policy, .. } => change.is_none() || policy.is_none(),
             Body::Timer { clock } => clock.is_none(),
             Body::Input(_) | Body::Cancel { .. } => false,

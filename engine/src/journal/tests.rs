@@ -185,6 +185,10 @@ fn decision_cancel_and_report_records_round_trip() {
     assert!(r.is_reject());
     let r = round_trip(Flow { seq: 13, body: FlowBody::Report(ExecReport { kind: 0, ..rep }) });
     assert!(r.has_unknown(), "unknown exec kind");
+    // An invalid order's bad side is data, not an unknown format.
+    let bad = Order { side: 0, ..order };
+    let r = round_trip(Flow { seq: 14, body: FlowBody::Decision { order: bad, reason: Reason::InvalidOrder, ts: 1 } });
+    assert!(r.is_reject() && !r.has_unknown());
 }
 
 #[test]
