@@ -3,9 +3,13 @@
 //! The merge hands out references into the mapped files; bars are never copied here. Order key:
 //! the bar's end time (`ts_event_ns + interval`), then the symbol id, then the interval, so a
 //! 1-minute bar comes after the 1-second bars it covers and ties break the same way every run.
+//!
+//! A strategy sees one interval per symbol: [`BarSet::open_dir`] refuses a directory where a
+//! symbol has files at two intervals (listing them), and [`BarSet::open_dir_filtered`] picks one.
+//! Every `*.rtb` entry must be readable: a dangling or looping symlink is an error naming it.
 
 use crate::barfile::{BarFile, BarFileError, EXTENSION, FaultKind};
-use crate::records::{Bar, SymbolId};
+use crate::records::{Bar, Interval, SymbolId};
 use crate::symbols::SymbolTable;
 use std::path::{Path, PathBuf};
 
@@ -42,6 +46,34 @@ pub enum BarSetError {
     /// No bar files found.
     #[error("{}: no .rtb bar files found; create some with `ringtape synth` or `ringtape import csv`", .0.display())]
     Empty(PathBuf),
+    /// A `*.rtb` entry cannot be read (dangling or looping symlink, permissions, not a file).
+    #[error("{}: {err} (fix or remove this entry of the data directory)", path.display())]
+    Unreadable {
+        /// The entry.
+        path: PathBuf,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// A symbol has files at more than one interval and no interval was chosen.
+    #[error("{}: {symbol} has bars at more than one interval ({}); a strategy must see one interval per symbol: choose one of {}", dir.display(), list_files(files), list_intervals(files))]
+    MixedIntervals {
+        /// The directory.
+        dir: PathBuf,
+        /// The first symbol with two intervals.
+        symbol: String,
+        /// Every file of the directory.
+        files: Vec<FileInfo>,
+    },
+    /// No file has the chosen interval.
+    #[error("{}: no bar files at interval {interval} (there are: {}); choose one of {}", dir.display(), list_files(files), list_intervals(files))]
+    NoSuchInterval {
+        /// The directory.
+        dir: PathBuf,
+        /// The interval asked for.
+        interval: Interval,
+        /// Every file of the directory.
+        files: Vec<FileInfo>,
+    },
     /// Two files hold the same symbol and interval.
     #[error("{} and {}: both hold {symbol} at the same interval; keep one", a.display(), b.display())]
     Conflict {
@@ -54,28 +86,126 @@ pub enum BarSetError {
     },
 }
 
+/// One file of a data directory, as listed in errors: symbol, interval, bar count, path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Symbol.
+    pub symbol: String,
+    /// Interval.
+    pub interval: Interval,
+    /// Bars in the file.
+    pub bars: u64,
+    /// The file.
+    pub path: PathBuf,
+}
+
+fn list_files(files: &[FileInfo]) -> String {
+    let v: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let name = f.path.file_name().map_or_else(|| f.path.display().to_string(), |n| n.to_string_lossy().into());
+            format!("{} {} {} bars in {name}", f.symbol, f.interval, f.bars)
+        })
+        .collect();
+    v.join("; ")
+}
+
+fn list_intervals(files: &[FileInfo]) -> String {
+    let mut v: Vec<Interval> = files.iter().map(|f| f.interval).collect();
+    v.sort();
+    v.dedup();
+    let v: Vec<String> = v.iter().map(ToString::to_string).collect();
+    v.join(", ")
+}
+
 impl BarSet {
     /// Open every `*.rtb` file in `dir` (not recursive). Files are validated in parallel on up to
     /// `threads` threads. Symbols get ids in name order, so ids do not depend on directory order.
+    /// A symbol with files at two intervals is an error listing the files: pick one interval with
+    /// [`BarSet::open_dir_filtered`].
     pub fn open_dir(dir: &Path, threads: usize) -> Result<BarSet, BarSetError> {
+        Self::open_dir_filtered(dir, threads, None)
+    }
+
+    /// Like [`BarSet::open_dir`], keeping only the files at `interval` when it is given.
+    pub fn open_dir_filtered(dir: &Path, threads: usize, interval: Option<Interval>) -> Result<BarSet, BarSetError> {
+        let files = Self::open_dir_files(dir, threads)?;
+        let info: Vec<FileInfo> = files
+            .iter()
+            .map(|f| FileInfo {
+                symbol: f.header().symbol.clone(),
+                interval: Interval { secs: f.header().interval_s },
+                bars: f.header().count,
+                path: f.path().into(),
+            })
+            .collect();
+        let files: Vec<BarFile> = match interval {
+            Some(iv) => {
+                let kept: Vec<BarFile> = files.into_iter().filter(|f| f.header().interval_s == iv.secs).collect();
+                if kept.is_empty() {
+                    return Err(BarSetError::NoSuchInterval { dir: dir.into(), interval: iv, files: info });
+                }
+                kept
+            }
+            None => {
+                // Files are sorted by (symbol, interval): a symbol twice in a row has two intervals
+                // (same symbol and interval twice is the Conflict error, checked first).
+                Self::check_conflicts(&files)?;
+                if let Some(w) = files.windows(2).find(|w| w[0].header().symbol == w[1].header().symbol) {
+                    return Err(BarSetError::MixedIntervals {
+                        dir: dir.into(),
+                        symbol: w[0].header().symbol.clone(),
+                        files: info,
+                    });
+                }
+                files
+            }
+        };
+        Self::from_files(files)
+    }
+
+    /// Every bar file of `dir` at every interval, for tools that do not feed a strategy (export,
+    /// viewers): a symbol may appear at several intervals.
+    pub fn open_dir_all_intervals(dir: &Path, threads: usize) -> Result<BarSet, BarSetError> {
+        Self::from_files(Self::open_dir_files(dir, threads)?)
+    }
+
+    fn open_dir_files(dir: &Path, threads: usize) -> Result<Vec<BarFile>, BarSetError> {
         let rd = std::fs::read_dir(dir).map_err(|err| BarSetError::Dir { path: dir.into(), err })?;
         let mut paths = Vec::new();
         for entry in rd {
             let entry = entry.map_err(|err| BarSetError::Dir { path: dir.into(), err })?;
             let p = entry.path();
-            if p.extension().is_some_and(|e| e == EXTENSION) && p.is_file() {
-                paths.push(p);
+            if p.extension().is_none_or(|e| e != EXTENSION) {
+                continue;
+            }
+            // Follows symlinks: a dangling or looping one fails here, and is named.
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => paths.push(p),
+                Ok(_) => {
+                    return Err(BarSetError::Unreadable { path: p, err: std::io::Error::other("not a regular file") });
+                }
+                Err(err) => return Err(BarSetError::Unreadable { path: p, err }),
             }
         }
         if paths.is_empty() {
             return Err(BarSetError::Empty(dir.into()));
         }
         paths.sort();
-        Self::open_files(&paths, threads)
+        Self::open_paths(&paths, threads)
     }
 
-    /// Open the given files (validated in parallel).
+    /// Open the given files (validated in parallel). Every symbol and interval pair must be unique;
+    /// a symbol may appear at several intervals (the caller chose these files).
     pub fn open_files(paths: &[PathBuf], threads: usize) -> Result<BarSet, BarSetError> {
+        Self::from_files(Self::open_paths(paths, threads)?)
+    }
+
+    /// Open and validate `paths` in parallel, sorted by (symbol, interval).
+    fn open_paths(paths: &[PathBuf], threads: usize) -> Result<Vec<BarFile>, BarSetError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
         let threads = threads.clamp(1, paths.len().max(1));
         let mut slots: Vec<Option<Result<BarFile, BarFileError>>> = (0..paths.len()).map(|_| None).collect();
         std::thread::scope(|s| {
@@ -95,6 +225,10 @@ impl BarSet {
         files.sort_by(|a, b| {
             (&a.header().symbol, a.header().interval_s).cmp(&(&b.header().symbol, b.header().interval_s))
         });
+        Ok(files)
+    }
+
+    fn check_conflicts(files: &[BarFile]) -> Result<(), BarSetError> {
         for w in files.windows(2) {
             if w[0].header().symbol == w[1].header().symbol && w[0].header().interval_s == w[1].header().interval_s {
                 return Err(BarSetError::Conflict {
@@ -104,6 +238,11 @@ impl BarSet {
                 });
             }
         }
+        Ok(())
+    }
+
+    fn from_files(files: Vec<BarFile>) -> Result<BarSet, BarSetError> {
+        Self::check_conflicts(&files)?;
         let mut symbols = SymbolTable::new();
         let mut streams = Vec::with_capacity(files.len());
         for file in files {
@@ -335,5 +474,49 @@ mod tests {
         std::fs::write(d.path().join("z.rtb"), b"garbage").unwrap();
         let e = BarSet::open_dir(d.path(), 2).unwrap_err().to_string();
         assert!(e.contains("z.rtb") && e.contains("bad magic"), "{e}");
+    }
+
+    #[test]
+    fn one_symbol_at_two_intervals_is_refused_unless_one_is_chosen() {
+        let d = tempfile::tempdir().unwrap();
+        write_bar_file(&d.path().join("A.1m.rtb"), "A", 60, &[bar(0), bar(60_000_000_000)]).unwrap();
+        write_bar_file(&d.path().join("A.5m.rtb"), "A", 300, &[bar(0)]).unwrap();
+        write_bar_file(&d.path().join("B.5m.rtb"), "B", 300, &[bar(0)]).unwrap();
+        let e = BarSet::open_dir(d.path(), 2).unwrap_err();
+        assert!(matches!(e, BarSetError::MixedIntervals { ref symbol, .. } if symbol == "A"), "{e}");
+        let e = e.to_string();
+        for needle in ["A 1m 2 bars in A.1m.rtb", "A 5m 1 bars in A.5m.rtb", "B 5m 1 bars in B.5m.rtb", "1m, 5m"] {
+            assert!(e.contains(needle), "{needle:?} not in {e}");
+        }
+        let set = BarSet::open_dir_filtered(d.path(), 2, Some(Interval { secs: 300 })).unwrap();
+        assert_eq!((set.symbols().len(), set.total_bars()), (2, 2));
+        let set = BarSet::open_dir_filtered(d.path(), 2, Some(Interval { secs: 60 })).unwrap();
+        assert_eq!((set.symbols().names(), set.total_bars()), (&["A".to_string()][..], 2));
+        let e = BarSet::open_dir_filtered(d.path(), 2, Some(Interval { secs: 1 })).unwrap_err().to_string();
+        assert!(e.contains("no bar files at interval 1s") && e.contains("choose one of 1m, 5m"), "{e}");
+        // Tools that do not feed a strategy may read both.
+        assert_eq!(BarSet::open_dir_all_intervals(d.path(), 2).unwrap().total_bars(), 4);
+        // Different symbols at different intervals are not a mix: each strategy sees one interval.
+        std::fs::remove_file(d.path().join("A.5m.rtb")).unwrap();
+        assert_eq!(BarSet::open_dir(d.path(), 2).unwrap().total_bars(), 3);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn dangling_and_looping_symlinks_are_errors_naming_them() {
+        let d = tempfile::tempdir().unwrap();
+        write_bar_file(&d.path().join("A.1m.rtb"), "A", 60, &[bar(0)]).unwrap();
+        std::os::unix::fs::symlink(d.path().join("gone.rtb"), d.path().join("B.1m.rtb")).unwrap();
+        let e = BarSet::open_dir(d.path(), 2).unwrap_err();
+        assert!(matches!(e, BarSetError::Unreadable { .. }), "{e}");
+        assert!(e.to_string().contains("B.1m.rtb"), "{e}");
+        std::fs::remove_file(d.path().join("B.1m.rtb")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("C.1m.rtb"), d.path().join("C.1m.rtb")).unwrap();
+        let e = BarSet::open_dir(d.path(), 2).unwrap_err().to_string();
+        assert!(e.contains("C.1m.rtb"), "{e}");
+        std::fs::remove_file(d.path().join("C.1m.rtb")).unwrap();
+        // A symlink to a good file is fine.
+        std::os::unix::fs::symlink(d.path().join("A.1m.rtb"), d.path().join("link")).unwrap();
+        assert_eq!(BarSet::open_dir(d.path(), 2).unwrap().total_bars(), 1);
     }
 }

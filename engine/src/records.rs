@@ -105,6 +105,26 @@ impl OrderId {
     pub fn for_risk(n: u32) -> Self {
         OrderId(u64::from(n))
     }
+    /// The symbol a strategy order belongs to (`None` for risk's own orders).
+    pub fn symbol(self) -> Option<SymbolId> {
+        let hi = self.0 >> 32;
+        (hi > 0).then(|| SymbolId((hi - 1) as u32))
+    }
+    /// The per-symbol (or per-risk) order number.
+    pub fn number(self) -> u32 {
+        self.0 as u32
+    }
+    /// Append the readable form: `<SYMBOL>-<n>` for a strategy's order, `risk-<n>` for risk's own
+    /// (e.g. `SP500-12`). With a session prefix (`<session>-SP500-12`) it is a broker client order
+    /// id unique across runs and restarts.
+    pub fn write_readable(self, out: &mut Vec<u8>, symbol_name: &str) {
+        match self.symbol() {
+            Some(_) => out.extend_from_slice(symbol_name.as_bytes()),
+            None => out.extend_from_slice(b"risk"),
+        }
+        out.push(b'-');
+        crate::text::write_u64(out, u64::from(self.number()));
+    }
 }
 
 /// Bar interval. Stored as seconds in files and as a compact code in events.
@@ -325,6 +345,12 @@ checked_enum! {
         Rejected = 5,
         /// The order's timeout passed unfilled.
         Expired = 6,
+        /// The venue changed the order's quantity or prices (`leaves_qty` is the new rest).
+        Replaced = 7,
+        /// The venue refused a cancel or replace; the order is unchanged.
+        CancelRejected = 8,
+        /// The venue refused a replace; the order is unchanged.
+        ReplaceRejected = 9,
     }
 }
 
@@ -338,6 +364,9 @@ impl ExecKind {
             ExecKind::Canceled => "canceled",
             ExecKind::Rejected => "rejected",
             ExecKind::Expired => "expired",
+            ExecKind::Replaced => "replaced",
+            ExecKind::CancelRejected => "cancel_rejected",
+            ExecKind::ReplaceRejected => "replace_rejected",
         }
     }
     /// True for `PartiallyFilled` and `Filled`.
@@ -346,7 +375,7 @@ impl ExecKind {
     }
     /// True when the order is done (no longer working).
     pub fn is_terminal(self) -> bool {
-        !matches!(self, ExecKind::Accepted | ExecKind::PartiallyFilled)
+        matches!(self, ExecKind::Filled | ExecKind::Canceled | ExecKind::Rejected | ExecKind::Expired)
     }
 }
 
@@ -375,6 +404,10 @@ checked_enum! {
         Requested = 9,
         /// The order's symbol is faulted or unknown.
         SymbolFaulted = 10,
+        /// The symbol is being removed from the universe: only orders that reduce its position pass.
+        SymbolRemoving = 11,
+        /// The venue refused the order or the cancel.
+        VenueRejected = 12,
     }
 }
 
@@ -393,10 +426,12 @@ impl Reason {
             Reason::EndOfRun => "end_of_run",
             Reason::Requested => "requested",
             Reason::SymbolFaulted => "symbol_faulted",
+            Reason::SymbolRemoving => "symbol_removing",
+            Reason::VenueRejected => "venue_rejected",
         }
     }
     /// All reasons, for counters.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 13] = [
         Reason::None,
         Reason::MaxPosition,
         Reason::MaxGrossNotional,
@@ -408,6 +443,8 @@ impl Reason {
         Reason::EndOfRun,
         Reason::Requested,
         Reason::SymbolFaulted,
+        Reason::SymbolRemoving,
+        Reason::VenueRejected,
     ];
 }
 
@@ -504,7 +541,62 @@ checked_enum! {
         Shutdown = 2,
         /// Start of a new trading day (risk resets daily counters).
         SessionStart = 3,
+        /// Add the event's symbol to the universe; the args hold its name (NUL padded).
+        AddSymbol = 4,
+        /// Remove the event's symbol; `args[0]` is the [`RemovalPolicy`].
+        RemoveSymbol = 5,
     }
+}
+
+checked_enum! {
+    /// What happens to a symbol's position when it leaves the universe.
+    RemovalPolicy: u8 {
+        /// Cancel its working orders and flatten the position with a market order.
+        Flatten = 1,
+        /// Keep running its strategy (exits only) until it is flat with no working orders.
+        ManageUntilFlat = 2,
+    }
+}
+
+checked_enum! {
+    /// A step in a symbol's life in the universe (journaled).
+    Lifecycle: u8 {
+        /// The symbol joined: its strategy was built.
+        Added = 1,
+        /// Removal started (flattening or managing until flat).
+        Removing = 2,
+        /// The symbol is gone: its strategy was dropped.
+        Removed = 3,
+        /// Its strategy panicked: orders canceled, no more callbacks.
+        Faulted = 4,
+    }
+}
+
+impl Lifecycle {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Added => "added",
+            Lifecycle::Removing => "removing",
+            Lifecycle::Removed => "removed",
+            Lifecycle::Faulted => "faulted",
+        }
+    }
+}
+
+/// A symbol name packed into 32 bytes (NUL padded), as carried by `AddSymbol` events.
+pub fn pack_name(name: &str) -> [i64; 4] {
+    let mut b = [0u8; 32];
+    let n = name.len().min(32);
+    b[..n].copy_from_slice(&name.as_bytes()[..n]);
+    bytemuck::cast(b)
+}
+
+/// The name packed by [`pack_name`] (`None` when it is not UTF-8).
+pub fn unpack_name(args: &[i64; 4]) -> Option<&str> {
+    let b: &[u8; 32] = bytemuck::cast_ref(args);
+    let n = b.iter().position(|&c| c == 0).unwrap_or(32);
+    std::str::from_utf8(&b[..n]).ok()
 }
 
 /// A control event payload.
@@ -539,6 +631,9 @@ checked_enum! {
         /// holds the count, each payload word `stream << 48 | bar index`. Each reference is one
         /// logical bar event with its own sequence number; consumers resolve it in place.
         BarRefs = 6,
+        /// A clock tick: `payload[0]` is its time, `payload[1]` 0 for event time, 1 for the wall
+        /// clock. Ticks let timeouts and time-based exits fire without waiting for data.
+        Timer = 7,
     }
 }
 
@@ -612,6 +707,25 @@ impl Event {
             interval_s: 0,
             payload: bytemuck::cast(c),
         }
+    }
+    /// Build a clock tick at `ts_ns` (`wall`: from the wall clock, else from event time).
+    pub fn timer(ts_ns: i64, wall: bool) -> Self {
+        let mut payload = [0u64; 6];
+        payload[0] = ts_ns as u64;
+        payload[1] = u64::from(wall);
+        Event { ts_recv_ns: ts_ns, symbol: SymbolId(u32::MAX), kind: EventKind::Timer.raw(), _pad: 0, interval_s: 0, payload }
+    }
+    /// Add `symbol` (its id, chosen by whoever owns the symbol table) named `name` to the universe.
+    pub fn add_symbol(symbol: SymbolId, name: &str, ts_ns: i64) -> Self {
+        let mut e = Event::control(ControlKind::AddSymbol, ts_ns, pack_name(name));
+        e.symbol = symbol;
+        e
+    }
+    /// Remove `symbol` from the universe with `policy`.
+    pub fn remove_symbol(symbol: SymbolId, policy: RemovalPolicy, ts_ns: i64) -> Self {
+        let mut e = Event::control(ControlKind::RemoveSymbol, ts_ns, [i64::from(policy.raw()), 0, 0, 0]);
+        e.symbol = symbol;
+        e
     }
     /// Decoded kind (`None` for an unknown raw value).
     #[inline]
@@ -689,7 +803,7 @@ mod tests {
     fn unknown_enum_values_are_rejected() {
         assert_eq!(Side::from_raw(0), None);
         assert_eq!(Side::from_raw(3), None);
-        assert_eq!(ExecKind::from_raw(7), None);
+        assert_eq!(ExecKind::from_raw(10), None);
         assert_eq!(EventKind::from_raw(0), None);
         assert_eq!(Reason::from_raw(999), None);
     }

@@ -16,10 +16,12 @@
 //! 6. max position per symbol (counting open orders on the same side as if filled);
 //! 7. max gross notional (sum of |position| x mark, plus the order at its limit/stop/mark price).
 //!
-//! Reduce-only orders skip checks 2, 3, 6 and 7. Zero in a limit means "no limit".
+//! Reduce-only orders skip checks 2, 3, 6 and 7. Zero in a limit means "no limit". A symbol being
+//! removed from the universe accepts only reduce-only orders. Risk's own flattening orders are
+//! handed to execution (see [`Risk::on_bar`], [`Risk::take_flatten`]) and go to the venue like
+//! any other order.
 
-use crate::records::{Bar, ExecReport, Order, OrderId, OrderType, PX_SCALE, Reason, Side, SymbolId};
-use crate::venue::{SimBook, VenueConfig};
+use crate::records::{Bar, ExecKind, ExecReport, Order, OrderId, OrderType, PX_SCALE, Reason, Side, SymbolId};
 
 /// Hasher for order ids: ids are unique integers, so one multiply spreads them well (SipHash's
 /// DoS resistance buys nothing here and costs a visible share of the per-order work).
@@ -90,6 +92,7 @@ struct Sym {
     open_sell: u64,
     open_entries: u32,
     active: bool,
+    removing: bool,
 }
 
 /// The portfolio as risk sees it, and the checks.
@@ -111,9 +114,8 @@ pub struct Risk {
     peak_e9: i128,
     max_drawdown_e9: i128,
     daily: Vec<(i64, i128)>,
-    books: Vec<Option<SimBook>>,
     open: std::collections::HashMap<OrderId, (Order, u32), IdHash>,
-    venue: VenueConfig,
+    flatten: Vec<Order>,
     next_risk_order: u32,
     /// Rejections per [`Reason`] (indexed by the raw reason).
     pub rejects: [u64; 16],
@@ -125,8 +127,8 @@ pub struct Risk {
 pub type Decision = Result<(), Reason>;
 
 impl Risk {
-    /// A fresh portfolio for `n_symbols` symbols.
-    pub fn new(cfg: RiskConfig, venue: VenueConfig, n_symbols: usize) -> Self {
+    /// A fresh portfolio for `n_symbols` symbols (it grows with [`Risk::ensure_symbols`]).
+    pub fn new(cfg: RiskConfig, n_symbols: usize) -> Self {
         let rate_cap = cfg.max_orders_per_sec as usize;
         Risk {
             cfg,
@@ -145,12 +147,37 @@ impl Risk {
             peak_e9: 0,
             max_drawdown_e9: 0,
             daily: Vec::with_capacity(1024),
-            books: (0..n_symbols).map(|_| None).collect(),
             open: std::collections::HashMap::with_capacity_and_hasher(4096, IdHash::default()),
-            venue,
+            flatten: Vec::new(),
             next_risk_order: 1,
             rejects: [0; 16],
             halts: 0,
+        }
+    }
+
+    /// Make room for symbol ids below `n` (the universe grew).
+    pub fn ensure_symbols(&mut self, n: usize) {
+        if self.syms.len() < n {
+            self.syms.resize(n, Sym::default());
+        }
+    }
+
+    /// Number of symbols known.
+    pub fn symbols(&self) -> usize {
+        self.syms.len()
+    }
+
+    /// A fresh id for an order the engine itself places (flattening, end-of-run close-outs).
+    pub fn own_order_id(&mut self) -> OrderId {
+        let id = OrderId::for_risk(self.next_risk_order);
+        self.next_risk_order += 1;
+        id
+    }
+
+    /// Mark a symbol as leaving the universe (only reduce-only orders pass) or not.
+    pub fn set_removing(&mut self, s: SymbolId, removing: bool) {
+        if let Some(sym) = self.syms.get_mut(s.0 as usize) {
+            sym.removing = removing;
         }
     }
 
@@ -159,9 +186,9 @@ impl Risk {
         self.cash_e9 + self.mark_e9
     }
 
-    /// Position of a symbol.
+    /// Position of a symbol (0 for an unknown one).
     pub fn position(&self, s: SymbolId) -> i64 {
-        self.syms[s.0 as usize].pos
+        self.syms.get(s.0 as usize).map_or(0, |x| x.pos)
     }
 
     /// Largest peak-to-trough fall of equity, marked at every bar close and fill, 1e-9 USD.
@@ -249,31 +276,41 @@ impl Risk {
         }
     }
 
-    /// True when risk has its own (flattening) orders working for `s`.
+    /// A bar closed: mark the symbol, track drawdown and the daily loss limit. When the limit is
+    /// hit, risk's flattening orders (reduce-only market orders, one per open position) go to
+    /// `flatten`, for execution to submit. An unknown symbol is ignored (the stage counts it).
     #[inline]
-    pub fn has_own_orders(&self, s: SymbolId) -> bool {
-        self.books.get(s.0 as usize).is_some_and(|b| b.as_ref().is_some_and(|b| !b.is_empty()))
-    }
-
-    /// A bar closed: mark the symbol, track drawdown and the daily loss limit, and fill risk's own
-    /// flattening orders (reported to `out`, to be applied with [`Risk::on_report`] by the caller).
-    pub fn on_bar(&mut self, s: SymbolId, bar: &Bar, out: &mut impl FnMut(ExecReport)) {
+    pub fn on_bar(&mut self, s: SymbolId, bar: &Bar, flatten: &mut impl FnMut(Order)) {
         self.roll_day(bar.ts_event_ns);
         let i = s.0 as usize;
-        if let Some(book) = self.books[i].as_mut() {
-            book.on_bar(bar, out);
-        }
-        if self.syms[i].pos == 0 {
+        let Some(sym) = self.syms.get_mut(i) else { return };
+        if sym.pos == 0 {
             // Flat: the mark moves no equity.
-            self.syms[i].mark_px_e9 = bar.close_px_e9;
-            return;
+            sym.mark_px_e9 = bar.close_px_e9;
+        } else {
+            self.set_mark(i, bar.close_px_e9);
+            self.track_drawdown();
+            self.check_daily_loss();
         }
-        self.set_mark(i, bar.close_px_e9);
-        self.track_drawdown();
-        self.check_daily_loss(bar.ts_event_ns);
+        if !self.flatten.is_empty() {
+            self.take_flatten(flatten);
+        }
     }
 
-    fn check_daily_loss(&mut self, ts: i64) {
+    /// Hand over flattening orders decided since the last call (e.g. after a fill in
+    /// [`Risk::on_report`] hit the daily loss limit).
+    pub fn take_flatten(&mut self, flatten: &mut impl FnMut(Order)) {
+        for o in self.flatten.drain(..) {
+            flatten(o);
+        }
+    }
+
+    /// True when flattening orders wait in [`Risk::take_flatten`].
+    pub fn has_flatten(&self) -> bool {
+        !self.flatten.is_empty()
+    }
+
+    fn check_daily_loss(&mut self) {
         if self.cfg.max_daily_loss_usd == 0 || self.halted {
             return;
         }
@@ -286,8 +323,7 @@ impl Risk {
                 if pos == 0 {
                     continue;
                 }
-                let id = OrderId::for_risk(self.next_risk_order);
-                self.next_risk_order += 1;
+                let id = self.own_order_id();
                 let order = Order {
                     order_id: id,
                     symbol: SymbolId(i as u32),
@@ -297,16 +333,8 @@ impl Risk {
                     reduce_only: 1,
                     ..Default::default()
                 };
-                let venue = &self.venue;
-                self.books[i].get_or_insert_with(|| SimBook::new(venue)).add(order, ts);
+                self.flatten.push(order);
             }
-        }
-    }
-
-    /// Cancel risk's own working orders (end of data), reporting them.
-    pub fn cancel_own(&mut self, ts: i64, out: &mut impl FnMut(ExecReport)) {
-        for b in self.books.iter_mut().flatten() {
-            b.cancel_all(ts, Reason::EndOfRun, out);
         }
     }
 
@@ -368,6 +396,9 @@ impl Risk {
         if !reduce && self.halted {
             return Err(Reason::DailyLossHalt);
         }
+        if !reduce && sym.removing {
+            return Err(Reason::SymbolRemoving);
+        }
         if !reduce && self.cfg.one_active_trade && self.active_count > u32::from(sym.active) {
             return Err(Reason::OneActiveTrade);
         }
@@ -427,6 +458,18 @@ impl Risk {
             sym.pos += dq;
             self.gross_e9 += (i128::from(sym.pos.unsigned_abs()) - old_abs) * mark;
         }
+        if kind == ExecKind::Replaced {
+            if let Some((order, leaves)) = self.open.get_mut(&r.order_id) {
+                let sym = &mut self.syms[i];
+                let (old, new) = (u64::from(*leaves), u64::from(r.leaves_qty));
+                match order.side() {
+                    Some(Side::Buy) => sym.open_buy = (sym.open_buy + new).saturating_sub(old),
+                    _ => sym.open_sell = (sym.open_sell + new).saturating_sub(old),
+                }
+                *leaves = r.leaves_qty;
+            }
+            return;
+        }
         if let Some((order, leaves)) = self.open.get_mut(&r.order_id) {
             let order = *order;
             let sym = &mut self.syms[i];
@@ -448,7 +491,7 @@ impl Risk {
         }
         self.update_active(i);
         self.track_drawdown();
-        self.check_daily_loss(r.ts_event_ns);
+        self.check_daily_loss();
     }
 }
 #[cfg(test)]

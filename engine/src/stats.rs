@@ -17,6 +17,10 @@ pub struct SymbolBook {
     pub net_pnl_e9: i128,
     /// Commissions paid, 1e-9 USD.
     pub commission_e9: i128,
+    /// Net PnL of the closed round trips so far (commissions included), 1e-9 USD.
+    pub realized_pnl_e9: i128,
+    /// Fills that closed a position at the end of the run.
+    pub closeouts: u64,
     trade_cash_e9: i128,
 }
 
@@ -35,6 +39,13 @@ impl Positions {
         Positions { symbols: vec![SymbolBook::default(); n], trade_pnls_e9: Vec::new() }
     }
 
+    /// Make room for symbol ids below `n` (the universe grew).
+    pub fn ensure_symbols(&mut self, n: usize) {
+        if self.symbols.len() < n {
+            self.symbols.resize(n, SymbolBook::default());
+        }
+    }
+
     /// Apply a report (only fills change anything).
     pub fn on_report(&mut self, r: &ExecReport) {
         let Some(kind) = r.exec_kind() else { return };
@@ -46,6 +57,9 @@ impl Positions {
         let qty = i64::from(r.fill_qty);
         let dq = side.sign() * qty;
         b.fills += 1;
+        if r.reason == crate::records::Reason::EndOfRun.raw() {
+            b.closeouts += 1;
+        }
         b.commission_e9 += i128::from(r.commission_e9);
         let cash = -i128::from(dq) * i128::from(r.fill_px_e9) - i128::from(r.commission_e9);
         b.net_pnl_e9 += cash;
@@ -57,6 +71,7 @@ impl Positions {
             let part = cash * i128::from(closing) / i128::from(qty);
             let pnl = b.trade_cash_e9 + part;
             b.trades += 1;
+            b.realized_pnl_e9 += pnl;
             if pnl > 0 {
                 b.wins += 1;
             }

@@ -142,6 +142,13 @@ pub trait Strategy: Send {
     /// An update on one of this strategy's orders (accepted, fill, cancel, reject, expiry).
     /// `ctx.position()` already includes a fill reported here.
     fn on_order(&mut self, _ctx: &mut Ctx<'_>, _report: &ExecReport) {}
+    /// A clock tick at `ctx.ts_ns()` (only for strategies whose [`Strategy::wants_timer`] is
+    /// true): time-based exits fire here without waiting for the symbol's next bar.
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_>) {}
+    /// True when the strategy wants [`Strategy::on_timer`] calls (asked once, when it is built).
+    fn wants_timer(&self) -> bool {
+        false
+    }
 }
 
 /// Builds one strategy instance per symbol.

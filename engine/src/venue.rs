@@ -1,8 +1,14 @@
 //! The simulated venue: deterministic matching of orders against bars.
 //!
+//! Execution talks to a venue only through the [`Venue`] trait (submit, cancel, replace; reports
+//! come back as execution events). [`SimVenue`] is the simulated one for backtests and
+//! `paper --demo`; a broker gateway is another implementation whose reports arrive later through
+//! the sequencer.
+//!
 //! # Fill rules (one symbol, one bar at a time, orders in placement order)
 //! An order placed while handling bar *i* can first fill on bar *i + 1* (the next bar of the same
-//! symbol). On each bar, a working order:
+//! symbol): it only matches bars that start at or after its placement time (no look-ahead). On a
+//! clock tick, working orders whose timeout has passed expire. On each bar, a working order:
 //! - **expires** first if its timeout has passed at the bar's start (`bar.ts >= placed + timeout`);
 //! - **market**: fills at the bar's open, plus slippage against the taker;
 //! - **limit buy at L**: fills at the open if `open <= L` (the market gapped through: the better
@@ -17,7 +23,7 @@
 //! Commission is `qty * commission_per_share` on every fill. Slippage is a pluggable
 //! [`Slippage`] model; the same seed and inputs always give the same fills.
 
-use crate::records::{Bar, ExecKind, ExecReport, Order, OrderId, OrderType, Reason, Side};
+use crate::records::{Bar, ExecKind, ExecReport, Order, OrderId, OrderType, Reason, Side, SymbolId};
 
 /// A slippage model: adjusts a taker fill price against the order.
 pub trait Slippage: Send + std::fmt::Debug {
@@ -108,6 +114,12 @@ struct Working {
     leaves: u32,
 }
 
+impl Working {
+    fn deadline(&self) -> i64 {
+        if self.order.timeout_ns > 0 { self.placed_ns.saturating_add(self.order.timeout_ns) } else { i64::MAX }
+    }
+}
+
 /// The working orders of one symbol and the rules that fill them.
 #[derive(Debug)]
 pub struct SimBook {
@@ -172,6 +184,53 @@ impl SimBook {
         }
     }
 
+    /// Expire orders whose timeout has passed at `ts` (a clock tick); returns the earliest
+    /// deadline still pending (`i64::MAX` when none).
+    pub fn expire(&mut self, ts: i64, out: &mut impl FnMut(ExecReport)) -> i64 {
+        let mut next = i64::MAX;
+        let mut i = 0;
+        while i < self.working.len() {
+            let w = self.working[i];
+            let deadline = w.deadline();
+            if ts >= deadline {
+                out(self.report(&w, ts, ExecKind::Expired, Reason::None, 0, 0));
+                self.working.remove(i);
+                continue;
+            }
+            next = next.min(deadline);
+            i += 1;
+        }
+        next
+    }
+
+    /// The earliest timeout deadline of the working orders (`i64::MAX` when none).
+    pub fn next_deadline(&self) -> i64 {
+        self.working.iter().map(Working::deadline).min().unwrap_or(i64::MAX)
+    }
+
+    /// Change a working order's quantity (the new total, at least what already filled plus one)
+    /// and its limit/stop prices (0 keeps the old one). Returns the `Replaced` report, or `None`
+    /// when the order is not working or the quantity is below what already filled.
+    pub fn replace(&mut self, id: OrderId, qty: u32, limit_px_e9: i64, stop_px_e9: i64, ts: i64) -> Option<ExecReport> {
+        let w = self.working.iter_mut().find(|w| w.order.order_id == id)?;
+        let filled = w.order.qty - w.leaves;
+        if qty <= filled {
+            return None;
+        }
+        w.leaves = qty - filled;
+        w.order.qty = qty;
+        if limit_px_e9 > 0 {
+            w.order.limit_px_e9 = limit_px_e9;
+        }
+        if stop_px_e9 > 0 {
+            w.order.stop_px_e9 = stop_px_e9;
+        }
+        let w = *w;
+        let mut r = self.report(&w, ts, ExecKind::Replaced, Reason::None, 0, 0);
+        r.leaves_qty = w.leaves;
+        Some(r)
+    }
+
     /// Match the working orders against `bar`, reporting fills and expiries to `out`.
     pub fn on_bar(&mut self, bar: &Bar, out: &mut impl FnMut(ExecReport)) {
         if self.working.is_empty() {
@@ -181,9 +240,14 @@ impl SimBook {
         let mut i = 0;
         while i < self.working.len() {
             let w = self.working[i];
-            if w.order.timeout_ns > 0 && ts >= w.placed_ns.saturating_add(w.order.timeout_ns) {
+            if w.order.timeout_ns > 0 && ts >= w.deadline() {
                 out(self.report(&w, ts, ExecKind::Expired, Reason::None, 0, 0));
                 self.working.remove(i);
+                continue;
+            }
+            if w.placed_ns > ts {
+                // Placed after this bar started (e.g. on a tick inside it): no look-ahead.
+                i += 1;
                 continue;
             }
             let side = w.order.side().unwrap_or(Side::Buy);
@@ -243,10 +307,155 @@ impl SimBook {
     }
 }
 
+/// The seam between execution and whatever fills orders: the simulated venue, a local exchange's
+/// paper broker, or a real broker. Execution calls it in sequence order; reports a venue can give
+/// at once (a simulated venue's) go into `out`, the others arrive later as execution events
+/// through the sequencer. Strategies and risk never see which venue it is.
+pub trait Venue: Send + std::fmt::Debug {
+    /// Short name for summaries (`sim`, `alpaca`).
+    fn name(&self) -> &'static str;
+    /// True when fills come from the market data the run sees (end-of-run close-outs then fill
+    /// at the last price); false for brokers.
+    fn simulated(&self) -> bool;
+    /// Make room for symbol ids below `n` (the universe grew).
+    fn ensure_symbols(&mut self, n: usize);
+    /// Send an order risk accepted, placed at `ts_ns`.
+    fn submit(&mut self, order: &Order, ts_ns: i64, out: &mut Vec<ExecReport>);
+    /// Ask to cancel a working order.
+    fn cancel(&mut self, id: OrderId, symbol: SymbolId, ts_ns: i64, reason: Reason, out: &mut Vec<ExecReport>);
+    /// Ask to change a working order's quantity (new total) and prices (0 keeps a price).
+    fn replace(&mut self, id: OrderId, symbol: SymbolId, qty: u32, limit_px_e9: i64, stop_px_e9: i64, ts_ns: i64, out: &mut Vec<ExecReport>);
+    /// A bar of `symbol` closed (a simulated venue matches working orders against it).
+    fn on_bar(&mut self, symbol: SymbolId, bar: &Bar, out: &mut Vec<ExecReport>);
+    /// A clock tick: expire orders whose timeout has passed.
+    fn on_timer(&mut self, ts_ns: i64, out: &mut Vec<ExecReport>);
+    /// True when `symbol` has working orders at this venue.
+    fn has_working(&self, symbol: SymbolId) -> bool;
+    /// Close a position at the end of a simulated run: fill `order` (a reduce-only market
+    /// order) at the symbol's last price. Brokers treat it as a market order.
+    fn close_out(&mut self, order: &Order, ts_ns: i64, out: &mut Vec<ExecReport>);
+}
+
+/// The simulated venue: one [`SimBook`] per symbol, matched against that symbol's bars.
+#[derive(Debug)]
+pub struct SimVenue {
+    cfg: VenueConfig,
+    books: Vec<Option<SimBook>>,
+    last_close: Vec<i64>,
+    next_deadline: i64,
+}
+
+impl SimVenue {
+    /// An empty venue for `n` symbols (it grows with the universe).
+    pub fn new(cfg: &VenueConfig, n: usize) -> Self {
+        let mut v = SimVenue { cfg: cfg.clone(), books: Vec::new(), last_close: Vec::new(), next_deadline: i64::MAX };
+        v.ensure_symbols(n);
+        v
+    }
+
+    fn book(&mut self, s: SymbolId) -> Option<&mut SimBook> {
+        let cfg = &self.cfg;
+        self.books.get_mut(s.0 as usize).map(|b| b.get_or_insert_with(|| SimBook::new(cfg)))
+    }
+}
+
+impl Venue for SimVenue {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+    fn simulated(&self) -> bool {
+        true
+    }
+    fn ensure_symbols(&mut self, n: usize) {
+        if self.books.len() < n {
+            self.books.resize_with(n, || None);
+            self.last_close.resize(n, 0);
+        }
+    }
+    fn submit(&mut self, order: &Order, ts_ns: i64, out: &mut Vec<ExecReport>) {
+        let Some(book) = self.book(order.symbol) else {
+            out.push(ExecReport {
+                ts_event_ns: ts_ns,
+                order_id: order.order_id,
+                symbol: order.symbol,
+                kind: ExecKind::Rejected.raw(),
+                side: order.side,
+                reason: Reason::VenueRejected.raw(),
+                ..Default::default()
+            });
+            return;
+        };
+        book.add(*order, ts_ns);
+        if order.timeout_ns > 0 {
+            self.next_deadline = self.next_deadline.min(ts_ns.saturating_add(order.timeout_ns));
+        }
+        out.push(ExecReport {
+            ts_event_ns: ts_ns,
+            order_id: order.order_id,
+            symbol: order.symbol,
+            leaves_qty: order.qty,
+            kind: ExecKind::Accepted.raw(),
+            side: order.side,
+            ..Default::default()
+        });
+    }
+    fn cancel(&mut self, id: OrderId, symbol: SymbolId, ts_ns: i64, reason: Reason, out: &mut Vec<ExecReport>) {
+        if let Some(r) = self.book(symbol).and_then(|b| b.cancel(id, ts_ns, reason)) {
+            out.push(r);
+        }
+    }
+    fn replace(&mut self, id: OrderId, symbol: SymbolId, qty: u32, limit_px_e9: i64, stop_px_e9: i64, ts_ns: i64, out: &mut Vec<ExecReport>) {
+        match self.book(symbol).and_then(|b| b.replace(id, qty, limit_px_e9, stop_px_e9, ts_ns)) {
+            Some(r) => out.push(r),
+            None => out.push(ExecReport {
+                ts_event_ns: ts_ns,
+                order_id: id,
+                symbol,
+                kind: ExecKind::ReplaceRejected.raw(),
+                reason: Reason::VenueRejected.raw(),
+                ..Default::default()
+            }),
+        }
+    }
+    #[inline]
+    fn on_bar(&mut self, symbol: SymbolId, bar: &Bar, out: &mut Vec<ExecReport>) {
+        let i = symbol.0 as usize;
+        if let Some(c) = self.last_close.get_mut(i) {
+            *c = bar.close_px_e9;
+        }
+        if let Some(Some(book)) = self.books.get_mut(i)
+            && !book.is_empty()
+        {
+            book.on_bar(bar, &mut |r| out.push(r));
+        }
+    }
+    fn on_timer(&mut self, ts_ns: i64, out: &mut Vec<ExecReport>) {
+        if ts_ns < self.next_deadline {
+            return;
+        }
+        let mut next = i64::MAX;
+        for book in self.books.iter_mut().flatten() {
+            if !book.is_empty() {
+                next = next.min(book.expire(ts_ns, &mut |r| out.push(r)));
+            }
+        }
+        self.next_deadline = next;
+    }
+    #[inline]
+    fn has_working(&self, symbol: SymbolId) -> bool {
+        matches!(self.books.get(symbol.0 as usize), Some(Some(b)) if !b.is_empty())
+    }
+    fn close_out(&mut self, order: &Order, ts_ns: i64, out: &mut Vec<ExecReport>) {
+        let px = self.last_close.get(order.symbol.0 as usize).copied().unwrap_or(0);
+        if let Some(book) = self.book(order.symbol) {
+            out.push(book.liquidation(*order, ts_ns, px));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::SymbolId;
 
     const D: i64 = 1_000_000_000; // one dollar
 
@@ -347,5 +556,49 @@ mod tests {
         b2.ts_event_ns = 1_100;
         let got = run(&mut book, &b2);
         assert_eq!(got, vec![(1, ExecKind::Expired, 0, 0)]);
+    }
+
+    #[test]
+    fn no_fill_on_a_bar_that_started_before_the_order() {
+        let mut book = SimBook::new(&VenueConfig::default());
+        // placed at 1_500, the bar starts at 1_000: it waits for the next bar
+        book.add(order(1, Side::Buy, OrderType::Market, 1, 0, 0), 1_500);
+        assert!(run(&mut book, &bar(10, 12, 9, 11, 0)).is_empty());
+        let mut b2 = bar(11, 12, 9, 11, 0);
+        b2.ts_event_ns = 2_000;
+        assert_eq!(run(&mut book, &b2), vec![(1, ExecKind::Filled, 1, 11)]);
+    }
+
+    #[test]
+    fn sim_venue_accepts_expires_on_a_tick_and_replaces() {
+        let mut v = SimVenue::new(&VenueConfig::default(), 2);
+        let mut out = Vec::new();
+        let mut o = order(7, Side::Buy, OrderType::Limit, 10, 5, 0);
+        o.timeout_ns = 1_000;
+        v.submit(&o, 100, &mut out);
+        assert_eq!(out[0].exec_kind(), Some(ExecKind::Accepted));
+        assert!(v.has_working(SymbolId(0)));
+        v.on_timer(1_099, &mut out); // deadline is 1_100
+        assert_eq!(out.len(), 1);
+        v.on_timer(1_100, &mut out);
+        assert_eq!(out[1].exec_kind(), Some(ExecKind::Expired));
+        assert!(!v.has_working(SymbolId(0)));
+        // replace: qty 10 -> 20 and the limit 5 -> 6; then a bar at 6 fills all 20 at 6
+        out.clear();
+        v.submit(&order(8, Side::Buy, OrderType::Limit, 10, 5, 0), 0, &mut out);
+        v.replace(OrderId(8), SymbolId(0), 20, 6 * D, 0, 0, &mut out);
+        assert_eq!((out[1].exec_kind(), out[1].leaves_qty), (Some(ExecKind::Replaced), 20));
+        out.clear();
+        v.on_bar(SymbolId(0), &bar(7, 8, 6, 7, 0), &mut out);
+        assert_eq!((out[0].fill_qty, out[0].fill_px_e9), (20, 6 * D));
+        // a replace of an order that is gone is refused
+        v.replace(OrderId(8), SymbolId(0), 30, 0, 0, 0, &mut out);
+        assert_eq!(out[1].exec_kind(), Some(ExecKind::ReplaceRejected));
+        // an unknown symbol is a venue rejection, not a panic
+        out.clear();
+        let mut bad = order(9, Side::Buy, OrderType::Market, 1, 0, 0);
+        bad.symbol = SymbolId(99);
+        v.submit(&bad, 0, &mut out);
+        assert_eq!(out[0].exec_reason(), Some(Reason::VenueRejected));
     }
 }

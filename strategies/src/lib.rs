@@ -65,7 +65,29 @@ where
     build(name, Some(params))
 }
 
-fn build<'de, D>(name: &str, params: Option<D>) -> Result<Box<dyn StrategyFactory>, FactoryError>
+/// The effective parameters of a built-in strategy, defaults filled in: what a run records.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Params {
+    /// `sma_cross`.
+    SmaCross(sma_cross::SmaCrossParams),
+    /// `orb`.
+    Orb(orb::OrbParams),
+}
+
+impl Params {
+    /// A factory for these parameters.
+    pub fn factory(&self) -> Box<dyn StrategyFactory> {
+        match self {
+            Params::SmaCross(p) => Box::new(sma_cross::SmaCrossFactory(p.clone())),
+            Params::Orb(p) => Box::new(orb::OrbFactory(p.clone())),
+        }
+    }
+}
+
+/// The named strategy's parameters: `params` deserialized (or the defaults when `None`), then
+/// validated.
+pub fn params<'de, D>(name: &str, params: Option<D>) -> Result<Params, FactoryError>
 where
     D: serde::Deserializer<'de>,
     D::Error: std::fmt::Display,
@@ -84,13 +106,21 @@ where
         "sma_cross" => {
             let p: sma_cross::SmaCrossParams = load(params)?;
             p.validate().map_err(FactoryError::Params)?;
-            Ok(Box::new(sma_cross::SmaCrossFactory(p)))
+            Ok(Params::SmaCross(p))
         }
         "orb" => {
             let p: orb::OrbParams = load(params)?;
             p.validate().map_err(FactoryError::Params)?;
-            Ok(Box::new(orb::OrbFactory(p)))
+            Ok(Params::Orb(p))
         }
         other => Err(FactoryError::Unknown(other.to_string())),
     }
+}
+
+fn build<'de, D>(name: &str, p: Option<D>) -> Result<Box<dyn StrategyFactory>, FactoryError>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
+    Ok(params(name, p)?.factory())
 }

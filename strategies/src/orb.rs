@@ -14,7 +14,7 @@ use engine::records::{Bar, ExecKind, ExecReport, OrderId, PX_SCALE, Side};
 use engine::strategy::{Ctx, OrderRequest, Strategy, StrategyFactory};
 
 /// Parameters (`[strategy]` table).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrbParams {
     /// Bars in the opening range (15 one-minute bars = 09:30-09:45).

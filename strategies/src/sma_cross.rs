@@ -12,7 +12,7 @@ use engine::strategy::{Ctx, OrderRequest, Strategy, StrategyFactory};
 use std::cmp::Ordering;
 
 /// Parameters (`[strategy]` table).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmaCrossParams {
     /// Fast SMA period.
@@ -34,6 +34,12 @@ impl SmaCrossParams {
     pub fn validate(&self) -> Result<(), String> {
         if self.fast == 0 || self.slow == 0 || self.qty == 0 {
             return Err("sma_cross: fast, slow and qty must be > 0".into());
+        }
+        if self.fast >= self.slow {
+            return Err(format!(
+                "sma_cross: fast = {} must be less than slow = {} (the fast average is the shorter one)",
+                self.fast, self.slow
+            ));
         }
         Ok(())
     }
@@ -118,6 +124,20 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn validate_refuses_zero_and_fast_not_below_slow() {
+        assert!(SmaCrossParams::default().validate().is_ok());
+        let p = |fast, slow, qty| SmaCrossParams { fast, slow, qty }.validate();
+        assert!(p(0, 30, 100).unwrap_err().contains("must be > 0"));
+        assert!(p(10, 30, 0).unwrap_err().contains("must be > 0"));
+        assert_eq!(
+            p(30, 30, 100).unwrap_err(),
+            "sma_cross: fast = 30 must be less than slow = 30 (the fast average is the shorter one)"
+        );
+        assert!(p(50, 20, 100).unwrap_err().contains("fast = 50 must be less than slow = 20"));
+        assert!(p(29, 30, 100).is_ok());
     }
 
     #[test]

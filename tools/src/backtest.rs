@@ -1,45 +1,70 @@
 //! `ringtape backtest`: a strategy over a bar directory, through the real threaded pipeline.
 //!
-//! Writes a run directory: `journal.rtj` (every decision and report, binary), `fills.csv`,
-//! `summary.json` (deterministic results plus a separate `perf` section), `journal.meta.json`
-//! (the data set's file checksums and the effective config, so the journal identifies its
-//! inputs) and `config.toml`. Without `--data` it runs on built-in data: the real S&P 500
-//! one-minute bars of 2019-11-05..08 shipped inside the binary.
+//! Writes a run directory (see [`crate::rundir`]: written beside its target and moved into place
+//! when finished; never overwritten without `--force`): `journal.rtj` (every decision and report,
+//! binary), `fills.csv`, `summary.json` (the typed [`crate::summary::Summary`]: deterministic
+//! results, then `perf`), `journal.meta.json` (the data set's file checksums and the effective
+//! config, so the journal identifies its inputs), `config.toml` (the effective config, strategy
+//! parameters included, usable as `--config`) and, without `--data`, `data/` (the built-in real
+//! S&P 500 one-minute bars of 2019-11-05..08 shipped inside the binary).
+//!
+//! Everything the run depends on (config, strategy parameters, data set, run directory) is
+//! validated before anything is written. Ctrl-C or SIGTERM stops the run early: every stage
+//! drains, the run is kept with `"complete": false` in its summary, and the exit code is 130.
 #![allow(clippy::disallowed_methods)] // wall-clock timing of runs and benchmarks is the point here
 
 use crate::exit::bad_input;
+use crate::summary::{Perf, Results, RunFacts, StagePlacement, Summary};
 use anyhow::{Context, Result};
-use engine::merge::BarSet;
+use engine::merge::{BarSet, BarSetError};
 use engine::pipeline::config::EngineConfig;
 use engine::pipeline::{BarReplay, RunOutput, RunSpec};
-use engine::records::{PX_SCALE, Reason};
-use std::io::IsTerminal;
+use engine::records::Interval;
+use engine::strategy::StrategyFactory;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// The real file `data/real/SP500_NOV2019_IDay.csv` (source and licence in data/real/SOURCES.md).
 pub const BUILTIN_CSV: &str = include_str!("../../data/real/SP500_NOV2019_IDay.csv");
 /// Symbol of the built-in data.
 pub const BUILTIN_SYMBOL: &str = "SP500";
+/// Exit code of a run stopped by SIGINT/SIGTERM (128 + SIGINT, the shell convention).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Arguments of `ringtape backtest`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Run directory: without --out, each run goes to runs/<UTC time> (e.g. \
+runs/2026-11-27T17-05-09Z) and runs/latest is a symlink to the newest. A run is written beside \
+its target and moved into place when finished; a failed run leaves nothing, an interrupted one \
+(Ctrl-C, SIGTERM) is kept with \"complete\": false in summary.json and exits 130. An existing \
+run directory is replaced only with --force.")]
 pub struct Args {
     /// Bar directory (`*.rtb`); without it, the built-in S&P 500 sample (2019-11-05..08, 1 min)
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Use only the bar files at this interval (1s, 1m, 5m, 1h, 1d, ...); needed when a symbol
+    /// has files at several intervals
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    pub interval: Option<Interval>,
     /// Strategy name (built-in: sma_cross, orb); overrides the config's `strategy.name`
     #[arg(long, value_name = "NAME")]
     pub strategy: Option<String>,
-    /// TOML config with tables pipeline, risk, venue, journal, strategy (see ringtape.example.toml)
+    /// TOML config with tables pipeline, risk, venue, journal, account, strategy (see
+    /// ringtape.example.toml)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Strategy shard threads (overrides pipeline.shards)
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
-    /// Run directory to write
-    #[arg(long, value_name = "RUN_DIR", default_value = "runs/latest")]
-    pub out: PathBuf,
+    /// Run directory to write; must not exist unless --force (default: a new `runs/<UTC time>`,
+    /// with `runs/latest` linking to the newest run)
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing run directory at --out
+    #[arg(long)]
+    pub force: bool,
     /// Print the summary as JSON on stdout instead of the table
     #[arg(long)]
     pub json: bool,
@@ -48,11 +73,32 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// The config file: the engine's tables plus `strategy` (`name` and the strategy's parameters).
+fn parse_interval(s: &str) -> Result<Interval, String> {
+    Interval::parse(s).ok_or_else(|| format!("{s:?} is not an interval (use e.g. 1s, 1m, 5m, 1h, 1d)"))
+}
+
+/// The `[account]` table.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Capital at the start of the run, USD: the base of return and drawdown percentages.
+    pub starting_capital_usd: f64,
+}
+
+impl Default for AccountConfig {
+    fn default() -> Self {
+        AccountConfig { starting_capital_usd: 100_000.0 }
+    }
+}
+
+/// The config file: the engine's tables plus `account` and `strategy` (`name` and the strategy's
+/// parameters).
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
     /// Engine settings.
     pub engine: EngineConfig,
+    /// Account settings.
+    pub account: AccountConfig,
     /// Strategy name from the file, if any.
     pub strategy_name: Option<String>,
     /// The `strategy` table without `name`.
@@ -63,6 +109,12 @@ pub struct RunConfig {
 pub fn parse_config(text: &str, what: &str) -> Result<RunConfig> {
     let mut table: toml::Table = toml::from_str(text).map_err(|e| bad_input(format!("{what}: {e}")))?;
     let strategy = table.remove("strategy");
+    let account: AccountConfig = match table.remove("account") {
+        Some(v) => {
+            v.try_into().map_err(|e| bad_input(format!("{what}: [account]: {e} (see README.md, Configuration)")))?
+        }
+        None => AccountConfig::default(),
+    };
     let engine: EngineConfig = toml::Value::Table(table)
         .try_into()
         .map_err(|e| bad_input(format!("{what}: {e} (see README.md, Configuration)")))?;
@@ -76,194 +128,249 @@ pub fn parse_config(text: &str, what: &str) -> Result<RunConfig> {
         }
         params = Some(t);
     }
-    Ok(RunConfig { engine, strategy_name: name, strategy_params: params })
+    Ok(RunConfig { engine, account, strategy_name: name, strategy_params: params })
 }
 
-/// Results in the form written to `summary.json`.
-pub fn summary_json(out: &RunOutput, symbols: &engine::symbols::SymbolTable, strategy: &str) -> serde_json::Value {
-    let usd = |v: i128| v as f64 / PX_SCALE as f64;
-    let (fills, trades, wins, net, comm) = out.positions.totals();
-    let rejects: serde_json::Map<String, serde_json::Value> = Reason::ALL
-        .iter()
-        .filter(|r| out.rejects[r.raw() as usize] > 0)
-        .map(|r| (r.as_str().to_string(), out.rejects[r.raw() as usize].into()))
-        .collect();
-    let per_symbol: Vec<serde_json::Value> = symbols
-        .names()
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let b = &out.positions.symbols[i];
-            serde_json::json!({
-                "symbol": name, "fills": b.fills, "trades": b.trades, "wins": b.wins,
-                "net_pnl_usd": usd(b.net_pnl_e9), "commission_usd": usd(b.commission_e9),
-                "final_position": b.position,
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "strategy": strategy,
-        "bars": out.bars,
-        "inputs": out.inputs,
-        "fills": fills,
-        "orders_accepted": out.accepted,
-        "trades": trades,
-        "wins": wins,
-        "win_rate": if trades > 0 { wins as f64 / trades as f64 } else { 0.0 },
-        "net_pnl_usd": usd(net),
-        "equity_change_usd": usd(out.equity_e9),
-        "commission_usd": usd(comm),
-        "max_drawdown_usd": usd(out.max_drawdown_e9),
-        "sharpe_daily_annualized": out.sharpe(),
-        "days": out.daily_equity.len(),
-        "rejects": rejects,
-        "daily_loss_halts": out.halts,
-        "strategy_faults": out.counters.strategy_faults,
-        "per_symbol": per_symbol,
-    })
+/// Cores of this machine as the core map numbers them (highest id + 1).
+fn machine_cores() -> usize {
+    let by_id = core_affinity::get_core_ids().and_then(|ids| ids.iter().map(|c| c.id + 1).max());
+    by_id.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn builtin_data(dir: &Path) -> Result<()> {
+/// Everything a run needs, validated; nothing written yet.
+struct Checked {
+    rc: RunConfig,
+    strategy: String,
+    params: strategies::Params,
+    warnings: Vec<String>,
+}
+
+/// Validate the whole config: engine tables, account and strategy parameters. `what` names the
+/// config in errors.
+fn check_config(rc: RunConfig, strategy_flag: Option<&str>, what: &str, cores: usize) -> Result<Checked> {
+    let warnings = rc.engine.validate(cores).map_err(|e| bad_input(format!("{what}: {e}")))?;
+    let cap = rc.account.starting_capital_usd;
+    if !(cap.is_finite() && cap > 0.0) {
+        return Err(bad_input(format!(
+            "{what}: account.starting_capital_usd = {cap} (use a positive amount in USD, e.g. 100000)"
+        )));
+    }
+    let strategy = strategy_flag.map(str::to_string).or(rc.strategy_name.clone()).unwrap_or_else(|| "sma_cross".into());
+    let params = match rc.strategy_params.clone() {
+        Some(t) => strategies::params(&strategy, Some(toml::Value::Table(t))),
+        None => strategies::params(&strategy, None::<toml::Value>),
+    }
+    .map_err(|e| bad_input(format!("{what}: {e}")))?;
+    Ok(Checked { rc, strategy, params, warnings })
+}
+
+/// The effective config as TOML: engine tables, `[account]` and `[strategy]` with every parameter.
+fn effective_config_toml(c: &Checked) -> Result<String> {
+    let mut t = match toml::Value::try_from(&c.rc.engine)? {
+        toml::Value::Table(t) => t,
+        _ => anyhow::bail!("engine config is not a table"),
+    };
+    t.insert("account".into(), toml::Value::try_from(&c.rc.account)?);
+    let mut s = match toml::Value::try_from(&c.params)? {
+        toml::Value::Table(s) => s,
+        _ => toml::Table::new(),
+    };
+    s.insert("name".into(), c.strategy.clone().into());
+    t.insert("strategy".into(), toml::Value::Table(s));
+    Ok(toml::to_string(&t)?)
+}
+
+fn builtin_data() -> Result<crate::import_csv::Imported> {
     let opts = crate::import_csv::ImportOptions {
         symbol: Some(BUILTIN_SYMBOL.into()),
         tz: crate::import_csv::parse_tz("America/New_York")?,
         interval: None,
     };
-    let imported = crate::import_csv::import_reader(BUILTIN_CSV.as_bytes(), "built-in SP500_NOV2019_IDay.csv", &opts)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for s in &imported.series {
-        engine::barfile::write_bar_file(&dir.join(s.file_name()), &s.symbol, s.interval_s, &s.bars)?;
-    }
-    Ok(())
+    crate::import_csv::import_reader(BUILTIN_CSV.as_bytes(), "built-in SP500_NOV2019_IDay.csv", &opts)
 }
 
-/// Run the command.
-pub fn run(args: Args) -> Result<()> {
-    let t0 = Instant::now();
-    let mut rc = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| bad_input(format!("{}: {e} (check the --config path)", p.display())))?;
-            parse_config(&text, &p.display().to_string())?
+fn open_data(dir: &Path, interval: Option<Interval>) -> Result<BarSet> {
+    BarSet::open_dir_filtered(dir, 2, interval).map_err(|e| match &e {
+        BarSetError::MixedIntervals { .. } | BarSetError::NoSuchInterval { .. } => {
+            bad_input(format!("{e} with --interval"))
         }
-        None => RunConfig::default(),
-    };
-    if let Some(n) = args.shards {
-        rc.engine.pipeline.shards = n;
-    }
-    let strategy = args.strategy.clone().or(rc.strategy_name.clone()).unwrap_or_else(|| "sma_cross".into());
-    let factory = match rc.strategy_params.clone() {
-        Some(t) => strategies::factory_with(&strategy, toml::Value::Table(t)),
-        None => strategies::factory(&strategy),
-    }
-    .map_err(|e| bad_input(e.to_string()))?;
+        _ => bad_input(e.to_string()),
+    })
+}
 
-    let data_dir = match &args.data {
-        Some(d) => d.clone(),
-        None => {
-            let d = args.out.join("data");
-            builtin_data(&d)?;
-            d
-        }
-    };
-    let set = BarSet::open_dir(&data_dir, 2).map_err(|e| bad_input(e.to_string()))?;
-    let t_open = t0.elapsed();
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let meta = serde_json::json!({
-        "format": "ringtape journal v1: 16-byte header (magic RTJRNL\\0\\x01, version u16, record size u16), then 72-byte records",
-        "data_dir": data_dir.display().to_string(),
-        "files": set.fingerprint().iter().map(|(s, i, n, h)| serde_json::json!({"symbol": s, "interval_s": i, "bars": n, "xxh3": format!("{h:016x}")})).collect::<Vec<_>>(),
-        "symbols": set.symbols().names(),
-        "strategy": strategy,
-        "strategy_params": rc.strategy_params.as_ref().map(|t| t.to_string()),
-        "config": toml::to_string(&rc.engine).unwrap_or_default(),
-    });
-    std::fs::write(args.out.join("journal.meta.json"), serde_json::to_string_pretty(&meta)?)
-        .with_context(|| format!("writing {}", args.out.join("journal.meta.json").display()))?;
-    std::fs::write(args.out.join("config.toml"), toml::to_string(&rc.engine).unwrap_or_default())?;
-
-    let total = set.total_bars();
-    let show = !args.quiet && total > 500_000 && std::io::stderr().is_terminal();
-    let pb = crate::progress::bar(total, "bars", show);
-    pb.set_message("backtest");
+/// The one call into the engine.
+fn run_engine(
+    cfg: &EngineConfig,
+    set: &BarSet,
+    factory: &dyn StrategyFactory,
+    out_dir: &Path,
+    stop: &'static AtomicBool,
+    pb: &indicatif::ProgressBar,
+) -> Result<RunOutput> {
     let spec = RunSpec {
-        config: &rc.engine,
+        config: cfg,
         symbols: set.symbols(),
-        factory: factory.as_ref(),
-        out_dir: Some(&args.out),
+        factory,
+        out_dir: Some(out_dir),
         control: None,
-        bars: Some(&set),
-        stop: None,
+        bars: Some(set),
+        stop: Some(stop),
     };
-    let t_run = Instant::now();
-    let out = engine::pipeline::run(&spec, BarReplay::zero_copy(set.merged()), &mut |c| {
+    let total = set.total_bars();
+    engine::pipeline::run(&spec, BarReplay::zero_copy(set.merged()), &mut |c| {
         pb.set_position(c.published.load(std::sync::atomic::Ordering::Relaxed).min(total));
     })
     .map_err(|e| match e {
         engine::pipeline::PipelineError::Config(m) => bad_input(m),
         other => anyhow::Error::new(other),
-    })?;
+    })
+}
+
+/// Run the command.
+pub fn run(args: Args) -> Result<()> {
+    let t0 = Instant::now();
+    // Handlers first: a signal from here on stops the run cleanly instead of killing it.
+    let stop = crate::interrupt::flag();
+
+    // 1. Validate everything before writing anything.
+    let (rc, what) = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| bad_input(format!("{}: {e} (check the --config path)", p.display())))?;
+            (parse_config(&text, &p.display().to_string())?, p.display().to_string())
+        }
+        None => (RunConfig::default(), "config".to_string()),
+    };
+    let mut rc = rc;
+    if let Some(n) = args.shards {
+        rc.engine.pipeline.shards = n;
+    }
+    let checked = check_config(rc, args.strategy.as_deref(), &what, machine_cores())?;
+    for w in &checked.warnings {
+        eprintln!("warning: {w}");
+    }
+    let factory = checked.params.factory();
+    let user_set = match &args.data {
+        Some(d) => Some(open_data(d, args.interval)?),
+        None => None,
+    };
+    let builtin = match &args.data {
+        None => Some(builtin_data()?),
+        Some(_) => None,
+    };
+    let plan = crate::rundir::Plan::new(args.out.as_deref(), args.force)?;
+    if crate::interrupt::requested() {
+        // Stopped while checking: there is no run to keep.
+        eprintln!("interrupted before the run started; nothing written");
+        std::process::exit(EXIT_INTERRUPTED);
+    }
+
+    // 2. Write the run beside its target.
+    let rd = plan.start()?;
+    let (set, data_dir) = match (user_set, builtin) {
+        (Some(set), _) => (set, args.data.clone().unwrap_or_default()),
+        (None, Some(imported)) => {
+            let d = rd.path().join("data");
+            std::fs::create_dir(&d).with_context(|| format!("creating {}", d.display()))?;
+            for s in &imported.series {
+                engine::barfile::write_bar_file(&d.join(s.file_name()), &s.symbol, s.interval_s, &s.bars)?;
+            }
+            (open_data(&d, args.interval)?, rd.target().join("data"))
+        }
+        (None, None) => unreachable!("either --data or the built-in data"),
+    };
+    let t_open = t0.elapsed();
+    let config_toml = effective_config_toml(&checked)?;
+    let mut intervals: Vec<Interval> =
+        set.streams().iter().map(|s| Interval { secs: s.file.header().interval_s }).collect();
+    intervals.sort();
+    intervals.dedup();
+    let meta = serde_json::json!({
+        "format": "ringtape journal v1: 16-byte header (magic RTJRNL\\0\\x01, version u16, record size u16), then 72-byte records",
+        "data_dir": data_dir.display().to_string(),
+        "files": set.fingerprint().iter().map(|(s, i, n, h)| serde_json::json!({"symbol": s, "interval_s": i, "bars": n, "xxh3": format!("{h:016x}")})).collect::<Vec<_>>(),
+        "symbols": set.symbols().names(),
+        "strategy": checked.strategy,
+        "strategy_params": serde_json::to_value(&checked.params)?,
+        "config": config_toml,
+    });
+    let mpath = rd.path().join("journal.meta.json");
+    std::fs::write(&mpath, serde_json::to_string_pretty(&meta)?)
+        .with_context(|| format!("writing {}", mpath.display()))?;
+    std::fs::write(rd.path().join("config.toml"), &config_toml)
+        .with_context(|| format!("writing {}", rd.path().join("config.toml").display()))?;
+
+    let total = set.total_bars();
+    let show = !args.quiet && total > 500_000;
+    let pb = crate::progress::bar(total, "bars", show);
+    pb.set_message("backtest");
+    let t_run = Instant::now();
+    let out = run_engine(&checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?;
     let engine_s = t_run.elapsed().as_secs_f64();
     pb.finish_and_clear();
-    let results = summary_json(&out, set.symbols(), &strategy);
+
+    // 3. The summary, then the run into place.
+    let facts = RunFacts {
+        strategy: &checked.strategy,
+        strategy_params: serde_json::to_value(&checked.params)?,
+        intervals: intervals.iter().map(ToString::to_string).collect(),
+        starting_capital_usd: checked.rc.account.starting_capital_usd,
+        end_of_run_closeouts: crate::summary::count_end_of_run_fills(&rd.path().join("fills.csv"))?,
+    };
+    let results = Results::new(&out, set.symbols(), facts);
     let wall_s = t0.elapsed().as_secs_f64();
-    let perf = serde_json::json!({
-        "wall_s": wall_s,
-        "open_validate_s": t_open.as_secs_f64(),
-        "engine_s": engine_s,
-        "bars_per_s_engine": out.bars as f64 / engine_s.max(1e-9),
-        "bars_per_s_wall": out.bars as f64 / wall_s.max(1e-9),
-        "shards": rc.engine.pipeline.shards,
-        "placement": out.placement.iter().map(|(n, c, w)| serde_json::json!({"stage": n, "core": c, "wait": w})).collect::<Vec<_>>(),
-        "counters": out.counters,
-    });
-    let summary = serde_json::json!({ "results": results, "perf": perf });
-    let spath = args.out.join("summary.json");
-    std::fs::write(&spath, serde_json::to_string_pretty(&summary)? + "\n")
-        .with_context(|| format!("writing {}", spath.display()))?;
-    if out.counters.prediction_mismatch > 0 {
-        anyhow::bail!(
-            "internal error: {} shard risk decisions differed from risk's; results in {} are not trustworthy",
-            out.counters.prediction_mismatch,
-            args.out.display()
-        );
-    }
+    let perf = Perf {
+        wall_s,
+        open_validate_s: t_open.as_secs_f64(),
+        engine_s,
+        bars_per_s_engine: out.bars as f64 / engine_s.max(1e-9),
+        bars_per_s_wall: out.bars as f64 / wall_s.max(1e-9),
+        shards: checked.rc.engine.pipeline.shards,
+        placement: out
+            .placement
+            .iter()
+            .map(|(n, c, w)| StagePlacement { stage: n.clone(), core: *c, wait: w.clone() })
+            .collect(),
+        counters: serde_json::to_value(&out.counters)?,
+    };
+    let mismatch = out.counters.prediction_mismatch;
+    let incomplete_reason = if out.interrupted {
+        Some(format!("interrupted by a signal after {} of {total} bars", out.bars))
+    } else if mismatch > 0 {
+        Some(format!(
+            "internal error: {mismatch} shard risk decisions differed from risk's; results are not trustworthy"
+        ))
+    } else {
+        None
+    };
+    let summary = Summary { complete: incomplete_reason.is_none(), incomplete_reason, results, perf };
+    summary.write(&rd.path().join("summary.json"))?;
+    drop(set); // unmap the data before the directory holding built-in data moves
+    let run_dir = rd.finish()?;
+
+    // 4. Report from the file as written.
+    let summary = Summary::read(&run_dir.join("summary.json"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !args.quiet {
-        print_table(&results, &perf, set.symbols().len(), &args.out);
+        print!("{}", summary.table(&run_dir));
+    }
+    if mismatch > 0 {
+        anyhow::bail!(
+            "internal error: {mismatch} shard risk decisions differed from risk's; results in {} are not trustworthy",
+            run_dir.display()
+        );
+    }
+    if out.interrupted {
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "interrupted: stopped after {} of {total} bars; the partial run is in {} (summary.json: \"complete\": false)",
+            out.bars,
+            run_dir.display()
+        );
+        std::process::exit(EXIT_INTERRUPTED);
     }
     Ok(())
-}
-
-fn print_table(r: &serde_json::Value, p: &serde_json::Value, n_symbols: usize, out: &Path) {
-    let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-    let u = |k: &str| r[k].as_u64().unwrap_or(0);
-    let rejects: u64 = r["rejects"].as_object().map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum());
-    println!(
-        "ringtape backtest: {} on {} symbol(s), {} bars, {} shard(s)",
-        r["strategy"].as_str().unwrap_or("?"),
-        n_symbols,
-        u("bars"),
-        p["shards"]
-    );
-    println!("  {:<16}{:>16}", "trades", u("trades"));
-    println!("  {:<16}{:>15.1}%", "win rate", f("win_rate") * 100.0);
-    println!("  {:<16}{:>16.4}", "net PnL (USD)", f("net_pnl_usd"));
-    println!("  {:<16}{:>16.4}", "max drawdown", f("max_drawdown_usd"));
-    println!("  {:<16}{:>16.3}", "Sharpe (daily)", f("sharpe_daily_annualized"));
-    println!("  {:<16}{:>16}", "fills", u("fills"));
-    println!("  {:<16}{:>16.4}", "commission", f("commission_usd"));
-    println!("  {:<16}{:>16}", "risk rejects", rejects);
-    let bps = p["bars_per_s_wall"].as_f64().unwrap_or(0.0);
-    println!(
-        "  {:<16}{:>14.1} M  (engine {:.3} s, total {:.3} s)",
-        "bars/s",
-        bps / 1e6,
-        p["engine_s"].as_f64().unwrap_or(0.0),
-        p["wall_s"].as_f64().unwrap_or(0.0)
-    );
-    println!("  {:<16}{}", "run dir", out.display());
 }
 
 #[cfg(test)]
@@ -275,6 +382,7 @@ mod tests {
         let text = include_str!("../../ringtape.example.toml");
         let rc = parse_config(text, "ringtape.example.toml").unwrap();
         assert_eq!(rc.engine, EngineConfig::default(), "the example documents the defaults");
+        assert_eq!(rc.account, AccountConfig::default(), "the example documents the defaults");
         assert_eq!(rc.strategy_name.as_deref(), Some("sma_cross"));
         let f = strategies::factory_with("sma_cross", toml::Value::Table(rc.strategy_params.unwrap())).unwrap();
         assert_eq!(f.name(), "sma_cross");
@@ -289,5 +397,29 @@ mod tests {
             .join("\n");
         let rc = parse_config(&orb, "orb").unwrap();
         strategies::factory_with("orb", toml::Value::Table(rc.strategy_params.unwrap())).unwrap();
+    }
+
+    #[test]
+    fn the_written_config_is_the_effective_one_and_parses_back() {
+        for name in strategies::NAMES {
+            let mut rc = RunConfig::default();
+            rc.account.starting_capital_usd = 25_000.0;
+            rc.engine.pipeline.shards = 2;
+            let c = check_config(rc, Some(name), "test", 4).unwrap();
+            let text = effective_config_toml(&c).unwrap();
+            let back = parse_config(&text, "written").unwrap();
+            assert_eq!(back.engine, c.rc.engine, "{text}");
+            assert_eq!(back.account.starting_capital_usd, 25_000.0);
+            assert_eq!(back.strategy_name.as_deref(), Some(*name));
+            // Every parameter is written, defaults included, and reads back to the same values.
+            let again = strategies::params(name, back.strategy_params.map(toml::Value::Table)).unwrap();
+            assert_eq!(again, c.params, "{text}");
+            let defaults = strategies::params(name, None::<toml::Value>).unwrap();
+            let n_keys = match toml::Value::try_from(&defaults).unwrap() {
+                toml::Value::Table(t) => t.len(),
+                _ => 0,
+            };
+            assert!(n_keys >= 3, "{name}: {n_keys} parameters");
+        }
     }
 }

@@ -33,4 +33,6 @@ pub mod import_csv;
 pub mod interrupt;
 pub mod journal;
 pub mod progress;
+pub mod rundir;
+pub mod summary;
 pub mod synth;

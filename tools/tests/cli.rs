@@ -7,6 +7,9 @@ use engine::records::Bar;
 use std::path::Path;
 use std::process::Command;
 
+#[path = "cli/backtest.rs"]
+mod backtest_cases;
+
 struct Out {
     code: i32,
     stdout: String,

@@ -1,6 +1,9 @@
 //! Engine configuration (the `[pipeline]`, `[risk]`, `[venue]` and `[journal]` tables of the TOML
 //! config file).
 
+#[path = "config_check.rs"]
+pub mod config_check;
+
 use crate::risk::RiskConfig;
 use crate::venue::VenueConfig;
 
@@ -35,10 +38,43 @@ pub struct CoreMap {
     pub journal: Option<usize>,
 }
 
+/// How the stages are wired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topology {
+    /// Pick for the run: `inline` for a replay of files (throughput per core), `threads` for
+    /// live inputs (latency, stages on their own cores).
+    #[default]
+    Auto,
+    /// The same stage code called in order on the calling thread: no rings, no threads.
+    Inline,
+    /// Pinned OS threads joined by the disruptor ring and queues.
+    Threads,
+}
+
+impl Topology {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topology::Auto => "auto",
+            Topology::Inline => "inline",
+            Topology::Threads => "threads",
+        }
+    }
+}
+
 /// The threaded pipeline's shape.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
+    /// `inline`, `threads` or `auto` (see [`Topology`]).
+    pub topology: Topology,
+    /// Clock tick period in milliseconds (0 = no ticks). Ticks come from event time in
+    /// backtests and from the wall clock in live runs.
+    pub timer_ms: u64,
+    /// A stage that makes no progress for this long while it has work ends the run with an
+    /// error naming it (threads topology; 0 = never).
+    pub stall_timeout_ms: u64,
     /// Strategy shard threads (each symbol belongs to exactly one: `symbol id % shards`).
     pub shards: usize,
     /// Main ring slots (power of two).
@@ -57,6 +93,9 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
+            topology: Topology::Auto,
+            timer_ms: 1000,
+            stall_timeout_ms: 10_000,
             shards: 1,
             ring_size: 1 << 16,
             queue_size: 1 << 16,

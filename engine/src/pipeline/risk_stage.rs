@@ -1,269 +1,331 @@
-//! The risk stage: consumes the main ring in sequence order, waits until the shard that owns an
-//! event's symbol has handled it, then decides that shard's intents and applies its reports.
+//! The risk stage: sees every input in sequence order, keeps the portfolio, decides every order,
+//! and drives execution (the order manager and its venue). For each event it works in two
+//! phases: (A) market data and venue reports — the venue matches the event's bar or tick, risk
+//! marks the position and may decide to flatten — then (B) the intents the owning shard produced
+//! for that event, in order. Reports go back to the owning shard tagged with the event's sequence
+//! (and whether phase A made them), and everything goes to the recorder.
 //!
-//! Queue full: risk never drops; when its queue to execution (or to a shard) is full it counts the
-//! event and waits.
+//! Queue full (threads topology): risk never drops; it counts and waits.
 
-use super::config::JournalInputs;
-use super::messages::{Flow, FlowBody, RiskMsg, ShardMsg, ToRisk, ToShard};
-use super::wait::Waiter;
-use super::{Counters, push_wait};
-use crate::records::{ControlKind, Event, EventKind, ExecReport, Reason};
+use super::execution::Execution;
+use super::messages::{Flow, FlowBody, InputRec, RiskMsg, ShardMsg, ToRisk};
+use super::source::Input;
+use super::{Counters, shard_of};
+use crate::records::{
+    ControlKind, Event, EventKind, ExecKind, ExecReport, Lifecycle, Order, Reason, RemovalPolicy, SymbolId,
+    unpack_name,
+};
 use crate::risk::Risk;
-use crossbeam_queue::ArrayQueue;
-use crossbeam_utils::CachePadded;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-/// No message held aside.
-pub(crate) const NONE: u64 = u64::MAX;
+/// How risk reaches the other stages: queues and progress counters between threads, or plain
+/// buffers on the inline topology.
+pub(crate) trait RiskLink {
+    /// Send a report to shard `k`.
+    fn to_shard(&mut self, k: usize, m: ShardMsg);
+    /// The next message shard `k` produced for event `seq` (or earlier), once shard `k` has
+    /// handled `seq`; `None` when there is no more.
+    fn from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg>;
+    /// Pass a step of the decision flow to the recorder.
+    fn flow(&mut self, f: Flow);
+    /// Phase A of `seq` is done: shards waiting on it may go on.
+    fn venue_done(&mut self, seq: u64);
+}
+
+/// Where a symbol is in the universe, as risk sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Unknown,
+    Active,
+    Removing,
+    Removed,
+}
 
 pub(crate) struct RiskStage<'a> {
     pub risk: Risk,
-    pub n_shards: usize,
-    pub portfolio: bool,
-    pub inputs: JournalInputs,
-    pub from_shards: &'a [ArrayQueue<RiskMsg>],
-    pub to_shards: &'a [ArrayQueue<ShardMsg>],
-    pub progress: &'a [CachePadded<AtomicU64>],
-    pub pushed: &'a [CachePadded<AtomicU64>],
-    pub done: &'a CachePadded<AtomicU64>,
-    pub to_exec: &'a ArrayQueue<Flow>,
-    pub counters: &'a Counters,
-    pub waiter: Waiter,
-    pub seen: Vec<u64>,
-    /// Messages each shard had pushed when its progress was last read, and how many we popped:
-    /// while `popped == avail` there is nothing to pop for the events below `seen`.
-    pub avail: Vec<u64>,
-    pub popped: Vec<u64>,
-    pub look: Vec<Option<RiskMsg>>,
-    pub look_seq: Vec<u64>,
-    pub notices: Vec<Vec<ExecReport>>,
-    pub own: Vec<ExecReport>,
-    pub end: Vec<RiskMsg>,
+    pub exec: Execution,
+    n_shards: usize,
+    inputs_all: bool,
+    counters: &'a Counters,
+    members: Vec<Member>,
+    batch: Vec<RiskMsg>,
+    flatten: Vec<Order>,
+    /// Orders accepted by risk.
+    pub accepted: u64,
+    /// Inputs handled (excluding control and ticks) and bars among them.
+    pub inputs: u64,
+    pub bars: u64,
 }
 
-impl RiskStage<'_> {
-    #[inline]
-    fn flow(&self, seq: u64, body: FlowBody) {
-        push_wait(self.to_exec, Flow { seq, body }, &self.counters.full_to_exec, self.done, seq);
+impl<'a> RiskStage<'a> {
+    pub fn new(risk: Risk, exec: Execution, n_symbols: usize, n_shards: usize, inputs_all: bool, counters: &'a Counters) -> Self {
+        RiskStage {
+            risk,
+            exec,
+            n_shards,
+            inputs_all,
+            counters,
+            members: vec![Member::Active; n_symbols],
+            batch: Vec::new(),
+            flatten: Vec::new(),
+            accepted: 0,
+            inputs: 0,
+            bars: 0,
+        }
     }
 
-    /// Handle one event; returns true after shutdown.
     #[inline]
-    pub fn handle(&mut self, seq: u64, ev: &Event) -> bool {
-        let kind = ev.event_kind();
-        let journal_input = self.inputs == JournalInputs::All || matches!(kind, Some(EventKind::Exec));
-        if journal_input {
-            self.flow(seq, FlowBody::Input(*ev));
+    fn member(&self, s: SymbolId) -> Member {
+        self.members.get(s.0 as usize).copied().unwrap_or(Member::Unknown)
+    }
+
+    /// True when inputs for `s` may be handled; counts the ones that may not.
+    #[inline]
+    fn admit(&self, s: SymbolId) -> bool {
+        match self.member(s) {
+            Member::Active | Member::Removing => true,
+            Member::Removed => {
+                self.counters.removed_symbol_inputs.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Member::Unknown => {
+                self.counters.unknown_symbol.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Handle event `seq`; returns true after shutdown.
+    #[inline]
+    pub fn handle<L: RiskLink>(&mut self, seq: u64, input: Input<'_>, link: &mut L) -> bool {
+        match input {
+            Input::Bar { symbol, bar, ts_recv, .. } => {
+                self.inputs += 1;
+                self.bars += 1;
+                if self.inputs_all {
+                    link.flow(Flow { seq, body: FlowBody::Input(InputRec::from(&input.to_event())) });
+                }
+                if !self.admit(symbol) {
+                    link.venue_done(seq);
+                    return false;
+                }
+                self.exec.on_bar(symbol, bar);
+                if !self.exec.out.is_empty() {
+                    self.apply_out(seq, true, link);
+                }
+                let flatten = &mut self.flatten;
+                self.risk.on_bar(symbol, bar, &mut |o| flatten.push(o));
+                if !self.flatten.is_empty() {
+                    self.submit_flatten(seq, ts_recv, link);
+                }
+                link.venue_done(seq);
+                self.consume(seq, shard_of(symbol, self.n_shards), link);
+                false
+            }
+            Input::Event(ev) => self.handle_event(seq, ev, link),
+        }
+    }
+
+    fn handle_event<L: RiskLink>(&mut self, seq: u64, ev: &Event, link: &mut L) -> bool {
+        let Some(kind) = ev.event_kind() else {
+            self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
+            link.venue_done(seq);
+            return false;
+        };
+        let wall_tick = kind == EventKind::Timer && ev.payload[1] == 1;
+        let journal = self.inputs_all || matches!(kind, EventKind::Exec | EventKind::Control) || wall_tick;
+        if journal {
+            link.flow(Flow { seq, body: FlowBody::Input(InputRec::from(ev)) });
         }
         match kind {
-            Some(EventKind::Bar) => {
-                let bar = ev.as_bar().expect("bar");
-                self.on_bar(seq, ev.symbol, bar);
+            EventKind::Timer => {
+                self.exec.on_timer(ev.payload[0] as i64);
+                if !self.exec.out.is_empty() {
+                    self.apply_out(seq, true, link);
+                }
+                link.venue_done(seq);
+                self.consume_all(seq, link);
             }
-            Some(EventKind::Quote | EventKind::Trade) => self.consume(seq, self.owner(ev)),
-            Some(EventKind::Exec) => {
+            EventKind::Quote | EventKind::Trade => {
+                self.inputs += 1;
+                link.venue_done(seq);
+                if self.admit(ev.symbol) {
+                    self.consume(seq, shard_of(ev.symbol, self.n_shards), link);
+                }
+            }
+            EventKind::Exec => {
+                self.inputs += 1;
                 if let Some(r) = ev.as_exec() {
-                    self.risk.on_report(r);
+                    self.apply(seq, true, *r, link);
+                    self.submit_pending_flatten(seq, ev.ts_recv_ns, link);
                 }
-                self.consume(seq, self.owner(ev));
+                link.venue_done(seq);
+                self.consume(seq, shard_of(ev.symbol, self.n_shards), link);
             }
-            Some(EventKind::Control) => {
-                let c = ev.as_control().expect("control");
-                match ControlKind::from_raw(c.kind) {
-                    Some(ControlKind::EndOfData) => {
-                        if self.inputs != JournalInputs::All {
-                            self.flow(seq, FlowBody::Input(*ev));
-                        }
-                        let mut own = std::mem::take(&mut self.own);
-                        own.clear();
-                        self.risk.cancel_own(c.ts_event_ns, &mut |r| own.push(r));
-                        for r in own.drain(..) {
-                            self.own_report(seq, r);
-                        }
-                        self.own = own;
-                        for s in 0..self.notices.len() {
-                            self.flush_notices(seq, s);
-                        }
-                    }
-                    Some(ControlKind::Shutdown) => {
-                        self.shutdown(seq);
-                        if self.inputs != JournalInputs::All {
-                            self.flow(seq, FlowBody::Input(*ev));
-                        }
-                        return true;
-                    }
-                    _ => {
-                        if self.inputs != JournalInputs::All {
-                            self.flow(seq, FlowBody::Input(*ev));
-                        }
-                    }
-                }
-            }
-            Some(EventKind::BarRefs) | None => {}
+            EventKind::Control => return self.control(seq, ev, link),
+            EventKind::Bar | EventKind::BarRefs => link.venue_done(seq),
         }
         false
     }
 
-    /// A bar by reference (zero-copy replay): journal it in `inputs = "all"` mode, then as any bar.
-    #[inline]
-    pub fn handle_bar_ref(
-        &mut self,
-        seq: u64,
-        symbol: crate::records::SymbolId,
-        bar: &crate::records::Bar,
-        interval_s: u32,
-        ts_recv: i64,
-    ) {
-        if self.inputs == JournalInputs::All {
-            self.flow(seq, FlowBody::Input(Event::bar(symbol, bar, interval_s, ts_recv)));
-        }
-        self.on_bar(seq, symbol, bar);
-    }
-
-    #[inline]
-    fn on_bar(&mut self, seq: u64, s: crate::records::SymbolId, bar: &crate::records::Bar) {
-        if !self.risk.has_own_orders(s) {
-            self.risk.on_bar(s, bar, &mut |_| {});
-        } else if (s.0 as usize) < self.notices.len() {
-            let mut own = std::mem::take(&mut self.own);
-            own.clear();
-            self.risk.on_bar(s, bar, &mut |r| own.push(r));
-            for r in own.drain(..) {
-                self.own_report(seq, r);
+    fn control<L: RiskLink>(&mut self, seq: u64, ev: &Event, link: &mut L) -> bool {
+        let Some(c) = ev.as_control() else { return false };
+        let s = ev.symbol;
+        match ControlKind::from_raw(c.kind) {
+            Some(ControlKind::AddSymbol) => {
+                let i = s.0 as usize;
+                let fresh = matches!(self.member(s), Member::Unknown | Member::Removed);
+                if fresh && unpack_name(&c.args).is_some_and(|n| crate::symbols::check_symbol(n).is_ok()) {
+                    if self.members.len() <= i {
+                        self.members.resize(i + 1, Member::Unknown);
+                    }
+                    self.members[i] = Member::Active;
+                    self.risk.ensure_symbols(i + 1);
+                    self.risk.set_removing(s, false);
+                    self.exec.ensure_symbols(i + 1);
+                    self.counters.symbols_added.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            self.own = own;
+            Some(ControlKind::RemoveSymbol) => {
+                if self.member(s) == Member::Active && RemovalPolicy::from_raw(c.args[0] as u8).is_some() {
+                    self.members[s.0 as usize] = Member::Removing;
+                    self.risk.set_removing(s, true);
+                } else {
+                    self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Some(ControlKind::EndOfData) => {
+                let risk = &mut self.risk;
+                self.exec.end_of_data(c.ts_event_ns, &mut || risk.own_order_id());
+                if !self.exec.out.is_empty() {
+                    self.apply_out(seq, true, link);
+                }
+            }
+            Some(ControlKind::Shutdown) => {
+                link.venue_done(seq);
+                self.consume_all(seq, link);
+                self.risk.finish();
+                return true;
+            }
+            Some(ControlKind::SessionStart) => {}
+            None => {
+                self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        self.consume(seq, s.0 as usize % self.n_shards);
+        link.venue_done(seq);
+        self.consume_all(seq, link);
+        false
     }
 
-    #[inline]
-    fn owner(&self, ev: &Event) -> usize {
-        ev.symbol.0 as usize % self.n_shards
-    }
-
-    fn own_report(&mut self, seq: u64, r: ExecReport) {
+    /// Apply one venue report: execution's order state, the portfolio, the owning shard, the
+    /// recorder.
+    fn apply<L: RiskLink>(&mut self, seq: u64, before: bool, r: ExecReport, link: &mut L) {
+        if !self.exec.on_report(&r) {
+            self.counters.unknown_order_reports.fetch_add(1, Ordering::Relaxed);
+        }
         self.risk.on_report(&r);
-        self.notices[r.symbol.0 as usize].push(r);
-        self.flow(seq, FlowBody::Report(r));
+        link.to_shard(shard_of(r.symbol, self.n_shards), ShardMsg { seq, before, report: r });
+        link.flow(Flow { seq, body: FlowBody::Report(r) });
     }
 
-    fn flush_notices(&mut self, seq: u64, s: usize) {
-        if self.notices[s].is_empty() {
-            return;
+    /// Apply every report the venue gave at once (and those that follow from them).
+    fn apply_out<L: RiskLink>(&mut self, seq: u64, before: bool, link: &mut L) {
+        let mut out = std::mem::take(&mut self.exec.out);
+        for r in out.drain(..) {
+            self.apply(seq, before, r, link);
         }
-        let k = s % self.n_shards;
-        for r in std::mem::take(&mut self.notices[s]) {
-            let m = ShardMsg { seq, body: ToShard::Notice(r) };
-            push_wait(&self.to_shards[k], m, &self.counters.full_risk_to_shard, self.done, seq);
-        }
+        self.exec.out = out;
     }
 
-    /// Wait until shard `k` has handled `seq` (events below `progress` are done).
-    #[inline]
-    fn wait_shard(&mut self, k: usize, seq: u64) {
-        if self.seen[k] > seq {
-            return;
-        }
-        self.seen[k] = self.progress[k].load(Ordering::Acquire);
-        self.avail[k] = self.pushed[k].load(Ordering::Acquire);
-        if self.seen[k] > seq {
-            return;
-        }
-        self.done.store(seq, Ordering::Release);
-        self.counters.risk_waits.fetch_add(1, Ordering::Relaxed);
-        self.waiter.reset();
-        loop {
-            self.seen[k] = self.progress[k].load(Ordering::Acquire);
-            self.avail[k] = self.pushed[k].load(Ordering::Acquire);
-            if self.seen[k] > seq {
-                return;
-            }
-            self.waiter.wait();
+    fn submit_pending_flatten<L: RiskLink>(&mut self, seq: u64, ts: i64, link: &mut L) {
+        if self.risk.has_flatten() {
+            let flatten = &mut self.flatten;
+            self.risk.take_flatten(&mut |o| flatten.push(o));
+            self.submit_flatten(seq, ts, link);
         }
     }
 
-    /// The next message of shard `k` for event `seq`, if any. A message for a later event is
-    /// kept aside (its seq in `look_seq`, so the common "nothing for this event" case is two
-    /// integer compares).
-    #[inline]
-    fn next_msg(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
-        let held = self.look_seq[k];
-        if held != NONE {
-            debug_assert!(held >= seq, "shard message from the past");
-            if held != seq {
-                return None;
-            }
-            self.look_seq[k] = NONE;
-            return self.look[k];
+    /// Risk's own flattening orders go through execution like any order.
+    fn submit_flatten<L: RiskLink>(&mut self, seq: u64, ts: i64, link: &mut L) {
+        let mut orders = std::mem::take(&mut self.flatten);
+        for o in orders.drain(..) {
+            link.flow(Flow { seq, body: FlowBody::Decision { order: o, reason: Reason::None, ts } });
+            self.exec.submit(&o, ts);
+            self.apply_out(seq, false, link);
         }
-        if self.popped[k] >= self.avail[k] {
-            return None;
-        }
-        let m = self.from_shards[k].pop()?;
-        self.popped[k] += 1;
-        debug_assert!(m.seq >= seq, "shard message from the past");
-        if m.seq == seq {
-            Some(m)
-        } else {
-            self.look[k] = Some(m);
-            self.look_seq[k] = m.seq;
-            None
-        }
+        self.flatten = orders;
     }
 
     #[inline]
-    fn consume(&mut self, seq: u64, k: usize) {
-        self.wait_shard(k, seq);
-        while let Some(m) = self.next_msg(k, seq) {
-            self.process(k, m);
+    fn consume<L: RiskLink>(&mut self, seq: u64, k: usize, link: &mut L) {
+        while let Some(m) = link.from_shard(k, seq) {
+            self.process(m, link);
         }
     }
 
-    fn process(&mut self, k: usize, m: RiskMsg) {
-        match m.body {
-            ToRisk::Intent { order, placed_ns, predicted } => {
-                let reason = self.risk.check(&order, placed_ns).err().unwrap_or(Reason::None);
-                if predicted != u16::MAX && predicted != reason.raw() {
-                    self.counters.prediction_mismatch.fetch_add(1, Ordering::Relaxed);
-                }
-                if self.portfolio {
-                    self.flush_notices(m.seq, order.symbol.0 as usize);
-                    let d = ShardMsg { seq: m.seq, body: ToShard::Decision { order, placed_ns, reason } };
-                    push_wait(&self.to_shards[k], d, &self.counters.full_risk_to_shard, self.done, m.seq);
-                }
-                self.flow(m.seq, FlowBody::Decision { order, reason, ts: placed_ns });
-            }
-            ToRisk::Cancel { id, symbol, ts } => self.flow(m.seq, FlowBody::Cancel { id, symbol, ts }),
-            ToRisk::Report(r) => {
-                self.risk.on_report(&r);
-                self.flow(m.seq, FlowBody::Report(r));
-            }
-        }
-    }
-
-    /// Every shard reports its end-of-run cancels and liquidations at the shutdown sequence; they
-    /// are applied in symbol order so the result does not depend on the shard count.
-    fn shutdown(&mut self, seq: u64) {
-        let mut end = std::mem::take(&mut self.end);
-        end.clear();
+    /// Messages of an event every shard handles (ticks, control) are applied in symbol order, so
+    /// the result does not depend on the shard count.
+    fn consume_all<L: RiskLink>(&mut self, seq: u64, link: &mut L) {
+        let mut batch = std::mem::take(&mut self.batch);
         for k in 0..self.n_shards {
-            self.wait_shard(k, seq);
-            while let Some(m) = self.next_msg(k, seq) {
-                end.push(m);
+            while let Some(m) = link.from_shard(k, seq) {
+                batch.push(m);
             }
         }
-        end.sort_by_key(|m| match m.body {
-            ToRisk::Intent { order, .. } => order.symbol,
-            ToRisk::Cancel { symbol, .. } => symbol,
-            ToRisk::Report(r) => r.symbol,
-        });
-        for m in end.drain(..) {
-            let k = 0;
-            self.process(k, m);
+        batch.sort_by_key(|m| (m.seq, m.body.symbol()));
+        for m in batch.drain(..) {
+            self.process(m, link);
         }
-        self.end = end;
-        self.risk.finish();
-        self.done.store(seq + 1, Ordering::Release);
+        self.batch = batch;
+    }
+
+    fn process<L: RiskLink>(&mut self, m: RiskMsg, link: &mut L) {
+        let seq = m.seq;
+        match m.body {
+            ToRisk::Intent { order, placed_ns } => {
+                let reason = self.risk.check(&order, placed_ns).err().unwrap_or(Reason::None);
+                link.flow(Flow { seq, body: FlowBody::Decision { order, reason, ts: placed_ns } });
+                if reason == Reason::None {
+                    self.accepted += 1;
+                    self.exec.submit(&order, placed_ns);
+                    self.apply_out(seq, false, link);
+                } else {
+                    let r = ExecReport {
+                        ts_event_ns: placed_ns,
+                        order_id: order.order_id,
+                        symbol: order.symbol,
+                        kind: ExecKind::Rejected.raw(),
+                        side: order.side,
+                        reason: reason.raw(),
+                        ..Default::default()
+                    };
+                    link.to_shard(shard_of(order.symbol, self.n_shards), ShardMsg { seq, before: false, report: r });
+                }
+            }
+            ToRisk::Cancel { id, symbol, ts, reason } => {
+                link.flow(Flow { seq, body: FlowBody::Cancel { id, symbol, ts } });
+                self.exec.cancel(id, ts, reason);
+                self.apply_out(seq, false, link);
+            }
+            ToRisk::Lifecycle { symbol, step, policy, ts, name } => {
+                link.flow(Flow { seq, body: FlowBody::Lifecycle { symbol, step, policy, ts, name } });
+                if step == Lifecycle::Removed
+                    && let Some(m) = self.members.get_mut(symbol.0 as usize)
+                {
+                    *m = Member::Removed;
+                    self.counters.symbols_removed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.submit_pending_flatten(seq, self.last_ts(&m), link);
+    }
+
+    fn last_ts(&self, m: &RiskMsg) -> i64 {
+        match m.body {
+            ToRisk::Intent { placed_ns, .. } => placed_ns,
+            ToRisk::Cancel { ts, .. } | ToRisk::Lifecycle { ts, .. } => ts,
+        }
     }
 }

@@ -1,175 +1,359 @@
-//! A strategy shard: owns a set of symbols, runs their strategies and (in simulation) their
-//! order books, single-threaded and lock-free.
+//! A strategy shard: owns a set of symbols (see [`super::shard_of`]) and runs their strategies,
+//! single-threaded and lock-free. It tracks each symbol's position and live orders from the
+//! reports risk sends back, turns strategy intents into messages for risk, and runs each
+//! symbol's life in the universe (added, removing, removed, faulted).
 //!
-//! Ring full / queue full: a shard never drops. When its queue to risk is full it counts the
-//! event and waits for risk to drain it.
+//! Determinism: a report reaches a strategy exactly before the symbol's first event after the
+//! event that made it (or before the event itself when the venue made it while matching that
+//! event's bar or tick). When a symbol may have reports in flight (live orders, a position risk
+//! could flatten, a removal under way) the shard syncs with risk before handing it an event.
+//!
+//! Queue full (threads topology): a shard never drops; it counts and waits.
 
-use super::messages::{RiskMsg, ShardMsg, ToRisk, ToShard};
-use super::wait::Waiter;
-use super::{Counters, push_wait};
+use super::messages::{RiskMsg, ShardMsg, ToRisk};
+use super::source::Input;
+use super::{Counters, shard_of};
 use crate::records::{
-    Bar, ControlKind, Event, EventKind, ExecKind, ExecReport, Order, OrderId, Reason, Side, SymbolId,
+    ControlKind, Event, EventKind, ExecReport, Lifecycle, Order, OrderId, OrderType, Reason, RemovalPolicy, Side,
+    SymbolId, pack_name, unpack_name,
 };
-use crate::risk::Risk;
-use crate::strategy::{Ctx, Intent, Strategy};
-use crate::venue::SimBook;
-use crossbeam_queue::ArrayQueue;
-use crossbeam_utils::CachePadded;
+use crate::strategy::{Ctx, Intent, Strategy, StrategyFactory};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-pub(crate) struct SymState {
-    pub strategy: Box<dyn Strategy>,
-    pub book: SimBook,
-    pub position: i64,
-    pub open_orders: u32,
-    pub next_order_no: u32,
-    pub pending_seq: Option<u64>,
-    pub inbox: VecDeque<ShardMsg>,
-    pub cancel_on_accept: Vec<OrderId>,
-    pub last_close: i64,
-    pub last_ts: i64,
-    pub faulted: bool,
+/// How a shard reaches risk: queues and progress counters between threads, or plain buffers on
+/// the inline topology.
+pub(crate) trait ShardLink {
+    /// Send a message to risk.
+    fn send(&mut self, m: RiskMsg);
+    /// The next report risk sent that has arrived.
+    fn recv(&mut self) -> Option<ShardMsg>;
+    /// Make every report for events before `seq`, and those made by phase A of `seq`, arrive
+    /// (threads: wait for risk; inline: they already have).
+    fn sync(&mut self, seq: u64);
 }
 
-pub(crate) struct Shard<'a> {
-    pub syms: Vec<Option<SymState>>,
-    pub local_risk: Option<Risk>,
-    pub to_risk: &'a ArrayQueue<RiskMsg>,
-    pub from_risk: &'a ArrayQueue<ShardMsg>,
-    pub progress: &'a CachePadded<AtomicU64>,
-    /// Messages pushed to risk so far (stored before `progress`, so risk can tell when there is
-    /// nothing to pop without touching the queue).
-    pub pushed: &'a CachePadded<AtomicU64>,
-    pub risk_done: &'a CachePadded<AtomicU64>,
-    pub counters: &'a Counters,
-    pub waiter: Waiter,
-    pub intents: Vec<Intent>,
-    pub work: Vec<ExecReport>,
-    pub eod: bool,
-    /// Nesting of strategy callbacks triggered by reports (bounded by `MAX_CASCADE`).
-    pub depth: usize,
+pub(crate) struct SymState {
+    strategy: Option<Box<dyn Strategy>>,
+    name: [i64; 4],
+    position: i64,
+    open: Vec<OrderId>,
+    next_order_no: u32,
+    inbox: VecDeque<ShardMsg>,
+    faulted: bool,
+    removing: Option<RemovalPolicy>,
+    removed: bool,
+    wants_timer: bool,
+    last_ts: i64,
+}
+
+impl SymState {
+    fn active(&self) -> bool {
+        !self.removed && !self.faulted && self.strategy.is_some()
+    }
 }
 
 const MAX_CASCADE: usize = 16;
 
-impl Shard<'_> {
-    #[inline]
-    fn send(&self, msg: RiskMsg, seq: u64) {
-        // Count first: risk reads the count after `progress`, so a count that runs ahead is harmless
-        // (risk pops until the message's seq is past the event it handles).
-        self.pushed.fetch_add(1, Ordering::Release);
-        push_wait(self.to_risk, msg, &self.counters.full_shard_to_risk, self.progress, seq);
+pub(crate) struct Shard<'a> {
+    k: usize,
+    n_shards: usize,
+    syms: Vec<Option<SymState>>,
+    factory: &'a dyn StrategyFactory,
+    counters: &'a Counters,
+    /// Risk may flatten positions on its own (a daily loss limit is set).
+    risk_flattens: bool,
+    intents: Vec<Intent>,
+    eod: bool,
+    depth: usize,
+    /// Symbols whose strategy wants clock ticks, ascending.
+    timer_syms: Vec<u32>,
+    /// Symbols with reports waiting in their inbox.
+    dirty: Vec<u32>,
+    /// Symbols that currently need a sync (live orders, a position risk may flatten, removal).
+    syncing: usize,
+}
+
+impl<'a> Shard<'a> {
+    pub fn new(
+        k: usize,
+        n_shards: usize,
+        names: &[String],
+        factory: &'a dyn StrategyFactory,
+        counters: &'a Counters,
+        risk_flattens: bool,
+    ) -> Self {
+        let mut sh = Shard {
+            k,
+            n_shards,
+            syms: Vec::new(),
+            factory,
+            counters,
+            risk_flattens,
+            intents: Vec::with_capacity(16),
+            eod: false,
+            depth: 0,
+            timer_syms: Vec::new(),
+            dirty: Vec::new(),
+            syncing: 0,
+        };
+        sh.syms.resize_with(names.len(), || None);
+        for (i, name) in names.iter().enumerate() {
+            if shard_of(SymbolId(i as u32), n_shards) == k {
+                sh.build(i, name, 1);
+            }
+        }
+        sh
     }
 
-    /// Handle one event; returns true after the shutdown event.
+    /// Build symbol `i`'s strategy. A factory that panics faults the symbol.
+    fn build(&mut self, i: usize, name: &str, next_order_no: u32) -> bool {
+        let f = self.factory;
+        let strategy = catch_unwind(AssertUnwindSafe(|| f.build(name))).ok();
+        let ok = strategy.is_some();
+        let wants_timer = strategy.as_ref().is_some_and(|s| s.wants_timer());
+        self.syms[i] = Some(SymState {
+            strategy,
+            name: pack_name(name),
+            position: 0,
+            open: Vec::new(),
+            next_order_no,
+            inbox: VecDeque::new(),
+            faulted: !ok,
+            removing: None,
+            removed: false,
+            wants_timer,
+            last_ts: 0,
+        });
+        if wants_timer {
+            let at = self.timer_syms.partition_point(|&x| (x as usize) < i);
+            self.timer_syms.insert(at, i as u32);
+        }
+        ok
+    }
+
     #[inline]
-    pub fn handle(&mut self, seq: u64, ev: &Event) -> bool {
-        let Some(kind) = ev.event_kind() else {
-            self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
-            return false;
-        };
-        if kind == EventKind::Control {
-            let ctl = ev.as_control().and_then(|c| ControlKind::from_raw(c.kind));
-            match ctl {
-                Some(ControlKind::EndOfData) => self.eod = true,
-                Some(ControlKind::Shutdown) => {
-                    self.finish(seq);
-                    return true;
+    fn needs_sync(&self, st: &SymState) -> bool {
+        !st.open.is_empty() || (self.risk_flattens && st.position != 0) || st.removing.is_some()
+    }
+
+    /// Handle event `seq`; returns true after shutdown.
+    #[inline]
+    pub fn handle<L: ShardLink>(&mut self, seq: u64, input: Input<'_>, link: &mut L) -> bool {
+        match input {
+            Input::Bar { symbol, bar, ts_recv, .. } => {
+                let i = symbol.0 as usize;
+                let Some(Some(st)) = self.syms.get(i) else { return false };
+                if st.removed {
+                    return false;
                 }
-                _ => {}
+                self.prepare(seq, i, link);
+                let b = *bar;
+                self.call(seq, i, ts_recv, link, |s, c| s.on_bar(c, &b));
+                false
             }
-            return false;
+            Input::Event(ev) => self.handle_event(seq, ev, link),
         }
-        if kind == EventKind::Bar {
-            let bar: &Bar = bytemuck::cast_ref(&ev.payload);
-            self.handle_bar(seq, ev.symbol, bar, ev.ts_recv_ns);
-            return false;
-        }
+    }
+
+    fn handle_event<L: ShardLink>(&mut self, seq: u64, ev: &Event, link: &mut L) -> bool {
         let i = ev.symbol.0 as usize;
-        if !matches!(self.syms.get(i), Some(Some(_))) {
-            return false;
-        }
-        self.deliver(seq, i);
-        match kind {
-            EventKind::Quote => {
-                if let Some(q) = ev.as_quote() {
+        match ev.event_kind() {
+            Some(EventKind::Quote) => {
+                if let (Some(q), Some(Some(st))) = (ev.as_quote(), self.syms.get(i))
+                    && !st.removed
+                {
                     let q = *q;
-                    self.call(seq, i, ev.ts_recv_ns, |s, c| s.on_quote(c, &q));
+                    self.prepare(seq, i, link);
+                    self.call(seq, i, ev.ts_recv_ns, link, |s, c| s.on_quote(c, &q));
                 }
             }
-            EventKind::Trade => {
-                if let Some(t) = ev.as_trade() {
+            Some(EventKind::Trade) => {
+                if let (Some(t), Some(Some(st))) = (ev.as_trade(), self.syms.get(i))
+                    && !st.removed
+                {
                     let t = *t;
-                    self.call(seq, i, ev.ts_recv_ns, |s, c| s.on_trade(c, &t));
+                    self.prepare(seq, i, link);
+                    self.call(seq, i, ev.ts_recv_ns, link, |s, c| s.on_trade(c, &t));
                 }
             }
-            EventKind::Exec => {
-                if let Some(r) = ev.as_exec() {
-                    self.apply_report(seq, i, *r, false, ev.ts_recv_ns);
+            Some(EventKind::Exec) => {
+                if matches!(self.syms.get(i), Some(Some(_))) {
+                    // Risk applied the report in phase A of this event; deliver it now.
+                    link.sync(seq);
+                    self.drain(link);
+                    self.deliver(seq, i, link);
                 }
             }
-            EventKind::Bar | EventKind::Control | EventKind::BarRefs => {}
+            Some(EventKind::Timer) => self.on_timer(seq, ev.payload[0] as i64, link),
+            Some(EventKind::Control) => {
+                let Some(c) = ev.as_control() else { return false };
+                match ControlKind::from_raw(c.kind) {
+                    Some(ControlKind::AddSymbol) => self.add(seq, ev.symbol, &c.args, c.ts_event_ns, link),
+                    Some(ControlKind::RemoveSymbol) => {
+                        if let Some(p) = RemovalPolicy::from_raw(c.args[0] as u8) {
+                            self.remove(seq, ev.symbol, p, c.ts_event_ns, link);
+                        }
+                    }
+                    Some(ControlKind::EndOfData) => {
+                        self.eod = true;
+                        self.deliver_all(seq, link);
+                    }
+                    Some(ControlKind::Shutdown) => {
+                        self.deliver_all(seq, link);
+                        return true;
+                    }
+                    Some(ControlKind::SessionStart) | None => {}
+                }
+            }
+            Some(EventKind::Bar | EventKind::BarRefs) => {}
+            None => {}
         }
         false
     }
 
-    /// Handle one bar event (inline or by reference into a mapped file).
+    /// Before symbol `i` handles event `seq`: sync if reports may be in flight, then deliver.
     #[inline]
-    pub fn handle_bar(&mut self, seq: u64, symbol: SymbolId, bar: &Bar, ts_recv: i64) {
-        let i = symbol.0 as usize;
-        if !matches!(self.syms.get(i), Some(Some(_))) {
-            return;
+    fn prepare<L: ShardLink>(&mut self, seq: u64, i: usize, link: &mut L) {
+        let st = self.syms[i].as_ref().expect("owned");
+        if self.needs_sync(st) {
+            link.sync(seq);
         }
-        self.deliver(seq, i);
-        self.on_bar(seq, i, bar, ts_recv);
+        self.drain(link);
+        if !self.syms[i].as_ref().expect("owned").inbox.is_empty() {
+            self.deliver(seq, i, link);
+        }
     }
 
+    /// Move arrived reports into their symbols' inboxes.
     #[inline]
-    fn on_bar(&mut self, seq: u64, i: usize, bar: &Bar, ts_recv: i64) {
-        let st = self.syms[i].as_mut().expect("owned");
-        st.last_close = bar.close_px_e9;
-        st.last_ts = bar.ts_event_ns;
-        if st.faulted {
+    fn drain<L: ShardLink>(&mut self, link: &mut L) {
+        while let Some(m) = link.recv() {
+            let i = m.report.symbol.0 as usize;
+            match self.syms.get_mut(i) {
+                Some(Some(st)) => {
+                    if st.inbox.is_empty() {
+                        self.dirty.push(i as u32);
+                    }
+                    st.inbox.push_back(m);
+                }
+                _ => {
+                    self.counters.unknown_symbol.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Deliver symbol `i`'s reports that belong before event `seq`.
+    fn deliver<L: ShardLink>(&mut self, seq: u64, i: usize, link: &mut L) {
+        loop {
+            let st = self.syms[i].as_mut().expect("owned");
+            let Some(m) = st.inbox.front().copied().filter(|m| m.seq < seq || (m.seq == seq && m.before)) else {
+                break;
+            };
+            st.inbox.pop_front();
+            self.apply_report(seq, i, m.report, link);
+        }
+    }
+
+    /// Sync and deliver every pending report of every symbol (end of data, shutdown, ticks).
+    fn deliver_all<L: ShardLink>(&mut self, seq: u64, link: &mut L) {
+        link.sync(seq);
+        self.drain(link);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for &i in &dirty {
+            self.deliver(seq, i as usize, link);
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    fn on_timer<L: ShardLink>(&mut self, seq: u64, ts: i64, link: &mut L) {
+        if self.syncing == 0 && self.timer_syms.is_empty() {
             return;
         }
-        if !st.book.is_empty() {
-            let mut work = std::mem::take(&mut self.work);
-            work.clear();
-            st.book.on_bar(bar, &mut |r| work.push(r));
-            for r in work.drain(..) {
-                self.apply_report(seq, i, r, true, ts_recv);
+        self.deliver_all(seq, link);
+        for j in 0..self.timer_syms.len() {
+            let i = self.timer_syms[j] as usize;
+            if self.syms[i].as_ref().is_some_and(SymState::active) {
+                self.call(seq, i, ts, link, |s, c| s.on_timer(c));
             }
-            self.work = work;
         }
-        let b = *bar;
-        self.call(seq, i, ts_recv, |s, c| s.on_bar(c, &b));
+    }
+
+    /// Apply a report to symbol `i`: position, live orders, the strategy's `on_order`, removal.
+    fn apply_report<L: ShardLink>(&mut self, seq: u64, i: usize, r: ExecReport, link: &mut L) {
+        let st = self.syms[i].as_mut().expect("owned");
+        let before = !st.removed && self.needs_sync_state(i);
+        let st = self.syms[i].as_mut().expect("owned");
+        let Some(kind) = r.exec_kind() else { return };
+        if kind.is_fill() {
+            st.position += r.exec_side().map_or(0, Side::sign) * i64::from(r.fill_qty);
+        }
+        if kind.is_terminal()
+            && let Some(at) = st.open.iter().position(|&id| id == r.order_id)
+        {
+            st.open.swap_remove(at);
+        }
+        if st.active() && st.removing != Some(RemovalPolicy::Flatten) {
+            self.cascade(seq, i, r.ts_event_ns, r, link);
+        }
+        self.check_removed(seq, i, r.ts_event_ns, link);
+        self.update_sync(i, before);
+    }
+
+    fn needs_sync_state(&self, i: usize) -> bool {
+        self.syms[i].as_ref().is_some_and(|st| self.needs_sync(st))
+    }
+
+    fn update_sync(&mut self, i: usize, before: bool) {
+        let now = self.syms[i].as_ref().is_some_and(|st| !st.removed && self.needs_sync(st));
+        match (before, now) {
+            (false, true) => self.syncing += 1,
+            (true, false) => self.syncing = self.syncing.saturating_sub(1),
+            _ => {}
+        }
+    }
+
+    fn cascade<L: ShardLink>(&mut self, seq: u64, i: usize, ts: i64, r: ExecReport, link: &mut L) {
+        // A report can make the strategy act (e.g. place a stop after an entry fills); bound the
+        // depth so a strategy cannot loop forever on its own reports.
+        if self.depth >= MAX_CASCADE {
+            self.counters.cascade_limit.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.depth += 1;
+        self.call(seq, i, ts, link, |s, c| s.on_order(c, &r));
+        self.depth -= 1;
     }
 
     /// Run a strategy callback, then pass on what it asked for.
-    fn call(&mut self, seq: u64, i: usize, ts: i64, f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>)) {
+    #[inline]
+    fn call<L: ShardLink>(&mut self, seq: u64, i: usize, ts: i64, link: &mut L, f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>)) {
         let st = self.syms[i].as_mut().expect("owned");
-        if st.faulted {
+        st.last_ts = ts;
+        if st.faulted || st.removed || st.removing == Some(RemovalPolicy::Flatten) {
             return;
         }
+        let Some(strategy) = st.strategy.as_deref_mut() else { return };
         self.intents.clear();
         let mut ctx =
-            Ctx::new(SymbolId(i as u32), ts, st.position, st.open_orders, &mut st.next_order_no, &mut self.intents);
-        let strategy = &mut *st.strategy;
+            Ctx::new(SymbolId(i as u32), ts, st.position, st.open.len() as u32, &mut st.next_order_no, &mut self.intents);
         if catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx))).is_err() {
-            self.fault(seq, i, ts);
+            self.fault(seq, i, ts, link);
             return;
         }
         if !self.intents.is_empty() {
-            self.handle_intents(seq, i, ts);
+            self.handle_intents(seq, i, ts, link);
         }
     }
 
-    fn handle_intents(&mut self, seq: u64, i: usize, ts: i64) {
+    fn handle_intents<L: ShardLink>(&mut self, seq: u64, i: usize, ts: i64, link: &mut L) {
+        let before = self.needs_sync_state(i);
         let mut intents = std::mem::take(&mut self.intents);
-        let mut cancels = std::mem::take(&mut self.work);
-        cancels.clear();
         for intent in intents.drain(..) {
             if self.eod {
                 self.counters.intents_after_end.fetch_add(1, Ordering::Relaxed);
@@ -191,202 +375,112 @@ impl Shard<'_> {
                         _pad: 0,
                         tag: req.tag,
                     };
-                    st.open_orders += 1;
-                    let predicted = match self.local_risk.as_mut() {
-                        Some(lr) => {
-                            let reason = lr.check(&order, ts).err().unwrap_or(Reason::None);
-                            st.inbox
-                                .push_back(ShardMsg { seq, body: ToShard::Decision { order, placed_ns: ts, reason } });
-                            reason.raw()
-                        }
-                        None => {
-                            st.pending_seq = Some(seq);
-                            u16::MAX
-                        }
-                    };
-                    let msg = RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts, predicted } };
-                    self.send(msg, seq);
+                    st.open.push(id);
+                    link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts } });
                 }
                 Intent::Cancel(id) => {
-                    match st.book.cancel(id, ts, Reason::Requested) {
-                        Some(r) => cancels.push(r),
-                        None => st.cancel_on_accept.push(id),
-                    }
-                    let msg = RiskMsg { seq, body: ToRisk::Cancel { id, symbol: SymbolId(i as u32), ts } };
-                    self.send(msg, seq);
+                    let symbol = SymbolId(i as u32);
+                    link.send(RiskMsg { seq, body: ToRisk::Cancel { id, symbol, ts, reason: Reason::Requested } });
                 }
             }
         }
         self.intents = intents;
-        for r in cancels.drain(..) {
-            self.apply_report(seq, i, r, true, ts);
-        }
-        self.work = cancels;
+        self.update_sync(i, before);
     }
 
-    /// Apply a report to the symbol: position, open orders, local risk, risk (when `to_risk`), and
-    /// the strategy's `on_order`.
-    fn apply_report(&mut self, seq: u64, i: usize, r: ExecReport, to_risk: bool, ts: i64) {
-        let st = self.syms[i].as_mut().expect("owned");
-        let Some(kind) = r.exec_kind() else { return };
-        if kind.is_fill() {
-            let side = r.exec_side().unwrap_or(Side::Buy);
-            st.position += side.sign() * i64::from(r.fill_qty);
-        }
-        if kind.is_terminal() && r.order_id.0 >> 32 == u64::from(r.symbol.0) + 1 && r.reason != Reason::EndOfRun.raw() {
-            st.open_orders = st.open_orders.saturating_sub(1);
-        }
-        if let Some(lr) = self.local_risk.as_mut() {
-            lr.on_report(&r);
-        }
-        if to_risk {
-            let msg = RiskMsg { seq, body: ToRisk::Report(r) };
-            self.send(msg, seq);
-        }
-        self.cascade(seq, i, ts, r);
+    fn lifecycle<L: ShardLink>(&mut self, seq: u64, i: usize, step: Lifecycle, policy: u8, ts: i64, link: &mut L) {
+        let name = self.syms[i].as_ref().map_or([0; 4], |st| if step == Lifecycle::Added { st.name } else { [0; 4] });
+        link.send(RiskMsg { seq, body: ToRisk::Lifecycle { symbol: SymbolId(i as u32), step, policy, ts, name } });
     }
 
-    fn cascade(&mut self, seq: u64, i: usize, ts: i64, r: ExecReport) {
-        // A report can make the strategy act (e.g. place a stop after an entry fills); bound the
-        // depth so a strategy cannot loop forever on its own reports.
-        if self.depth >= MAX_CASCADE {
-            self.counters.cascade_limit.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.depth += 1;
-        self.call(seq, i, ts, |s, c| s.on_order(c, &r));
-        self.depth -= 1;
-    }
-
-    /// Before a symbol's next event: wait for risk's decisions on its orders (portfolio limits)
-    /// and deliver every decision and notice produced before this event.
-    #[inline]
-    fn deliver(&mut self, seq: u64, i: usize) {
-        let st = self.syms[i].as_ref().expect("owned");
-        if let Some(s) = st.pending_seq {
-            self.wait_risk(seq, s + 1);
-            self.syms[i].as_mut().expect("owned").pending_seq = None;
-        }
-        let st = self.syms[i].as_ref().expect("owned");
-        if st.inbox.front().is_some_and(|m| m.seq < seq) {
-            self.apply_inbox(seq, i);
-        }
-    }
-
-    fn wait_risk(&mut self, seq: u64, need: u64) {
-        if self.risk_done.load(Ordering::Acquire) < need {
-            self.progress.store(seq, Ordering::Release);
-            self.counters.shard_waits.fetch_add(1, Ordering::Relaxed);
-            self.waiter.reset();
-            while self.risk_done.load(Ordering::Acquire) < need {
-                // Keep risk's queue to us moving while we wait, or a full queue could stall it.
-                self.drain_from_risk();
-                self.waiter.wait();
-            }
-        }
-        self.drain_from_risk();
-    }
-
-    pub fn drain_from_risk(&mut self) {
-        while let Some(m) = self.from_risk.pop() {
-            let sym = match m.body {
-                ToShard::Decision { order, .. } => order.symbol,
-                ToShard::Notice(r) => r.symbol,
-            };
-            if let Some(Some(st)) = self.syms.get_mut(sym.0 as usize) {
-                st.inbox.push_back(m);
-            }
-        }
-    }
-
-    fn apply_inbox(&mut self, seq: u64, i: usize) {
-        loop {
-            let st = self.syms[i].as_mut().expect("owned");
-            let Some(m) = st.inbox.front().copied().filter(|m| m.seq < seq) else { break };
-            st.inbox.pop_front();
-            match m.body {
-                ToShard::Decision { order, placed_ns, reason } => {
-                    let mut r = ExecReport {
-                        ts_event_ns: placed_ns,
-                        order_id: order.order_id,
-                        symbol: order.symbol,
-                        leaves_qty: order.qty,
-                        side: order.side,
-                        ..Default::default()
-                    };
-                    if reason == Reason::None {
-                        r.kind = ExecKind::Accepted.raw();
-                        if st.faulted || st.cancel_on_accept.contains(&order.order_id) {
-                            st.cancel_on_accept.retain(|&id| id != order.order_id);
-                            r.kind = ExecKind::Canceled.raw();
-                            r.leaves_qty = 0;
-                            r.reason = if st.faulted { Reason::SymbolFaulted.raw() } else { Reason::Requested.raw() };
-                            self.apply_report(seq, i, r, true, placed_ns);
-                        } else {
-                            st.book.add(order, placed_ns);
-                            self.cascade(seq, i, placed_ns, r);
-                        }
-                    } else {
-                        r.kind = ExecKind::Rejected.raw();
-                        r.reason = reason.raw();
-                        r.leaves_qty = 0;
-                        st.open_orders = st.open_orders.saturating_sub(1);
-                        self.cascade(seq, i, placed_ns, r);
-                    }
-                }
-                ToShard::Notice(r) => self.apply_report(seq, i, r, false, r.ts_event_ns),
-            }
-        }
-    }
-
-    fn fault(&mut self, seq: u64, i: usize, ts: i64) {
+    /// A strategy panicked: stop it, cancel its orders; the rest of the shard goes on.
+    fn fault<L: ShardLink>(&mut self, seq: u64, i: usize, ts: i64, link: &mut L) {
         self.counters.strategy_faults.fetch_add(1, Ordering::Relaxed);
         let st = self.syms[i].as_mut().expect("owned");
         st.faulted = true;
-        let mut work = std::mem::take(&mut self.work);
-        work.clear();
-        st.book.cancel_all(ts, Reason::SymbolFaulted, &mut |r| work.push(r));
-        for r in work.drain(..) {
-            self.apply_report(seq, i, r, true, ts);
+        st.strategy = None;
+        let open = st.open.clone();
+        self.lifecycle(seq, i, Lifecycle::Faulted, 0, ts, link);
+        for id in open {
+            let symbol = SymbolId(i as u32);
+            link.send(RiskMsg { seq, body: ToRisk::Cancel { id, symbol, ts, reason: Reason::SymbolFaulted } });
         }
-        self.work = work;
     }
 
-    /// Shutdown: deliver everything risk decided, cancel working orders, close positions at the
-    /// last close (backtest rule), then report done.
-    fn finish(&mut self, seq: u64) {
-        self.eod = true;
-        self.wait_risk(seq, seq);
-        for i in 0..self.syms.len() {
-            if self.syms[i].is_none() {
-                continue;
-            }
-            self.syms[i].as_mut().expect("owned").pending_seq = None;
-            self.apply_inbox(seq, i);
+    fn add<L: ShardLink>(&mut self, seq: u64, s: SymbolId, args: &[i64; 4], ts: i64, link: &mut L) {
+        let i = s.0 as usize;
+        if self.syms.len() <= i {
+            self.syms.resize_with(i + 1, || None);
+        }
+        if shard_of(s, self.n_shards) != self.k {
+            return;
+        }
+        let Some(name) = unpack_name(args).filter(|n| crate::symbols::check_symbol(n).is_ok()) else { return };
+        let next_no = match &self.syms[i] {
+            Some(st) if !st.removed => return, // already in the universe (risk counts it)
+            Some(st) => st.next_order_no,      // re-added: order ids keep counting
+            None => 1,
+        };
+        let name = name.to_string();
+        let ok = self.build(i, &name, next_no);
+        self.lifecycle(seq, i, Lifecycle::Added, 0, ts, link);
+        if !ok {
+            self.counters.strategy_faults.fetch_add(1, Ordering::Relaxed);
+            self.lifecycle(seq, i, Lifecycle::Faulted, 0, ts, link);
+        }
+    }
+
+    fn remove<L: ShardLink>(&mut self, seq: u64, s: SymbolId, policy: RemovalPolicy, ts: i64, link: &mut L) {
+        let i = s.0 as usize;
+        match self.syms.get(i) {
+            Some(Some(st)) if !st.removed && st.removing.is_none() => {}
+            _ => return,
+        }
+        let before = self.needs_sync_state(i);
+        link.sync(seq);
+        self.drain(link);
+        self.deliver(seq, i, link);
+        let st = self.syms[i].as_mut().expect("owned");
+        st.removing = Some(policy);
+        self.lifecycle(seq, i, Lifecycle::Removing, policy.raw(), ts, link);
+        if policy == RemovalPolicy::Flatten {
             let st = self.syms[i].as_mut().expect("owned");
-            let ts = st.last_ts;
-            let mut work = std::mem::take(&mut self.work);
-            work.clear();
-            st.book.cancel_all(ts, Reason::EndOfRun, &mut |r| work.push(r));
+            let open = st.open.clone();
+            for id in open {
+                link.send(RiskMsg { seq, body: ToRisk::Cancel { id, symbol: s, ts, reason: Reason::Requested } });
+            }
+            let st = self.syms[i].as_mut().expect("owned");
             if st.position != 0 {
-                let id = OrderId::for_symbol(SymbolId(i as u32), st.next_order_no);
+                let id = OrderId::for_symbol(s, st.next_order_no);
                 st.next_order_no += 1;
                 let order = Order {
                     order_id: id,
-                    symbol: SymbolId(i as u32),
+                    symbol: s,
                     qty: u32::try_from(st.position.unsigned_abs()).unwrap_or(u32::MAX),
                     side: if st.position > 0 { Side::Sell.raw() } else { Side::Buy.raw() },
-                    order_type: crate::records::OrderType::Market.raw(),
+                    order_type: OrderType::Market.raw(),
                     reduce_only: 1,
                     ..Default::default()
                 };
-                work.push(st.book.liquidation(order, ts, st.last_close));
+                st.open.push(id);
+                link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts } });
             }
-            for r in work.drain(..) {
-                self.apply_report(seq, i, r, true, ts);
-            }
-            self.work = work;
         }
-        self.progress.store(seq + 1, Ordering::Release);
+        self.check_removed(seq, i, ts, link);
+        self.update_sync(i, before);
+    }
+
+    /// A removing symbol that is flat with no live orders is gone: its strategy is dropped.
+    fn check_removed<L: ShardLink>(&mut self, seq: u64, i: usize, ts: i64, link: &mut L) {
+        let st = self.syms[i].as_mut().expect("owned");
+        if st.removing.is_none() || st.removed || st.position != 0 || !st.open.is_empty() {
+            return;
+        }
+        st.removed = true;
+        st.strategy = None;
+        if st.wants_timer {
+            self.timer_syms.retain(|&x| x as usize != i);
+        }
+        self.lifecycle(seq, i, Lifecycle::Removed, 0, ts, link);
     }
 }

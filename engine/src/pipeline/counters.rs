@@ -1,0 +1,68 @@
+//! Run counters: updated by stages on rare events (the hot path keeps its own locals), read by
+//! the monitor while the run goes and copied into the run's output at the end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$m:meta])* $name:ident),+ $(,)?) => {
+        /// Counters shared by all stages.
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $($(#[$m])* pub $name: AtomicU64,)+
+        }
+
+        /// A plain copy of [`Counters`].
+        #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub struct CounterSnapshot {
+            $($(#[$m])* pub $name: u64,)+
+        }
+
+        impl Counters {
+            /// Copy the counters.
+            pub fn snapshot(&self) -> CounterSnapshot {
+                CounterSnapshot { $($name: self.$name.load(Ordering::Relaxed),)+ }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Logical inputs taken by the sequencer (bars, quotes, control, ticks...).
+    published,
+    /// Times the sequencer found the main ring full (it waited; nothing is dropped).
+    ring_full,
+    /// Times a shard found its queue to risk full (it waited).
+    full_shard_to_risk,
+    /// Times risk found a queue to a shard full (it waited).
+    full_risk_to_shard,
+    /// Times risk found its queue to the recorder full (it waited).
+    full_to_recorder,
+    /// Times a shard waited for risk and execution to catch up with one of its symbols.
+    shard_waits,
+    /// Times risk waited for a shard.
+    risk_waits,
+    /// Strategies that panicked (their symbol is faulted).
+    strategy_faults,
+    /// Events with an unknown kind, or bar references that do not resolve (rejected).
+    bad_events,
+    /// Events for a symbol id that is not in the universe (rejected, never delivered).
+    unknown_symbol,
+    /// Inputs for a symbol already removed from the universe (rejected).
+    removed_symbol_inputs,
+    /// Intents emitted after the end of data (ignored).
+    intents_after_end,
+    /// Strategy report cascades cut at the depth limit.
+    cascade_limit,
+    /// Control events refused because the control ingress was full (the sender was told).
+    control_rejected,
+    /// Times a sender waited for room in the ingress (backpressure).
+    ingress_waits,
+    /// Clock ticks emitted.
+    timer_ticks,
+    /// Symbols added while the run went on.
+    symbols_added,
+    /// Symbols removed while the run went on.
+    symbols_removed,
+    /// Execution reports for orders execution does not know (counted, applied to positions).
+    unknown_order_reports,
+}

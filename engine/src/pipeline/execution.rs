@@ -1,0 +1,143 @@
+//! Execution: the order manager between risk and the venue. It sends orders risk accepted to the
+//! [`Venue`], tracks each order's state (pending new -> working -> done, with pending cancel),
+//! keeps the positions the venue reports, and at the end of data cancels what is still working
+//! and closes positions out. It never decides whether an order is allowed (that is risk) and
+//! never knows which venue it talks to.
+
+use crate::records::{Bar, ExecKind, ExecReport, Order, OrderId, OrderType, Reason, Side, SymbolId};
+use crate::risk::IdHash;
+use crate::venue::Venue;
+use std::collections::HashMap;
+
+/// Where an order is in its life at the venue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrdState {
+    /// Risk accepted it; sent to the venue, not yet acknowledged.
+    PendingNew,
+    /// The venue accepted it (possibly partially filled).
+    Working,
+    /// A cancel was sent.
+    PendingCancel,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    order: Order,
+    state: OrdState,
+}
+
+/// The order manager and the venue behind it.
+pub(crate) struct Execution {
+    venue: Box<dyn Venue>,
+    orders: HashMap<OrderId, Tracked, IdHash>,
+    pos: Vec<i64>,
+    /// Reports the venue gave at once; the caller drains and applies them in order.
+    pub out: Vec<ExecReport>,
+}
+
+impl Execution {
+    pub fn new(venue: Box<dyn Venue>, n_symbols: usize) -> Self {
+        let mut e = Execution {
+            venue,
+            orders: HashMap::with_capacity_and_hasher(1024, IdHash::default()),
+            pos: Vec::new(),
+            out: Vec::with_capacity(16),
+        };
+        e.ensure_symbols(n_symbols);
+        e
+    }
+
+    pub fn ensure_symbols(&mut self, n: usize) {
+        if self.pos.len() < n {
+            self.pos.resize(n, 0);
+        }
+        self.venue.ensure_symbols(n);
+    }
+
+    /// Send an order risk accepted.
+    pub fn submit(&mut self, order: &Order, ts: i64) {
+        self.orders.insert(order.order_id, Tracked { order: *order, state: OrdState::PendingNew });
+        self.venue.submit(order, ts, &mut self.out);
+    }
+
+    /// Ask the venue to cancel a live order; an order that is already done is left alone.
+    pub fn cancel(&mut self, id: OrderId, ts: i64, reason: Reason) {
+        let Some(t) = self.orders.get_mut(&id) else { return };
+        if t.state == OrdState::PendingCancel {
+            return;
+        }
+        t.state = OrdState::PendingCancel;
+        let symbol = t.order.symbol;
+        self.venue.cancel(id, symbol, ts, reason, &mut self.out);
+    }
+
+    /// Market data for the venue.
+    #[inline]
+    pub fn on_bar(&mut self, s: SymbolId, bar: &Bar) {
+        self.venue.on_bar(s, bar, &mut self.out);
+    }
+
+    /// A clock tick for the venue (timeouts).
+    #[inline]
+    pub fn on_timer(&mut self, ts: i64) {
+        self.venue.on_timer(ts, &mut self.out);
+    }
+
+    /// Apply a venue report to the order's state and the position. Returns false for a report
+    /// about an order execution does not know (counted by the caller; still applied to positions).
+    pub fn on_report(&mut self, r: &ExecReport) -> bool {
+        let Some(kind) = r.exec_kind() else { return false };
+        if kind.is_fill()
+            && let Some(p) = self.pos.get_mut(r.symbol.0 as usize)
+        {
+            *p += r.exec_side().map_or(0, Side::sign) * i64::from(r.fill_qty);
+        }
+        let Some(t) = self.orders.get_mut(&r.order_id) else {
+            // End-of-run close-outs are filled on the spot and never tracked.
+            return r.reason == Reason::EndOfRun.raw() && kind.is_fill();
+        };
+        if kind.is_terminal() {
+            self.orders.remove(&r.order_id);
+        } else if matches!(kind, ExecKind::Accepted | ExecKind::PartiallyFilled | ExecKind::Replaced)
+            && t.state == OrdState::PendingNew
+        {
+            t.state = OrdState::Working;
+        } else if kind == ExecKind::CancelRejected {
+            t.state = OrdState::Working;
+        }
+        true
+    }
+
+    /// End of data: cancel every live order and close every position, symbol by symbol in id
+    /// order (a simulated venue fills close-outs at the last price; a broker gets market orders).
+    /// `next_id` numbers the close-out orders.
+    pub fn end_of_data(&mut self, ts: i64, next_id: &mut impl FnMut() -> OrderId) {
+        let mut live: Vec<(SymbolId, OrderId)> = self.orders.values().map(|t| (t.order.symbol, t.order.order_id)).collect();
+        live.sort_unstable();
+        let mut k = 0;
+        for s in 0..self.pos.len() {
+            let sym = SymbolId(s as u32);
+            while k < live.len() && live[k].0 == sym {
+                self.cancel(live[k].1, ts, Reason::EndOfRun);
+                k += 1;
+            }
+            let p = self.pos[s];
+            if p != 0 {
+                let order = Order {
+                    order_id: next_id(),
+                    symbol: sym,
+                    qty: u32::try_from(p.unsigned_abs()).unwrap_or(u32::MAX),
+                    side: if p > 0 { Side::Sell.raw() } else { Side::Buy.raw() },
+                    order_type: OrderType::Market.raw(),
+                    reduce_only: 1,
+                    ..Default::default()
+                };
+                if self.venue.simulated() {
+                    self.venue.close_out(&order, ts, &mut self.out);
+                } else {
+                    self.submit(&order, ts);
+                }
+            }
+        }
+    }
+}

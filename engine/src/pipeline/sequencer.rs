@@ -1,0 +1,343 @@
+//! The sequencer: takes every input (a replayed data set, scripted or live sources, the ingress
+//! that feeds, the broker gateway, hotkeys and the universe manager push into) and clock ticks,
+//! and gives each one place in one total order. The same code runs on the inline topology (one
+//! call per input) and on its own thread in the `threads` topology.
+//!
+//! Order rules: the ingress is drained first (live inputs in arrival order); then time-ordered
+//! sources by receive time (on a tie, scripted sources before the primary, so a symbol is added
+//! before its first bar); a clock tick comes before the first input at or after its time.
+//! After the end of every source (or a stop request) come `EndOfData` and `Shutdown`.
+
+use super::source::{Next, Source};
+use crate::records::{ControlKind, Event};
+use crossbeam_queue::ArrayQueue;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Pushes inputs into the sequencer from other threads: feeds, the broker gateway, hotkeys,
+/// the universe manager. Cloning shares the queue. Nothing is ever dropped silently: a full
+/// ingress either makes the sender wait ([`Ingress::push`]) or hands the event back with the
+/// refusal counted ([`Ingress::try_push`]).
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    inner: Arc<IngressInner>,
+}
+
+#[derive(Debug)]
+struct IngressInner {
+    q: ArrayQueue<Event>,
+    rejected: AtomicU64,
+    waits: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// The ingress was full (or closed) and the event was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("ingress full: the event was not taken (retry, or use Ingress::push to wait)")]
+pub struct IngressFull(pub Event);
+
+impl Ingress {
+    /// An ingress with room for `cap` pending events.
+    pub fn new(cap: usize) -> Self {
+        Ingress {
+            inner: Arc::new(IngressInner {
+                q: ArrayQueue::new(cap.max(1)),
+                rejected: AtomicU64::new(0),
+                waits: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Queue an event if there is room; when full, the refusal is counted and the event handed back.
+    pub fn try_push(&self, ev: Event) -> Result<(), IngressFull> {
+        self.inner.q.push(ev).map_err(|ev| {
+            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            IngressFull(ev)
+        })
+    }
+
+    /// Queue an event, waiting for room (backpressure) unless the run has ended, in which case
+    /// the event is handed back.
+    pub fn push(&self, ev: Event) -> Result<(), IngressFull> {
+        let mut ev = ev;
+        let mut waited = false;
+        let mut w = super::wait::Waiter::new(super::wait::Wait::Backoff);
+        loop {
+            match self.inner.q.push(ev) {
+                Ok(()) => return Ok(()),
+                Err(back) => ev = back,
+            }
+            if self.inner.closed.load(Ordering::Relaxed) {
+                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(IngressFull(ev));
+            }
+            if !waited {
+                waited = true;
+                self.inner.waits.fetch_add(1, Ordering::Relaxed);
+            }
+            w.wait();
+        }
+    }
+
+    /// Events refused so far.
+    pub fn rejected(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Times a sender had to wait for room.
+    pub fn waits(&self) -> u64 {
+        self.inner.waits.load(Ordering::Relaxed)
+    }
+
+    fn pop(&self) -> Option<Event> {
+        self.inner.q.pop()
+    }
+
+    fn close(&self) {
+        self.inner.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Where clock ticks come from.
+#[derive(Clone, Copy)]
+pub enum Clock<'a> {
+    /// Event time: ticks at every `timer_ms` boundary that the inputs' receive times cross (one
+    /// tick per gap: the last boundary at or before the next input). Backtests; never reads a clock.
+    Event,
+    /// The wall clock (live and paper runs): ticks as real time crosses each boundary. The
+    /// function returns nanoseconds since the Unix epoch.
+    Wall(&'a (dyn Fn() -> i64 + Sync)),
+}
+
+impl std::fmt::Debug for Clock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Clock::Event => "Event",
+            Clock::Wall(_) => "Wall",
+        })
+    }
+}
+
+struct Peeked<S> {
+    src: S,
+    head: Option<Next>,
+    done: bool,
+}
+
+impl<S: Source> Peeked<S> {
+    fn new(src: S) -> Self {
+        Peeked { src, head: None, done: false }
+    }
+    #[inline]
+    fn fill(&mut self) {
+        if self.head.is_none() && !self.done {
+            match self.src.next() {
+                Next::End => self.done = true,
+                Next::Idle => {}
+                n => self.head = Some(n),
+            }
+        }
+    }
+}
+
+/// The sequencer's state. [`Sequencer::next`] yields one input at a time in the total order.
+pub(crate) struct Sequencer<'a, S: Source> {
+    primary: Peeked<S>,
+    extra: Vec<Peeked<Box<dyn Source + 'a>>>,
+    ingress: Option<Ingress>,
+    stop: Option<&'a AtomicBool>,
+    clock: Clock<'a>,
+    period_ns: i64,
+    last_tick: i64,
+    last_ts: i64,
+    ended: bool,
+    tail: u8,
+    /// True when the input ended because of a stop request.
+    pub interrupted: bool,
+    /// Ticks emitted.
+    pub ticks: u64,
+}
+
+impl<'a, S: Source> Sequencer<'a, S> {
+    pub fn new(
+        primary: S,
+        extra: Vec<Box<dyn Source + 'a>>,
+        ingress: Option<Ingress>,
+        stop: Option<&'a AtomicBool>,
+        clock: Clock<'a>,
+        timer_ms: u64,
+    ) -> Self {
+        Sequencer {
+            primary: Peeked::new(primary),
+            extra: extra.into_iter().map(Peeked::new).collect(),
+            ingress,
+            stop,
+            clock,
+            period_ns: i64::try_from(timer_ms).unwrap_or(i64::MAX / 1_000_000).saturating_mul(1_000_000),
+            last_tick: i64::MIN,
+            last_ts: 0,
+            ended: false,
+            tail: 0,
+            interrupted: false,
+            ticks: 0,
+        }
+    }
+
+    #[inline]
+    fn tick_before(&mut self, ts: i64) -> Option<Event> {
+        if self.period_ns <= 0 {
+            return None;
+        }
+        let boundary = ts.div_euclid(self.period_ns) * self.period_ns;
+        if boundary > self.last_tick {
+            self.last_tick = boundary;
+            self.ticks += 1;
+            return Some(Event::timer(boundary, false));
+        }
+        None
+    }
+
+    /// The next input in the total order.
+    #[inline]
+    pub fn next(&mut self) -> Next {
+        if self.ended {
+            return self.tail();
+        }
+        if let Some(stop) = self.stop
+            && stop.load(Ordering::Relaxed)
+        {
+            self.interrupted = true;
+            return self.end();
+        }
+        if let Clock::Wall(now) = self.clock
+            && self.period_ns > 0
+        {
+            let t = now();
+            if let Some(tick) = self.tick_before(t) {
+                let mut tick = tick;
+                tick.payload[1] = 1;
+                return Next::Event(tick);
+            }
+        }
+        if let Some(ing) = &self.ingress
+            && let Some(ev) = ing.pop()
+        {
+            self.last_ts = self.last_ts.max(ev.ts_recv_ns);
+            return Next::Event(ev);
+        }
+        // The earliest head among the time-ordered sources; scripted sources win ties.
+        let mut best: Option<(i64, usize)> = None;
+        let mut pending = false;
+        for (i, p) in self.extra.iter_mut().enumerate() {
+            p.fill();
+            pending |= !p.done;
+            if let Some(ts) = p.head.as_ref().and_then(Next::ts)
+                && best.is_none_or(|(b, _)| ts < b)
+            {
+                best = Some((ts, i));
+            }
+        }
+        self.primary.fill();
+        pending |= !self.primary.done;
+        let n = self.extra.len();
+        if let Some(ts) = self.primary.head.as_ref().and_then(Next::ts)
+            && best.is_none_or(|(b, _)| ts < b)
+        {
+            best = Some((ts, n));
+        }
+        let Some((ts, i)) = best else {
+            if pending {
+                return Next::Idle;
+            }
+            return self.end();
+        };
+        if matches!(self.clock, Clock::Event)
+            && let Some(tick) = self.tick_before(ts)
+        {
+            return Next::Event(tick);
+        }
+        self.last_ts = self.last_ts.max(ts);
+        let head = if i == n { self.primary.head.take() } else { self.extra[i].head.take() };
+        head.unwrap_or(Next::Idle)
+    }
+
+    fn end(&mut self) -> Next {
+        self.ended = true;
+        if let Some(ing) = &self.ingress {
+            ing.close();
+        }
+        self.tail()
+    }
+
+    fn tail(&mut self) -> Next {
+        self.tail = self.tail.saturating_add(1);
+        match self.tail {
+            1 => Next::Event(Event::control(ControlKind::EndOfData, self.last_ts, [0; 4])),
+            2 => Next::Event(Event::control(ControlKind::Shutdown, self.last_ts, [0; 4])),
+            _ => Next::End,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::source::Script;
+    use crate::records::{Bar, EventKind, SymbolId};
+
+    fn bar_at(s: u32, end_s: i64) -> Event {
+        let b = Bar { ts_event_ns: (end_s - 60) * 1_000_000_000, open_px_e9: 1, high_px_e9: 1, low_px_e9: 1, close_px_e9: 1, volume: 0 };
+        Event::bar(SymbolId(s), &b, 60, end_s * 1_000_000_000)
+    }
+
+    fn drain(mut s: Sequencer<'_, Script>) -> Vec<(u8, i64)> {
+        let mut out = Vec::new();
+        loop {
+            match s.next() {
+                Next::Event(e) => out.push((e.kind, e.ts_recv_ns / 1_000_000_000)),
+                Next::End => return out,
+                Next::Idle | Next::BarRef { .. } => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn merges_sources_by_time_with_ticks_and_an_end() {
+        let bars = Script::new([bar_at(0, 60), bar_at(1, 60), bar_at(0, 180)]);
+        let ctl = Script::new([Event::add_symbol(SymbolId(1), "B", 60_000_000_000), Event::control(ControlKind::SessionStart, 120_000_000_000, [0; 4])]);
+        let seq = Sequencer::new(bars, vec![Box::new(ctl)], None, None, Clock::Event, 60_000);
+        let (t, b, c) = (EventKind::Timer.raw(), EventKind::Bar.raw(), EventKind::Control.raw());
+        assert_eq!(
+            drain(seq),
+            vec![(t, 60), (c, 60), (b, 60), (b, 60), (t, 120), (c, 120), (t, 180), (b, 180), (c, 180), (c, 180)]
+        );
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_input_and_says_so() {
+        let stop = AtomicBool::new(false);
+        let mut seq = Sequencer::new(Script::new([bar_at(0, 60), bar_at(0, 120)]), Vec::new(), None, Some(&stop), Clock::Event, 0);
+        assert!(matches!(seq.next(), Next::Event(e) if e.kind == EventKind::Bar.raw()));
+        stop.store(true, Ordering::Relaxed);
+        let rest: Vec<u8> = std::iter::from_fn(|| match seq.next() {
+            Next::Event(e) => Some(e.kind),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(rest, vec![EventKind::Control.raw(), EventKind::Control.raw()]);
+        assert!(seq.interrupted);
+    }
+
+    #[test]
+    fn a_full_ingress_hands_the_event_back_and_counts_it() {
+        let ing = Ingress::new(2);
+        let ev = Event::control(ControlKind::SessionStart, 1, [0; 4]);
+        assert!(ing.try_push(ev).is_ok());
+        assert!(ing.try_push(ev).is_ok());
+        assert_eq!(ing.try_push(ev), Err(IngressFull(ev)));
+        assert_eq!(ing.rejected(), 1);
+        ing.close();
+        assert!(ing.push(ev).is_err(), "a closed, full ingress refuses instead of waiting forever");
+    }
+}

@@ -1,0 +1,539 @@
+//! The `threads` topology: the sequencer, each shard, risk (with execution) and the recorder on
+//! their own threads, spawned here and only here, named `rt-*` and pinned from the config's core
+//! map. The sequencer publishes on a single-producer `disruptor` ring read by every shard and by
+//! risk; shard <-> risk and risk -> recorder messages go through bounded `crossbeam` queues.
+//!
+//! - Full ring or queue: the writer counts it and waits (nothing is dropped).
+//! - Waits: a shard syncs with risk (waits for risk's market-data phase of an event) only for
+//!   symbols with reports possibly in flight; risk waits for the owning shard to pass an event
+//!   before taking its intents. Every wait also watches the abort flag.
+//! - Failure: a stage that panics sets the abort flag with its name; every other stage leaves
+//!   its wait and unwinds quietly, and the run returns the error. A stage that makes no progress
+//!   for `stall_timeout_ms` while it has work is reported through the monitor the same way.
+
+use super::config::EngineConfig;
+use super::messages::{Flow, RiskMsg, ShardMsg};
+use super::recorder::Recorder;
+use super::risk_stage::{RiskLink, RiskStage};
+use super::sequencer::Sequencer;
+use super::shard::{Shard, ShardLink};
+use super::source::{Input, Next, Source, StreamRef, expand};
+use super::wait::{Wait, Waiter};
+use super::{Counters, PipelineError};
+use crate::records::{Event, EventKind, MAX_BAR_REFS};
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
+use disruptor::{BusySpin, Polling, Producer};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+const BATCH: u64 = 256;
+
+/// Unwinds a stage out of a wait after another stage failed (not a panic of its own).
+struct Aborted;
+
+/// The run-wide abort flag and the first error.
+struct Abort {
+    flag: AtomicBool,
+    error: Mutex<Option<PipelineError>>,
+}
+
+impl Abort {
+    fn set(&self, e: PipelineError) {
+        let mut g = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(e);
+        }
+        self.flag.store(true, Ordering::Release);
+    }
+    #[inline]
+    fn check(&self) {
+        if self.flag.load(Ordering::Relaxed) {
+            std::panic::resume_unwind(Box::new(Aborted));
+        }
+    }
+}
+
+/// Push to a bounded queue; when full, count it and wait for room (watching `abort`).
+#[inline]
+fn push_wait<T>(q: &ArrayQueue<T>, v: T, full: &AtomicU64, abort: &Abort) {
+    let Err(mut v) = q.push(v) else { return };
+    full.fetch_add(1, Ordering::Relaxed);
+    let mut w = Waiter::new(Wait::Backoff);
+    loop {
+        abort.check();
+        w.wait();
+        match q.push(v) {
+            Ok(()) => return,
+            Err(back) => v = back,
+        }
+    }
+}
+
+struct Placement {
+    sequencer: Option<core_affinity::CoreId>,
+    shards: Vec<Option<core_affinity::CoreId>>,
+    risk: Option<core_affinity::CoreId>,
+    recorder: Option<core_affinity::CoreId>,
+    hot: Wait,
+    cold: Wait,
+}
+
+fn place(cfg: &EngineConfig) -> Placement {
+    // Read the core list once, before anything is pinned: core_affinity only lists the cores the
+    // calling thread may use.
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let p = &cfg.pipeline;
+    let find = |i: usize| cores.iter().copied().find(|c| c.id == i);
+    let explicit = p.cores.sequencer.is_some() || !p.cores.shards.is_empty() || p.cores.risk.is_some();
+    let hot_needed = 2 + p.shards;
+    if p.pin && explicit {
+        return Placement {
+            sequencer: p.cores.sequencer.and_then(find),
+            shards: (0..p.shards)
+                .map(|i| p.cores.shards.get(i % p.cores.shards.len().max(1)).copied().and_then(find))
+                .collect(),
+            risk: p.cores.risk.and_then(find),
+            recorder: p.cores.journal.or(p.cores.exec).and_then(find),
+            hot: Wait::resolve(p.wait, false),
+            cold: Wait::resolve(p.wait, false),
+        };
+    }
+    if p.pin && cores.len() > hot_needed {
+        let c = |i: usize| Some(cores[i]);
+        return Placement {
+            sequencer: c(0),
+            shards: (0..p.shards).map(|i| c(1 + i)).collect(),
+            risk: c(1 + p.shards),
+            recorder: c(2 + p.shards),
+            hot: Wait::resolve(p.wait, true),
+            cold: Wait::resolve(p.wait, false),
+        };
+    }
+    Placement {
+        sequencer: None,
+        shards: vec![None; p.shards],
+        risk: None,
+        recorder: None,
+        hot: Wait::resolve(p.wait, false),
+        cold: Wait::resolve(p.wait, false),
+    }
+}
+
+/// Spawn a stage thread: named, pinned, and fenced so that a panic sets the abort flag with the
+/// stage's name instead of hanging the others.
+fn spawn<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    name: String,
+    core: Option<core_affinity::CoreId>,
+    abort: &'scope Abort,
+    f: impl FnOnce() + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, ()> {
+    std::thread::Builder::new()
+        .name(format!("rt-{name}"))
+        .spawn_scoped(s, move || {
+            if let Some(c) = core {
+                core_affinity::set_for_current(c);
+            }
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                && !payload.is::<Aborted>()
+            {
+                abort.set(PipelineError::StagePanic(name));
+            }
+        })
+        .expect("spawn stage thread")
+}
+
+struct ShardSide<'a> {
+    to_risk: &'a ArrayQueue<RiskMsg>,
+    from_risk: &'a ArrayQueue<ShardMsg>,
+    held: VecDeque<ShardMsg>,
+    progress: &'a CachePadded<AtomicU64>,
+    venue_done: &'a CachePadded<AtomicU64>,
+    counters: &'a Counters,
+    abort: &'a Abort,
+    waiter: Waiter,
+}
+
+impl ShardSide<'_> {
+    /// Move arrived reports aside (keeps risk's queue to us moving while we wait or idle).
+    fn pump(&mut self) {
+        while let Some(m) = self.from_risk.pop() {
+            self.held.push_back(m);
+        }
+    }
+}
+
+impl ShardLink for ShardSide<'_> {
+    #[inline]
+    fn send(&mut self, m: RiskMsg) {
+        push_wait(self.to_risk, m, &self.counters.full_shard_to_risk, self.abort);
+    }
+    #[inline]
+    fn recv(&mut self) -> Option<ShardMsg> {
+        self.held.pop_front().or_else(|| self.from_risk.pop())
+    }
+    fn sync(&mut self, seq: u64) {
+        if self.venue_done.load(Ordering::Acquire) > seq {
+            return;
+        }
+        // Risk needs our progress up to `seq` to get there.
+        self.progress.store(seq, Ordering::Release);
+        self.counters.shard_waits.fetch_add(1, Ordering::Relaxed);
+        self.waiter.reset();
+        while self.venue_done.load(Ordering::Acquire) <= seq {
+            self.pump();
+            self.abort.check();
+            self.waiter.wait();
+        }
+    }
+}
+
+/// Sentinel for "nothing held aside".
+const NONE: u64 = u64::MAX;
+
+struct RiskSide<'a> {
+    from_shards: &'a [ArrayQueue<RiskMsg>],
+    to_shards: &'a [ArrayQueue<ShardMsg>],
+    progress: &'a [CachePadded<AtomicU64>],
+    venue_done: &'a CachePadded<AtomicU64>,
+    to_rec: &'a ArrayQueue<Flow>,
+    counters: &'a Counters,
+    abort: &'a Abort,
+    waiter: Waiter,
+    seen: Vec<u64>,
+    look: Vec<Option<RiskMsg>>,
+    look_seq: Vec<u64>,
+}
+
+impl RiskSide<'_> {
+    /// Wait until shard `k` has handled `seq` (events below its progress are done).
+    #[inline]
+    fn wait_shard(&mut self, k: usize, seq: u64) {
+        if self.seen[k] > seq {
+            return;
+        }
+        self.seen[k] = self.progress[k].load(Ordering::Acquire);
+        if self.seen[k] > seq {
+            return;
+        }
+        self.counters.risk_waits.fetch_add(1, Ordering::Relaxed);
+        self.waiter.reset();
+        loop {
+            self.seen[k] = self.progress[k].load(Ordering::Acquire);
+            if self.seen[k] > seq {
+                return;
+            }
+            self.abort.check();
+            self.waiter.wait();
+        }
+    }
+}
+
+impl RiskLink for RiskSide<'_> {
+    #[inline]
+    fn to_shard(&mut self, k: usize, m: ShardMsg) {
+        push_wait(&self.to_shards[k], m, &self.counters.full_risk_to_shard, self.abort);
+    }
+    #[inline]
+    fn from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
+        let held = self.look_seq[k];
+        if held != NONE {
+            if held > seq {
+                return None;
+            }
+            self.look_seq[k] = NONE;
+            return self.look[k].take();
+        }
+        self.wait_shard(k, seq);
+        let m = self.from_shards[k].pop()?;
+        if m.seq <= seq {
+            Some(m)
+        } else {
+            self.look[k] = Some(m);
+            self.look_seq[k] = m.seq;
+            None
+        }
+    }
+    #[inline]
+    fn flow(&mut self, f: Flow) {
+        push_wait(self.to_rec, f, &self.counters.full_to_recorder, self.abort);
+    }
+    #[inline]
+    fn venue_done(&mut self, seq: u64) {
+        self.venue_done.store(seq + 1, Ordering::Release);
+    }
+}
+
+/// Publish a batch; when the ring is full, count it and wait (watching `abort`).
+fn publish_all<P: Producer<Event>>(producer: &mut P, evs: &[Event], counters: &Counters, abort: &Abort) {
+    let mut waiter = Waiter::new(Wait::Backoff);
+    let mut counted = false;
+    loop {
+        let r = producer.try_batch_publish(evs.len(), |iter| {
+            for (slot, ev) in iter.zip(evs) {
+                *slot = *ev;
+            }
+        });
+        if r.is_ok() {
+            return;
+        }
+        if !counted {
+            counters.ring_full.fetch_add(1, Ordering::Relaxed);
+            counted = true;
+        }
+        abort.check();
+        waiter.wait();
+    }
+}
+
+fn sequencer_loop<S: Source, P: Producer<Event>>(
+    seqr: &mut Sequencer<'_, S>,
+    mut producer: P,
+    counters: &Counters,
+    abort: &Abort,
+    wait: Wait,
+    batch: usize,
+) {
+    // A batch must fit in the ring: try_batch_publish needs that many free slots at once.
+    let mut buf: Vec<Event> = Vec::with_capacity(batch);
+    let mut waiter = Waiter::new(wait);
+    let mut logical = 0u64;
+    let mut ended = false;
+    while !ended {
+        buf.clear();
+        let mut open_refs = false;
+        while buf.len() < batch {
+            match seqr.next() {
+                Next::Event(ev) => {
+                    buf.push(ev);
+                    open_refs = false;
+                    logical += 1;
+                }
+                Next::BarRef { stream, index, ts_recv_ns } => {
+                    logical += 1;
+                    let r = u64::from(stream) << 48 | index;
+                    match buf.last_mut() {
+                        Some(slot) if open_refs && usize::from(slot._pad) < MAX_BAR_REFS => {
+                            slot.payload[usize::from(slot._pad)] = r;
+                            slot._pad += 1;
+                        }
+                        _ => {
+                            let mut slot = Event { kind: EventKind::BarRefs.raw(), _pad: 1, ts_recv_ns, ..Event::default() };
+                            slot.payload[0] = r;
+                            buf.push(slot);
+                            open_refs = true;
+                        }
+                    }
+                }
+                Next::Idle => break,
+                Next::End => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if buf.is_empty() {
+            if !ended {
+                abort.check();
+                waiter.wait();
+            }
+            continue;
+        }
+        waiter.reset();
+        publish_all(&mut producer, &buf, counters, abort);
+        counters.published.store(logical, Ordering::Relaxed);
+    }
+}
+
+/// Run the stages on threads until shutdown; returns how they were placed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run<S: Source>(
+    cfg: &EngineConfig,
+    seqr: &mut Sequencer<'_, S>,
+    streams: &[StreamRef<'_>],
+    shards: Vec<Shard<'_>>,
+    risk: &mut RiskStage<'_>,
+    rec: &mut Recorder,
+    counters: &Counters,
+    monitor: &mut dyn FnMut(&Counters),
+) -> Result<Vec<(String, Option<usize>, String)>, PipelineError> {
+    let pc = &cfg.pipeline;
+    let n = shards.len();
+    let placement = place(cfg);
+    let abort = Abort { flag: AtomicBool::new(false), error: Mutex::new(None) };
+    let from_shards: Vec<ArrayQueue<RiskMsg>> = (0..n).map(|_| ArrayQueue::new(pc.queue_size)).collect();
+    let to_shards: Vec<ArrayQueue<ShardMsg>> = (0..n).map(|_| ArrayQueue::new(pc.queue_size)).collect();
+    let progress: Vec<CachePadded<AtomicU64>> = (0..n).map(|_| CachePadded::new(AtomicU64::new(0))).collect();
+    let venue_done = CachePadded::new(AtomicU64::new(0));
+    let to_rec: ArrayQueue<Flow> = ArrayQueue::new(pc.queue_size);
+    let risk_finished = AtomicBool::new(false);
+    let recorded = AtomicU64::new(0);
+
+    let builder = disruptor::build_single_producer(pc.ring_size, Event::default, BusySpin);
+    let (risk_poller, builder) = builder.new_event_poller();
+    let (first, mut builder) = builder.new_event_poller();
+    let mut pollers = vec![first];
+    for _ in 1..n {
+        let (p, b) = builder.new_event_poller();
+        pollers.push(p);
+        builder = b;
+    }
+    let producer = builder.build();
+
+    let mut report = vec![("sequencer".to_string(), placement.sequencer.map(|c| c.id), format!("{:?}", placement.hot))];
+    for (k, c) in placement.shards.iter().enumerate() {
+        report.push((format!("shard-{k}"), c.map(|c| c.id), format!("{:?}", placement.hot)));
+    }
+    report.push(("risk".into(), placement.risk.map(|c| c.id), format!("{:?}", placement.hot)));
+    report.push(("recorder".into(), placement.recorder.map(|c| c.id), format!("{:?}", placement.cold)));
+
+    std::thread::scope(|s| {
+        let (abort, c) = (&abort, counters);
+        let hot = placement.hot;
+        let batch = (pc.ring_size / 4).clamp(1, BATCH as usize);
+        let mut handles = vec![spawn(s, "sequencer".into(), placement.sequencer, abort, move || {
+            sequencer_loop(seqr, producer, c, abort, hot, batch)
+        })];
+        for (k, (mut sh, mut poller)) in shards.into_iter().zip(pollers).enumerate() {
+            let mut side = ShardSide {
+                to_risk: &from_shards[k],
+                from_risk: &to_shards[k],
+                held: VecDeque::new(),
+                progress: &progress[k],
+                venue_done: &venue_done,
+                counters: c,
+                abort,
+                waiter: Waiter::new(hot),
+            };
+            handles.push(spawn(s, format!("shard-{k}"), placement.shards[k], abort, move || {
+                let mut seq = 0u64;
+                let mut idle = Waiter::new(hot);
+                let mut bad = 0u64;
+                loop {
+                    match poller.take(BATCH) {
+                        Ok(mut guard) => {
+                            idle.reset();
+                            for ev in &mut guard {
+                                let mut done = false;
+                                seq += expand(ev, seq, streams, &mut bad, |q, input| done |= sh.handle(q, input, &mut side));
+                                if done {
+                                    side.progress.store(seq, Ordering::Release);
+                                    return;
+                                }
+                            }
+                            side.progress.store(seq, Ordering::Release);
+                        }
+                        Err(Polling::NoEvents) => {
+                            side.pump();
+                            abort.check();
+                            idle.wait();
+                        }
+                        Err(Polling::Shutdown) => return,
+                    }
+                }
+            }));
+        }
+        let mut rside = RiskSide {
+            from_shards: &from_shards,
+            to_shards: &to_shards,
+            progress: &progress,
+            venue_done: &venue_done,
+            to_rec: &to_rec,
+            counters: c,
+            abort,
+            waiter: Waiter::new(hot),
+            seen: vec![0; n],
+            look: vec![None; n],
+            look_seq: vec![NONE; n],
+        };
+        let risk_finished = &risk_finished;
+        handles.push(spawn(s, "risk".into(), placement.risk, abort, {
+            let mut poller = risk_poller;
+            move || {
+                let mut seq = 0u64;
+                let mut idle = Waiter::new(hot);
+                let mut bad = 0u64;
+                loop {
+                    match poller.take(BATCH) {
+                        Ok(mut guard) => {
+                            idle.reset();
+                            for ev in &mut guard {
+                                let mut done = false;
+                                seq += expand(ev, seq, streams, &mut bad, |q, input: Input<'_>| {
+                                    done |= risk.handle(q, input, &mut rside)
+                                });
+                                if done {
+                                    c.bad_events.fetch_add(bad, Ordering::Relaxed);
+                                    risk_finished.store(true, Ordering::Release);
+                                    return;
+                                }
+                            }
+                        }
+                        Err(Polling::NoEvents) => {
+                            abort.check();
+                            idle.wait();
+                        }
+                        Err(Polling::Shutdown) => return,
+                    }
+                }
+            }
+        }));
+        let (to_rec, recorded) = (&to_rec, &recorded);
+        handles.push(spawn(s, "recorder".into(), placement.recorder, abort, {
+            let cold = placement.cold;
+            move || {
+                let mut w = Waiter::new(cold);
+                loop {
+                    match to_rec.pop() {
+                        Some(f) => {
+                            w.reset();
+                            if let Err(e) = rec.on_flow(&f) {
+                                abort.set(e);
+                                return;
+                            }
+                            recorded.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None if risk_finished.load(Ordering::Acquire) && to_rec.is_empty() => return,
+                        None => {
+                            abort.check();
+                            w.wait();
+                        }
+                    }
+                }
+            }
+        }));
+        // The calling thread watches: progress for the monitor, and stages that stop moving.
+        let stall = Duration::from_millis(pc.stall_timeout_ms);
+        let mut last: Vec<(u64, std::time::Instant)> = Vec::new();
+        #[allow(clippy::disallowed_methods)] // watchdog time, not strategy time
+        let now = std::time::Instant::now;
+        while handles.iter().any(|h| !h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+            monitor(c);
+            if pc.stall_timeout_ms == 0 || abort.flag.load(Ordering::Relaxed) {
+                continue;
+            }
+            let published = c.published.load(Ordering::Relaxed);
+            let mut stages: Vec<(String, u64)> =
+                progress.iter().enumerate().map(|(k, p)| (format!("shard-{k}"), p.load(Ordering::Relaxed))).collect();
+            stages.push(("risk".into(), venue_done.load(Ordering::Relaxed)));
+            if last.len() != stages.len() {
+                last = stages.iter().map(|(_, p)| (*p, now())).collect();
+            }
+            for (i, (name, p)) in stages.iter().enumerate() {
+                if *p != last[i].0 || *p >= published {
+                    last[i] = (*p, now());
+                } else if last[i].1.elapsed() > stall {
+                    abort.set(PipelineError::StageStuck { stage: name.clone(), seq: *p, secs: last[i].1.elapsed().as_secs_f64() });
+                }
+            }
+        }
+    });
+    match abort.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
