@@ -22,23 +22,20 @@ const NY_MIDNIGHT: i64 = 1_573_016_400 * SEC;
 /// Symbols every test's portfolio holds.
 const N_SYMBOLS: usize = 3;
 
-/// A fresh portfolio of [`N_SYMBOLS`] symbols. The venue only fills risk's own flattening orders;
-/// it charges no commission so the arithmetic stays in whole dollars.
+/// A fresh portfolio of [`N_SYMBOLS`] symbols.
 fn risk(cfg: RiskConfig) -> Risk {
-    let venue = crate::venue::VenueConfig { commission_per_share_e9: 0, ..Default::default() };
-    Risk::new(cfg, venue, N_SYMBOLS)
+    Risk::new(cfg, N_SYMBOLS)
 }
 
-/// A bar of `sym` closes at `px` (open = high = low = close, so any working market order fills at
-/// `px`). Returns what risk did on its own to flatten, as `(symbol, side, qty)`: today risk fills
-/// its flattening orders itself at each symbol's next bar and reports the fills (not applied
-/// here); after the API change this collects the flattening orders `on_bar` emits.
+/// A bar of `sym` closes at `px` (open = high = low = close). Returns the flattening orders risk
+/// hands to execution on this bar, as `(symbol, side, qty)`; each is checked to be a reduce-only
+/// market order with a risk order id.
 fn bar_close(r: &mut Risk, sym: u32, ts: i64, px: i64) -> Vec<(u32, Side, u32)> {
     let bar = Bar { ts_event_ns: ts, open_px_e9: px, high_px_e9: px, low_px_e9: px, close_px_e9: px, volume: 0 };
     let mut out = Vec::new();
-    r.on_bar(SymbolId(sym), &bar, &mut |rep: ExecReport| {
-        assert!(rep.exec_kind().is_some_and(ExecKind::is_fill), "flattening reports are fills: {rep:?}");
-        out.push((rep.symbol.0, rep.exec_side().expect("side"), rep.fill_qty));
+    r.on_bar(SymbolId(sym), &bar, &mut |o: Order| {
+        assert_eq!((o.kind(), o.reduce_only, o.order_id.0 >> 32), (Some(OrderType::Market), 1, 0), "{o:?}");
+        out.push((o.symbol.0, o.side().expect("side"), o.qty));
     });
     out
 }
@@ -667,4 +664,20 @@ fn checks_apply_in_the_documented_order() {
     assert!(r.halted(), "1 x (99 - 100) = -1");
     assert_eq!(r.check(&buy(1, 1, 1), T0 + 2 * SEC), Err(Reason::DailyLossHalt));
     assert_eq!(r.check(&buy(1, 2, 0), T0 + 2 * SEC), Err(Reason::InvalidOrder), "invalid before the halt");
+}
+
+#[test]
+fn a_symbol_being_removed_takes_only_reduce_only_orders() {
+    let mut r = risk(RiskConfig::default());
+    let entry = buy(0, 1, 10);
+    assert_eq!(r.check(&entry, T0), Ok(()));
+    fill(&mut r, &entry, 10 * D, T0);
+    r.set_removing(SymbolId(0), true);
+    assert_eq!(r.check(&buy(0, 2, 1), T0), Err(Reason::SymbolRemoving));
+    assert_eq!(r.check(&sell(0, 3, 1), T0), Err(Reason::SymbolRemoving), "a plain sell is not an exit");
+    assert_eq!(r.check(&buy(1, 1, 1), T0), Ok(()), "other symbols trade");
+    assert_eq!(r.check(&reduce(sell(0, 4, 10)), T0), Ok(()));
+    r.set_removing(SymbolId(0), false);
+    assert_eq!(r.check(&buy(0, 5, 1), T0), Ok(()));
+    assert_eq!(reject_counts(&r), vec![(Reason::SymbolRemoving, 2)]);
 }

@@ -3,15 +3,18 @@
 //! Text lines are `SEQ TIME KIND SYMBOL FIELDS...`: `TIME` is RFC 3339 UTC, `SYMBOL` the name from
 //! `journal.meta.json` (`symbols`, by id) or from a LIFECYCLE `added` record (`-` for records of
 //! no symbol, `#ID` for an id without a name); prices are exact fixed-point decimals, order ids
-//! print as `S<symbol id>-<n>` / `R-<n>` ([`engine::journal::fmt_order_id`]). `--format jsonl`
+//! print as in `fills.csv` (`SP500-12`, `risk-3`; `S<symbol id>-<n>` when the symbol has no
+//! name). `--format jsonl`
 //! prints one JSON object per record with the same fields (prices as exact decimal strings, times
 //! as RFC 3339 strings plus `ts_ns`). Unknown kinds and values are printed raw and counted on
 //! stderr, never fatal; a truncated or foreign file is an error naming the file and byte offset.
 
 use crate::exit::bad_input;
 use anyhow::Result;
-use engine::journal::{Body, ControlKind, Input, JournalReader, LifecycleChange, NO_SYMBOL, Record, fmt_order_id};
-use engine::records::{ExecKind, ExecReport, Interval, Order, OrderType, Reason, Side};
+use engine::journal::{
+    Body, ControlKind, Input, JournalReader, Lifecycle, NO_SYMBOL, Record, control_name, fmt_order_id, policy_name,
+};
+use engine::records::{ExecKind, ExecReport, Interval, Order, OrderId, OrderType, Reason, Side};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -107,9 +110,13 @@ impl Names {
         Ok(Names(names.into_iter().map(Some).collect()))
     }
 
-    /// Learn a name from a LIFECYCLE `added` record.
+    /// Learn a name from a LIFECYCLE `added` record or an `add_symbol` control input.
     pub fn learn(&mut self, r: &Record) {
-        if let Some(name) = r.added_name() {
+        let added = match &r.body {
+            Body::Input(Input::Control(c)) => c.added_name(),
+            _ => r.added_name(),
+        };
+        if let Some(name) = added {
             let i = r.symbol.0 as usize;
             if r.symbol.0 != NO_SYMBOL && i < 1 << 24 {
                 if self.0.len() <= i {
@@ -184,7 +191,7 @@ fn reason(raw: u16) -> V {
     name_or_raw(Reason::from_raw(raw).map(Reason::as_str), raw)
 }
 
-fn order_fields(o: &Order, reason_raw: u16, f: &mut Vec<Field>) {
+fn order_fields(o: &Order, reason_raw: u16, names: &Names, f: &mut Vec<Field>) {
     let accepted = reason_raw == Reason::None.raw();
     f.push(bare("status", V::S(if accepted { "accepted" } else { "rejected" }.into())));
     if !accepted {
@@ -205,13 +212,13 @@ fn order_fields(o: &Order, reason_raw: u16, f: &mut Vec<Field>) {
     if o.timeout_ns != 0 {
         f.push(kv("timeout_ns", V::I(o.timeout_ns)));
     }
-    f.push(kv("id", V::S(fmt_order_id(o.order_id.0))));
+    f.push(kv("id", V::S(order_id_text(o.order_id, names))));
     if o.tag != 0 {
         f.push(kv("tag", V::U(u64::from(o.tag))));
     }
 }
 
-fn report_fields(r: &ExecReport, f: &mut Vec<Field>) {
+fn report_fields(r: &ExecReport, names: &Names, f: &mut Vec<Field>) {
     let kind = ExecKind::from_raw(r.kind);
     f.push(bare("status", name_or_raw(kind.map(ExecKind::as_str), r.kind)));
     f.push(bare("side", side(r.side)));
@@ -224,11 +231,26 @@ fn report_fields(r: &ExecReport, f: &mut Vec<Field>) {
     if r.reason != Reason::None.raw() {
         f.push(kv("reason", reason(r.reason)));
     }
-    f.push(kv("id", V::S(fmt_order_id(r.order_id.0))));
+    f.push(kv("id", V::S(order_id_text(r.order_id, names))));
+}
+
+/// An order id as `fills.csv` prints it ([`OrderId::write_readable`]: `SP500-12`, `risk-3`);
+/// `S<symbol id>-<n>` ([`fmt_order_id`]) for a symbol without a name.
+fn order_id_text(id: OrderId, names: &Names) -> String {
+    let name = match id.symbol() {
+        Some(s) => match names.get(s.0) {
+            Some(n) => n,
+            None => return fmt_order_id(id.0),
+        },
+        None => "",
+    };
+    let mut b = Vec::with_capacity(24);
+    id.write_readable(&mut b, name);
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// The kind name and the fields of a record.
-fn describe(r: &Record) -> (String, Vec<Field>) {
+fn describe(r: &Record, names: &Names) -> (String, Vec<Field>) {
     let mut f = Vec::with_capacity(12);
     let kind = r.kind.map_or_else(|| format!("unknown({})", r.kind_raw), |k| k.as_str().to_string());
     match &r.body {
@@ -263,19 +285,25 @@ fn describe(r: &Record) -> (String, Vec<Field>) {
             Input::Exec(rep) => {
                 f.push(bare("event", V::S("exec".into())));
                 f.push(kv("exec_ts", V::Ts(rep.ts_event_ns)));
-                report_fields(rep, &mut f);
+                report_fields(rep, names, &mut f);
             }
             Input::Control(c) => {
                 f.push(bare("event", V::S("control".into())));
-                f.push(bare("command", name_or_raw(c.kind.map(ControlKind::as_str), c.kind_raw)));
+                f.push(bare("command", name_or_raw(c.kind.map(control_name), c.kind_raw)));
                 f.push(kv("control_ts", V::Ts(c.ts_event_ns)));
-                if c.kind == Some(ControlKind::RemoveSymbol) {
-                    let p = c.removal_policy();
-                    f.push(kv("policy", name_or_raw(p.map(|p| p.as_str()), c.args[0])));
-                }
-                if c.args != [0; 4] {
+                if let Some(name) = c.added_name() {
+                    f.push(kv("name", V::S(name.to_string())));
+                } else if c.kind == Some(ControlKind::RemoveSymbol) {
+                    let p = u16::try_from(c.args[0]).ok().filter(|&p| p > 0).and_then(policy_name);
+                    f.push(kv("policy", name_or_raw(p, c.args[0])));
+                } else if c.args != [0; 4] {
                     f.push(kv("args", V::S(c.args.map(|a| a.to_string()).join(","))));
                 }
+            }
+            Input::Timer { ts_ns, clock } => {
+                f.push(bare("event", V::S("timer".into())));
+                f.push(bare("clock", name_or_raw(clock.map(|c| c.as_str()), r.payload[1])));
+                f.push(kv("tick_ts", V::Ts(*ts_ns)));
             }
             Input::BarRefs(words) => {
                 f.push(bare("event", V::S("bar_refs".into())));
@@ -287,15 +315,15 @@ fn describe(r: &Record) -> (String, Vec<Field>) {
                 f.push(kv("payload", V::Words(r.payload)));
             }
         },
-        Body::Decision { order, .. } => order_fields(order, r.aux, &mut f),
-        Body::Cancel { order_id } => f.push(kv("id", V::S(fmt_order_id(order_id.0)))),
-        Body::Report(rep) => report_fields(rep, &mut f),
-        Body::Lifecycle { change, policy, .. } => {
-            f.push(bare("change", name_or_raw(change.map(LifecycleChange::as_str), r.sub)));
+        Body::Decision { order, .. } => order_fields(order, r.aux, names, &mut f),
+        Body::Cancel { order_id } => f.push(kv("id", V::S(order_id_text(*order_id, names)))),
+        Body::Report(rep) => report_fields(rep, names, &mut f),
+        Body::Lifecycle { change, .. } => {
+            f.push(bare("change", name_or_raw(change.map(Lifecycle::as_str), r.sub)));
             if let Some(name) = r.added_name() {
                 f.push(kv("name", V::S(name.to_string())));
             }
-            f.push(kv("policy", name_or_raw(policy.map(|p| p.as_str()), r.aux)));
+            f.push(kv("policy", name_or_raw(policy_name(r.aux), r.aux)));
         }
         Body::Timer { clock } => f.push(bare("clock", name_or_raw(clock.map(|c| c.as_str()), r.aux))),
         Body::Unknown => {
@@ -336,7 +364,7 @@ fn write_val(b: &mut Vec<u8>, v: &V) {
 
 /// One text line (without the newline).
 fn text_line(b: &mut Vec<u8>, r: &Record, names: &Names) {
-    let (kind, fields) = describe(r);
+    let (kind, fields) = describe(r, names);
     engine::text::write_u64(b, r.seq);
     b.push(b' ');
     engine::text::write_ts(b, r.ts_ns);
@@ -379,7 +407,7 @@ fn json_val(v: &V) -> serde_json::Value {
 
 /// One JSON object (without the newline). Unknown kinds are `"kind": "unknown"` with `kind_raw`.
 fn json_line(r: &Record, names: &Names) -> serde_json::Value {
-    let (kind, fields) = describe(r);
+    let (kind, fields) = describe(r, names);
     let mut m = serde_json::Map::new();
     m.insert("seq".into(), r.seq.into());
     m.insert("ts".into(), engine::text::fmt_ts(r.ts_ns).into());
@@ -479,7 +507,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 mod tests {
     use super::*;
     use engine::pipeline::messages::{Flow, FlowBody};
-    use engine::records::{OrderId, SymbolId};
+    use engine::records::SymbolId;
 
     fn line(f: Flow, names: &Names) -> String {
         let r = Record::decode(&f.encode());
@@ -504,11 +532,11 @@ mod tests {
         let ts = 1_572_964_200_000_000_000; // 2019-11-05T14:30:00Z
         assert_eq!(
             line(Flow { seq: 9, body: FlowBody::Decision { order, reason: Reason::None, ts } }, &names),
-            "9 2019-11-05T14:30:00Z decision SP500 accepted sell 100 limit limit=3080.80 reduce_only id=S0-3"
+            "9 2019-11-05T14:30:00Z decision SP500 accepted sell 100 limit limit=3080.80 reduce_only id=SP500-3"
         );
         assert_eq!(
             line(Flow { seq: 9, body: FlowBody::Decision { order, reason: Reason::MaxPosition, ts } }, &names),
-            "9 2019-11-05T14:30:00Z decision SP500 rejected reason=max_position sell 100 limit limit=3080.80 reduce_only id=S0-3"
+            "9 2019-11-05T14:30:00Z decision SP500 rejected reason=max_position sell 100 limit limit=3080.80 reduce_only id=SP500-3"
         );
         let rep = ExecReport {
             ts_event_ns: ts + 60_000_000_000,
@@ -524,16 +552,16 @@ mod tests {
         };
         assert_eq!(
             line(Flow { seq: 10, body: FlowBody::Report(rep) }, &names),
-            "10 2019-11-05T14:31:00Z report SP500 filled buy 100 @ 3080.49 commission=0.50 leaves=0 reason=end_of_run id=R-2"
+            "10 2019-11-05T14:31:00Z report SP500 filled buy 100 @ 3080.49 commission=0.50 leaves=0 reason=end_of_run id=risk-2"
         );
         let unknown_side = ExecReport { kind: ExecKind::Canceled.raw(), side: 9, symbol: SymbolId(4), ..rep };
         assert_eq!(
             line(Flow { seq: 11, body: FlowBody::Report(unknown_side) }, &names),
-            "11 2019-11-05T14:31:00Z report #4 canceled unknown(9) leaves=0 reason=end_of_run id=R-2"
+            "11 2019-11-05T14:31:00Z report #4 canceled unknown(9) leaves=0 reason=end_of_run id=risk-2"
         );
         let c = engine::records::Event::control(engine::records::ControlKind::EndOfData, ts, [0; 4]);
         assert_eq!(
-            line(Flow { seq: 12, body: FlowBody::Input(c) }, &names),
+            line(Flow { seq: 12, body: FlowBody::Input((&c).into()) }, &names),
             "12 2019-11-05T14:30:00Z input - control end_of_data control_ts=2019-11-05T14:30:00Z"
         );
     }
@@ -612,9 +640,7 @@ mod tests {
         let ctl = |kind: u64, arg0: i64| raw(1, 5, 0, NO_SYMBOL, [0, kind, arg0 as u64, 0, 0, 0]);
         assert_eq!(
             text(&ctl(5, 2), &names),
-            format!(
-                "{t} input - control remove_symbol control_ts=1970-01-01T00:00:00Z policy=manage_until_flat args=2,0,0,0"
-            )
+            format!("{t} input - control remove_symbol control_ts=1970-01-01T00:00:00Z policy=manage_until_flat")
         );
         assert_eq!(text(&ctl(4, 0), &names), format!("{t} input - control add_symbol control_ts=1970-01-01T00:00:00Z"));
         assert_eq!(
@@ -624,6 +650,20 @@ mod tests {
         assert_eq!(
             text(&ctl(77, 0), &names),
             format!("{t} input - control unknown(77) control_ts=1970-01-01T00:00:00Z")
+        );
+        // An add_symbol input names its symbol.
+        let mut names2 = Names::default();
+        let add = Record::decode(
+            &Flow {
+                seq: 5,
+                body: FlowBody::Input((&engine::records::Event::add_symbol(SymbolId(2), "XYZ", 0)).into()),
+            }
+            .encode(),
+        );
+        names2.learn(&add);
+        assert_eq!(
+            text(&add, &names2),
+            "5 1970-01-01T00:00:00Z input XYZ control add_symbol control_ts=1970-01-01T00:00:00Z name=XYZ"
         );
         // Quotes and trades.
         let d = engine::records::PX_SCALE as u64;
@@ -638,7 +678,7 @@ mod tests {
             format!("{t} input SP500 trade trade_ts=1970-01-01T00:00:00Z price=10.000000005 size=300 trade_id=9")
         );
         let cancel = raw(3, 0, 0, 0, [OrderId::for_symbol(SymbolId(0), 12).0, 0, 0, 0, 0, 0]);
-        assert_eq!(text(&cancel, &names), format!("{t} cancel SP500 id=S0-12"));
+        assert_eq!(text(&cancel, &names), format!("{t} cancel SP500 id=SP500-12"));
         let j = json_line(&added, &names);
         assert_eq!(
             (j["kind"].as_str(), j["change"].as_str(), j["name"].as_str()),

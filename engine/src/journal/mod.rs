@@ -6,7 +6,7 @@
 //! | bytes | header field |
 //! |---|---|
 //! | 0..8 | magic `RTJRNL\0\x01` ([`MAGIC`]) |
-//! | 8..10 | version, u16 ([`VERSION`]) |
+//! | 8..10 | version, u16 ([`VERSION`]; [`MIN_VERSION`] and later are read) |
 //! | 10..12 | record size, u16 ([`RECORD_SIZE`] = 72) |
 //! | 12..16 | reserved, zero |
 //!
@@ -29,8 +29,9 @@
 //! - 3 CANCEL: a strategy's cancel request. payload word 0 = the order id.
 //! - 4 REPORT: an execution report. payload = the [`ExecReport`], `sub` = its [`ExecKind`], `aux` =
 //!   its [`Reason`].
-//! - 5 LIFECYCLE: a symbol joins or leaves the run. `sub` = [`LifecycleChange`], `aux` =
-//!   [`RemovalPolicy`]; for `added`, payload bytes 0..32 = the symbol's name, NUL padded.
+//! - 5 LIFECYCLE: a symbol joins or leaves the run. `sub` = [`Lifecycle`], `aux` = the removal
+//!   policy (0 none, else a [`RemovalPolicy`]); for `added`, payload bytes 0..32 = the symbol's
+//!   name, NUL padded.
 //! - 6 TIMER: a clock tick. `ts` = the tick's time, `aux` = [`TimerClock`].
 //!
 //! Decoding never panics: unknown record kinds decode as [`Body::Unknown`] and unknown raw values
@@ -41,13 +42,20 @@ pub mod reader;
 
 pub use reader::JournalReader;
 
-use crate::records::{Bar, EventKind, ExecKind, ExecReport, Order, OrderId, Quote, Reason, SymbolId, Trade};
+pub use crate::records::{ControlKind, Lifecycle, RemovalPolicy};
+
+use crate::records::{
+    Bar, EventKind, ExecKind, ExecReport, Order, OrderId, Quote, Reason, SymbolId, Trade, unpack_name,
+};
 use std::path::PathBuf;
 
 /// Journal file magic (8 bytes).
 pub const MAGIC: [u8; 8] = *b"RTJRNL\0\x01";
-/// The format version this build reads and writes.
-pub const VERSION: u16 = 1;
+/// The format version this build writes (the pipeline's `JOURNAL_VERSION`).
+pub const VERSION: u16 = 2;
+/// The oldest version this build reads. Version 1 has the same header and record layout, with
+/// fewer record kinds and values (no LIFECYCLE or TIMER records, no add/remove symbol commands).
+pub const MIN_VERSION: u16 = 1;
 /// Header size in bytes.
 pub const HEADER_SIZE: usize = 16;
 /// Record size in bytes.
@@ -85,7 +93,7 @@ pub enum JournalError {
         found: String,
     },
     /// A version this build does not read.
-    #[error("{}: byte 8: journal version {found}, this build reads version {VERSION}", path.display())]
+    #[error("{}: byte 8: journal version {found}, this build reads versions {MIN_VERSION} to {VERSION}", path.display())]
     Version {
         /// The file.
         path: PathBuf,
@@ -162,74 +170,6 @@ impl RecordKind {
     }
 }
 
-/// A symbol lifecycle change (the `sub` byte of LIFECYCLE records).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum LifecycleChange {
-    /// The symbol joined the run (the payload holds its name).
-    Added = 1,
-    /// The symbol is being removed (its policy is running).
-    Removing = 2,
-    /// The symbol left the run.
-    Removed = 3,
-    /// The symbol faulted (its strategy failed or its data was bad); it no longer trades.
-    Faulted = 4,
-}
-
-impl LifecycleChange {
-    /// Checked decode; `None` for unknown values.
-    pub fn from_raw(v: u8) -> Option<Self> {
-        Some(match v {
-            1 => LifecycleChange::Added,
-            2 => LifecycleChange::Removing,
-            3 => LifecycleChange::Removed,
-            4 => LifecycleChange::Faulted,
-            _ => return None,
-        })
-    }
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LifecycleChange::Added => "added",
-            LifecycleChange::Removing => "removing",
-            LifecycleChange::Removed => "removed",
-            LifecycleChange::Faulted => "faulted",
-        }
-    }
-}
-
-/// What happens to a removed symbol's position and orders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u16)]
-pub enum RemovalPolicy {
-    /// Nothing: the symbol simply stops receiving data.
-    None = 0,
-    /// Cancel its orders and flatten its position.
-    Flatten = 1,
-    /// Keep managing it (exits only) until it is flat.
-    ManageUntilFlat = 2,
-}
-
-impl RemovalPolicy {
-    /// Checked decode; `None` for unknown values.
-    pub fn from_raw(v: u16) -> Option<Self> {
-        Some(match v {
-            0 => RemovalPolicy::None,
-            1 => RemovalPolicy::Flatten,
-            2 => RemovalPolicy::ManageUntilFlat,
-            _ => return None,
-        })
-    }
-    /// snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RemovalPolicy::None => "none",
-            RemovalPolicy::Flatten => "flatten",
-            RemovalPolicy::ManageUntilFlat => "manage_until_flat",
-        }
-    }
-}
-
 /// Which clock a TIMER record's tick comes from (its `aux`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
@@ -258,43 +198,25 @@ impl TimerClock {
     }
 }
 
-/// Control command kinds as the journal records them (the control payload's `kind` byte).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum ControlKind {
-    /// The source has no more data.
-    EndOfData = 1,
-    /// Stop the run.
-    Shutdown = 2,
-    /// A new trading day starts.
-    SessionStart = 3,
-    /// A symbol joins the run.
-    AddSymbol = 4,
-    /// A symbol leaves the run; `args[0]` is its [`RemovalPolicy`].
-    RemoveSymbol = 5,
+/// The snake_case name of a control command.
+pub fn control_name(k: ControlKind) -> &'static str {
+    match k {
+        ControlKind::EndOfData => "end_of_data",
+        ControlKind::Shutdown => "shutdown",
+        ControlKind::SessionStart => "session_start",
+        ControlKind::AddSymbol => "add_symbol",
+        ControlKind::RemoveSymbol => "remove_symbol",
+    }
 }
 
-impl ControlKind {
-    /// Checked decode; `None` for unknown values.
-    pub fn from_raw(v: u8) -> Option<Self> {
-        Some(match v {
-            1 => ControlKind::EndOfData,
-            2 => ControlKind::Shutdown,
-            3 => ControlKind::SessionStart,
-            4 => ControlKind::AddSymbol,
-            5 => ControlKind::RemoveSymbol,
-            _ => return None,
-        })
-    }
-    /// snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ControlKind::EndOfData => "end_of_data",
-            ControlKind::Shutdown => "shutdown",
-            ControlKind::SessionStart => "session_start",
-            ControlKind::AddSymbol => "add_symbol",
-            ControlKind::RemoveSymbol => "remove_symbol",
-        }
+/// The snake_case name of a LIFECYCLE record's removal policy (its `aux`): `none` (0, not a
+/// removal), `flatten`, `manage_until_flat`; `None` for an unknown value.
+pub fn policy_name(aux: u16) -> Option<&'static str> {
+    match u8::try_from(aux).ok().map(|v| (v, RemovalPolicy::from_raw(v))) {
+        Some((0, _)) => Some("none"),
+        Some((_, Some(RemovalPolicy::Flatten))) => Some("flatten"),
+        Some((_, Some(RemovalPolicy::ManageUntilFlat))) => Some("manage_until_flat"),
+        _ => None,
     }
 }
 
@@ -316,8 +238,17 @@ impl ControlCmd {
     /// policy).
     pub fn removal_policy(&self) -> Option<RemovalPolicy> {
         (self.kind == Some(ControlKind::RemoveSymbol))
-            .then(|| u16::try_from(self.args[0]).ok().and_then(RemovalPolicy::from_raw))
+            .then(|| u8::try_from(self.args[0]).ok().and_then(RemovalPolicy::from_raw))
             .flatten()
+    }
+
+    /// The symbol name an `AddSymbol` command carries in its args (`None` for other commands, an
+    /// empty name or one that is not UTF-8).
+    pub fn added_name(&self) -> Option<&str> {
+        if self.kind != Some(ControlKind::AddSymbol) {
+            return None;
+        }
+        unpack_name(&self.args).filter(|n| !n.is_empty())
     }
 }
 
@@ -339,6 +270,13 @@ pub enum Input {
     Exec(ExecReport),
     /// A control command.
     Control(ControlCmd),
+    /// A clock tick carried as an input (the writer journals ticks as TIMER records instead).
+    Timer {
+        /// The tick's time, ns UTC.
+        ts_ns: i64,
+        /// Which clock (`None`: unknown raw value).
+        clock: Option<TimerClock>,
+    },
     /// Bar references (the journal normally holds the resolved bars): the raw words.
     BarRefs([u64; 6]),
     /// An unknown event kind (the raw `sub`).
@@ -367,8 +305,8 @@ pub enum Body {
     /// A symbol lifecycle change.
     Lifecycle {
         /// What changed (`None`: unknown raw `sub`).
-        change: Option<LifecycleChange>,
-        /// The removal policy (`None`: unknown raw `aux`).
+        change: Option<Lifecycle>,
+        /// The removal policy (`None`: 0, not a removal, or unknown: see [`policy_name`]).
         policy: Option<RemovalPolicy>,
         /// For `added`: the 32 raw name bytes, NUL padded (read them with [`name_from_bytes`] or
         /// [`Record::added_name`]).
@@ -429,14 +367,15 @@ impl Record {
             Some(RecordKind::Cancel) => Body::Cancel { order_id: OrderId(payload[0]) },
             Some(RecordKind::Report) => Body::Report(bytemuck::cast(payload)),
             Some(RecordKind::Lifecycle) => {
-                let change = LifecycleChange::from_raw(sub);
-                let name = (change == Some(LifecycleChange::Added)).then(|| {
+                let change = Lifecycle::from_raw(sub);
+                let name = (change == Some(Lifecycle::Added)).then(|| {
                     let bytes: [u8; 48] = bytemuck::cast(payload);
                     let mut name = [0u8; 32];
                     name.copy_from_slice(&bytes[..32]);
                     name
                 });
-                Body::Lifecycle { change, policy: RemovalPolicy::from_raw(aux), name }
+                let policy = u8::try_from(aux).ok().and_then(RemovalPolicy::from_raw);
+                Body::Lifecycle { change, policy, name }
             }
             Some(RecordKind::Timer) => Body::Timer { clock: TimerClock::from_raw(aux) },
             None => Body::Unknown,
@@ -489,12 +428,13 @@ impl Record {
         match &self.body {
             Body::Unknown => true,
             Body::Input(Input::Unknown(_)) => true,
+            Body::Input(Input::Timer { clock, .. }) => clock.is_none(),
             Body::Input(Input::Control(c)) => c.kind.is_none(),
             // A bad side or order type is data (risk rejects such orders as invalid and says so),
             // not a format this build does not know.
             Body::Input(Input::Exec(r)) | Body::Report(r) => r.exec_kind().is_none() || r.exec_reason().is_none(),
             Body::Decision { reason, .. } => reason.is_none(),
-            Body::Lifecycle { change, policy, .. } => change.is_none() || policy.is_none(),
+            Body::Lifecycle { change, .. } => change.is_none() || policy_name(self.aux).is_none(),
             Body::Timer { clock } => clock.is_none(),
             Body::Input(_) | Body::Cancel { .. } => false,
         }
@@ -525,6 +465,10 @@ fn decode_input(sub: u8, aux: u16, payload: [u64; 6]) -> Input {
             })
         }
         Some(EventKind::BarRefs) => Input::BarRefs(payload),
+        Some(EventKind::Timer) => Input::Timer {
+            ts_ns: payload[0] as i64,
+            clock: u16::try_from(payload[1]).ok().and_then(TimerClock::from_raw),
+        },
         None => Input::Unknown(sub),
     }
 }

@@ -4,7 +4,7 @@
 //! read in order; a file that ends inside a record yields one [`JournalError::TruncatedRecord`]
 //! with the record's offset (never silently dropped), and iteration stops after any error.
 
-use super::{HEADER_SIZE, JournalError, MAGIC, RECORD_SIZE, Record, VERSION};
+use super::{HEADER_SIZE, JournalError, MAGIC, MIN_VERSION, RECORD_SIZE, Record, VERSION};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -67,7 +67,7 @@ impl<R: Read> JournalReader<R> {
             return Err(JournalError::TruncatedHeader { path, len: n });
         }
         let version = u16::from_le_bytes([h[8], h[9]]);
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(JournalError::Version { path, found: version });
         }
         let size = u16::from_le_bytes([h[10], h[11]]);

@@ -1,8 +1,13 @@
 //! Decoding every record kind, and reading whole files (good, truncated, foreign).
 
 use super::*;
-use crate::pipeline::messages::{Flow, FlowBody, JOURNAL_MAGIC, JOURNAL_RECORD, jkind};
-use crate::records::{ControlKind as EventControl, Event, OrderType, Side};
+use crate::pipeline::messages::{Flow, FlowBody, InputRec, JOURNAL_MAGIC, JOURNAL_RECORD, JOURNAL_VERSION, jkind};
+use crate::records::{Event, OrderType, Side, pack_name};
+
+/// An input flow of `e`.
+fn input(seq: u64, e: Event) -> Flow {
+    Flow { seq, body: FlowBody::Input(InputRec::from(&e)) }
+}
 
 const D: i64 = crate::records::PX_SCALE;
 
@@ -69,6 +74,9 @@ fn the_format_constants_match_the_writer() {
     assert_eq!(RecordKind::Decision.raw(), jkind::DECISION);
     assert_eq!(RecordKind::Cancel.raw(), jkind::CANCEL);
     assert_eq!(RecordKind::Report.raw(), jkind::REPORT);
+    assert_eq!(RecordKind::Lifecycle.raw(), jkind::LIFECYCLE);
+    assert_eq!(RecordKind::Timer.raw(), jkind::TIMER);
+    assert_eq!(VERSION, JOURNAL_VERSION);
 }
 
 #[test]
@@ -82,37 +90,47 @@ fn input_records_round_trip_every_event_kind() {
         volume: 12,
     };
     let ts_recv = bar.ts_event_ns + 60_000_000_000;
-    let r = round_trip(Flow { seq: 3, body: FlowBody::Input(Event::bar(SymbolId(1), &bar, 60, ts_recv)) });
+    let r = round_trip(input(3, Event::bar(SymbolId(1), &bar, 60, ts_recv)));
     assert_eq!((r.kind, r.ts_ns, r.symbol, r.sub, r.aux), (Some(RecordKind::Input), ts_recv, SymbolId(1), 1, 60));
     assert_eq!(r.body, Body::Input(Input::Bar { bar, interval_s: 60 }));
     assert!(!r.has_unknown());
 
     let q = Quote { ts_event_ns: 5, bid_px_e9: 10 * D, ask_px_e9: 10 * D + D / 100, bid_size: 3, ask_size: 4 };
-    let r = round_trip(Flow { seq: 4, body: FlowBody::Input(Event::quote(SymbolId(0), &q, 6)) });
+    let r = round_trip(input(4, Event::quote(SymbolId(0), &q, 6)));
     assert_eq!(r.body, Body::Input(Input::Quote(q)));
 
     let t = Trade { ts_event_ns: 5, px_e9: 10 * D, size: 300, trade_id: 99 };
-    let r = round_trip(Flow { seq: 5, body: FlowBody::Input(Event::trade(SymbolId(0), &t, 6)) });
+    let r = round_trip(input(5, Event::trade(SymbolId(0), &t, 6)));
     assert_eq!(r.body, Body::Input(Input::Trade(t)));
 
     let rep = sample_report();
-    let r = round_trip(Flow { seq: 6, body: FlowBody::Input(Event::exec(&rep, 8)) });
+    let r = round_trip(input(6, Event::exec(&rep, 8)));
     assert_eq!(r.body, Body::Input(Input::Exec(rep)));
 
-    for (kind, want) in [
-        (EventControl::EndOfData, ControlKind::EndOfData),
-        (EventControl::Shutdown, ControlKind::Shutdown),
-        (EventControl::SessionStart, ControlKind::SessionStart),
-    ] {
-        let r = round_trip(Flow { seq: 9, body: FlowBody::Input(Event::control(kind, 77, [1, -2, 3, 4])) });
+    for kind in [ControlKind::EndOfData, ControlKind::Shutdown, ControlKind::SessionStart] {
+        let r = round_trip(input(9, Event::control(kind, 77, [1, -2, 3, 4])));
         assert_eq!(r.symbol.0, NO_SYMBOL);
         let Body::Input(Input::Control(c)) = r.body else { panic!("{r:?}") };
-        assert_eq!(c, ControlCmd { ts_event_ns: 77, kind_raw: kind.raw(), kind: Some(want), args: [1, -2, 3, 4] });
-        assert_eq!(c.removal_policy(), None);
+        assert_eq!(c, ControlCmd { ts_event_ns: 77, kind_raw: kind.raw(), kind: Some(kind), args: [1, -2, 3, 4] });
+        assert_eq!((c.removal_policy(), c.added_name()), (None, None));
+    }
+    // Adding and removing symbols.
+    let r = round_trip(input(10, Event::add_symbol(SymbolId(5), "NEWCO", 77)));
+    assert_eq!(r.symbol, SymbolId(5));
+    let Body::Input(Input::Control(c)) = r.body else { panic!("{r:?}") };
+    assert_eq!(
+        (c.kind, c.added_name(), control_name(ControlKind::AddSymbol)),
+        (Some(ControlKind::AddSymbol), Some("NEWCO"), "add_symbol")
+    );
+    for policy in [RemovalPolicy::Flatten, RemovalPolicy::ManageUntilFlat] {
+        let r = round_trip(input(11, Event::remove_symbol(SymbolId(5), policy, 78)));
+        let Body::Input(Input::Control(c)) = r.body else { panic!("{r:?}") };
+        assert_eq!((c.kind, c.removal_policy(), c.added_name()), (Some(ControlKind::RemoveSymbol), Some(policy), None));
+        assert!(!r.has_unknown());
     }
 }
 
-/// A control INPUT record built by hand (kinds the writer's `ControlKind` does not have yet).
+/// A control INPUT record built by hand.
 fn control_record(kind: u8, args: [i64; 4]) -> Record {
     let payload = [77, u64::from(kind), args[0] as u64, args[1] as u64, args[2] as u64, args[3] as u64];
     Record::decode(&raw(RecordKind::Input.raw(), crate::records::EventKind::Control.raw(), 0, NO_SYMBOL, payload))
@@ -123,13 +141,6 @@ fn new_control_kinds_decode() {
     let r = control_record(4, [0; 4]);
     let Body::Input(Input::Control(c)) = r.body else { panic!("{r:?}") };
     assert_eq!((c.kind, c.ts_event_ns), (Some(ControlKind::AddSymbol), 77));
-    for (policy, want) in [(0, RemovalPolicy::None), (1, RemovalPolicy::Flatten), (2, RemovalPolicy::ManageUntilFlat)] {
-        let r = control_record(5, [policy, 0, 0, 0]);
-        let Body::Input(Input::Control(c)) = r.body else { panic!("{r:?}") };
-        assert_eq!(c.kind, Some(ControlKind::RemoveSymbol));
-        assert_eq!(c.removal_policy(), Some(want));
-        assert!(!r.has_unknown());
-    }
     let r = control_record(5, [9, 0, 0, 0]);
     let Body::Input(Input::Control(c)) = r.body else { panic!("{r:?}") };
     assert_eq!(c.removal_policy(), None, "unknown policy");
@@ -192,35 +203,58 @@ fn decision_cancel_and_report_records_round_trip() {
 }
 
 #[test]
-fn lifecycle_records_decode() {
-    let mut name = [0u8; 48];
-    name[..4].copy_from_slice(b"AAPL");
-    let payload: [u64; 6] = bytemuck::cast(name);
-    let r = Record::decode(&raw(5, 1, 0, 3, payload));
-    assert_eq!(r.kind, Some(RecordKind::Lifecycle));
+fn lifecycle_records_round_trip() {
+    let life = |step: Lifecycle, policy: u8, name: &str| {
+        round_trip(Flow {
+            seq: 20,
+            body: FlowBody::Lifecycle { symbol: SymbolId(3), step, policy, ts: 99, name: pack_name(name) },
+        })
+    };
+    let r = life(Lifecycle::Added, 0, "AAPL");
+    assert_eq!((r.kind, r.ts_ns, r.symbol), (Some(RecordKind::Lifecycle), 99, SymbolId(3)));
     assert_eq!(r.added_name(), Some("AAPL"));
     let Body::Lifecycle { change, policy, .. } = r.body else { panic!("{r:?}") };
-    assert_eq!((change, policy), (Some(LifecycleChange::Added), Some(RemovalPolicy::None)));
-    // A 32-byte name has no NUL; bytes past 32 are not part of it.
-    let mut long = [b'X'; 48];
-    long[32..].fill(b'!');
-    let r = Record::decode(&raw(5, 1, 0, 3, bytemuck::cast(long)));
+    assert_eq!((change, policy, policy_name(r.aux)), (Some(Lifecycle::Added), None, Some("none")));
+    assert!(!r.has_unknown());
+    // A 32-byte name has no NUL; nothing past byte 32 belongs to it.
+    let r = life(Lifecycle::Added, 0, &"X".repeat(40));
     assert_eq!(r.added_name(), Some("X".repeat(32).as_str()));
-    for (sub, aux, want_change, want_policy) in [
-        (2, 1, LifecycleChange::Removing, RemovalPolicy::Flatten),
-        (3, 2, LifecycleChange::Removed, RemovalPolicy::ManageUntilFlat),
-        (4, 0, LifecycleChange::Faulted, RemovalPolicy::None),
+    for (step, policy, want) in [
+        (Lifecycle::Removing, RemovalPolicy::Flatten.raw(), Some(RemovalPolicy::Flatten)),
+        (Lifecycle::Removed, RemovalPolicy::ManageUntilFlat.raw(), Some(RemovalPolicy::ManageUntilFlat)),
+        (Lifecycle::Faulted, 0, None),
     ] {
-        let r = Record::decode(&raw(5, sub, aux, 3, payload));
-        assert_eq!(r.body, Body::Lifecycle { change: Some(want_change), policy: Some(want_policy), name: None });
+        let r = life(step, policy, "");
+        assert_eq!(r.body, Body::Lifecycle { change: Some(step), policy: want, name: None });
         assert_eq!(r.added_name(), None, "only `added` carries a name");
         assert!(!r.has_unknown());
     }
-    let r = Record::decode(&raw(5, 9, 7, 3, payload));
+    assert_eq!(policy_name(1), Some("flatten"));
+    assert_eq!(policy_name(2), Some("manage_until_flat"));
+    // Unknown steps and policies decode raw and are flagged.
+    let r = Record::decode(&raw(5, 9, 7, 3, [0; 6]));
     assert_eq!(r.body, Body::Lifecycle { change: None, policy: None, name: None });
+    assert_eq!((r.sub, r.aux, policy_name(r.aux)), (9, 7, None));
     assert!(r.has_unknown());
+    assert!(Record::decode(&raw(5, 2, 300, 3, [0; 6])).has_unknown(), "policy beyond u8");
     // An empty name is no name.
-    assert_eq!(Record::decode(&raw(5, 1, 0, 3, [0; 6])).added_name(), None);
+    assert_eq!(life(Lifecycle::Added, 0, "").added_name(), None);
+}
+
+#[test]
+fn timer_ticks_round_trip() {
+    for (wall, clock) in [(false, TimerClock::EventTime), (true, TimerClock::WallClock)] {
+        let r = round_trip(input(21, Event::timer(1_572_964_200_000_000_000, wall)));
+        assert_eq!(
+            (r.kind, r.ts_ns, r.symbol.0, r.body),
+            (Some(RecordKind::Timer), 1_572_964_200_000_000_000, NO_SYMBOL, Body::Timer { clock: Some(clock) })
+        );
+        assert!(!r.has_unknown());
+    }
+    // A tick journaled as an INPUT (not what the writer does) decodes too.
+    let e = Event::timer(5, true);
+    let r = Record::decode(&raw(RecordKind::Input.raw(), e.kind, 0, NO_SYMBOL, e.payload));
+    assert_eq!(r.body, Body::Input(Input::Timer { ts_ns: 5, clock: Some(TimerClock::WallClock) }));
 }
 
 #[test]
@@ -320,8 +354,12 @@ fn foreign_and_damaged_headers_are_refused() {
     assert!(matches!(e, JournalError::TruncatedHeader { len: 5, .. }), "{e:?}");
     let e = err(&header(VERSION, RECORD_SIZE as u16)[..12]);
     assert_eq!(e.to_string(), "j.rtj: byte 12: truncated header (12 of 16 bytes): not a complete ringtape journal");
-    let e = err(&header(2, RECORD_SIZE as u16));
-    assert_eq!(e.to_string(), "j.rtj: byte 8: journal version 2, this build reads version 1");
+    let e = err(&header(VERSION + 1, RECORD_SIZE as u16));
+    assert_eq!(e.to_string(), "j.rtj: byte 8: journal version 3, this build reads versions 1 to 2");
+    let e = err(&header(0, RECORD_SIZE as u16));
+    assert!(matches!(e, JournalError::Version { found: 0, .. }), "{e:?}");
+    // Version 1 files (same layout) are read.
+    assert_eq!(JournalReader::new(&header(1, RECORD_SIZE as u16)[..], "v1.rtj").unwrap().count(), 0);
     let e = err(&header(VERSION, 64));
     assert_eq!(e.to_string(), "j.rtj: byte 10: record size 64, expected 72");
 }
