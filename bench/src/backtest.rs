@@ -204,16 +204,8 @@ fn replay_only(set: &BarSet) -> ScanSum {
 fn engine_run(set: &BarSet, factory: &dyn StrategyFactory, shards: usize) -> anyhow::Result<RunOutput> {
     let mut cfg = EngineConfig::default();
     cfg.pipeline.shards = shards;
-    let spec = RunSpec {
-        config: &cfg,
-        symbols: set.symbols(),
-        factory,
-        out_dir: None,
-        control: None,
-        bars: Some(set),
-        stop: None,
-    };
-    Ok(engine::pipeline::run(&spec, BarReplay::zero_copy(set.merged()), &mut |_| {})?)
+    let spec = RunSpec::new(&cfg, set.symbols(), factory).bars(set);
+    Ok(engine::pipeline::run(spec, BarReplay::zero_copy(set.merged()), &mut |_| {})?)
 }
 
 /// The deterministic outcome of an engine-only run.

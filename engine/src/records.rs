@@ -713,7 +713,14 @@ impl Event {
         let mut payload = [0u64; 6];
         payload[0] = ts_ns as u64;
         payload[1] = u64::from(wall);
-        Event { ts_recv_ns: ts_ns, symbol: SymbolId(u32::MAX), kind: EventKind::Timer.raw(), _pad: 0, interval_s: 0, payload }
+        Event {
+            ts_recv_ns: ts_ns,
+            symbol: SymbolId(u32::MAX),
+            kind: EventKind::Timer.raw(),
+            _pad: 0,
+            interval_s: 0,
+            payload,
+        }
     }
     /// Add `symbol` (its id, chosen by whoever owns the symbol table) named `name` to the universe.
     pub fn add_symbol(symbol: SymbolId, name: &str, ts_ns: i64) -> Self {

@@ -324,7 +324,17 @@ pub trait Venue: Send + std::fmt::Debug {
     /// Ask to cancel a working order.
     fn cancel(&mut self, id: OrderId, symbol: SymbolId, ts_ns: i64, reason: Reason, out: &mut Vec<ExecReport>);
     /// Ask to change a working order's quantity (new total) and prices (0 keeps a price).
-    fn replace(&mut self, id: OrderId, symbol: SymbolId, qty: u32, limit_px_e9: i64, stop_px_e9: i64, ts_ns: i64, out: &mut Vec<ExecReport>);
+    #[allow(clippy::too_many_arguments)] // the order's identity plus the three things that change
+    fn replace(
+        &mut self,
+        id: OrderId,
+        symbol: SymbolId,
+        qty: u32,
+        limit_px_e9: i64,
+        stop_px_e9: i64,
+        ts_ns: i64,
+        out: &mut Vec<ExecReport>,
+    );
     /// A bar of `symbol` closed (a simulated venue matches working orders against it).
     fn on_bar(&mut self, symbol: SymbolId, bar: &Bar, out: &mut Vec<ExecReport>);
     /// A clock tick: expire orders whose timeout has passed.
@@ -341,14 +351,15 @@ pub trait Venue: Send + std::fmt::Debug {
 pub struct SimVenue {
     cfg: VenueConfig,
     books: Vec<Option<SimBook>>,
-    last_close: Vec<i64>,
+    /// Each symbol's last bar: (start time, close).
+    last: Vec<(i64, i64)>,
     next_deadline: i64,
 }
 
 impl SimVenue {
     /// An empty venue for `n` symbols (it grows with the universe).
     pub fn new(cfg: &VenueConfig, n: usize) -> Self {
-        let mut v = SimVenue { cfg: cfg.clone(), books: Vec::new(), last_close: Vec::new(), next_deadline: i64::MAX };
+        let mut v = SimVenue { cfg: cfg.clone(), books: Vec::new(), last: Vec::new(), next_deadline: i64::MAX };
         v.ensure_symbols(n);
         v
     }
@@ -359,6 +370,7 @@ impl SimVenue {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the trait's replace
 impl Venue for SimVenue {
     fn name(&self) -> &'static str {
         "sim"
@@ -369,7 +381,7 @@ impl Venue for SimVenue {
     fn ensure_symbols(&mut self, n: usize) {
         if self.books.len() < n {
             self.books.resize_with(n, || None);
-            self.last_close.resize(n, 0);
+            self.last.resize(n, (0, 0));
         }
     }
     fn submit(&mut self, order: &Order, ts_ns: i64, out: &mut Vec<ExecReport>) {
@@ -404,7 +416,16 @@ impl Venue for SimVenue {
             out.push(r);
         }
     }
-    fn replace(&mut self, id: OrderId, symbol: SymbolId, qty: u32, limit_px_e9: i64, stop_px_e9: i64, ts_ns: i64, out: &mut Vec<ExecReport>) {
+    fn replace(
+        &mut self,
+        id: OrderId,
+        symbol: SymbolId,
+        qty: u32,
+        limit_px_e9: i64,
+        stop_px_e9: i64,
+        ts_ns: i64,
+        out: &mut Vec<ExecReport>,
+    ) {
         match self.book(symbol).and_then(|b| b.replace(id, qty, limit_px_e9, stop_px_e9, ts_ns)) {
             Some(r) => out.push(r),
             None => out.push(ExecReport {
@@ -420,8 +441,8 @@ impl Venue for SimVenue {
     #[inline]
     fn on_bar(&mut self, symbol: SymbolId, bar: &Bar, out: &mut Vec<ExecReport>) {
         let i = symbol.0 as usize;
-        if let Some(c) = self.last_close.get_mut(i) {
-            *c = bar.close_px_e9;
+        if let Some(c) = self.last.get_mut(i) {
+            *c = (bar.ts_event_ns, bar.close_px_e9);
         }
         if let Some(Some(book)) = self.books.get_mut(i)
             && !book.is_empty()
@@ -445,10 +466,14 @@ impl Venue for SimVenue {
     fn has_working(&self, symbol: SymbolId) -> bool {
         matches!(self.books.get(symbol.0 as usize), Some(Some(b)) if !b.is_empty())
     }
+    /// Fills at the symbol's last close, stamped with that bar's time (the bar file's convention).
     fn close_out(&mut self, order: &Order, ts_ns: i64, out: &mut Vec<ExecReport>) {
-        let px = self.last_close.get(order.symbol.0 as usize).copied().unwrap_or(0);
+        let (ts, px) = match self.last.get(order.symbol.0 as usize).copied() {
+            Some((t, px)) if px > 0 => (t, px),
+            _ => (ts_ns, 0),
+        };
         if let Some(book) = self.book(order.symbol) {
-            out.push(book.liquidation(*order, ts_ns, px));
+            out.push(book.liquidation(*order, ts, px));
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use engine::barfile::write_bar_file;
 use engine::merge::BarSet;
-use engine::pipeline::config::{EngineConfig, JournalInputs};
+use engine::pipeline::config::{EngineConfig, JournalInputs, Topology};
 use engine::pipeline::{BarReplay, RunOutput, RunSpec, run};
 use engine::records::{Bar, ExecKind, ExecReport, PX_SCALE, Side};
 use engine::strategy::{Ctx, OrderRequest, Strategy, StrategyFactory};
@@ -68,17 +68,28 @@ fn run_mode(
     zero_copy: bool,
 ) -> RunOutput {
     let set = BarSet::open_dir(data, 2).unwrap();
-    let spec = RunSpec {
-        config: cfg,
-        symbols: set.symbols(),
-        factory: f,
-        out_dir: out,
-        control: None,
-        bars: Some(&set),
-        stop: None,
-    };
+    let mut spec = RunSpec::new(cfg, set.symbols(), f).bars(&set);
+    if let Some(out) = out {
+        spec = spec.out_dir(out);
+    }
     let source = if zero_copy { BarReplay::zero_copy(set.merged()) } else { BarReplay::new(set.merged()) };
-    run(&spec, source, &mut |_| {}).unwrap()
+    let r = run(spec, source, &mut |_| {}).unwrap();
+    let want = if cfg.pipeline.topology == Topology::Threads { Topology::Threads } else { Topology::Inline };
+    assert_eq!(r.topology, want, "auto picks inline for a replay");
+    r
+}
+
+/// The configs a determinism test compares: inline, and threads with 1..3 shards.
+fn topologies(base: &EngineConfig) -> Vec<(String, EngineConfig)> {
+    let mut v = vec![("inline".to_string(), EngineConfig { pipeline: Default::default(), ..base.clone() })];
+    v[0].1.pipeline.topology = Topology::Inline;
+    for shards in [1, 2, 3] {
+        let mut c = base.clone();
+        c.pipeline.topology = Topology::Threads;
+        c.pipeline.shards = shards;
+        v.push((format!("threads/{shards}"), c));
+    }
+    v
 }
 
 fn fills(dir: &Path) -> Vec<String> {
@@ -113,19 +124,27 @@ fn hand_checked_small_case() {
         n: 0,
         reports: reports.clone(),
     };
-    let out = d.path().join("run");
-    let r = run_dir(&data, Some(&out), &EngineConfig::default(), &ScriptFactory(script));
-    assert_eq!(
-        fills(&out),
-        vec![
-            "2024-01-02T14:31:00Z,T,buy,100,12.00,0.50,4294967297,none",
-            "2024-01-02T14:32:00Z,T,sell,100,14.00,0.50,4294967298,none",
-            "2024-01-02T14:33:00Z,T,sell,50,11.00,0.25,4294967299,none",
-            "2024-01-02T14:34:00Z,T,buy,50,8.00,0.25,4294967300,none",
-            "2024-01-02T14:36:00Z,T,buy,10,9.00,0.05,4294967301,none",
-            "2024-01-02T14:36:00Z,T,sell,10,9.00,0.05,4294967302,end_of_run",
-        ]
-    );
+    // The same hand-checked answer on every topology (the last run's result is checked below).
+    let mut r = None;
+    for (name, cfg) in topologies(&EngineConfig::default()) {
+        reports.lock().unwrap().clear();
+        let out = d.path().join(&name);
+        r = Some(run_dir(&data, Some(&out), &cfg, &ScriptFactory(script.clone())));
+        // columns: ts,symbol,side,qty,price,commission,order_id,reason,position,realized_pnl
+        assert_eq!(
+            fills(&out),
+            vec![
+                "2024-01-02T14:31:00Z,T,buy,100,12.00,0.50,T-1,none,100,0.00",
+                "2024-01-02T14:32:00Z,T,sell,100,14.00,0.50,T-2,none,0,199.00",
+                "2024-01-02T14:33:00Z,T,sell,50,11.00,0.25,T-3,none,-50,199.00",
+                "2024-01-02T14:34:00Z,T,buy,50,8.00,0.25,T-4,none,0,348.50",
+                "2024-01-02T14:36:00Z,T,buy,10,9.00,0.05,T-5,none,10,348.50",
+                "2024-01-02T14:36:00Z,T,sell,10,9.00,0.05,risk-1,end_of_run,0,348.40",
+            ],
+            "{name}"
+        );
+    }
+    let r = r.unwrap();
     // Round trip 1: -100*12 + 100*14 = +200, commissions 0.50 + 0.50 -> +199.00
     // Round trip 2 (short): +50*11 - 50*8 = +150, commissions 0.25 + 0.25 -> +149.50
     // Round trip 3: -10*9 + 10*9 = 0, commissions 0.05 + 0.05 -> -0.10
@@ -230,12 +249,20 @@ fn identical_across_shard_counts_runs_and_ring_sizes() {
     let data = d.path().join("data");
     write_random(&data, 7, 2_000, 42);
     let mut base: Option<(Vec<u8>, Vec<String>)> = None;
-    for (i, (shards, ring, queue)) in
-        [(1, 1 << 16, 1 << 16), (2, 1 << 16, 1 << 16), (3, 64, 64), (2, 64, 64), (1, 1 << 16, 1 << 16)]
-            .into_iter()
-            .enumerate()
+    for (i, (topo, shards, ring, queue)) in [
+        (Topology::Inline, 1, 1 << 16, 1 << 16),
+        (Topology::Threads, 1, 1 << 16, 1 << 16),
+        (Topology::Threads, 2, 1 << 16, 1 << 16),
+        (Topology::Threads, 3, 64, 64),
+        (Topology::Threads, 2, 64, 64),
+        (Topology::Inline, 1, 1 << 16, 1 << 16),
+        (Topology::Auto, 3, 1 << 16, 1 << 16),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut cfg = EngineConfig::default();
+        cfg.pipeline.topology = topo;
         cfg.pipeline.shards = shards;
         cfg.pipeline.ring_size = ring;
         cfg.pipeline.queue_size = queue;
@@ -244,7 +271,6 @@ fn identical_across_shard_counts_runs_and_ring_sizes() {
         let r = run_mode(&data, Some(&out), &cfg, &BusyFactory, i % 2 == 0);
         assert_eq!(r.bars, r.inputs);
         assert!(r.bars > 10_000);
-        assert_eq!(r.counters.prediction_mismatch, 0);
         assert!(r.positions.totals().0 > 500, "the strategy trades: {:?}", r.positions.totals());
         if ring == 64 {
             assert!(r.counters.ring_full > 0, "a 64-slot ring fills up, and that is counted");
@@ -253,8 +279,8 @@ fn identical_across_shard_counts_runs_and_ring_sizes() {
         match &base {
             None => base = Some(got),
             Some(b) => {
-                assert_eq!(b.1, got.1, "fills differ with {shards} shards, ring {ring}");
-                assert!(b.0 == got.0, "journal differs with {shards} shards, ring {ring}");
+                assert_eq!(b.1, got.1, "fills differ with {topo:?} {shards} shards, ring {ring}");
+                assert!(b.0 == got.0, "journal differs with {topo:?} {shards} shards, ring {ring}");
             }
         }
     }
@@ -266,14 +292,14 @@ fn portfolio_limits_are_deterministic_and_enforced() {
     let data = d.path().join("data");
     write_random(&data, 6, 1_500, 7);
     let mut base = None;
-    for shards in [1, 2, 3] {
-        let mut cfg = EngineConfig::default();
-        cfg.pipeline.shards = shards;
-        cfg.risk.one_active_trade = true;
-        cfg.risk.max_open_orders = 5;
-        cfg.risk.max_daily_loss_usd = 3;
-        cfg.journal.inputs = JournalInputs::All;
-        let out = d.path().join(format!("p{shards}"));
+    let mut limits = EngineConfig::default();
+    limits.risk.one_active_trade = true;
+    limits.risk.max_open_orders = 5;
+    limits.risk.max_daily_loss_usd = 3;
+    limits.journal.inputs = JournalInputs::All;
+    for (name, cfg) in topologies(&limits) {
+        let shards = &name;
+        let out = d.path().join(name.replace('/', "-"));
         let r = run_dir(&data, Some(&out), &cfg, &BusyFactory);
         assert!(r.rejects[engine::records::Reason::OneActiveTrade.raw() as usize] > 0);
         assert!(r.halts > 0, "the daily loss limit is hit at least once");
@@ -339,10 +365,15 @@ fn a_panicking_strategy_faults_only_its_symbol() {
     let prev = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let mut cfg = EngineConfig::default();
+    cfg.pipeline.topology = Topology::Threads;
     cfg.pipeline.shards = 2;
     let r = run_dir(&data, None, &cfg, &PanickyFactory);
+    cfg.pipeline.topology = Topology::Inline;
+    let r2 = run_dir(&data, None, &cfg, &PanickyFactory);
     std::panic::set_hook(prev);
     assert_eq!(r.counters.strategy_faults, 1);
+    assert_eq!(r2.counters.strategy_faults, 1);
+    assert_eq!(r.positions.trade_pnls_e9, r2.positions.trade_pnls_e9);
     let s0 = &r.positions.symbols[0];
     let s1 = &r.positions.symbols[1];
     let s2 = &r.positions.symbols[2];
@@ -377,5 +408,4 @@ fn risk_rejections_carry_reasons_and_reach_the_strategy() {
     assert_eq!(r.rejects[engine::records::Reason::InvalidOrder.raw() as usize], 1);
     let rejected = reports.lock().unwrap().iter().filter(|(k, _)| *k == ExecKind::Rejected).count();
     assert_eq!(rejected, 2);
-    assert_eq!(r.counters.prediction_mismatch, 0);
 }

@@ -125,7 +125,11 @@ pub struct Perf {
     pub bars_per_s_engine: f64,
     /// Bars per second of `wall_s`.
     pub bars_per_s_wall: f64,
-    /// Strategy shards.
+    /// The topology that ran (`inline` or `threads`; `pipeline.topology = "auto"` picks).
+    pub topology: String,
+    /// The venue orders went to (`sim` for backtests).
+    pub venue: String,
+    /// Strategy shards (the `threads` topology; `inline` runs every symbol on one thread).
     pub shards: usize,
     /// Where each stage ran.
     pub placement: Vec<StagePlacement>,
@@ -358,6 +362,8 @@ mod tests {
                 engine_s: 0.2,
                 bars_per_s_engine: 7815.0,
                 bars_per_s_wall: 3126.0,
+                topology: "inline".into(),
+                venue: "sim".into(),
                 shards: 1,
                 placement: vec![StagePlacement { stage: "rt-seq".into(), core: None, wait: "backoff".into() }],
                 counters: serde_json::json!({"ring_full": 0}),

@@ -98,11 +98,10 @@ impl Execution {
         };
         if kind.is_terminal() {
             self.orders.remove(&r.order_id);
-        } else if matches!(kind, ExecKind::Accepted | ExecKind::PartiallyFilled | ExecKind::Replaced)
-            && t.state == OrdState::PendingNew
+        } else if (matches!(kind, ExecKind::Accepted | ExecKind::PartiallyFilled | ExecKind::Replaced)
+            && t.state == OrdState::PendingNew)
+            || kind == ExecKind::CancelRejected
         {
-            t.state = OrdState::Working;
-        } else if kind == ExecKind::CancelRejected {
             t.state = OrdState::Working;
         }
         true
@@ -112,7 +111,8 @@ impl Execution {
     /// order (a simulated venue fills close-outs at the last price; a broker gets market orders).
     /// `next_id` numbers the close-out orders.
     pub fn end_of_data(&mut self, ts: i64, next_id: &mut impl FnMut() -> OrderId) {
-        let mut live: Vec<(SymbolId, OrderId)> = self.orders.values().map(|t| (t.order.symbol, t.order.order_id)).collect();
+        let mut live: Vec<(SymbolId, OrderId)> =
+            self.orders.values().map(|t| (t.order.symbol, t.order.order_id)).collect();
         live.sort_unstable();
         let mut k = 0;
         for s in 0..self.pos.len() {

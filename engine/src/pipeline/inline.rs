@@ -59,7 +59,7 @@ impl RiskLink for Links<'_, '_, '_> {
         self.q.to_shard.push_back(m);
     }
     #[inline]
-    fn from_shard(&mut self, _k: usize, seq: u64) -> Option<RiskMsg> {
+    fn take_from_shard(&mut self, _k: usize, seq: u64) -> Option<RiskMsg> {
         if self.q.to_risk.front().is_some_and(|m| m.seq <= seq) { self.q.to_risk.pop_front() } else { None }
     }
     #[inline]

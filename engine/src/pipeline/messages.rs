@@ -62,14 +62,27 @@ pub struct InputRec {
 
 impl From<&Event> for InputRec {
     fn from(e: &Event) -> Self {
-        InputRec { ts_recv_ns: e.ts_recv_ns, symbol: e.symbol, kind: e.kind, interval_s: e.interval_s, payload: e.payload }
+        InputRec {
+            ts_recv_ns: e.ts_recv_ns,
+            symbol: e.symbol,
+            kind: e.kind,
+            interval_s: e.interval_s,
+            payload: e.payload,
+        }
     }
 }
 
 impl InputRec {
     /// Back to a ring event.
     pub fn to_event(&self) -> Event {
-        Event { ts_recv_ns: self.ts_recv_ns, symbol: self.symbol, kind: self.kind, _pad: 0, interval_s: self.interval_s, payload: self.payload }
+        Event {
+            ts_recv_ns: self.ts_recv_ns,
+            symbol: self.symbol,
+            kind: self.kind,
+            _pad: 0,
+            interval_s: self.interval_s,
+            payload: self.payload,
+        }
     }
     /// True for a clock tick.
     pub fn is_timer(&self) -> bool {
@@ -155,7 +168,9 @@ impl Flow {
     /// `seq u64 | ts i64 | kind u8 | sub u8 | aux u16 | symbol u32 | payload [u64; 6]`.
     pub fn encode(&self) -> [u8; JOURNAL_RECORD] {
         let (ts, kind, sub, aux, symbol, payload): (i64, u8, u8, u16, u32, [u64; 6]) = match &self.body {
-            FlowBody::Input(e) if e.is_timer() => (e.ts_recv_ns, jkind::TIMER, 0, e.payload[1] as u16, u32::MAX, e.payload),
+            FlowBody::Input(e) if e.is_timer() => {
+                (e.ts_recv_ns, jkind::TIMER, 0, e.payload[1] as u16, u32::MAX, e.payload)
+            }
             FlowBody::Input(e) => (e.ts_recv_ns, jkind::INPUT, e.kind, e.interval_s, e.symbol.0, e.payload),
             FlowBody::Decision { order, reason, ts } => {
                 (*ts, jkind::DECISION, 0, reason.raw(), order.symbol.0, bytemuck::cast(*order))

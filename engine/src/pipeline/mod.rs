@@ -258,7 +258,11 @@ fn check(cfg: &EngineConfig) -> Result<(), PipelineError> {
 /// Run the pipeline over `source` (and the spec's other inputs) until they end or a stop is
 /// requested. `monitor` is called now and then on the calling thread with the live counters
 /// (progress bars, metrics).
-pub fn run<S: Source>(spec: RunSpec<'_>, source: S, monitor: &mut dyn FnMut(&Counters)) -> Result<RunOutput, PipelineError> {
+pub fn run<S: Source>(
+    spec: RunSpec<'_>,
+    source: S,
+    monitor: &mut dyn FnMut(&Counters),
+) -> Result<RunOutput, PipelineError> {
     let cfg = spec.config;
     check(cfg)?;
     let streams = match (source.by_reference(), spec.bars) {
@@ -297,7 +301,8 @@ pub fn run<S: Source>(spec: RunSpec<'_>, source: S, monitor: &mut dyn FnMut(&Cou
         None => None,
     };
     let mut rec = recorder::Recorder::new(names, journal);
-    let mut seqr = sequencer::Sequencer::new(source, spec.sources, spec.ingress, spec.stop, spec.clock, cfg.pipeline.timer_ms);
+    let mut seqr =
+        sequencer::Sequencer::new(source, spec.sources, spec.ingress, spec.stop, spec.clock, cfg.pipeline.timer_ms);
     let risk_flattens = cfg.risk.max_daily_loss_usd > 0;
     let placement = match topology {
         Topology::Threads => {

@@ -12,8 +12,7 @@ use super::messages::{Flow, FlowBody, InputRec, RiskMsg, ShardMsg, ToRisk};
 use super::source::Input;
 use super::{Counters, shard_of};
 use crate::records::{
-    ControlKind, Event, EventKind, ExecKind, ExecReport, Lifecycle, Order, Reason, RemovalPolicy, SymbolId,
-    unpack_name,
+    ControlKind, Event, EventKind, ExecKind, ExecReport, Lifecycle, Order, Reason, RemovalPolicy, SymbolId, unpack_name,
 };
 use crate::risk::Risk;
 use std::sync::atomic::Ordering;
@@ -25,7 +24,7 @@ pub(crate) trait RiskLink {
     fn to_shard(&mut self, k: usize, m: ShardMsg);
     /// The next message shard `k` produced for event `seq` (or earlier), once shard `k` has
     /// handled `seq`; `None` when there is no more.
-    fn from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg>;
+    fn take_from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg>;
     /// Pass a step of the decision flow to the recorder.
     fn flow(&mut self, f: Flow);
     /// Phase A of `seq` is done: shards waiting on it may go on.
@@ -58,7 +57,14 @@ pub(crate) struct RiskStage<'a> {
 }
 
 impl<'a> RiskStage<'a> {
-    pub fn new(risk: Risk, exec: Execution, n_symbols: usize, n_shards: usize, inputs_all: bool, counters: &'a Counters) -> Self {
+    pub fn new(
+        risk: Risk,
+        exec: Execution,
+        n_symbols: usize,
+        n_shards: usize,
+        inputs_all: bool,
+        counters: &'a Counters,
+    ) -> Self {
         RiskStage {
             risk,
             exec,
@@ -188,13 +194,14 @@ impl<'a> RiskStage<'a> {
                     self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            Some(ControlKind::RemoveSymbol)
+                if self.member(s) == Member::Active && RemovalPolicy::from_raw(c.args[0] as u8).is_some() =>
+            {
+                self.members[s.0 as usize] = Member::Removing;
+                self.risk.set_removing(s, true);
+            }
             Some(ControlKind::RemoveSymbol) => {
-                if self.member(s) == Member::Active && RemovalPolicy::from_raw(c.args[0] as u8).is_some() {
-                    self.members[s.0 as usize] = Member::Removing;
-                    self.risk.set_removing(s, true);
-                } else {
-                    self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
-                }
+                self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
             }
             Some(ControlKind::EndOfData) => {
                 let risk = &mut self.risk;
@@ -260,7 +267,7 @@ impl<'a> RiskStage<'a> {
 
     #[inline]
     fn consume<L: RiskLink>(&mut self, seq: u64, k: usize, link: &mut L) {
-        while let Some(m) = link.from_shard(k, seq) {
+        while let Some(m) = link.take_from_shard(k, seq) {
             self.process(m, link);
         }
     }
@@ -270,7 +277,7 @@ impl<'a> RiskStage<'a> {
     fn consume_all<L: RiskLink>(&mut self, seq: u64, link: &mut L) {
         let mut batch = std::mem::take(&mut self.batch);
         for k in 0..self.n_shards {
-            while let Some(m) = link.from_shard(k, seq) {
+            while let Some(m) = link.take_from_shard(k, seq) {
                 batch.push(m);
             }
         }

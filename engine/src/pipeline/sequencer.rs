@@ -287,7 +287,14 @@ mod tests {
     use crate::records::{Bar, EventKind, SymbolId};
 
     fn bar_at(s: u32, end_s: i64) -> Event {
-        let b = Bar { ts_event_ns: (end_s - 60) * 1_000_000_000, open_px_e9: 1, high_px_e9: 1, low_px_e9: 1, close_px_e9: 1, volume: 0 };
+        let b = Bar {
+            ts_event_ns: (end_s - 60) * 1_000_000_000,
+            open_px_e9: 1,
+            high_px_e9: 1,
+            low_px_e9: 1,
+            close_px_e9: 1,
+            volume: 0,
+        };
         Event::bar(SymbolId(s), &b, 60, end_s * 1_000_000_000)
     }
 
@@ -305,7 +312,10 @@ mod tests {
     #[test]
     fn merges_sources_by_time_with_ticks_and_an_end() {
         let bars = Script::new([bar_at(0, 60), bar_at(1, 60), bar_at(0, 180)]);
-        let ctl = Script::new([Event::add_symbol(SymbolId(1), "B", 60_000_000_000), Event::control(ControlKind::SessionStart, 120_000_000_000, [0; 4])]);
+        let ctl = Script::new([
+            Event::add_symbol(SymbolId(1), "B", 60_000_000_000),
+            Event::control(ControlKind::SessionStart, 120_000_000_000, [0; 4]),
+        ]);
         let seq = Sequencer::new(bars, vec![Box::new(ctl)], None, None, Clock::Event, 60_000);
         let (t, b, c) = (EventKind::Timer.raw(), EventKind::Bar.raw(), EventKind::Control.raw());
         assert_eq!(
@@ -317,7 +327,14 @@ mod tests {
     #[test]
     fn a_stop_request_ends_the_input_and_says_so() {
         let stop = AtomicBool::new(false);
-        let mut seq = Sequencer::new(Script::new([bar_at(0, 60), bar_at(0, 120)]), Vec::new(), None, Some(&stop), Clock::Event, 0);
+        let mut seq = Sequencer::new(
+            Script::new([bar_at(0, 60), bar_at(0, 120)]),
+            Vec::new(),
+            None,
+            Some(&stop),
+            Clock::Event,
+            0,
+        );
         assert!(matches!(seq.next(), Next::Event(e) if e.kind == EventKind::Bar.raw()));
         stop.store(true, Ordering::Relaxed);
         let rest: Vec<u8> = std::iter::from_fn(|| match seq.next() {

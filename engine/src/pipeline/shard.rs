@@ -332,7 +332,14 @@ impl<'a> Shard<'a> {
 
     /// Run a strategy callback, then pass on what it asked for.
     #[inline]
-    fn call<L: ShardLink>(&mut self, seq: u64, i: usize, ts: i64, link: &mut L, f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>)) {
+    fn call<L: ShardLink>(
+        &mut self,
+        seq: u64,
+        i: usize,
+        ts: i64,
+        link: &mut L,
+        f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>),
+    ) {
         let st = self.syms[i].as_mut().expect("owned");
         st.last_ts = ts;
         if st.faulted || st.removed || st.removing == Some(RemovalPolicy::Flatten) {
@@ -340,8 +347,14 @@ impl<'a> Shard<'a> {
         }
         let Some(strategy) = st.strategy.as_deref_mut() else { return };
         self.intents.clear();
-        let mut ctx =
-            Ctx::new(SymbolId(i as u32), ts, st.position, st.open.len() as u32, &mut st.next_order_no, &mut self.intents);
+        let mut ctx = Ctx::new(
+            SymbolId(i as u32),
+            ts,
+            st.position,
+            st.open.len() as u32,
+            &mut st.next_order_no,
+            &mut self.intents,
+        );
         if catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx))).is_err() {
             self.fault(seq, i, ts, link);
             return;

@@ -156,7 +156,9 @@ impl<'a> Input<'a> {
     #[inline]
     pub fn of(ev: &'a Event) -> Self {
         match ev.as_bar() {
-            Some(bar) => Input::Bar { symbol: ev.symbol, bar, interval_s: u32::from(ev.interval_s), ts_recv: ev.ts_recv_ns },
+            Some(bar) => {
+                Input::Bar { symbol: ev.symbol, bar, interval_s: u32::from(ev.interval_s), ts_recv: ev.ts_recv_ns }
+            }
             None => Input::Event(ev),
         }
     }
@@ -166,7 +168,12 @@ impl<'a> Input<'a> {
     pub fn of_ref(streams: &[StreamRef<'a>], r: u64) -> Option<Self> {
         let sr = streams.get((r >> 48) as usize)?;
         let bar = sr.bars.get((r & 0xffff_ffff_ffff) as usize)?;
-        Some(Input::Bar { symbol: sr.symbol, bar, interval_s: sr.interval_s, ts_recv: bar.ts_event_ns + sr.interval_ns })
+        Some(Input::Bar {
+            symbol: sr.symbol,
+            bar,
+            interval_s: sr.interval_s,
+            ts_recv: bar.ts_event_ns + sr.interval_ns,
+        })
     }
 
     /// A copy as a ring event (for journaling inputs).

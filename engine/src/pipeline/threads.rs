@@ -238,7 +238,7 @@ impl RiskLink for RiskSide<'_> {
         push_wait(&self.to_shards[k], m, &self.counters.full_risk_to_shard, self.abort);
     }
     #[inline]
-    fn from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
+    fn take_from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
         let held = self.look_seq[k];
         if held != NONE {
             if held > seq {
@@ -321,7 +321,8 @@ fn sequencer_loop<S: Source, P: Producer<Event>>(
                             slot._pad += 1;
                         }
                         _ => {
-                            let mut slot = Event { kind: EventKind::BarRefs.raw(), _pad: 1, ts_recv_ns, ..Event::default() };
+                            let mut slot =
+                                Event { kind: EventKind::BarRefs.raw(), _pad: 1, ts_recv_ns, ..Event::default() };
                             slot.payload[0] = r;
                             buf.push(slot);
                             open_refs = true;
@@ -418,7 +419,9 @@ pub(crate) fn run<S: Source>(
                             idle.reset();
                             for ev in &mut guard {
                                 let mut done = false;
-                                seq += expand(ev, seq, streams, &mut bad, |q, input| done |= sh.handle(q, input, &mut side));
+                                seq += expand(ev, seq, streams, &mut bad, |q, input| {
+                                    done |= sh.handle(q, input, &mut side)
+                                });
                                 if done {
                                     side.progress.store(seq, Ordering::Release);
                                     return;
@@ -527,7 +530,11 @@ pub(crate) fn run<S: Source>(
                 if *p != last[i].0 || *p >= published {
                     last[i] = (*p, now());
                 } else if last[i].1.elapsed() > stall {
-                    abort.set(PipelineError::StageStuck { stage: name.clone(), seq: *p, secs: last[i].1.elapsed().as_secs_f64() });
+                    abort.set(PipelineError::StageStuck {
+                        stage: name.clone(),
+                        seq: *p,
+                        secs: last[i].1.elapsed().as_secs_f64(),
+                    });
                 }
             }
         }
