@@ -409,3 +409,6 @@ fn risk_rejections_carry_reasons_and_reach_the_strategy() {
     let rejected = reports.lock().unwrap().iter().filter(|(k, _)| *k == ExecKind::Rejected).count();
     assert_eq!(rejected, 2);
 }
+
+#[path = "pipeline/second_shape.rs"]
+mod second_shape;

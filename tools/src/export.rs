@@ -80,6 +80,9 @@ fn write_csv_with_progress<W: Write>(
         n += 1;
         if n.is_multiple_of(65_536) {
             pb.set_position(n);
+            if crate::interrupt::requested() {
+                return Err(std::io::Error::other("interrupted"));
+            }
         }
     }
     w.flush()?;
@@ -94,6 +97,14 @@ pub fn open_set(dir: &Path) -> Result<BarSet> {
 
 /// Run `ringtape export csv`.
 pub fn run(args: Args) -> Result<()> {
+    // Ctrl-C sets a flag polled while writing: the temporary file is removed, nothing replaces --out.
+    let _ = crate::interrupt::flag();
+    if args.out.is_dir() {
+        return Err(bad_input(format!(
+            "--out {}: is a directory; give a CSV file path (or - for stdout)",
+            args.out.display()
+        )));
+    }
     let set = open_set(&args.dir)?;
     if let Some(s) = &args.symbol
         && set.symbols().get(s).is_none()
@@ -115,18 +126,22 @@ pub fn run(args: Args) -> Result<()> {
     let symbol = args.symbol.as_deref();
     let rows = if args.out.as_os_str() == "-" {
         let stdout = std::io::stdout().lock();
-        write_csv_with_progress(&set, symbol, &mut std::io::BufWriter::new(stdout), &pb).context("writing stdout")?
+        write_csv_with_progress(&set, symbol, &mut std::io::BufWriter::new(stdout), &pb).context("writing stdout")
     } else {
-        write_atomically(&args.out, |w| write_csv_with_progress(&set, symbol, w, &pb))?
+        write_atomically(&args.out, |w| write_csv_with_progress(&set, symbol, w, &pb))
     };
     pb.finish_and_clear();
+    if crate::interrupt::requested() {
+        return Err(crate::exit::interrupted(format!("interrupted; {} not written", args.out.display())));
+    }
+    let rows = rows?;
     if args.out.as_os_str() != "-" {
-        eprintln!(
+        crate::exit::report(format_args!(
             "exported {rows} bars of {} symbols from {} -> {}",
             symbol.map_or(set.symbols().len(), |_| 1),
             args.dir.display(),
             args.out.display()
-        );
+        ))?;
     }
     Ok(())
 }

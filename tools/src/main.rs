@@ -42,6 +42,7 @@ enum Export {
 }
 
 fn main() -> ExitCode {
+    exit::quiet_pipe_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return exit::clap_failure(e),

@@ -211,7 +211,7 @@ timestamp,open,high,low,close,volume
 yesterday,10,11,9,10.5,100
 2024-03-01 14:00:00,10,11,9
 2024-03-01 15:00:00,10,11,9,12,100
-2024-03-01 16:00:00,10,11,9,10.5,1e3
+2024-03-01 16:00:00,10,11,9,10.5,1500.5
 2024-03-01 17:00:00,10,11,9,10.5,100
 ";
 
@@ -470,7 +470,8 @@ fn two_inputs_writing_the_same_file_are_refused() {
     let out = d.path().join("out");
     let o = ringtape(&["import", "csv", &s(&a.join("same.csv")), &s(&b.join("same.csv")), "--out", &s(&out)]);
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.lines().last().unwrap().contains("both produce"), "{}", o.stderr);
+    assert!(o.stderr.lines().last().unwrap().contains("would both be written to"), "{}", o.stderr);
+    assert!(files_in(&out).is_empty(), "nothing written: {:?}", files_in(&out));
 }
 
 /// Parse `M/D/YYYY H:MM` New York local time into an RFC 3339 UTC string like fills.csv uses.
@@ -648,6 +649,9 @@ fn orb_trades_synthetic_days_identically_with_one_and_three_shards() {
     assert_eq!(r["fills"].as_u64().unwrap(), 2 * trades, "entry + exit per trade");
     assert!(results[0] == results[1], "identical results and journals with 1 and 3 shards");
 }
+
+#[path = "cli/import.rs"]
+mod import;
 
 #[path = "cli/journal.rs"]
 mod journal_cases;

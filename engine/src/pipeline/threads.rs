@@ -56,20 +56,23 @@ impl Abort {
     }
 }
 
-/// Push to a bounded queue; when full, count it and wait for room (watching `abort`).
+/// Push to a bounded queue; when full, count it and wait for room (watching `abort`; `waiting`
+/// tells the watchdog this stage is blocked by another, not stuck itself).
 #[inline]
-fn push_wait<T>(q: &ArrayQueue<T>, v: T, full: &AtomicU64, abort: &Abort) {
+fn push_wait<T>(q: &ArrayQueue<T>, v: T, full: &AtomicU64, abort: &Abort, waiting: &AtomicBool) {
     let Err(mut v) = q.push(v) else { return };
     full.fetch_add(1, Ordering::Relaxed);
+    waiting.store(true, Ordering::Relaxed);
     let mut w = Waiter::new(Wait::Backoff);
     loop {
         abort.check();
         w.wait();
         match q.push(v) {
-            Ok(()) => return,
+            Ok(()) => break,
             Err(back) => v = back,
         }
     }
+    waiting.store(false, Ordering::Relaxed);
 }
 
 struct Placement {
@@ -152,6 +155,7 @@ struct ShardSide<'a> {
     held: VecDeque<ShardMsg>,
     progress: &'a CachePadded<AtomicU64>,
     venue_done: &'a CachePadded<AtomicU64>,
+    waiting: &'a AtomicBool,
     counters: &'a Counters,
     abort: &'a Abort,
     waiter: Waiter,
@@ -169,7 +173,7 @@ impl ShardSide<'_> {
 impl ShardLink for ShardSide<'_> {
     #[inline]
     fn send(&mut self, m: RiskMsg) {
-        push_wait(self.to_risk, m, &self.counters.full_shard_to_risk, self.abort);
+        push_wait(self.to_risk, m, &self.counters.full_shard_to_risk, self.abort, self.waiting);
     }
     #[inline]
     fn recv(&mut self) -> Option<ShardMsg> {
@@ -182,12 +186,14 @@ impl ShardLink for ShardSide<'_> {
         // Risk needs our progress up to `seq` to get there.
         self.progress.store(seq, Ordering::Release);
         self.counters.shard_waits.fetch_add(1, Ordering::Relaxed);
+        self.waiting.store(true, Ordering::Relaxed);
         self.waiter.reset();
         while self.venue_done.load(Ordering::Acquire) <= seq {
             self.pump();
             self.abort.check();
             self.waiter.wait();
         }
+        self.waiting.store(false, Ordering::Relaxed);
     }
 }
 
@@ -200,6 +206,7 @@ struct RiskSide<'a> {
     progress: &'a [CachePadded<AtomicU64>],
     venue_done: &'a CachePadded<AtomicU64>,
     to_rec: &'a ArrayQueue<Flow>,
+    waiting: &'a AtomicBool,
     counters: &'a Counters,
     abort: &'a Abort,
     waiter: Waiter,
@@ -220,10 +227,12 @@ impl RiskSide<'_> {
             return;
         }
         self.counters.risk_waits.fetch_add(1, Ordering::Relaxed);
+        self.waiting.store(true, Ordering::Relaxed);
         self.waiter.reset();
         loop {
             self.seen[k] = self.progress[k].load(Ordering::Acquire);
             if self.seen[k] > seq {
+                self.waiting.store(false, Ordering::Relaxed);
                 return;
             }
             self.abort.check();
@@ -235,7 +244,7 @@ impl RiskSide<'_> {
 impl RiskLink for RiskSide<'_> {
     #[inline]
     fn to_shard(&mut self, k: usize, m: ShardMsg) {
-        push_wait(&self.to_shards[k], m, &self.counters.full_risk_to_shard, self.abort);
+        push_wait(&self.to_shards[k], m, &self.counters.full_risk_to_shard, self.abort, self.waiting);
     }
     #[inline]
     fn take_from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
@@ -259,7 +268,7 @@ impl RiskLink for RiskSide<'_> {
     }
     #[inline]
     fn flow(&mut self, f: Flow) {
-        push_wait(self.to_rec, f, &self.counters.full_to_recorder, self.abort);
+        push_wait(self.to_rec, f, &self.counters.full_to_recorder, self.abort, self.waiting);
     }
     #[inline]
     fn venue_done(&mut self, seq: u64) {
@@ -369,6 +378,9 @@ pub(crate) fn run<S: Source>(
     let to_shards: Vec<ArrayQueue<ShardMsg>> = (0..n).map(|_| ArrayQueue::new(pc.queue_size)).collect();
     let progress: Vec<CachePadded<AtomicU64>> = (0..n).map(|_| CachePadded::new(AtomicU64::new(0))).collect();
     let venue_done = CachePadded::new(AtomicU64::new(0));
+    let risk_done = CachePadded::new(AtomicU64::new(0));
+    // Per stage (shards, then risk): blocked by another stage right now.
+    let waiting: Vec<CachePadded<AtomicBool>> = (0..=n).map(|_| CachePadded::new(AtomicBool::new(false))).collect();
     let to_rec: ArrayQueue<Flow> = ArrayQueue::new(pc.queue_size);
     let risk_finished = AtomicBool::new(false);
     let recorded = AtomicU64::new(0);
@@ -405,6 +417,7 @@ pub(crate) fn run<S: Source>(
                 held: VecDeque::new(),
                 progress: &progress[k],
                 venue_done: &venue_done,
+                waiting: &waiting[k],
                 counters: c,
                 abort,
                 waiter: Waiter::new(hot),
@@ -445,6 +458,7 @@ pub(crate) fn run<S: Source>(
             progress: &progress,
             venue_done: &venue_done,
             to_rec: &to_rec,
+            waiting: &waiting[n],
             counters: c,
             abort,
             waiter: Waiter::new(hot),
@@ -452,7 +466,7 @@ pub(crate) fn run<S: Source>(
             look: vec![None; n],
             look_seq: vec![NONE; n],
         };
-        let risk_finished = &risk_finished;
+        let (risk_finished, risk_done) = (&risk_finished, &risk_done);
         handles.push(spawn(s, "risk".into(), placement.risk, abort, {
             let mut poller = risk_poller;
             move || {
@@ -474,6 +488,7 @@ pub(crate) fn run<S: Source>(
                                     return;
                                 }
                             }
+                            risk_done.store(seq, Ordering::Relaxed);
                         }
                         Err(Polling::NoEvents) => {
                             abort.check();
@@ -519,22 +534,22 @@ pub(crate) fn run<S: Source>(
             if pc.stall_timeout_ms == 0 || abort.flag.load(Ordering::Relaxed) {
                 continue;
             }
+            // A stage is stuck when it has work (its progress is behind what was published), its
+            // progress has not moved for the timeout, and it is not blocked by another stage.
             let published = c.published.load(Ordering::Relaxed);
             let mut stages: Vec<(String, u64)> =
                 progress.iter().enumerate().map(|(k, p)| (format!("shard-{k}"), p.load(Ordering::Relaxed))).collect();
-            stages.push(("risk".into(), venue_done.load(Ordering::Relaxed)));
+            stages.push(("risk".into(), risk_done.load(Ordering::Relaxed)));
             if last.len() != stages.len() {
                 last = stages.iter().map(|(_, p)| (*p, now())).collect();
             }
             for (i, (name, p)) in stages.iter().enumerate() {
-                if *p != last[i].0 || *p >= published {
+                if *p != last[i].0 || *p >= published || waiting[i].load(Ordering::Relaxed) {
                     last[i] = (*p, now());
                 } else if last[i].1.elapsed() > stall {
-                    abort.set(PipelineError::StageStuck {
-                        stage: name.clone(),
-                        seq: *p,
-                        secs: last[i].1.elapsed().as_secs_f64(),
-                    });
+                    let secs = last[i].1.elapsed().as_secs_f64();
+                    abort.set(PipelineError::StageStuck { stage: name.clone(), seq: *p, secs });
+                    break;
                 }
             }
         }
