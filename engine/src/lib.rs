@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 
 pub mod barfile;
+pub mod journal;
 pub mod merge;
 pub mod pipeline;
 pub mod records;

@@ -494,3 +494,6 @@ impl Risk {
         self.check_daily_loss();
     }
 }
+#[cfg(test)]
+#[path = "risk_tests.rs"]
+mod tests;

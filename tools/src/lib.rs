@@ -31,6 +31,7 @@ pub mod exit;
 pub mod export;
 pub mod import_csv;
 pub mod interrupt;
+pub mod journal;
 pub mod progress;
 pub mod rundir;
 pub mod summary;

@@ -25,6 +25,8 @@ enum Command {
     /// Convert bar files into other formats
     #[command(subcommand)]
     Export(Export),
+    /// Print a run's journal, one line (or JSON object) per record
+    Journal(ringtape_tools::journal::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Backtest(args) => backtest::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Export(Export::Csv(args)) => export::run(args),
+        Command::Journal(args) => ringtape_tools::journal::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -652,3 +652,6 @@ fn orb_trades_synthetic_days_identically_with_one_and_three_shards() {
 
 #[path = "cli/import.rs"]
 mod import;
+
+#[path = "cli/journal.rs"]
+mod journal_cases;
