@@ -90,6 +90,9 @@ struct Sym {
     open_orders: u32,
     open_buy: u64,
     open_sell: u64,
+    /// Shares of working reduce-only orders per side (what is already being closed).
+    open_reduce_buy: u64,
+    open_reduce_sell: u64,
     open_entries: u32,
     active: bool,
     removing: bool,
@@ -114,7 +117,11 @@ pub struct Risk {
     peak_e9: i128,
     max_drawdown_e9: i128,
     daily: Vec<(i64, i128)>,
-    open: std::collections::HashMap<OrderId, (Order, u32), IdHash>,
+    /// Working orders: the order, its unfilled shares, and the price its notional is counted at
+    /// (0 for reduce-only orders).
+    open: std::collections::HashMap<OrderId, (Order, u32, i64), IdHash>,
+    /// Notional of working orders that add exposure, 1e-9 USD.
+    open_notional_e9: i128,
     flatten: Vec<Order>,
     next_risk_order: u32,
     /// Rejections per [`Reason`] (indexed by the raw reason).
@@ -148,6 +155,7 @@ impl Risk {
             max_drawdown_e9: 0,
             daily: Vec::with_capacity(1024),
             open: std::collections::HashMap::with_capacity_and_hasher(4096, IdHash::default()),
+            open_notional_e9: 0,
             flatten: Vec::new(),
             next_risk_order: 1,
             rejects: [0; 16],
@@ -323,16 +331,26 @@ impl Risk {
                 if pos == 0 {
                     continue;
                 }
+                let sym = &self.syms[i];
+                // What is already being closed by working exits needs no second order.
+                let closing = if pos > 0 { sym.open_reduce_sell } else { sym.open_reduce_buy };
+                let rest = pos.unsigned_abs().saturating_sub(closing);
+                if rest == 0 {
+                    continue;
+                }
                 let id = self.own_order_id();
                 let order = Order {
                     order_id: id,
                     symbol: SymbolId(i as u32),
-                    qty: u32::try_from(pos.unsigned_abs()).unwrap_or(u32::MAX),
+                    qty: u32::try_from(rest).unwrap_or(u32::MAX),
                     side: if pos > 0 { Side::Sell.raw() } else { Side::Buy.raw() },
                     order_type: OrderType::Market.raw(),
                     reduce_only: 1,
                     ..Default::default()
                 };
+                // Risk's own orders are working orders like any other: a strategy exit of the
+                // same shares is then refused instead of selling them twice.
+                self.register(&order, 0);
                 self.flatten.push(order);
             }
         }
@@ -345,17 +363,8 @@ impl Risk {
         match r {
             Ok(()) => {
                 let i = o.symbol.0 as usize;
-                let sym = &mut self.syms[i];
-                sym.open_orders += 1;
-                match o.side() {
-                    Some(Side::Buy) => sym.open_buy += u64::from(o.qty),
-                    _ => sym.open_sell += u64::from(o.qty),
-                }
-                if o.reduce_only == 0 {
-                    sym.open_entries += 1;
-                }
-                self.open_orders += 1;
-                self.open.insert(o.order_id, (*o, o.qty));
+                let px = if o.reduce_only != 0 { 0 } else { self.notional_px(o) };
+                self.register(o, px);
                 if self.cfg.max_orders_per_sec > 0 {
                     if self.rate.len() == self.cfg.max_orders_per_sec as usize {
                         self.rate.pop_front();
@@ -367,6 +376,59 @@ impl Risk {
             Err(reason) => self.rejects[reason.raw() as usize] += 1,
         }
         r
+    }
+
+    /// The price an order's notional is counted at: its limit or stop, else the symbol's mark.
+    fn notional_px(&self, o: &Order) -> i64 {
+        match o.kind() {
+            Some(OrderType::Limit) => o.limit_px_e9,
+            Some(OrderType::Stop) => o.stop_px_e9,
+            _ => self.syms.get(o.symbol.0 as usize).map_or(0, |s| s.mark_px_e9),
+        }
+    }
+
+    /// Count an order as working.
+    fn register(&mut self, o: &Order, px: i64) {
+        let i = o.symbol.0 as usize;
+        let sym = &mut self.syms[i];
+        sym.open_orders += 1;
+        let q = u64::from(o.qty);
+        match (o.side(), o.reduce_only != 0) {
+            (Some(Side::Buy), false) => sym.open_buy += q,
+            (Some(Side::Buy), true) => {
+                sym.open_buy += q;
+                sym.open_reduce_buy += q;
+            }
+            (_, false) => sym.open_sell += q,
+            (_, true) => {
+                sym.open_sell += q;
+                sym.open_reduce_sell += q;
+            }
+        }
+        if o.reduce_only == 0 {
+            sym.open_entries += 1;
+        }
+        self.open_orders += 1;
+        self.open_notional_e9 += i128::from(o.qty) * i128::from(px);
+        self.open.insert(o.order_id, (*o, o.qty, px));
+        self.update_active(i);
+    }
+
+    /// Release `qty` shares of a working order (filled, or done).
+    fn release(&mut self, order: &Order, qty: u32, px: i64) {
+        let sym = &mut self.syms[order.symbol.0 as usize];
+        let q = u64::from(qty);
+        match order.side() {
+            Some(Side::Buy) => sym.open_buy = sym.open_buy.saturating_sub(q),
+            _ => sym.open_sell = sym.open_sell.saturating_sub(q),
+        }
+        if order.reduce_only != 0 {
+            match order.side() {
+                Some(Side::Buy) => sym.open_reduce_buy = sym.open_reduce_buy.saturating_sub(q),
+                _ => sym.open_reduce_sell = sym.open_reduce_sell.saturating_sub(q),
+            }
+        }
+        self.open_notional_e9 -= i128::from(qty) * i128::from(px);
     }
 
     fn check_inner(&self, o: &Order, ts: i64) -> Decision {
@@ -387,8 +449,10 @@ impl Risk {
         let sym = &self.syms[i];
         let reduce = o.reduce_only != 0;
         if reduce {
-            let reduces = (side == Side::Sell && sym.pos > 0 && i64::from(o.qty) <= sym.pos)
-                || (side == Side::Buy && sym.pos < 0 && i64::from(o.qty) <= -sym.pos);
+            // It must reduce the position net of the exits already working (risk's own included).
+            let q = u64::from(o.qty);
+            let reduces = (side == Side::Sell && sym.pos > 0 && q + sym.open_reduce_sell <= sym.pos.unsigned_abs())
+                || (side == Side::Buy && sym.pos < 0 && q + sym.open_reduce_buy <= sym.pos.unsigned_abs());
             if !reduces {
                 return Err(Reason::InvalidOrder);
             }
@@ -422,12 +486,13 @@ impl Risk {
             }
         }
         if !reduce && self.cfg.max_gross_notional_usd > 0 {
-            let px = match kind {
-                OrderType::Limit => o.limit_px_e9,
-                OrderType::Stop => o.stop_px_e9,
-                OrderType::Market => sym.mark_px_e9,
-            };
-            let after = self.gross_e9 + i128::from(o.qty) * i128::from(px);
+            let px = self.notional_px(o);
+            if px <= 0 {
+                // A market order for a symbol with no price yet cannot be valued: refused.
+                return Err(Reason::MaxGrossNotional);
+            }
+            // Positions at their marks, plus working orders that add exposure, plus this one.
+            let after = self.gross_e9 + self.open_notional_e9 + i128::from(o.qty) * i128::from(px);
             if after > i128::from(self.cfg.max_gross_notional_usd) * i128::from(PX_SCALE) {
                 return Err(Reason::MaxGrossNotional);
             }
@@ -459,34 +524,37 @@ impl Risk {
             self.gross_e9 += (i128::from(sym.pos.unsigned_abs()) - old_abs) * mark;
         }
         if kind == ExecKind::Replaced {
-            if let Some((order, leaves)) = self.open.get_mut(&r.order_id) {
-                let sym = &mut self.syms[i];
-                let (old, new) = (u64::from(*leaves), u64::from(r.leaves_qty));
-                match order.side() {
-                    Some(Side::Buy) => sym.open_buy = (sym.open_buy + new).saturating_sub(old),
-                    _ => sym.open_sell = (sym.open_sell + new).saturating_sub(old),
+            if let Some(&(order, leaves, px)) = self.open.get(&r.order_id) {
+                // Release the old rest and count the new one.
+                self.release(&order, leaves, px);
+                let mut grown = order;
+                grown.qty = r.leaves_qty;
+                self.syms[i].open_orders -= 1;
+                self.open_orders -= 1;
+                if order.reduce_only == 0 {
+                    self.syms[i].open_entries -= 1;
                 }
-                *leaves = r.leaves_qty;
+                self.register(&grown, px);
+                if let Some(e) = self.open.get_mut(&r.order_id) {
+                    e.0 = order;
+                }
             }
             return;
         }
-        if let Some((order, leaves)) = self.open.get_mut(&r.order_id) {
-            let order = *order;
-            let sym = &mut self.syms[i];
-            let done = if kind.is_fill() { r.fill_qty.min(*leaves) } else { 0 };
-            *leaves -= done;
-            let release = if kind.is_terminal() { u64::from(done + *leaves) } else { u64::from(done) };
-            match order.side() {
-                Some(Side::Buy) => sym.open_buy = sym.open_buy.saturating_sub(release),
-                _ => sym.open_sell = sym.open_sell.saturating_sub(release),
-            }
+        if let Some(&(order, leaves, px)) = self.open.get(&r.order_id) {
+            let done = if kind.is_fill() { r.fill_qty.min(leaves) } else { 0 };
+            let release = if kind.is_terminal() { leaves } else { done };
+            self.release(&order, release, px);
             if kind.is_terminal() {
                 self.open.remove(&r.order_id);
+                let sym = &mut self.syms[i];
                 sym.open_orders = sym.open_orders.saturating_sub(1);
                 if order.reduce_only == 0 {
                     sym.open_entries = sym.open_entries.saturating_sub(1);
                 }
                 self.open_orders = self.open_orders.saturating_sub(1);
+            } else if let Some(e) = self.open.get_mut(&r.order_id) {
+                e.1 = leaves - done;
             }
         }
         self.update_active(i);
