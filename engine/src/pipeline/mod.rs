@@ -238,21 +238,11 @@ pub fn pick_topology(cfg: &EngineConfig, live: bool) -> Topology {
     }
 }
 
+/// The whole config is checked before a run builds anything (see [`config::EngineConfig::validate`]);
+/// warnings are the caller's to show.
 fn check(cfg: &EngineConfig) -> Result<(), PipelineError> {
-    let pc = &cfg.pipeline;
-    if pc.shards == 0 || pc.shards > 256 {
-        return Err(PipelineError::Config(format!("pipeline.shards = {} (use 1..=256)", pc.shards)));
-    }
-    if !pc.ring_size.is_power_of_two() || !(64..=1 << 24).contains(&pc.ring_size) {
-        return Err(PipelineError::Config(format!(
-            "pipeline.ring_size = {} (use a power of two in 64..=16777216)",
-            pc.ring_size
-        )));
-    }
-    if !(64..=1 << 22).contains(&pc.queue_size) {
-        return Err(PipelineError::Config(format!("pipeline.queue_size = {} (use 64..=4194304)", pc.queue_size)));
-    }
-    Ok(())
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len().max(1));
+    cfg.validate(cores).map(drop).map_err(|e| PipelineError::Config(e.to_string()))
 }
 
 /// Run the pipeline over `source` (and the spec's other inputs) until they end or a stop is
