@@ -277,10 +277,17 @@ pub fn run(args: Args) -> Result<()> {
         set.streams().iter().map(|s| Interval { secs: s.file.header().interval_s }).collect();
     intervals.sort();
     intervals.dedup();
+    let fingerprint = set.fingerprint();
+    let session = engine::records::session_id(
+        "bt",
+        format!("{config_toml}{fingerprint:?}{}{:?}", checked.strategy, serde_json::to_string(&checked.params)?)
+            .as_bytes(),
+    );
     let meta = serde_json::json!({
-        "format": "ringtape journal v1: 16-byte header (magic RTJRNL\\0\\x01, version u16, record size u16), then 72-byte records",
+        "format": "ringtape journal v2: 16-byte header (magic RTJRNL\\0\\x01, version u16, record size u16), then 72-byte records",
+        "session": session,
         "data_dir": data_dir.display().to_string(),
-        "files": set.fingerprint().iter().map(|(s, i, n, h)| serde_json::json!({"symbol": s, "interval_s": i, "bars": n, "xxh3": format!("{h:016x}")})).collect::<Vec<_>>(),
+        "files": fingerprint.iter().map(|(s, i, n, h)| serde_json::json!({"symbol": s, "interval_s": i, "bars": n, "xxh3": format!("{h:016x}")})).collect::<Vec<_>>(),
         "symbols": set.symbols().names(),
         "strategy": checked.strategy,
         "strategy_params": serde_json::to_value(&checked.params)?,
