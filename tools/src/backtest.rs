@@ -30,8 +30,6 @@ use std::time::Instant;
 pub const BUILTIN_CSV: &str = include_str!("../../data/real/SP500_NOV2019_IDay.csv");
 /// Symbol of the built-in data.
 pub const BUILTIN_SYMBOL: &str = "SP500";
-/// Exit code of a run stopped by SIGINT/SIGTERM (128 + SIGINT, the shell convention).
-pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Arguments of `ringtape backtest`.
 #[derive(Debug, clap::Args)]
@@ -253,8 +251,7 @@ pub fn run(args: Args) -> Result<()> {
     let plan = crate::rundir::Plan::new(args.out.as_deref(), args.force)?;
     if crate::interrupt::requested() {
         // Stopped while checking: there is no run to keep.
-        eprintln!("interrupted before the run started; nothing written");
-        std::process::exit(EXIT_INTERRUPTED);
+        return Err(crate::exit::interrupted("interrupted before the run started; nothing written"));
     }
 
     // 2. Write the run beside its target.
@@ -350,12 +347,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     if out.interrupted {
         let _ = std::io::stdout().flush();
-        eprintln!(
+        return Err(crate::exit::interrupted(format!(
             "interrupted: stopped after {} of {total} bars; the partial run is in {} (summary.json: \"complete\": false)",
             out.bars,
             run_dir.display()
-        );
-        std::process::exit(EXIT_INTERRUPTED);
+        )));
     }
     Ok(())
 }
