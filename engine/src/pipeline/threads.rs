@@ -281,7 +281,8 @@ impl RiskLink for RiskSide<'_> {
 
 /// Publish a batch; when the ring is full, count it and wait (watching `abort`).
 fn publish_all<P: Producer<Event>>(producer: &mut P, evs: &[Event], counters: &Counters, abort: &Abort) {
-    let mut waiter = Waiter::new(Wait::Backoff);
+    // A full ring means the consumers are a whole ring behind: sleep rather than take their core.
+    let mut waiter = Waiter::new(Wait::Sleep);
     let mut counted = false;
     loop {
         let r = producer.try_batch_publish(evs.len(), |iter| {
@@ -515,7 +516,9 @@ pub(crate) fn run<S: Source>(
         }));
         let (to_rec, recorded) = (&to_rec, &recorded);
         handles.push(spawn(s, "recorder".into(), placement.recorder, abort, {
-            let cold = placement.cold;
+            // The recorder only observes and its queue is deep: it sleeps when idle instead of
+            // taking a core from the hot stages (unless stages have cores of their own).
+            let cold = if placement.cold == Wait::Spin { Wait::Spin } else { Wait::Sleep };
             move || {
                 let mut w = Waiter::new(cold);
                 loop {
