@@ -205,7 +205,12 @@ fn run_engine(
     stop: &'static AtomicBool,
     pb: &indicatif::ProgressBar,
 ) -> Result<RunOutput> {
-    let spec = RunSpec::new(cfg, set.symbols(), factory).out_dir(out_dir).bars(set).stop(stop);
+    // A stage stuck in an endless loop cannot be unwound: say which one and exit (1), never hang.
+    let on_stuck = |e: &engine::pipeline::PipelineError| {
+        let _ = writeln!(std::io::stderr().lock(), "error: {e}; it does not return, so ringtape exits");
+        std::process::exit(1);
+    };
+    let spec = RunSpec::new(cfg, set.symbols(), factory).out_dir(out_dir).bars(set).stop(stop).on_stuck(&on_stuck);
     let total = set.total_bars();
     engine::pipeline::run(spec, BarReplay::zero_copy(set.merged()), &mut |c| {
         pb.set_position(c.published.load(std::sync::atomic::Ordering::Relaxed).min(total));

@@ -373,6 +373,7 @@ pub(crate) fn run<S: Source>(
     rec: &mut Recorder,
     counters: &Counters,
     monitor: &mut dyn FnMut(&Counters),
+    on_stuck: Option<&(dyn Fn(&PipelineError) + Sync)>,
 ) -> Result<Vec<(String, Option<usize>, String)>, PipelineError> {
     let pc = &cfg.pipeline;
     let n = shards.len();
@@ -545,9 +546,19 @@ pub(crate) fn run<S: Source>(
         let mut last: Vec<(u64, std::time::Instant)> = Vec::new();
         #[allow(clippy::disallowed_methods)] // watchdog time, not strategy time
         let now = std::time::Instant::now;
+        let mut stuck_at: Option<std::time::Instant> = None;
         while handles.iter().any(|h| !h.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
             monitor(c);
+            if let Some(t) = stuck_at
+                && t.elapsed() > stall
+            {
+                // The stuck stage did not return after being told to stop.
+                stuck_at = None;
+                if let (Some(f), Some(e)) = (on_stuck, abort.error.lock().unwrap_or_else(|p| p.into_inner()).as_ref()) {
+                    f(e);
+                }
+            }
             if pc.stall_timeout_ms == 0 || abort.flag.load(Ordering::Relaxed) {
                 continue;
             }
@@ -566,6 +577,7 @@ pub(crate) fn run<S: Source>(
                 } else if last[i].1.elapsed() > stall {
                     let secs = last[i].1.elapsed().as_secs_f64();
                     abort.set(PipelineError::StageStuck { stage: name.clone(), seq: *p, secs });
+                    stuck_at = Some(now());
                     break;
                 }
             }
