@@ -15,7 +15,7 @@ use super::shard::{Shard, ShardLink};
 use super::source::{Input, Next, Source, StreamRef};
 use super::{Counters, PipelineError};
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 #[derive(Default)]
 struct Queues {
@@ -43,17 +43,27 @@ enum Cur<'i> {
     Event(crate::records::Event),
 }
 
-struct Links<'s, 'r, 'i> {
+struct Links<'s, 'r, 'i, 'w> {
     q: Queues,
     shard: Shard<'s>,
     rec: &'r mut Recorder,
     input: Cur<'i>,
     shard_done: bool,
-    stage: &'static str,
+    /// The stage running now (an index into [`STAGES`]), for errors and the watchdog.
+    stage: &'w AtomicU8,
     err: Option<PipelineError>,
 }
 
-impl RiskLink for Links<'_, '_, '_> {
+/// What the watchdog calls when the run stops moving.
+type OnStuck = dyn Fn(&PipelineError) + Sync;
+
+/// Stage names by [`Links::stage`] code.
+const STAGES: [&str; 3] = ["sequencer", "risk", "shard"];
+const SEQUENCER: u8 = 0;
+const RISK: u8 = 1;
+const SHARD: u8 = 2;
+
+impl RiskLink for Links<'_, '_, '_, '_> {
     #[inline]
     fn to_shard(&mut self, _k: usize, m: ShardMsg) {
         self.q.to_shard.push_back(m);
@@ -77,14 +87,17 @@ impl RiskLink for Links<'_, '_, '_> {
             Cur::Bar(i) => *i,
             Cur::Event(ev) => Input::of(ev),
         };
-        self.stage = "shard";
+        self.stage.store(SHARD, Ordering::Relaxed);
         self.shard_done = self.shard.handle(seq, input, &mut self.q);
-        self.stage = "risk";
+        self.stage.store(RISK, Ordering::Relaxed);
         self.input = Cur::Empty;
     }
 }
 
-/// Run the stages inline until shutdown. Returns (interrupted, ticks).
+/// Run the stages inline until shutdown. With `on_stuck` and a stall timeout, a watchdog thread
+/// hands a run that stops moving (a strategy in an endless loop) to `on_stuck`; otherwise no
+/// thread is started.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<S: Source>(
     seqr: &mut Sequencer<'_, S>,
     streams: &[StreamRef<'_>],
@@ -93,14 +106,59 @@ pub(crate) fn run<S: Source>(
     rec: &mut Recorder,
     counters: &Counters,
     monitor: &mut dyn FnMut(&Counters),
+    watchdog: Option<(&OnStuck, u64)>,
 ) -> Result<(), PipelineError> {
-    let mut links =
-        Links { q: Queues::default(), shard, rec, input: Cur::Empty, shard_done: false, stage: "sequencer", err: None };
+    let stage = AtomicU8::new(SEQUENCER);
+    let finished = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        if let Some((on_stuck, stall_ms)) = watchdog.filter(|(_, ms)| *ms > 0) {
+            let (stage, finished) = (&stage, &finished);
+            std::thread::Builder::new()
+                .name("rt-watchdog".into())
+                .spawn_scoped(s, move || watch(counters, stage, finished, on_stuck, stall_ms))
+                .expect("spawn the watchdog thread");
+        }
+        let r = run_loop(seqr, streams, shard, risk, rec, counters, monitor, &stage);
+        finished.store(true, Ordering::Release);
+        r
+    })
+}
+
+/// Reports a run whose progress has not moved for `stall_ms`, once.
+fn watch(counters: &Counters, stage: &AtomicU8, finished: &AtomicBool, on_stuck: &OnStuck, stall_ms: u64) {
+    #[allow(clippy::disallowed_methods)] // watchdog time, not strategy time
+    let now = std::time::Instant::now;
+    let mut last = (counters.published.load(Ordering::Relaxed), now());
+    while !finished.load(Ordering::Acquire) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let p = counters.published.load(Ordering::Relaxed);
+        if p != last.0 {
+            last = (p, now());
+        } else if last.1.elapsed().as_millis() > u128::from(stall_ms) {
+            let name = STAGES[usize::from(stage.load(Ordering::Relaxed)).min(2)];
+            on_stuck(&PipelineError::StageStuck { stage: name.into(), seq: p, secs: last.1.elapsed().as_secs_f64() });
+            return;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_loop<S: Source>(
+    seqr: &mut Sequencer<'_, S>,
+    streams: &[StreamRef<'_>],
+    shard: Shard<'_>,
+    risk: &mut RiskStage<'_>,
+    rec: &mut Recorder,
+    counters: &Counters,
+    monitor: &mut dyn FnMut(&Counters),
+    stage: &AtomicU8,
+) -> Result<(), PipelineError> {
+    let mut links = Links { q: Queues::default(), shard, rec, input: Cur::Empty, shard_done: false, stage, err: None };
     let mut seq = 0u64;
     let mut idle = super::wait::Waiter::new(super::wait::Wait::Backoff);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         loop {
-            links.stage = "sequencer";
+            links.stage.store(SEQUENCER, Ordering::Relaxed);
             let held;
             let input = match seqr.next() {
                 Next::Event(ev) => {
@@ -125,12 +183,14 @@ pub(crate) fn run<S: Source>(
                 Next::End => break,
             };
             idle.reset();
-            links.stage = "risk";
+            links.stage.store(RISK, Ordering::Relaxed);
             let done = risk.handle(seq, input, &mut links);
             seq += 1;
-            if seq & 0xffff == 0 {
+            if seq & 0x3ff == 0 {
                 counters.published.store(seq, Ordering::Relaxed);
-                monitor(counters);
+                if seq & 0xffff == 0 {
+                    monitor(counters);
+                }
             }
             debug_assert_eq!(done, links.shard_done, "risk and the shard end on the same event");
             if done || links.err.is_some() {
@@ -140,7 +200,7 @@ pub(crate) fn run<S: Source>(
     }));
     counters.published.store(seq, Ordering::Relaxed);
     if r.is_err() {
-        return Err(PipelineError::StagePanic(links.stage.to_string()));
+        return Err(PipelineError::StagePanic(STAGES[usize::from(stage.load(Ordering::Relaxed)).min(2)].to_string()));
     }
     if let Some(e) = links.err {
         return Err(e);

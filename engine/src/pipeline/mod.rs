@@ -313,7 +313,8 @@ pub fn run<S: Source>(
         }
         Topology::Inline | Topology::Auto => {
             let shard = shard::Shard::new(0, 1, names, spec.factory, &counters, risk_flattens);
-            inline::run(&mut seqr, &streams, shard, &mut risk, &mut rec, &counters, monitor)?;
+            let watchdog = spec.on_stuck.map(|f| (f, cfg.pipeline.stall_timeout_ms));
+            inline::run(&mut seqr, &streams, shard, &mut risk, &mut rec, &counters, monitor, watchdog)?;
             Vec::new()
         }
     };
