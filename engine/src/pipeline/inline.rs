@@ -55,7 +55,7 @@ struct Links<'s, 'r, 'i, 'w> {
 }
 
 /// What the watchdog calls when the run stops moving.
-type OnStuck = dyn Fn(&PipelineError) + Sync;
+type OnStuck<'a> = dyn Fn(&PipelineError) + Sync + 'a;
 
 /// Stage names by [`Links::stage`] code.
 const STAGES: [&str; 3] = ["sequencer", "risk", "shard"];
@@ -106,7 +106,7 @@ pub(crate) fn run<S: Source>(
     rec: &mut Recorder,
     counters: &Counters,
     monitor: &mut dyn FnMut(&Counters),
-    watchdog: Option<(&OnStuck, u64)>,
+    watchdog: Option<(&OnStuck<'_>, u64)>,
 ) -> Result<(), PipelineError> {
     let stage = AtomicU8::new(SEQUENCER);
     let finished = AtomicBool::new(false);
