@@ -9,3 +9,5 @@
 //! Today the only source is the bar-file replay in the engine ([`engine::pipeline::BarReplay`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod replay;
