@@ -10,4 +10,5 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod credentials;
 pub mod replay;
