@@ -293,7 +293,11 @@ impl SeriesSet {
             }
             let symbol = symbols.intern(&s.symbol).map_err(SeriesError::Symbol)?;
             if let Some(i) = s.bars.windows(2).position(|w| w[1].ts_event_ns <= w[0].ts_event_ns) {
-                return Err(SeriesError::Unordered { symbol: s.symbol.clone(), interval_s: s.interval_s, index: i + 1 });
+                return Err(SeriesError::Unordered {
+                    symbol: s.symbol.clone(),
+                    interval_s: s.interval_s,
+                    index: i + 1,
+                });
             }
             for &bar in &s.bars {
                 let rb = ReplayBar { symbol, interval_s: s.interval_s, bar };
@@ -633,8 +637,8 @@ mod tests {
 
     #[test]
     fn a_paced_replay_waits_for_each_bar_and_stamps_the_wall_clock() {
-        let set = SeriesSet::new(vec![Series { symbol: "T".into(), interval_s: 60, bars: vec![bar(0), bar(60)] }])
-            .unwrap();
+        let set =
+            SeriesSet::new(vec![Series { symbol: "T".into(), interval_s: 60, bars: vec![bar(0), bar(60)] }]).unwrap();
         let now = AtomicI64::new(1_000 * S);
         let clock = || now.load(Ordering::Relaxed);
         let mut r = PacedReplay::new(set.iter(), Speed::REAL_TIME, &clock);

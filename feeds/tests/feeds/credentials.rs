@@ -110,7 +110,10 @@ fn a_malformed_file_never_quotes_the_secret_in_its_error() {
         (format!("APCA_API_SECRET_KEY = {SECRET}\n"), ":1: APCA_API_SECRET_KEY: the value must be a quoted string"),
         (format!("APCA_API_SECRET_KEY = \"{SECRET}\n"), "unterminated string"),
         (format!("APCA_API_SECRET_KEY = \"{SECRET}\" {POLY}\n"), "unexpected text after the string"),
-        (format!("APCA_API_SECRET_KEY = \"{SECRET}\"\nAPCA_API_SECRET_KEY = \"{SECRET}\"\n"), ":2: APCA_API_SECRET_KEY is given twice"),
+        (
+            format!("APCA_API_SECRET_KEY = \"{SECRET}\"\nAPCA_API_SECRET_KEY = \"{SECRET}\"\n"),
+            ":2: APCA_API_SECRET_KEY is given twice",
+        ),
         (format!("[alpaca]\nsecret = \"{SECRET}\"\n"), ":1: tables are not used"),
         (format!("APCA_API_SECRET_KEY = \"\"\"{SECRET}\"\"\"\n"), "multi-line strings are not supported"),
         (format!("APCA_API_SECRET_KEY = \"{SECRET}\\q\"\n"), "unknown escape"),

@@ -23,7 +23,14 @@ const MIN: i64 = 60 * SEC;
 const T0: i64 = 1_704_205_800 * SEC;
 
 fn bar(i: i64, o: i64, h: i64, l: i64, c: i64) -> Bar {
-    Bar { ts_event_ns: T0 + i * MIN, open_px_e9: o * D, high_px_e9: h * D, low_px_e9: l * D, close_px_e9: c * D, volume: 1000 }
+    Bar {
+        ts_event_ns: T0 + i * MIN,
+        open_px_e9: o * D,
+        high_px_e9: h * D,
+        low_px_e9: l * D,
+        close_px_e9: c * D,
+        volume: 1000,
+    }
 }
 
 /// Deterministic random-walk 1-minute bars for `n_sym` symbols, gaps on odd symbols.
@@ -98,7 +105,11 @@ fn unpaced_replays_equal_the_engine_bar_replay_event_for_event() {
 fn paced_replays_release_each_bar_exactly_at_its_time() {
     // A: 14:30, 14:31, 14:33 (a gap); B: 14:30, 14:31 (ends at the same times as A's first two).
     let series = vec![
-        Series { symbol: "A".into(), interval_s: 60, bars: vec![bar(0, 1, 1, 1, 1), bar(1, 1, 1, 1, 1), bar(3, 1, 1, 1, 1)] },
+        Series {
+            symbol: "A".into(),
+            interval_s: 60,
+            bars: vec![bar(0, 1, 1, 1, 1), bar(1, 1, 1, 1, 1), bar(3, 1, 1, 1, 1)],
+        },
         Series { symbol: "B".into(), interval_s: 60, bars: vec![bar(0, 1, 1, 1, 1), bar(1, 1, 1, 1, 1)] },
     ];
     let set = SeriesSet::new(series).unwrap();
@@ -142,8 +153,12 @@ fn paced_replays_release_each_bar_exactly_at_its_time() {
 
 #[test]
 fn a_late_poll_stamps_the_poll_time_and_an_explicit_start_is_kept() {
-    let set = SeriesSet::new(vec![Series { symbol: "T".into(), interval_s: 60, bars: vec![bar(0, 1, 1, 1, 1), bar(1, 1, 1, 1, 1)] }])
-        .unwrap();
+    let set = SeriesSet::new(vec![Series {
+        symbol: "T".into(),
+        interval_s: 60,
+        bars: vec![bar(0, 1, 1, 1, 1), bar(1, 1, 1, 1, 1)],
+    }])
+    .unwrap();
     let now = AtomicI64::new(0);
     let clock = || now.load(Ordering::Relaxed);
     let mut src = PacedReplay::new(set.iter(), Speed::REAL_TIME, &clock).start_at(10 * SEC);
@@ -358,8 +373,7 @@ fn a_feed_thread_ends_when_the_run_ends_and_closes_the_ingress() {
     let total = set.len() as u64;
     let symbols = set.symbols().clone();
     let ingress = Ingress::new(4);
-    let handle =
-        spawn_replay_into(ingress.clone(), set, ReplayThread::new(Speed::Unpaced, frozen_clock(0))).unwrap();
+    let handle = spawn_replay_into(ingress.clone(), set, ReplayThread::new(Speed::Unpaced, frozen_clock(0))).unwrap();
     let cfg = EngineConfig::default();
     let factory = ScriptedFactory(Scripted { orders: Vec::new(), n: 0, seen: Arc::default() });
     // A run whose own input ends at once: the sequencer closes the ingress, the feed is refused.
