@@ -11,13 +11,14 @@
 //! so they are exact.
 //!
 //! **Receive times.** Unpaced, an event's `ts_recv_ns` is the bar's end time, exactly as
-//! [`engine::pipeline::BarReplay`] stamps it. Paced, it is the wall-clock reading at release (what
-//! a live feed stamps), never less than the previous stamp. Note that the simulated venue never
+//! [`engine::pipeline::BarReplay`] stamps it. Paced, it is by default the wall-clock reading at
+//! release (what a live feed stamps, [`Stamp::Wall`]), never less than the previous stamp. Note that the simulated venue never
 //! fills an order against a bar that starts before the order was placed (placement time is the
 //! receive time of the event the strategy answered), so a paced replay whose wall clock runs
 //! ahead of the data's own epoch (historical data replayed today) places every order "after"
-//! every bar: pair a paced replay with a venue that fills on live prices, or with a clock that
-//! starts at the data's first bar end.
+//! every bar, and nothing ever fills. For a paced replay against the simulated venue, stamp the
+//! bars' own end times instead ([`Stamp::BarEnd`]): the pacing is the same, the run trades exactly
+//! as an unpaced one.
 //!
 //! **Waiting.** A [`Source`] never sleeps: it answers [`Next::Idle`] until a bar is due and the
 //! sequencer backs off. The feed thread waits with the engine's backoff
@@ -41,6 +42,18 @@ pub type WallClock<'c> = &'c (dyn Fn() -> i64 + Sync);
 
 /// A wall clock a feed thread can own.
 pub type SharedClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// What a paced replay writes into an event's `ts_recv_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stamp {
+    /// The wall-clock reading at release, as a live feed stamps (never less than the previous one).
+    #[default]
+    Wall,
+    /// The bar's end time, as an unpaced replay stamps: pacing only decides when a bar is released.
+    /// Use it when the data's epoch is not the wall clock's (historical data replayed today) and
+    /// the venue compares order times with bar times (the simulated venue).
+    BarEnd,
+}
 
 /// The name of the feed thread [`spawn_replay_into`] starts.
 pub const THREAD_NAME: &str = "rt-feed-replay";
@@ -377,6 +390,7 @@ pub struct PacedReplay<'c, I> {
     bars: I,
     speed: Speed,
     clock: WallClock<'c>,
+    stamp: Stamp,
     head: Option<ReplayBar>,
     start_wall: Option<i64>,
     first_end: Option<i64>,
@@ -389,6 +403,7 @@ impl<I> std::fmt::Debug for PacedReplay<'_, I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PacedReplay")
             .field("speed", &self.speed)
+            .field("stamp", &self.stamp)
             .field("start_wall", &self.start_wall)
             .field("first_end", &self.first_end)
             .field("released", &self.released)
@@ -408,6 +423,7 @@ where
             bars: bars.into_iter(),
             speed,
             clock,
+            stamp: Stamp::Wall,
             head: None,
             start_wall: None,
             first_end: None,
@@ -421,6 +437,13 @@ where
     /// [`engine::pipeline::BarReplay::new`] yields.
     pub fn unpaced(bars: impl IntoIterator<IntoIter = I>) -> Self {
         Self::new(bars, Speed::Unpaced, &no_clock)
+    }
+
+    /// Stamp released bars with `stamp` (default [`Stamp::Wall`]; unpaced replays always stamp the
+    /// bar's end).
+    pub fn stamp(mut self, stamp: Stamp) -> Self {
+        self.stamp = stamp;
+        self
     }
 
     /// Release the first bar at wall time `wall_ns` instead of at the first poll.
@@ -475,10 +498,15 @@ where
             self.idle += 1;
             return Next::Idle;
         }
-        // A wall clock may step back (NTP); receive times never do.
-        self.last_stamp = self.last_stamp.max(now);
         self.released += 1;
-        Next::Event(head.event(self.last_stamp))
+        match self.stamp {
+            Stamp::BarEnd => Next::Event(head.event(head.end_ns())),
+            Stamp::Wall => {
+                // A wall clock may step back (NTP); receive times never do.
+                self.last_stamp = self.last_stamp.max(now);
+                Next::Event(head.event(self.last_stamp))
+            }
+        }
     }
 }
 
@@ -501,6 +529,8 @@ where
 pub struct ReplayThread {
     /// Pacing.
     pub speed: Speed,
+    /// Receive-time stamps when paced.
+    pub stamp: Stamp,
     /// The wall clock (only read when paced).
     pub clock: SharedClock,
     /// Set to stop the feed (checked between bars and while waiting for a bar's time).
@@ -513,6 +543,7 @@ impl std::fmt::Debug for ReplayThread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplayThread")
             .field("speed", &self.speed)
+            .field("stamp", &self.stamp)
             .field("stop", &self.stop)
             .field("pushed", &self.pushed)
             .finish_non_exhaustive()
@@ -520,9 +551,10 @@ impl std::fmt::Debug for ReplayThread {
 }
 
 impl ReplayThread {
-    /// A feed at `speed` on `clock`, with a fresh stop flag and counter.
+    /// A feed at `speed` on `clock` stamping wall-clock receive times, with a fresh stop flag and
+    /// counter.
     pub fn new(speed: Speed, clock: SharedClock) -> Self {
-        ReplayThread { speed, clock, stop: Arc::default(), pushed: Arc::default() }
+        ReplayThread { speed, stamp: Stamp::Wall, clock, stop: Arc::default(), pushed: Arc::default() }
     }
 }
 
@@ -561,7 +593,7 @@ where
 {
     std::thread::Builder::new().name(THREAD_NAME.into()).spawn(move || {
         let clock: WallClock<'_> = &*feed.clock;
-        let mut src = PacedReplay::new(bars, feed.speed, clock);
+        let mut src = PacedReplay::new(bars, feed.speed, clock).stamp(feed.stamp);
         let mut waiter = Waiter::new(Wait::Backoff);
         let mut pushed = 0u64;
         let reason = loop {

@@ -8,7 +8,7 @@ use engine::pipeline::{BarReplay, Ingress, Next, RunOutput, RunSpec, Source, run
 use engine::records::{Bar, Event, PX_SCALE, Side};
 use engine::strategy::{Ctx, OrderRequest, Strategy, StrategyFactory};
 use feeds::replay::{
-    EndReason, PacedReplay, ReplayBar, ReplayEnd, ReplayThread, Series, SeriesSet, SetBars, Speed, THREAD_NAME,
+    EndReason, PacedReplay, ReplayBar, ReplayEnd, ReplayThread, Series, SeriesSet, SetBars, Speed, Stamp, THREAD_NAME,
     spawn_replay_into,
 };
 use std::path::Path;
@@ -290,6 +290,33 @@ fn a_paced_run_on_a_fake_clock_trades_exactly_like_an_unpaced_run() {
             let data_span = 4 * MIN;
             assert!(wall >= speed.wall_ns(data_span), "{topo:?} {speed}: waited {wall} ns of fake time");
         }
+        // Historical data paced on today's clock: stamped with wall-clock times, every order is
+        // placed "after" every bar, and the simulated venue (no look-ahead) never fills one.
+        // Stamping the bars' end times keeps the pacing and trades exactly like the unpaced run,
+        // journal included.
+        for stamp in [Stamp::Wall, Stamp::BarEnd] {
+            let now = AtomicI64::new(1_800_000_000 * SEC); // 2027-01-15
+            let clock = || now.fetch_add(SEC, Ordering::Relaxed);
+            let dir = d.path().join(format!("{topo:?}-today-{stamp:?}"));
+            let (r, r_seen) = go(&mut || {
+                let spec = RunSpec::new(&cfg, set.symbols(), &factory).out_dir(&dir);
+                let src = PacedReplay::new(set.merged(), Speed::times(60), &clock).stamp(stamp);
+                run(spec, src, &mut |_| {}).unwrap()
+            });
+            assert_eq!(r_seen, base_seen, "{topo:?} {stamp:?}");
+            assert!(now.load(Ordering::Relaxed) - 1_800_000_000 * SEC >= 4 * SEC, "paced at 60x either way");
+            match stamp {
+                Stamp::Wall => assert_eq!((fills(&dir).len(), r.positions.totals().0), (0, 0), "{topo:?}"),
+                Stamp::BarEnd => {
+                    assert_eq!(fills(&dir), fills(&base_dir), "{topo:?}");
+                    assert!(
+                        std::fs::read(dir.join("journal.rtj")).unwrap()
+                            == std::fs::read(base_dir.join("journal.rtj")).unwrap(),
+                        "{topo:?}: the journal differs from the unpaced run's"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -382,4 +409,57 @@ fn a_feed_thread_ends_when_the_run_ends_and_closes_the_ingress() {
     let end = handle.join().unwrap();
     assert_eq!(end.reason, EndReason::IngressClosed);
     assert!(end.pushed < total);
+}
+
+/// Sets the shared stop flag on its 100th bar.
+struct StopAt100(Arc<std::sync::atomic::AtomicBool>, Arc<Mutex<Vec<(u32, i64)>>>);
+impl Strategy for StopAt100 {
+    fn on_bar(&mut self, ctx: &mut Ctx<'_>, b: &Bar) {
+        let mut seen = self.1.lock().unwrap();
+        seen.push((ctx.symbol().0, b.ts_event_ns));
+        if seen.len() == 100 {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+struct StopAt100Factory(Arc<std::sync::atomic::AtomicBool>, Arc<Mutex<Vec<(u32, i64)>>>);
+impl StrategyFactory for StopAt100Factory {
+    fn name(&self) -> &str {
+        "stop-at-100"
+    }
+    fn build(&self, _s: &str) -> Box<dyn Strategy> {
+        Box::new(StopAt100(self.0.clone(), self.1.clone()))
+    }
+}
+
+#[test]
+fn one_stop_flag_ends_the_run_and_a_feed_blocked_on_a_full_ingress() {
+    let set = SeriesSet::new(random_series(3, 2_000, 4)).unwrap();
+    let want: Vec<(u32, i64)> = set.iter().map(|b| (b.symbol.0, b.bar.ts_event_ns)).collect();
+    let symbols = set.symbols().clone();
+    let ingress = Ingress::new(4);
+    let feed = ReplayThread::new(Speed::Unpaced, frozen_clock(0));
+    let stop = feed.stop.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let factory = StopAt100Factory(stop.clone(), seen.clone());
+    let mut cfg = EngineConfig::default();
+    cfg.pipeline.shards = 1;
+    let handle = spawn_replay_into(ingress.clone(), set, feed).unwrap();
+    let spec = RunSpec::new(&cfg, &symbols, &factory).ingress(ingress).stop(&stop);
+    let r = run(spec, UntilFinished(&handle), &mut |_| {}).unwrap();
+    assert!(r.interrupted);
+    // The run ended; the feed sees the flag between bars, or the closed ingress if it was blocked.
+    for _ in 0..2_000 {
+        if handle.is_finished() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(handle.is_finished(), "the feed thread did not end within 2 s of the stop");
+    let end = handle.join().unwrap();
+    assert!(matches!(end.reason, EndReason::Stopped | EndReason::IngressClosed), "{end:?}");
+    assert!(end.pushed < want.len() as u64, "{end:?}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() >= 100 && seen.len() as u64 <= end.pushed, "{} seen, {end:?}", seen.len());
+    assert_eq!(seen[..], want[..seen.len()], "what was seen is the replay's prefix, in order");
 }
