@@ -467,7 +467,8 @@ where
         self.speed
     }
 
-    /// The wall time the next bar is due (`None` when unpaced, before the first poll, or at the end).
+    /// When the bar held back by the last [`Next::Idle`] is due, wall-clock ns (`None` when no bar
+    /// is waiting: unpaced, not yet polled, just released, or at the end).
     pub fn next_due(&self) -> Option<i64> {
         let head = self.head.as_ref()?;
         Some(self.due(self.start_wall?, self.first_end?, head))
