@@ -9,3 +9,6 @@
 //! Today the only source is the bar-file replay in the engine ([`engine::pipeline::BarReplay`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod credentials;
+pub mod replay;
