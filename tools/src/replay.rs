@@ -110,6 +110,7 @@ fn read_plan(run: &Path) -> Result<Plan> {
     };
     let rc = backtest::parse_config(&config_text, &what)?;
     let checked = backtest::check_config(rc, None, &what, backtest::machine_cores())?;
+    check_summary(run, checked.rc.engine.journal.inputs)?;
     let jpath = run.join("journal.rtj");
     if !jpath.is_file() {
         return Err(bad_input(format!("{}: not found: {} is not a run directory ({hint})", jpath.display(), run.display())));
@@ -145,6 +146,32 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Refuse runs a replay cannot reproduce, as `summary.json` describes them: a backtest stopped
+/// early (its bar files hold more than it ran on) and runs against another venue than the
+/// simulated one (the replay simulates fills; a broker's reports are not simulated).
+fn check_summary(run: &Path, inputs: JournalInputs) -> Result<()> {
+    let spath = run.join("summary.json");
+    let Ok(text) = std::fs::read_to_string(&spath) else { return Ok(()) };
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        bad_input(format!("{}: {e} (the file is damaged; it is written by `ringtape backtest`)", spath.display()))
+    })?;
+    if inputs == JournalInputs::Reference && v["complete"] == false {
+        return Err(bad_input(format!(
+            "{}: \"complete\": false: the backtest was stopped early, so its bar files hold more than it ran on; replay a complete run (run the backtest again)",
+            spath.display()
+        )));
+    }
+    if let Some(venue) = v["perf"]["venue"].as_str()
+        && venue != "sim"
+    {
+        return Err(bad_input(format!(
+            "{}: venue {venue:?}: only runs against the simulated venue (\"sim\") can be replayed",
+            spath.display()
+        )));
+    }
+    Ok(())
 }
 
 /// What the replay found, printed on stdout.

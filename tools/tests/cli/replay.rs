@@ -113,4 +113,18 @@ fn a_directory_that_is_not_a_run_is_one_line_exit_2() {
     std::fs::write(d.path().join("journal.meta.json"), "{not json").unwrap();
     let o = ringtape(&["replay", &s(d.path())]);
     assert_one_line_error(&o, &["journal.meta.json: ", "damaged"]);
+
+    // A backtest stopped early (summary.json says so) is refused: its bar files hold more than it
+    // ran on.
+    let run = backtest(d.path(), "run", &[]);
+    let spath = run.join("summary.json");
+    let text = std::fs::read_to_string(&spath).unwrap();
+    std::fs::write(&spath, text.replacen("\"complete\": true", "\"complete\": false", 1)).unwrap();
+    let o = ringtape(&["replay", &s(&run)]);
+    assert_one_line_error(&o, &["summary.json", "stopped early", "replay a complete run"]);
+    // A run whose bar files are gone names the data directory.
+    std::fs::write(&spath, text).unwrap();
+    std::fs::remove_dir_all(run.join("data")).unwrap();
+    let o = ringtape(&["replay", &s(&run)]);
+    assert_one_line_error(&o, &["journal.meta.json: data_dir", "not found"]);
 }
