@@ -103,7 +103,10 @@ fn read_plan(run: &Path) -> Result<Plan> {
         None => {
             let cpath = run.join("config.toml");
             let c = std::fs::read_to_string(&cpath).map_err(|e| {
-                bad_input(format!("{}: {e} (journal.meta.json has no config either: not a replayable run)", cpath.display()))
+                bad_input(format!(
+                    "{}: {e} (journal.meta.json has no config either: not a replayable run)",
+                    cpath.display()
+                ))
             })?;
             (c, cpath.display().to_string())
         }
@@ -113,7 +116,11 @@ fn read_plan(run: &Path) -> Result<Plan> {
     check_summary(run, checked.rc.engine.journal.inputs)?;
     let jpath = run.join("journal.rtj");
     if !jpath.is_file() {
-        return Err(bad_input(format!("{}: not found: {} is not a run directory ({hint})", jpath.display(), run.display())));
+        return Err(bad_input(format!(
+            "{}: not found: {} is not a run directory ({hint})",
+            jpath.display(),
+            run.display()
+        )));
     }
     Ok(Plan { run: run.to_path_buf(), checked, meta })
 }
@@ -223,7 +230,8 @@ fn check_files(meta: &[MetaFile], now: &[(String, u32, u64, u64)], report: &mut 
             Some(&(n, h)) => {
                 let h = format!("{h:016x}");
                 if h != f.xxh3 {
-                    let counts = if n == f.bars { String::new() } else { format!(" ({} bars in the run, {n} now)", f.bars) };
+                    let counts =
+                        if n == f.bars { String::new() } else { format!(" ({} bars in the run, {n} now)", f.bars) };
                     report.line(format!("{label}: checksum {} in the run, {h} now{counts}", f.xxh3));
                     report.different = true;
                 }
@@ -253,7 +261,9 @@ fn journal_inputs(path: &Path) -> Result<Vec<Event>> {
     let mut events = Vec::new();
     while let Some(r) = reader.next_record().map_err(|e| bad_input(e.to_string()))? {
         let rec = match &r.body {
-            Body::Input(Input::Control(c)) if matches!(c.kind, Some(ControlKind::EndOfData | ControlKind::Shutdown)) => {
+            Body::Input(Input::Control(c))
+                if matches!(c.kind, Some(ControlKind::EndOfData | ControlKind::Shutdown)) =>
+            {
                 continue;
             }
             Body::Input(Input::Unknown(_) | Input::BarRefs(_)) => {
@@ -493,5 +503,61 @@ mod tests {
         }
         std::fs::write(&p, bytes).unwrap();
         assert_eq!(journal_inputs(&p).unwrap(), events[..4], "the closing controls are the sequencer's");
+    }
+}
+
+/// A run with wall-clock ticks (paper and live runs; no CLI command runs one yet), replayed from
+/// its journal through the engine directly.
+#[cfg(test)]
+mod wall_clock {
+    use super::*;
+    use engine::pipeline::config::{EngineConfig, WaitKind};
+    use engine::pipeline::{Clock, RunSpec};
+    use engine::records::{Bar, SymbolId};
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    /// Fails today: the sequencer stamps its closing `EndOfData`/`Shutdown` with the latest input
+    /// time, which counts no wall tick in the run (`Sequencer::next` returns a wall tick without
+    /// updating `last_ts`) but counts the replayed ticks (they come from a source, and
+    /// `next_primary` updates `last_ts` for every source event). A tick after the last input thus
+    /// moves the replayed end of data later: every record matches up to the `end_of_data` input,
+    /// whose time differs. Ignored until the engine counts ticks the same way in both cases.
+    #[test]
+    #[ignore = "engine: sequencer end-of-data time counts replayed ticks but not wall ticks"]
+    fn a_wall_clock_run_replays_exactly_from_its_journal() {
+        let mut cfg = EngineConfig::default();
+        cfg.journal.inputs = JournalInputs::All;
+        cfg.pipeline.pin = false;
+        cfg.pipeline.wait = WaitKind::Backoff;
+        let mut symbols = SymbolTable::new();
+        symbols.intern("A").unwrap();
+        let factory = strategies::factory("sma_cross").unwrap();
+        let base = 1_700_000_000_000_000_000i64;
+        // Bars received every 100 ms; the wall clock moves 400 ms per look, so ticks (every 1 s)
+        // interleave with the bars and the last ones come after the last bar.
+        let bars: Vec<Event> = (0..100i64)
+            .map(|k| {
+                let px = (100 + (k % 20)) * 1_000_000_000;
+                let ts_event_ns = base + k * 60_000_000_000;
+                let b = Bar { ts_event_ns, open_px_e9: px, high_px_e9: px, low_px_e9: px, close_px_e9: px, volume: 1 };
+                Event::bar(SymbolId(0), &b, 60, base + k * 100_000_000)
+            })
+            .collect();
+        let now = AtomicI64::new(base);
+        let wall = || now.fetch_add(400_000_000, Ordering::Relaxed);
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("recorded"), d.path().join("replayed"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        let spec = RunSpec::new(&cfg, &symbols, factory.as_ref()).out_dir(&a).clock(Clock::Wall(&wall));
+        engine::pipeline::run(spec, Script::new(bars), &mut |_| {}).unwrap();
+        let events = journal_inputs(&a.join("journal.rtj")).unwrap();
+        assert!(events.iter().any(|e| e.kind == EventKind::Timer.raw() && e.payload[1] == 1), "wall ticks journaled");
+        cfg.pipeline.timer_ms = 0;
+        let spec = RunSpec::new(&cfg, &symbols, factory.as_ref()).out_dir(&b);
+        engine::pipeline::run(spec, Script::new(events), &mut |_| {}).unwrap();
+        let mut r = Report::default();
+        let same = compare_journals(&a.join("journal.rtj"), &b.join("journal.rtj"), &d.path().join("none"), &mut r);
+        assert!(same.unwrap().is_some(), "{}", r.lines.join("\n"));
     }
 }

@@ -79,7 +79,10 @@ fn a_changed_bar_file_is_named_and_the_first_differing_decision_shown() {
     assert!(replayed_seq > seq.parse().unwrap(), "the crossing came later: {replayed}");
     assert!(replayed.contains(" decision SP500 accepted buy 100 market id=SP500-1"), "{replayed}");
     assert_eq!(lines[5], "fills.csv: first difference at line 2:");
-    assert_eq!(lines.last().copied(), Some(format!("replay: not reproduced: {} differs from the replay", run.display()).as_str()));
+    assert_eq!(
+        lines.last().copied(),
+        Some(format!("replay: not reproduced: {} differs from the replay", run.display()).as_str())
+    );
 }
 
 #[test]
@@ -96,10 +99,7 @@ fn a_run_that_journaled_every_input_replays_from_its_journal() {
     assert_eq!((inputs, ticks), (1563 + 2, 1563));
     let o = ringtape(&["replay", &s(&run)]);
     assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
-    assert_eq!(
-        o.stdout,
-        format!("replay: {} journal records and 64 fills reproduced exactly\n", 192 + 1563 + 1563)
-    );
+    assert_eq!(o.stdout, format!("replay: {} journal records and 64 fills reproduced exactly\n", 192 + 1563 + 1563));
 }
 
 #[test]
