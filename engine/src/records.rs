@@ -114,6 +114,16 @@ impl OrderId {
     pub fn number(self) -> u32 {
         self.0 as u32
     }
+    /// The id a broker sees (its client order id): `<session>-<readable>`, e.g.
+    /// `bt-3f2a9c01-SP500-12`. Unique across runs and restarts as long as sessions are.
+    pub fn client_order_id(self, session: &str, symbol_name: &str) -> String {
+        let mut b = Vec::with_capacity(session.len() + symbol_name.len() + 12);
+        b.extend_from_slice(session.as_bytes());
+        b.push(b'-');
+        self.write_readable(&mut b, symbol_name);
+        String::from_utf8(b).unwrap_or_default()
+    }
+
     /// Append the readable form: `<SYMBOL>-<n>` for a strategy's order, `risk-<n>` for risk's own
     /// (e.g. `SP500-12`). With a session prefix (`<session>-SP500-12`) it is a broker client order
     /// id unique across runs and restarts.
@@ -125,6 +135,13 @@ impl OrderId {
         out.push(b'-');
         crate::text::write_u64(out, u64::from(self.number()));
     }
+}
+
+/// A session id for order ids: `<prefix>-<8 hex digits of the XXH3 of `seed`>`. A backtest
+/// derives it from its inputs (config, data checksums, strategy), so a replay gets the same ids; a
+/// live run from its start time and host, so restarts never reuse one.
+pub fn session_id(prefix: &str, seed: &[u8]) -> String {
+    format!("{prefix}-{:08x}", xxhash_rust::xxh3::xxh3_64(seed) as u32)
 }
 
 /// Bar interval. Stored as seconds in files and as a compact code in events.
@@ -804,6 +821,21 @@ mod tests {
         let c = Event::control(ControlKind::Shutdown, 99, [1, 2, 3, 4]);
         assert_eq!(c.as_control().map(|c| c.kind), Some(ControlKind::Shutdown.raw()));
         assert_eq!(c.ts_event_ns(), 99);
+    }
+
+    #[test]
+    fn order_ids_read_well_and_carry_a_session() {
+        let id = OrderId::for_symbol(SymbolId(4), 12);
+        assert_eq!((id.symbol(), id.number()), (Some(SymbolId(4)), 12));
+        let mut b = Vec::new();
+        id.write_readable(&mut b, "SP500");
+        assert_eq!(b, b"SP500-12");
+        assert_eq!(OrderId::for_risk(3).symbol(), None);
+        let s = session_id("bt", b"inputs");
+        assert_eq!(s, session_id("bt", b"inputs"), "derived, so a replay gets the same ids");
+        assert_ne!(s, session_id("bt", b"other inputs"));
+        assert_eq!(id.client_order_id(&s, "SP500"), format!("{s}-SP500-12"));
+        assert_eq!(OrderId::for_risk(3).client_order_id("live-1", "X"), "live-1-risk-3");
     }
 
     #[test]

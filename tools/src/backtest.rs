@@ -31,8 +31,6 @@ use std::time::Instant;
 pub const BUILTIN_CSV: &str = include_str!("../../data/real/SP500_NOV2019_IDay.csv");
 /// Symbol of the built-in data.
 pub const BUILTIN_SYMBOL: &str = "SP500";
-/// Exit code of a run stopped by SIGINT/SIGTERM (128 + SIGINT, the shell convention).
-pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Arguments of `ringtape backtest`.
 #[derive(Debug, clap::Args)]
@@ -228,7 +226,12 @@ pub(crate) fn run_source<S: Source>(
     stop: &'static AtomicBool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RunOutput> {
-    let mut spec = RunSpec::new(cfg, symbols, factory).out_dir(out_dir).stop(stop);
+    // A stage stuck in an endless loop cannot be unwound: say which one and exit (1), never hang.
+    let on_stuck = |e: &engine::pipeline::PipelineError| {
+        let _ = writeln!(std::io::stderr().lock(), "error: {e}; it does not return, so ringtape exits");
+        std::process::exit(1);
+    };
+    let mut spec = RunSpec::new(cfg, symbols, factory).out_dir(out_dir).stop(stop).on_stuck(&on_stuck);
     if let Some(set) = bars {
         spec = spec.bars(set);
     }
@@ -276,8 +279,7 @@ pub fn run(args: Args) -> Result<()> {
     let plan = crate::rundir::Plan::new(args.out.as_deref(), args.force)?;
     if crate::interrupt::requested() {
         // Stopped while checking: there is no run to keep.
-        eprintln!("interrupted before the run started; nothing written");
-        std::process::exit(EXIT_INTERRUPTED);
+        return Err(crate::exit::interrupted("interrupted before the run started; nothing written"));
     }
 
     // 2. Write the run beside its target.
@@ -300,10 +302,17 @@ pub fn run(args: Args) -> Result<()> {
         set.streams().iter().map(|s| Interval { secs: s.file.header().interval_s }).collect();
     intervals.sort();
     intervals.dedup();
+    let fingerprint = set.fingerprint();
+    let session = engine::records::session_id(
+        "bt",
+        format!("{config_toml}{fingerprint:?}{}{:?}", checked.strategy, serde_json::to_string(&checked.params)?)
+            .as_bytes(),
+    );
     let meta = serde_json::json!({
-        "format": "ringtape journal v1: 16-byte header (magic RTJRNL\\0\\x01, version u16, record size u16), then 72-byte records",
+        "format": "ringtape journal v2: 16-byte header (magic RTJRNL\\0\\x01, version u16, record size u16), then 72-byte records",
+        "session": session,
         "data_dir": data_dir.display().to_string(),
-        "files": set.fingerprint().iter().map(|(s, i, n, h)| serde_json::json!({"symbol": s, "interval_s": i, "bars": n, "xxh3": format!("{h:016x}")})).collect::<Vec<_>>(),
+        "files": fingerprint.iter().map(|(s, i, n, h)| serde_json::json!({"symbol": s, "interval_s": i, "bars": n, "xxh3": format!("{h:016x}")})).collect::<Vec<_>>(),
         "symbols": set.symbols().names(),
         "strategy": checked.strategy,
         "strategy_params": serde_json::to_value(&checked.params)?,
@@ -366,12 +375,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     if out.interrupted {
         let _ = std::io::stdout().flush();
-        eprintln!(
+        return Err(crate::exit::interrupted(format!(
             "interrupted: stopped after {} of {total} bars; the partial run is in {} (summary.json: \"complete\": false)",
             out.bars,
             run_dir.display()
-        );
-        std::process::exit(EXIT_INTERRUPTED);
+        )));
     }
     Ok(())
 }

@@ -92,7 +92,7 @@ fn write_csv_with_progress<W: Write>(
 /// Open a bar directory for export (errors are the user's to fix: exit 2).
 pub fn open_set(dir: &Path) -> Result<BarSet> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    BarSet::open_dir(dir, threads).map_err(|e| bad_input(e.to_string()))
+    BarSet::open_dir_all_intervals(dir, threads).map_err(|e| bad_input(e.to_string()))
 }
 
 /// Run `ringtape export csv`.

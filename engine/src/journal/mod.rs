@@ -474,18 +474,18 @@ fn decode_input(sub: u8, aux: u16, payload: [u64; 6]) -> Input {
 }
 
 /// Format an order id for people: `S<symbol id>-<n>` for a strategy's order (the `n`-th order of
-/// that symbol; ids are `(symbol id + 1) << 32 | n`, see [`OrderId::for_symbol`]) and `R-<n>` for
+/// that symbol; ids are `(symbol id + 1) << 32 | n`, see [`OrderId::for_symbol`]) and `risk-<n>` for
 /// risk's own orders (`n`, see [`OrderId::for_risk`]). Journals and `fills.csv` print ids this way.
 ///
 /// ```
 /// use engine::journal::fmt_order_id;
 /// use engine::records::{OrderId, SymbolId};
 /// assert_eq!(fmt_order_id(OrderId::for_symbol(SymbolId(0), 7).0), "S0-7");
-/// assert_eq!(fmt_order_id(OrderId::for_risk(3).0), "R-3");
+/// assert_eq!(fmt_order_id(OrderId::for_risk(3).0), "risk-3");
 /// ```
 pub fn fmt_order_id(id: u64) -> String {
     let (hi, n) = (id >> 32, id & 0xffff_ffff);
-    if hi == 0 { format!("R-{n}") } else { format!("S{}-{n}", hi - 1) }
+    if hi == 0 { format!("risk-{n}") } else { format!("S{}-{n}", hi - 1) }
 }
 
 #[cfg(test)]

@@ -286,8 +286,8 @@ fn order_ids_format_by_origin() {
         fmt_order_id(OrderId::for_symbol(SymbolId(u32::MAX - 1), u32::MAX).0),
         format!("S{}-{}", u32::MAX - 1, u32::MAX)
     );
-    assert_eq!(fmt_order_id(OrderId::for_risk(1).0), "R-1");
-    assert_eq!(fmt_order_id(0), "R-0");
+    assert_eq!(fmt_order_id(OrderId::for_risk(1).0), "risk-1");
+    assert_eq!(fmt_order_id(0), "risk-0");
 }
 
 fn header(version: u16, size: u16) -> Vec<u8> {

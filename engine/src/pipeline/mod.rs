@@ -88,6 +88,10 @@ pub struct RunSpec<'a> {
     pub clock: Clock<'a>,
     /// The venue (default: the simulated venue from `config.venue`).
     pub venue: Option<Box<dyn Venue>>,
+    /// Called once when a stage reported stuck still has not returned after another
+    /// `stall_timeout_ms` (threads topology): a thread stuck in an endless loop cannot be unwound,
+    /// so a binary would print the error and exit here rather than hang.
+    pub on_stuck: Option<&'a (dyn Fn(&PipelineError) + Sync)>,
 }
 
 impl<'a> RunSpec<'a> {
@@ -104,6 +108,7 @@ impl<'a> RunSpec<'a> {
             ingress: None,
             clock: Clock::Event,
             venue: None,
+            on_stuck: None,
         }
     }
     /// Write the journal and fills.csv into `dir`.
@@ -134,6 +139,11 @@ impl<'a> RunSpec<'a> {
     /// Use `venue` instead of the simulated venue.
     pub fn venue(mut self, venue: Box<dyn Venue>) -> Self {
         self.venue = Some(venue);
+        self
+    }
+    /// What to do when a stuck stage does not return (see [`RunSpec::on_stuck`]).
+    pub fn on_stuck(mut self, f: &'a (dyn Fn(&PipelineError) + Sync)) -> Self {
+        self.on_stuck = Some(f);
         self
     }
     /// Tick from `clock`.
@@ -238,21 +248,11 @@ pub fn pick_topology(cfg: &EngineConfig, live: bool) -> Topology {
     }
 }
 
+/// The whole config is checked before a run builds anything (see [`config::EngineConfig::validate`]);
+/// warnings are the caller's to show.
 fn check(cfg: &EngineConfig) -> Result<(), PipelineError> {
-    let pc = &cfg.pipeline;
-    if pc.shards == 0 || pc.shards > 256 {
-        return Err(PipelineError::Config(format!("pipeline.shards = {} (use 1..=256)", pc.shards)));
-    }
-    if !pc.ring_size.is_power_of_two() || !(64..=1 << 24).contains(&pc.ring_size) {
-        return Err(PipelineError::Config(format!(
-            "pipeline.ring_size = {} (use a power of two in 64..=16777216)",
-            pc.ring_size
-        )));
-    }
-    if !(64..=1 << 22).contains(&pc.queue_size) {
-        return Err(PipelineError::Config(format!("pipeline.queue_size = {} (use 64..=4194304)", pc.queue_size)));
-    }
-    Ok(())
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len().max(1));
+    cfg.validate(cores).map(drop).map_err(|e| PipelineError::Config(e.to_string()))
 }
 
 /// Run the pipeline over `source` (and the spec's other inputs) until they end or a stop is
@@ -309,7 +309,7 @@ pub fn run<S: Source>(
             let shards = (0..n_shards)
                 .map(|k| shard::Shard::new(k, n_shards, names, spec.factory, &counters, risk_flattens))
                 .collect();
-            threads::run(cfg, &mut seqr, &streams, shards, &mut risk, &mut rec, &counters, monitor)?
+            threads::run(cfg, &mut seqr, &streams, shards, &mut risk, &mut rec, &counters, monitor, spec.on_stuck)?
         }
         Topology::Inline | Topology::Auto => {
             let shard = shard::Shard::new(0, 1, names, spec.factory, &counters, risk_flattens);

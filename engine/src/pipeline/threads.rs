@@ -159,6 +159,8 @@ struct ShardSide<'a> {
     counters: &'a Counters,
     abort: &'a Abort,
     waiter: Waiter,
+    /// This event made the shard sync with risk (risk will wait for its intents next).
+    synced: bool,
 }
 
 impl ShardSide<'_> {
@@ -180,6 +182,7 @@ impl ShardLink for ShardSide<'_> {
         self.held.pop_front().or_else(|| self.from_risk.pop())
     }
     fn sync(&mut self, seq: u64) {
+        self.synced = true;
         if self.venue_done.load(Ordering::Acquire) > seq {
             return;
         }
@@ -278,7 +281,8 @@ impl RiskLink for RiskSide<'_> {
 
 /// Publish a batch; when the ring is full, count it and wait (watching `abort`).
 fn publish_all<P: Producer<Event>>(producer: &mut P, evs: &[Event], counters: &Counters, abort: &Abort) {
-    let mut waiter = Waiter::new(Wait::Backoff);
+    // A full ring means the consumers are a whole ring behind: sleep rather than take their core.
+    let mut waiter = Waiter::new(Wait::Sleep);
     let mut counted = false;
     loop {
         let r = producer.try_batch_publish(evs.len(), |iter| {
@@ -369,6 +373,7 @@ pub(crate) fn run<S: Source>(
     rec: &mut Recorder,
     counters: &Counters,
     monitor: &mut dyn FnMut(&Counters),
+    on_stuck: Option<&(dyn Fn(&PipelineError) + Sync)>,
 ) -> Result<Vec<(String, Option<usize>, String)>, PipelineError> {
     let pc = &cfg.pipeline;
     let n = shards.len();
@@ -406,6 +411,10 @@ pub(crate) fn run<S: Source>(
     std::thread::scope(|s| {
         let (abort, c) = (&abort, counters);
         let hot = placement.hot;
+        // A shard waiting for risk (or risk for a shard) waits for a stage that is working right
+        // now: yield the core to it rather than sleep (sleeping costs tens of microseconds a wait
+        // where stages share cores).
+        let lockstep = if hot == Wait::Spin { Wait::Spin } else { Wait::Yield };
         let batch = (pc.ring_size / 4).clamp(1, BATCH as usize);
         let mut handles = vec![spawn(s, "sequencer".into(), placement.sequencer, abort, move || {
             sequencer_loop(seqr, producer, c, abort, hot, batch)
@@ -420,7 +429,8 @@ pub(crate) fn run<S: Source>(
                 waiting: &waiting[k],
                 counters: c,
                 abort,
-                waiter: Waiter::new(hot),
+                waiter: Waiter::new(lockstep),
+                synced: false,
             };
             handles.push(spawn(s, format!("shard-{k}"), placement.shards[k], abort, move || {
                 let mut seq = 0u64;
@@ -433,7 +443,13 @@ pub(crate) fn run<S: Source>(
                             for ev in &mut guard {
                                 let mut done = false;
                                 seq += expand(ev, seq, streams, &mut bad, |q, input| {
-                                    done |= sh.handle(q, input, &mut side)
+                                    done |= sh.handle(q, input, &mut side);
+                                    if side.synced {
+                                        // Risk is waiting for this event's intents: say at once
+                                        // that they are all sent, not at the end of the batch.
+                                        side.synced = false;
+                                        side.progress.store(q + 1, Ordering::Release);
+                                    }
                                 });
                                 if done {
                                     side.progress.store(seq, Ordering::Release);
@@ -461,7 +477,7 @@ pub(crate) fn run<S: Source>(
             waiting: &waiting[n],
             counters: c,
             abort,
-            waiter: Waiter::new(hot),
+            waiter: Waiter::new(lockstep),
             seen: vec![0; n],
             look: vec![None; n],
             look_seq: vec![NONE; n],
@@ -501,7 +517,9 @@ pub(crate) fn run<S: Source>(
         }));
         let (to_rec, recorded) = (&to_rec, &recorded);
         handles.push(spawn(s, "recorder".into(), placement.recorder, abort, {
-            let cold = placement.cold;
+            // The recorder only observes and its queue is deep: it sleeps when idle instead of
+            // taking a core from the hot stages (unless stages have cores of their own).
+            let cold = if placement.cold == Wait::Spin { Wait::Spin } else { Wait::Sleep };
             move || {
                 let mut w = Waiter::new(cold);
                 loop {
@@ -528,9 +546,19 @@ pub(crate) fn run<S: Source>(
         let mut last: Vec<(u64, std::time::Instant)> = Vec::new();
         #[allow(clippy::disallowed_methods)] // watchdog time, not strategy time
         let now = std::time::Instant::now;
+        let mut stuck_at: Option<std::time::Instant> = None;
         while handles.iter().any(|h| !h.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
             monitor(c);
+            if let Some(t) = stuck_at
+                && t.elapsed() > stall
+            {
+                // The stuck stage did not return after being told to stop.
+                stuck_at = None;
+                if let (Some(f), Some(e)) = (on_stuck, abort.error.lock().unwrap_or_else(|p| p.into_inner()).as_ref()) {
+                    f(e);
+                }
+            }
             if pc.stall_timeout_ms == 0 || abort.flag.load(Ordering::Relaxed) {
                 continue;
             }
@@ -549,6 +577,7 @@ pub(crate) fn run<S: Source>(
                 } else if last[i].1.elapsed() > stall {
                     let secs = last[i].1.elapsed().as_secs_f64();
                     abort.set(PipelineError::StageStuck { stage: name.clone(), seq: *p, secs });
+                    stuck_at = Some(now());
                     break;
                 }
             }

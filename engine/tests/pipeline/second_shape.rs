@@ -451,3 +451,50 @@ fn a_stop_request_drains_and_marks_the_run_interrupted() {
         assert!(recs.iter().all(|x| x.seq <= recs.last().unwrap().seq));
     }
 }
+
+/// Loops forever on its 300th bar until `release` is set (a strategy stuck in an endless loop).
+struct Looper(Arc<AtomicBool>, usize);
+impl Strategy for Looper {
+    fn on_bar(&mut self, _ctx: &mut Ctx<'_>, _b: &Bar) {
+        self.1 += 1;
+        if self.1 == 300 {
+            while !self.0.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+struct LooperFactory(Arc<AtomicBool>);
+impl StrategyFactory for LooperFactory {
+    fn name(&self) -> &str {
+        "looper"
+    }
+    fn build(&self, _s: &str) -> Box<dyn Strategy> {
+        Box::new(Looper(self.0.clone(), 0))
+    }
+}
+
+#[test]
+fn a_stage_that_never_returns_is_handed_to_on_stuck() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    super::write_random(&data, 1, 1_000, 4);
+    let set = BarSet::open_dir(&data, 1).unwrap();
+    let release = Arc::new(AtomicBool::new(false));
+    let told = Mutex::new(Vec::new());
+    // A binary prints the error and exits here; the test records it and lets the loop end.
+    let on_stuck = |e: &PipelineError| {
+        told.lock().unwrap().push(e.to_string());
+        release.store(true, Ordering::Release);
+    };
+    let mut cfg = EngineConfig::default();
+    cfg.pipeline.topology = Topology::Threads;
+    cfg.pipeline.stall_timeout_ms = 200;
+    let f = LooperFactory(release.clone());
+    let spec = RunSpec::new(&cfg, set.symbols(), &f).bars(&set).on_stuck(&on_stuck);
+    let err = run(spec, BarReplay::zero_copy(set.merged()), &mut |_| {}).expect_err("stuck");
+    assert!(matches!(&err, PipelineError::StageStuck { stage, .. } if stage == "shard-0"), "{err}");
+    let told = told.lock().unwrap();
+    assert_eq!(told.len(), 1);
+    assert!(told[0].starts_with("stage shard-0 made no progress"), "{}", told[0]);
+}
