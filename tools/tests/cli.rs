@@ -677,3 +677,6 @@ mod import;
 
 #[path = "cli/journal.rs"]
 mod journal_cases;
+
+#[path = "cli/replay.rs"]
+mod replay_cases;
