@@ -311,7 +311,8 @@ pub fn run(args: Args) -> Result<()> {
     let meta = serde_json::json!({
         "format": "ringtape journal v2: 16-byte header (magic RTJRNL\\0\\x01, version u16, record size u16), then 72-byte records",
         "session": session,
-        "data_dir": data_dir.display().to_string(),
+        // Absolute, so `ringtape replay` finds the data from any directory.
+        "data_dir": std::path::absolute(&data_dir).unwrap_or_else(|_| data_dir.clone()).display().to_string(),
         "files": fingerprint.iter().map(|(s, i, n, h)| serde_json::json!({"symbol": s, "interval_s": i, "bars": n, "xxh3": format!("{h:016x}")})).collect::<Vec<_>>(),
         "symbols": set.symbols().names(),
         "strategy": checked.strategy,

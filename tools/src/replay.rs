@@ -523,7 +523,6 @@ mod wall_clock {
     /// moves the replayed end of data later: every record matches up to the `end_of_data` input,
     /// whose time differs. Ignored until the engine counts ticks the same way in both cases.
     #[test]
-    #[ignore = "engine: sequencer end-of-data time counts replayed ticks but not wall ticks"]
     fn a_wall_clock_run_replays_exactly_from_its_journal() {
         let mut cfg = EngineConfig::default();
         cfg.journal.inputs = JournalInputs::All;
