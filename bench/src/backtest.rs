@@ -51,7 +51,7 @@
 //! `results` JSON and `fills.csv` bytes are identical across runs, topologies and shard counts,
 //! and its summary names the topology asked for; every engine-only run's totals (bars, fills,
 //! trades, wins, net PnL, commissions) are identical and match the end-to-end results; no
-//! prediction mismatch, strategy fault or bad event; the three baselines see the same bars and
+//! strategy fault, bad event or unknown-order report; the three baselines see the same bars and
 //! close sum.
 #![allow(clippy::disallowed_methods)] // wall-clock timing of runs and benchmarks is the point here
 
@@ -116,9 +116,9 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct DataSize {
-    symbols: u32,
-    days: u32,
+pub(crate) struct DataSize {
+    pub(crate) symbols: u32,
+    pub(crate) days: u32,
 }
 
 fn parse_topology(s: &str) -> Result<Topology, String> {
@@ -154,14 +154,14 @@ fn topology_config(tmp: &Path, topology: Topology) -> anyhow::Result<PathBuf> {
 // Data set.
 // ---------------------------------------------------------------------------------------------
 
-fn has_bar_files(dir: &Path) -> bool {
+pub(crate) fn has_bar_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|rd| {
         rd.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == engine::barfile::EXTENSION))
     })
 }
 
 /// The `ringtape` binary: `--ringtape`, or `ringtape` next to the current executable.
-fn ringtape_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn ringtape_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe().context("locating the current executable")?.with_file_name("ringtape"),
@@ -177,7 +177,7 @@ fn ringtape_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Generate the data set with `ringtape synth`; returns the seconds it took.
-fn synth(ringtape: &Path, dir: &Path, size: DataSize) -> anyhow::Result<f64> {
+pub(crate) fn synth(ringtape: &Path, dir: &Path, size: DataSize) -> anyhow::Result<f64> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut cmd = Command::new(ringtape);
     cmd.arg("synth")
@@ -199,13 +199,13 @@ fn synth(ringtape: &Path, dir: &Path, size: DataSize) -> anyhow::Result<f64> {
 
 /// What a single-threaded pass over the bars saw: bar count and wrapping sum of the closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ScanSum {
-    bars: u64,
-    close_sum: i64,
+pub(crate) struct ScanSum {
+    pub(crate) bars: u64,
+    pub(crate) close_sum: i64,
 }
 
 /// Every file's bars in turn (no merge).
-fn plain_scan(set: &BarSet) -> ScanSum {
+pub(crate) fn plain_scan(set: &BarSet) -> ScanSum {
     let mut s = ScanSum { bars: 0, close_sum: 0 };
     for stream in set.streams() {
         let bars = black_box(stream.file.bars());
@@ -487,12 +487,12 @@ struct Check {
 
 /// Load average and running compilers at one moment.
 #[derive(Debug, Clone)]
-struct Load {
+pub(crate) struct Load {
     loadavg: String,
     compilers: usize,
 }
 
-fn load_now() -> Load {
+pub(crate) fn load_now() -> Load {
     let loadavg = common::loadavg();
     let compilers = std::fs::read_dir("/proc")
         .map(|rd| {
@@ -506,13 +506,13 @@ fn load_now() -> Load {
 }
 
 impl Load {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!("{} ({} compiler processes running)", self.loadavg, self.compilers)
     }
 }
 
 /// Seconds as milliseconds with about 3 significant digits (`0.412`, `41.2`, `4123`).
-fn fmt_ms(secs: f64) -> String {
+pub(crate) fn fmt_ms(secs: f64) -> String {
     let ms = secs * 1e3;
     if !ms.is_finite() {
         "-".into()
@@ -569,7 +569,7 @@ fn counter_values<'a>(counters: impl Iterator<Item = &'a serde_json::Value>, key
 }
 
 const COUNTERS: [&str; 6] =
-    ["ring_full", "risk_waits", "shard_waits", "full_shard_to_risk", "full_to_exec", "full_to_journal"];
+    ["ring_full", "risk_waits", "shard_waits", "full_shard_to_risk", "full_risk_to_shard", "full_to_recorder"];
 
 fn markdown(r: &Report<'_>) -> String {
     let bars = r.data.bars as f64;
@@ -829,7 +829,7 @@ fn json(r: &Report<'_>) -> serde_json::Value {
 // ---------------------------------------------------------------------------------------------
 
 /// Seconds of one call of `f`, and its result.
-fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
+pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
     let t = Instant::now();
     let v = f();
     (t.elapsed().as_secs_f64(), v)
@@ -1017,6 +1017,9 @@ fn measure(
     Ok(Measured { files, symbols, bars, bytes, intervals, rows, scans, e2e, engine })
 }
 
+/// Counters that must stay zero.
+const BAD_COUNTERS: [&str; 3] = ["strategy_faults", "bad_events", "unknown_order_reports"];
+
 fn checks(m: &Measured) -> Vec<Check> {
     let mut out = Vec::new();
     let combo_list = |v: &mut Vec<String>| {
@@ -1162,12 +1165,12 @@ fn checks(m: &Measured) -> Vec<Check> {
         .iter()
         .map(|e| &e.counters)
         .chain(m.e2e.iter().map(|e| &e.counters))
-        .flat_map(|c| ["prediction_mismatch", "strategy_faults", "bad_events"].map(|k| (k, c[k].as_u64().unwrap_or(0))))
+        .flat_map(|c| BAD_COUNTERS.map(|k| (k, c[k].as_u64().unwrap_or(0))))
         .filter(|&(_, v)| v > 0)
         .map(|(k, v)| format!("{k} = {v}"))
         .collect();
     out.push(Check {
-        name: "no prediction mismatch, strategy fault or bad event".into(),
+        name: "no strategy fault, bad event or unknown-order report".into(),
         ok: bad_counters.is_empty(),
         detail: if bad_counters.is_empty() { "all 0".into() } else { bad_counters.join(", ") },
     });
