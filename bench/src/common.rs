@@ -90,8 +90,10 @@ pub fn fmt_ns(ns: f64) -> String {
         format!("{:.1} µs", ns / 1e3)
     } else if ns < 1e7 {
         format!("{:.2} ms", ns / 1e6)
-    } else {
+    } else if ns < 1e9 {
         format!("{:.1} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
     }
 }
 
@@ -129,6 +131,7 @@ mod tests {
         assert_eq!(fmt_ns(1_234.0), "1.23 µs");
         assert_eq!(fmt_ns(12_345.0), "12.3 µs");
         assert_eq!(fmt_ns(4_560_000.0), "4.56 ms");
+        assert_eq!(fmt_ns(1_748_000_000.0), "1.75 s");
         assert_eq!(fmt_ns(f64::NAN), "-");
     }
 

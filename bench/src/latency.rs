@@ -289,7 +289,13 @@ fn variants(args: &Args, cores: &[usize]) -> anyhow::Result<Vec<Variant>> {
             }
             "threads" => cfg.pipeline.topology = Topology::Threads,
             "threads-pinned" => {
-                ensure!(cores.len() >= 2, "threads-pinned needs 2 cores (this process may use {})", cores.len());
+                if cores.len() < 2 {
+                    eprintln!(
+                        "latency: skipping threads-pinned: it needs 2 cores, this process may use {}",
+                        cores.len()
+                    );
+                    continue;
+                }
                 cfg.pipeline.topology = Topology::Threads;
                 cfg.pipeline.wait = pinned_wait;
                 let (a, b) = (cores[0], cores[1]);
@@ -463,7 +469,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for m in &results {
         let base = results.iter().find(|b| b.variant == "inline" && b.rate == m.rate);
         let rel = |p: f64| {
-            base.map_or_else(|| "-".to_owned(), |b| format!("{:.1}x", q(&m.latency, p) / q(&b.latency, p).max(1.0)))
+            base.map_or_else(
+                || "-".to_owned(),
+                |b| match q(&m.latency, p) / q(&b.latency, p).max(1.0) {
+                    r if r >= 100.0 => format!("{r:.0}x"),
+                    r => format!("{r:.1}x"),
+                },
+            )
         };
         let h = &m.latency;
         let _ = writeln!(

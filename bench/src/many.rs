@@ -21,7 +21,8 @@
 //!
 //! Per-run times go into HdrHistograms (ns, 3 significant figures). `--warmup` runs of each kind
 //! (default 10) come first and are not recorded. With `--pin CORE` the calling thread (which runs
-//! the whole inline pipeline) is pinned to that core.
+//! the whole inline pipeline) is pinned to that core; the threads-topology runs start from an
+//! unpinned thread (threads inherit their creator's affinity).
 //!
 //! **Checks**: every recorded run gives the same totals (bars, fills, trades, wins, net PnL,
 //! commissions) as the first; every run saw every bar (1-bar runs: exactly one); no
@@ -162,16 +163,21 @@ struct Series {
     placement: String,
 }
 
-fn series(
+/// One kind of repeated run.
+#[derive(Debug)]
+struct Kind {
     key: &'static str,
     label: String,
-    set: &BarSet,
     topology: Topology,
-    factory: &dyn StrategyFactory,
+    /// Stop after this many bars (None: the whole set).
     limit: Option<u64>,
     runs: usize,
     warmup: usize,
-) -> anyhow::Result<Series> {
+}
+
+fn series(kind: &Kind, set: &BarSet, factory: &dyn StrategyFactory) -> anyhow::Result<Series> {
+    let Kind { key, ref label, topology, limit, runs, warmup } = *kind;
+    let label = label.clone();
     let mut cfg = EngineConfig::default();
     cfg.pipeline.topology = topology;
     let expect_bars = limit.unwrap_or(set.total_bars()).min(set.total_bars());
@@ -277,51 +283,52 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let ringtape = ringtape_binary(args.ringtape.as_deref())?;
         Some(synth(&ringtape, &dir, size)?)
     };
-    if let Some(core) = args.pin {
-        let ids = core_affinity::get_core_ids().unwrap_or_default();
-        let Some(id) = ids.into_iter().find(|c| c.id == core) else { bail!("--pin {core}: no such core here") };
-        ensure!(core_affinity::set_for_current(id), "--pin {core}: pinning failed");
-    }
     let command = command_line();
     let machine = machine_info();
+    let pin = match args.pin {
+        Some(core) => {
+            let ids = core_affinity::get_core_ids().unwrap_or_default();
+            let Some(id) = ids.into_iter().find(|c| c.id == core) else { bail!("--pin {core}: no such core here") };
+            Some(id)
+        }
+        None => None,
+    };
     let load_start = load_now();
     let (open_s, set) = crate::backtest::timed(|| BarSet::open_dir(&dir, 2));
     let set = set.with_context(|| format!("opening {}", dir.display()))?;
     let bars = set.total_bars();
 
-    let (scan, scan_sum) = scan_series(&set, runs, args.warmup)?;
-    let full = series(
-        "many",
-        format!("full backtest ({} bars), inline", fmt_count(bars)),
-        &set,
-        Topology::Inline,
-        factory.as_ref(),
-        None,
-        runs,
-        args.warmup,
-    )?;
-    let one = series(
-        "tiny_inline",
-        "1-bar backtest, inline".into(),
-        &set,
-        Topology::Inline,
-        factory.as_ref(),
-        Some(1),
-        tiny,
-        args.warmup,
-    )?;
+    // The single-threaded work runs on a thread of its own, pinned with --pin; the threads
+    // topology runs from this (unpinned) thread, so its stage threads do not inherit the pin.
+    let factory = factory.as_ref();
+    let set = &set;
+    let inline =
+        |key, label, limit, runs| Kind { key, label, topology: Topology::Inline, limit, runs, warmup: args.warmup };
+    let (scan, scan_sum, full, one) = std::thread::scope(|s| {
+        s.spawn(|| -> anyhow::Result<_> {
+            if let Some(id) = pin {
+                ensure!(core_affinity::set_for_current(id), "--pin {}: pinning failed", id.id);
+            }
+            let (scan, scan_sum) = scan_series(set, runs, args.warmup)?;
+            let label = format!("full backtest ({} bars), inline", fmt_count(bars));
+            let full = series(&inline("many", label, None, runs), set, factory)?;
+            let one = series(&inline("tiny_inline", "1-bar backtest, inline".into(), Some(1), tiny), set, factory)?;
+            Ok((scan, scan_sum, full, one))
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })?;
     let mut all = vec![scan, full, one];
     if tiny_threads > 0 {
-        all.push(series(
-            "tiny_threads",
-            "1-bar backtest, threads (default placement)".into(),
-            &set,
-            Topology::Threads,
-            factory.as_ref(),
-            Some(1),
-            tiny_threads,
-            args.warmup.min(3),
-        )?);
+        let kind = Kind {
+            key: "tiny_threads",
+            label: "1-bar backtest, threads (default placement)".into(),
+            topology: Topology::Threads,
+            limit: Some(1),
+            runs: tiny_threads,
+            warmup: args.warmup.min(3),
+        };
+        all.push(series(&kind, set, factory)?);
     }
     let load_end = load_now();
 
@@ -348,7 +355,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     let _ = writeln!(
         s,
-        "| Runs | strategy {} (default parameters), EngineConfig::default() + topology, no journal; {} warm-up runs of each kind not recorded; calling thread {} |",
+        "| Runs | strategy {} (default parameters), EngineConfig::default() + topology, no journal; {} warm-up runs of each kind not recorded; the thread running the baseline and the inline runs: {}; threads-topology runs start from an unpinned thread |",
         args.strategy,
         args.warmup,
         args.pin.map_or_else(|| "unpinned".to_owned(), |c| format!("pinned to core {c}"))
@@ -385,7 +392,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let _ = writeln!(
         s,
         "\nPer-run times from HdrHistogram (3 significant figures). The 1-bar inline run's median ({}) \
-         is the fixed cost of building and dropping one run; it is {:.1}% of a full run's median ({}). \
+         is the fixed cost of building and dropping one run; it is {:.3}% of a full run's median ({}). \
          Without it, the full runs would go at {:.2} Mbars/s.",
         fmt_ns(fixed),
         100.0 * fixed / per_run,
