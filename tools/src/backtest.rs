@@ -352,7 +352,12 @@ pub fn run(args: Args) -> Result<()> {
         bars_per_s_wall: out.bars as f64 / wall_s.max(1e-9),
         topology: out.topology.as_str().to_string(),
         venue: out.venue.to_string(),
-        shards: checked.rc.engine.pipeline.shards,
+        // Inline runs every symbol on the calling thread: `pipeline.shards` applies to threads.
+        shards: if out.topology == engine::pipeline::config::Topology::Threads {
+            checked.rc.engine.pipeline.shards
+        } else {
+            1
+        },
         placement: out
             .placement
             .iter()

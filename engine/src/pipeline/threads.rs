@@ -132,6 +132,7 @@ fn spawn<'scope, 'env>(
     name: String,
     core: Option<core_affinity::CoreId>,
     abort: &'scope Abort,
+    done: std::sync::mpsc::Sender<()>,
     f: impl FnOnce() + Send + 'scope,
 ) -> std::thread::ScopedJoinHandle<'scope, ()> {
     std::thread::Builder::new()
@@ -145,6 +146,8 @@ fn spawn<'scope, 'env>(
             {
                 abort.set(PipelineError::StagePanic(name));
             }
+            // Wake the watching thread: it returns as soon as every stage has.
+            let _ = done.send(());
         })
         .expect("spawn stage thread")
 }
@@ -416,7 +419,8 @@ pub(crate) fn run<S: Source>(
         // where stages share cores).
         let lockstep = if hot == Wait::Spin { Wait::Spin } else { Wait::Yield };
         let batch = (pc.ring_size / 4).clamp(1, BATCH as usize);
-        let mut handles = vec![spawn(s, "sequencer".into(), placement.sequencer, abort, move || {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let mut handles = vec![spawn(s, "sequencer".into(), placement.sequencer, abort, done_tx.clone(), move || {
             sequencer_loop(seqr, producer, c, abort, hot, batch)
         })];
         for (k, (mut sh, mut poller)) in shards.into_iter().zip(pollers).enumerate() {
@@ -432,7 +436,7 @@ pub(crate) fn run<S: Source>(
                 waiter: Waiter::new(lockstep),
                 synced: false,
             };
-            handles.push(spawn(s, format!("shard-{k}"), placement.shards[k], abort, move || {
+            handles.push(spawn(s, format!("shard-{k}"), placement.shards[k], abort, done_tx.clone(), move || {
                 let mut seq = 0u64;
                 let mut idle = Waiter::new(hot);
                 let mut bad = 0u64;
@@ -483,7 +487,7 @@ pub(crate) fn run<S: Source>(
             look_seq: vec![NONE; n],
         };
         let (risk_finished, risk_done) = (&risk_finished, &risk_done);
-        handles.push(spawn(s, "risk".into(), placement.risk, abort, {
+        handles.push(spawn(s, "risk".into(), placement.risk, abort, done_tx.clone(), {
             let mut poller = risk_poller;
             move || {
                 let mut seq = 0u64;
@@ -516,7 +520,7 @@ pub(crate) fn run<S: Source>(
             }
         }));
         let (to_rec, recorded) = (&to_rec, &recorded);
-        handles.push(spawn(s, "recorder".into(), placement.recorder, abort, {
+        handles.push(spawn(s, "recorder".into(), placement.recorder, abort, done_tx, {
             // The recorder only observes and its queue is deep: it sleeps when idle instead of
             // taking a core from the hot stages (unless stages have cores of their own).
             let cold = if placement.cold == Wait::Spin { Wait::Spin } else { Wait::Sleep };
@@ -547,8 +551,13 @@ pub(crate) fn run<S: Source>(
         #[allow(clippy::disallowed_methods)] // watchdog time, not strategy time
         let now = std::time::Instant::now;
         let mut stuck_at: Option<std::time::Instant> = None;
-        while handles.iter().any(|h| !h.is_finished()) {
-            std::thread::sleep(Duration::from_millis(20));
+        let mut alive = handles.len();
+        while alive > 0 {
+            match done_rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(()) => alive -= 1,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
             monitor(c);
             if let Some(t) = stuck_at
                 && t.elapsed() > stall
