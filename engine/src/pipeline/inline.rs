@@ -14,11 +14,12 @@ use super::sequencer::Sequencer;
 use super::shard::{Shard, ShardLink};
 use super::source::{Input, Next, Source, StreamRef};
 use super::{Counters, PipelineError};
+use crate::records::{Bar, Event, SymbolId};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 #[derive(Default)]
-struct Queues {
+pub(crate) struct Queues {
     to_risk: VecDeque<RiskMsg>,
     to_shard: VecDeque<ShardMsg>,
 }
@@ -36,22 +37,51 @@ impl ShardLink for Queues {
     fn sync(&mut self, _seq: u64) {}
 }
 
-/// The event being handled, for the shard (bars in mapped files by reference, others copied).
-enum Cur<'i> {
+/// The event being handled, kept for the shard (a 48-byte copy of a bar, or the event).
+enum Cur {
     Empty,
-    Bar(Input<'i>),
-    Event(crate::records::Event),
+    Bar { symbol: SymbolId, bar: Bar, interval_s: u32, ts_recv: i64 },
+    Event(Event),
 }
 
-struct Links<'s, 'r, 'i, 'w> {
+/// Where risk's decision flow goes: the recorder itself (inline), or its queue (threads).
+pub(crate) trait FlowSink {
+    fn flow(&mut self, f: Flow) -> Result<(), PipelineError>;
+}
+
+impl FlowSink for &mut Recorder {
+    #[inline]
+    fn flow(&mut self, f: Flow) -> Result<(), PipelineError> {
+        self.on_flow(&f)
+    }
+}
+
+/// Risk's links when the shard runs on risk's own thread: messages are plain queues, and
+/// [`RiskLink::venue_done`] runs the shard on the event in between risk's two phases.
+pub(crate) struct Links<'s, 'w, F: FlowSink> {
     q: Queues,
     shard: Shard<'s>,
-    rec: &'r mut Recorder,
-    input: Cur<'i>,
+    sink: F,
+    input: Cur,
     shard_done: bool,
     /// The stage running now (an index into [`STAGES`]), for errors and the watchdog.
     stage: &'w AtomicU8,
     err: Option<PipelineError>,
+}
+
+impl<'s, 'w, F: FlowSink> Links<'s, 'w, F> {
+    pub fn new(shard: Shard<'s>, sink: F, stage: &'w AtomicU8) -> Self {
+        Links { q: Queues::default(), shard, sink, input: Cur::Empty, shard_done: false, stage, err: None }
+    }
+
+    /// The event risk is about to handle (the shard gets it at `venue_done`).
+    #[inline]
+    pub fn set_input(&mut self, input: Input<'_>) {
+        self.input = match input {
+            Input::Bar { symbol, bar, interval_s, ts_recv } => Cur::Bar { symbol, bar: *bar, interval_s, ts_recv },
+            Input::Event(ev) => Cur::Event(*ev),
+        };
+    }
 }
 
 /// What the watchdog calls when the run stops moving.
@@ -63,7 +93,7 @@ const SEQUENCER: u8 = 0;
 const RISK: u8 = 1;
 const SHARD: u8 = 2;
 
-impl RiskLink for Links<'_, '_, '_, '_> {
+impl<F: FlowSink> RiskLink for Links<'_, '_, F> {
     #[inline]
     fn to_shard(&mut self, _k: usize, m: ShardMsg) {
         self.q.to_shard.push_back(m);
@@ -75,7 +105,7 @@ impl RiskLink for Links<'_, '_, '_, '_> {
     #[inline]
     fn flow(&mut self, f: Flow) {
         if self.err.is_none()
-            && let Err(e) = self.rec.on_flow(&f)
+            && let Err(e) = self.sink.flow(f)
         {
             self.err = Some(e);
         }
@@ -84,7 +114,7 @@ impl RiskLink for Links<'_, '_, '_, '_> {
     fn venue_done(&mut self, seq: u64) {
         let input = match &self.input {
             Cur::Empty => return,
-            Cur::Bar(i) => *i,
+            &Cur::Bar { symbol, ref bar, interval_s, ts_recv } => Input::Bar { symbol, bar, interval_s, ts_recv },
             Cur::Event(ev) => Input::of(ev),
         };
         self.stage.store(SHARD, Ordering::Relaxed);
@@ -153,7 +183,7 @@ fn run_loop<S: Source>(
     monitor: &mut dyn FnMut(&Counters),
     stage: &AtomicU8,
 ) -> Result<(), PipelineError> {
-    let mut links = Links { q: Queues::default(), shard, rec, input: Cur::Empty, shard_done: false, stage, err: None };
+    let mut links = Links::new(shard, rec, stage);
     let mut seq = 0u64;
     let mut idle = super::wait::Waiter::new(super::wait::Wait::Backoff);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -163,14 +193,10 @@ fn run_loop<S: Source>(
             let input = match seqr.next() {
                 Next::Event(ev) => {
                     held = ev;
-                    links.input = Cur::Event(ev);
                     Input::of(&held)
                 }
                 Next::BarRef { stream, index, .. } => match Input::of_ref(streams, u64::from(stream) << 48 | index) {
-                    Some(i) => {
-                        links.input = Cur::Bar(i);
-                        i
-                    }
+                    Some(i) => i,
                     None => {
                         counters.bad_events.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -183,6 +209,7 @@ fn run_loop<S: Source>(
                 Next::End => break,
             };
             idle.reset();
+            links.set_input(input);
             links.stage.store(RISK, Ordering::Relaxed);
             let done = risk.handle(seq, input, &mut links);
             seq += 1;

@@ -12,6 +12,7 @@
 //!   for `stall_timeout_ms` while it has work is reported through the monitor the same way.
 
 use super::config::EngineConfig;
+use super::inline::{FlowSink, Links};
 use super::messages::{Flow, RiskMsg, ShardMsg};
 use super::recorder::Recorder;
 use super::risk_stage::{RiskLink, RiskStage};
@@ -206,6 +207,62 @@ impl ShardLink for ShardSide<'_> {
 /// Sentinel for "nothing held aside".
 const NONE: u64 = u64::MAX;
 
+/// The recorder's queue as the place risk's decision flow goes (the shard-on-risk's-thread case).
+struct RecQueue<'a> {
+    q: &'a ArrayQueue<Flow>,
+    counters: &'a Counters,
+    abort: &'a Abort,
+    waiting: &'a AtomicBool,
+}
+
+impl FlowSink for RecQueue<'_> {
+    #[inline]
+    fn flow(&mut self, f: Flow) -> Result<(), PipelineError> {
+        push_wait(self.q, f, &self.counters.full_to_recorder, self.abort, self.waiting);
+        Ok(())
+    }
+}
+
+/// Risk's links on its thread: to shard threads through queues, or to the one shard it runs
+/// itself between its two phases (with one shard, a thread of its own would only hand every
+/// order back and forth).
+#[allow(clippy::large_enum_variant)] // one per run, matched on every call: no box to chase
+enum RiskThreadLink<'a, 's> {
+    Split(RiskSide<'a>),
+    Fused(Links<'s, 'a, RecQueue<'a>>),
+}
+
+impl RiskLink for RiskThreadLink<'_, '_> {
+    #[inline]
+    fn to_shard(&mut self, k: usize, m: ShardMsg) {
+        match self {
+            RiskThreadLink::Split(l) => l.to_shard(k, m),
+            RiskThreadLink::Fused(l) => l.to_shard(k, m),
+        }
+    }
+    #[inline]
+    fn take_from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
+        match self {
+            RiskThreadLink::Split(l) => l.take_from_shard(k, seq),
+            RiskThreadLink::Fused(l) => l.take_from_shard(k, seq),
+        }
+    }
+    #[inline]
+    fn flow(&mut self, f: Flow) {
+        match self {
+            RiskThreadLink::Split(l) => l.flow(f),
+            RiskThreadLink::Fused(l) => l.flow(f),
+        }
+    }
+    #[inline]
+    fn venue_done(&mut self, seq: u64) {
+        match self {
+            RiskThreadLink::Split(l) => l.venue_done(seq),
+            RiskThreadLink::Fused(l) => l.venue_done(seq),
+        }
+    }
+}
+
 struct RiskSide<'a> {
     from_shards: &'a [ArrayQueue<RiskMsg>],
     to_shards: &'a [ArrayQueue<ShardMsg>],
@@ -283,17 +340,28 @@ impl RiskLink for RiskSide<'_> {
 }
 
 /// Publish a batch; when the ring is full, count it and wait (watching `abort`).
-fn publish_all<P: Producer<Event>>(producer: &mut P, evs: &[Event], counters: &Counters, abort: &Abort) {
+/// Publishes a batch on the main ring if there is room for all of it (the producer's type
+/// depends on how many consumers the ring has, so the sequencer sees it through this).
+type Publish<'a> = Box<dyn FnMut(&[Event]) -> bool + Send + 'a>;
+
+fn publisher<'a, P: Producer<Event> + Send + 'a>(mut producer: P) -> Publish<'a> {
+    Box::new(move |evs: &[Event]| {
+        producer
+            .try_batch_publish(evs.len(), |iter| {
+                for (slot, ev) in iter.zip(evs) {
+                    *slot = *ev;
+                }
+            })
+            .is_ok()
+    })
+}
+
+fn publish_all(publish: &mut Publish<'_>, evs: &[Event], counters: &Counters, abort: &Abort) {
     // A full ring means the consumers are a whole ring behind: sleep rather than take their core.
     let mut waiter = Waiter::new(Wait::Sleep);
     let mut counted = false;
     loop {
-        let r = producer.try_batch_publish(evs.len(), |iter| {
-            for (slot, ev) in iter.zip(evs) {
-                *slot = *ev;
-            }
-        });
-        if r.is_ok() {
+        if publish(evs) {
             return;
         }
         if !counted {
@@ -305,9 +373,9 @@ fn publish_all<P: Producer<Event>>(producer: &mut P, evs: &[Event], counters: &C
     }
 }
 
-fn sequencer_loop<S: Source, P: Producer<Event>>(
+fn sequencer_loop<S: Source>(
     seqr: &mut Sequencer<'_, S>,
-    mut producer: P,
+    mut producer: Publish<'_>,
     counters: &Counters,
     abort: &Abort,
     wait: Wait,
@@ -379,7 +447,9 @@ pub(crate) fn run<S: Source>(
     on_stuck: Option<&(dyn Fn(&PipelineError) + Sync)>,
 ) -> Result<Vec<(String, Option<usize>, String)>, PipelineError> {
     let pc = &cfg.pipeline;
-    let n = shards.len();
+    // One shard runs on risk's thread; more get threads of their own.
+    let fused = shards.len() == 1;
+    let n = if fused { 0 } else { shards.len() };
     let placement = place(cfg);
     let abort = Abort { flag: AtomicBool::new(false), error: Mutex::new(None) };
     let from_shards: Vec<ArrayQueue<RiskMsg>> = (0..n).map(|_| ArrayQueue::new(pc.queue_size)).collect();
@@ -391,24 +461,31 @@ pub(crate) fn run<S: Source>(
     let waiting: Vec<CachePadded<AtomicBool>> = (0..=n).map(|_| CachePadded::new(AtomicBool::new(false))).collect();
     let to_rec: ArrayQueue<Flow> = ArrayQueue::new(pc.queue_size);
     let risk_finished = AtomicBool::new(false);
+    let fused_stage = std::sync::atomic::AtomicU8::new(0);
     let recorded = AtomicU64::new(0);
 
     let builder = disruptor::build_single_producer(pc.ring_size, Event::default, BusySpin);
     let (risk_poller, builder) = builder.new_event_poller();
-    let (first, mut builder) = builder.new_event_poller();
-    let mut pollers = vec![first];
-    for _ in 1..n {
-        let (p, b) = builder.new_event_poller();
-        pollers.push(p);
-        builder = b;
-    }
-    let producer = builder.build();
+    let mut pollers = Vec::with_capacity(n);
+    let producer = if n == 0 {
+        publisher(builder.build())
+    } else {
+        let (first, mut builder) = builder.new_event_poller();
+        pollers.push(first);
+        for _ in 1..n {
+            let (p, b) = builder.new_event_poller();
+            pollers.push(p);
+            builder = b;
+        }
+        publisher(builder.build())
+    };
 
     let mut report = vec![("sequencer".to_string(), placement.sequencer.map(|c| c.id), format!("{:?}", placement.hot))];
-    for (k, c) in placement.shards.iter().enumerate() {
+    for (k, c) in placement.shards.iter().enumerate().take(n) {
         report.push((format!("shard-{k}"), c.map(|c| c.id), format!("{:?}", placement.hot)));
     }
-    report.push(("risk".into(), placement.risk.map(|c| c.id), format!("{:?}", placement.hot)));
+    let risk_name = if fused { "risk+shard-0" } else { "risk" };
+    report.push((risk_name.into(), placement.risk.map(|c| c.id), format!("{:?}", placement.hot)));
     report.push(("recorder".into(), placement.recorder.map(|c| c.id), format!("{:?}", placement.cold)));
 
     std::thread::scope(|s| {
@@ -423,7 +500,9 @@ pub(crate) fn run<S: Source>(
         let mut handles = vec![spawn(s, "sequencer".into(), placement.sequencer, abort, done_tx.clone(), move || {
             sequencer_loop(seqr, producer, c, abort, hot, batch)
         })];
-        for (k, (mut sh, mut poller)) in shards.into_iter().zip(pollers).enumerate() {
+        let mut shards = shards.into_iter();
+        let fused_shard = if fused { shards.next() } else { None };
+        for (k, (mut sh, mut poller)) in shards.zip(pollers).enumerate() {
             let mut side = ShardSide {
                 to_risk: &from_shards[k],
                 from_risk: &to_shards[k],
@@ -472,22 +551,28 @@ pub(crate) fn run<S: Source>(
                 }
             }));
         }
-        let mut rside = RiskSide {
-            from_shards: &from_shards,
-            to_shards: &to_shards,
-            progress: &progress,
-            venue_done: &venue_done,
-            to_rec: &to_rec,
-            waiting: &waiting[n],
-            counters: c,
-            abort,
-            waiter: Waiter::new(lockstep),
-            seen: vec![0; n],
-            look: vec![None; n],
-            look_seq: vec![NONE; n],
+        let mut rside = match fused_shard {
+            Some(sh) => {
+                let sink = RecQueue { q: &to_rec, counters: c, abort, waiting: &waiting[n] };
+                RiskThreadLink::Fused(Links::new(sh, sink, &fused_stage))
+            }
+            None => RiskThreadLink::Split(RiskSide {
+                from_shards: &from_shards,
+                to_shards: &to_shards,
+                progress: &progress,
+                venue_done: &venue_done,
+                to_rec: &to_rec,
+                waiting: &waiting[n],
+                counters: c,
+                abort,
+                waiter: Waiter::new(lockstep),
+                seen: vec![0; n],
+                look: vec![None; n],
+                look_seq: vec![NONE; n],
+            }),
         };
         let (risk_finished, risk_done) = (&risk_finished, &risk_done);
-        handles.push(spawn(s, "risk".into(), placement.risk, abort, done_tx.clone(), {
+        handles.push(spawn(s, risk_name.into(), placement.risk, abort, done_tx.clone(), {
             let mut poller = risk_poller;
             move || {
                 let mut seq = 0u64;
@@ -500,6 +585,9 @@ pub(crate) fn run<S: Source>(
                             for ev in &mut guard {
                                 let mut done = false;
                                 seq += expand(ev, seq, streams, &mut bad, |q, input: Input<'_>| {
+                                    if let RiskThreadLink::Fused(l) = &mut rside {
+                                        l.set_input(input);
+                                    }
                                     done |= risk.handle(q, input, &mut rside)
                                 });
                                 if done {
@@ -576,7 +664,7 @@ pub(crate) fn run<S: Source>(
             let published = c.published.load(Ordering::Relaxed);
             let mut stages: Vec<(String, u64)> =
                 progress.iter().enumerate().map(|(k, p)| (format!("shard-{k}"), p.load(Ordering::Relaxed))).collect();
-            stages.push(("risk".into(), risk_done.load(Ordering::Relaxed)));
+            stages.push((risk_name.into(), risk_done.load(Ordering::Relaxed)));
             if last.len() != stages.len() {
                 last = stages.iter().map(|(_, p)| (*p, now())).collect();
             }

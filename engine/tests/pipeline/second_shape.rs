@@ -386,8 +386,10 @@ fn a_panicking_stage_ends_the_run_with_an_error_naming_it() {
         let venue =
             Faulty { sim: SimVenue::new(&VenueConfig::default(), 3), bars: Arc::default(), at: 500, hang_ms: 0 };
         let err = run_with_venue(&data, &cfg, venue).expect_err("a dead stage is an error, not a hang");
-        assert!(matches!(&err, PipelineError::StagePanic(s) if s == "risk"), "{topo:?}: {err}");
-        assert_eq!(err.to_string(), "stage risk panicked; the run was stopped");
+        // With one shard, the shard runs on risk's thread, and the stage is named for both.
+        let stage = if topo == Topology::Threads && shards == 1 { "risk+shard-0" } else { "risk" };
+        assert!(matches!(&err, PipelineError::StagePanic(s) if s == stage), "{topo:?}: {err}");
+        assert_eq!(err.to_string(), format!("stage {stage} panicked; the run was stopped"));
     }
     std::panic::set_hook(prev);
 }
@@ -399,6 +401,7 @@ fn a_stuck_stage_is_reported_by_name() {
     super::write_random(&data, 2, 2_000, 9);
     let mut cfg = EngineConfig::default();
     cfg.pipeline.topology = Topology::Threads;
+    cfg.pipeline.shards = 2; // risk on a thread of its own (one shard runs on risk's thread)
     cfg.pipeline.stall_timeout_ms = 200;
     let venue =
         Faulty { sim: SimVenue::new(&VenueConfig::default(), 2), bars: Arc::default(), at: 300, hang_ms: 1_500 };
@@ -490,6 +493,7 @@ fn a_stage_that_never_returns_is_handed_to_on_stuck() {
         };
         let mut cfg = EngineConfig::default();
         cfg.pipeline.topology = topo;
+        cfg.pipeline.shards = 2; // the shard on a thread of its own
         cfg.pipeline.stall_timeout_ms = 200;
         let f = LooperFactory(release.clone());
         let spec = RunSpec::new(&cfg, set.symbols(), &f).bars(&set).on_stuck(&on_stuck);
