@@ -1,6 +1,7 @@
 //! The `threads` topology: the sequencer, each shard, risk (with execution) and the recorder on
 //! their own threads, spawned here and only here, named `rt-*` and pinned from the config's core
-//! map. The sequencer publishes on a single-producer `disruptor` ring read by every shard and by
+//! map. With one shard, the shard runs on risk's thread between risk's two phases (as inline):
+//! a thread of its own would hand every order back and forth. The sequencer publishes on a single-producer `disruptor` ring read by every shard and by
 //! risk; shard <-> risk and risk -> recorder messages go through bounded `crossbeam` queues.
 //!
 //! - Full ring or queue: the writer counts it and waits (nothing is dropped).
