@@ -240,18 +240,27 @@ pub enum PipelineError {
 }
 
 /// The topology a run will use.
-pub fn pick_topology(cfg: &EngineConfig, live: bool) -> Topology {
+///
+/// `auto`: live inputs run on threads. A replay of files runs inline, except a large one
+/// ([`AUTO_THREADS_MIN_BARS`] bars or more) with one shard on a machine with two cores or more:
+/// then the sequencer (the merge of the files) gets one core and the shard with risk another, which
+/// measured faster end to end on the 2-core project machine (BENCHMARKS.md). Many small runs in one
+/// process (Monte Carlo, sweeps) stay inline, where building a run costs under a microsecond.
+pub fn pick_topology(cfg: &EngineConfig, live: bool, bars: u64, cores: usize) -> Topology {
     match cfg.pipeline.topology {
         Topology::Auto if live => Topology::Threads,
+        Topology::Auto if bars >= AUTO_THREADS_MIN_BARS && cores >= 2 && cfg.pipeline.shards == 1 => Topology::Threads,
         Topology::Auto => Topology::Inline,
         t => t,
     }
 }
 
+/// The replay size from which `auto` runs on threads (see [`pick_topology`]).
+pub const AUTO_THREADS_MIN_BARS: u64 = 1_000_000;
+
 /// The whole config is checked before a run builds anything (see [`config::EngineConfig::validate`]);
 /// warnings are the caller's to show.
-fn check(cfg: &EngineConfig) -> Result<(), PipelineError> {
-    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len().max(1));
+fn check(cfg: &EngineConfig, cores: usize) -> Result<(), PipelineError> {
     cfg.validate(cores).map(drop).map_err(|e| PipelineError::Config(e.to_string()))
 }
 
@@ -264,7 +273,9 @@ pub fn run<S: Source>(
     monitor: &mut dyn FnMut(&Counters),
 ) -> Result<RunOutput, PipelineError> {
     let cfg = spec.config;
-    check(cfg)?;
+    // Read once, before anything is pinned (core_affinity lists the calling thread's cores).
+    let cores = core_affinity::get_core_ids().map_or(1, |c| c.len().max(1));
+    check(cfg, cores)?;
     let streams = match (source.by_reference(), spec.bars) {
         (false, _) => Vec::new(),
         (true, None) => {
@@ -280,7 +291,8 @@ pub fn run<S: Source>(
         (true, Some(set)) => source::stream_refs(set),
     };
     let live = spec.ingress.is_some() || matches!(spec.clock, Clock::Wall(_));
-    let topology = pick_topology(cfg, live);
+    let bars = spec.bars.map_or(0, crate::merge::BarSet::total_bars);
+    let topology = pick_topology(cfg, live, bars, cores);
     let names = spec.symbols.names();
     let n_sym = names.len();
     let counters = Counters::default();
@@ -341,4 +353,23 @@ pub fn run<S: Source>(
         placement,
         interrupted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_picks_threads_for_live_and_large_replays_on_two_cores() {
+        let mut cfg = EngineConfig::default();
+        let big = AUTO_THREADS_MIN_BARS;
+        assert_eq!(pick_topology(&cfg, true, 0, 1), Topology::Threads, "live inputs");
+        assert_eq!(pick_topology(&cfg, false, 1_563, 2), Topology::Inline, "a small replay");
+        assert_eq!(pick_topology(&cfg, false, big, 2), Topology::Threads, "a large replay on 2 cores");
+        assert_eq!(pick_topology(&cfg, false, big, 1), Topology::Inline, "one core");
+        cfg.pipeline.shards = 2;
+        assert_eq!(pick_topology(&cfg, false, big, 2), Topology::Inline, "several shards time-share");
+        cfg.pipeline.topology = Topology::Threads;
+        assert_eq!(pick_topology(&cfg, false, 10, 1), Topology::Threads, "asked for");
+    }
 }

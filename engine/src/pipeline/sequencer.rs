@@ -310,6 +310,11 @@ impl<'a, S: Source> Sequencer<'a, S> {
     }
 
     fn end(&mut self) -> Next {
+        // A stop may arrive while the last source ends (a feed that saw the same stop flag):
+        // the run was still interrupted.
+        if self.stop.is_some_and(|f| f.load(Ordering::Relaxed)) {
+            self.interrupted = true;
+        }
         self.ended = true;
         if let Some(ing) = &self.ingress {
             ing.close();
