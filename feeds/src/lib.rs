@@ -1,11 +1,73 @@
-//! # ringtape feeds (placeholder: the live-feeds issue builds this crate)
+//! # ringtape feeds: the protocol layer
 //!
-//! Stage: sources in front of the sequencer. Feeds will turn Alpaca and Polygon websocket
-//! messages (mio + tungstenite + rustls, parsed with simd-json) and replayed files into the
-//! engine's normalized records ([`engine::records::Event`]) and push them into the sequencer
-//! through an [`engine::pipeline::Source`] or an [`engine::pipeline::Ingress`]. A feed never
-//! calls strategy, risk or venue code, never blocks a hot-path thread, and never logs a secret.
+//! **Stage:** sources in front of the sequencer. This layer turns the bytes of Alpaca market data
+//! v2 and Polygon/Massive stocks websocket frames, and their REST history pages, into the
+//! engine's normalized records; the transport (mio + tungstenite + rustls, next) reads sockets
+//! on a feed thread and calls it, then pushes the events into an [`engine::pipeline::Ingress`].
 //!
-//! Today the only source is the bar-file replay in the engine ([`engine::pipeline::BarReplay`]).
+//! **Consumes:** one frame (`&[u8]`) plus the feed thread's receive time; a [`SymbolMap`] the
+//! universe fills. **Produces:** [`FeedMsg`]s (quotes and trades ready as
+//! [`engine::records::Event`]s, bars, control messages with typed [`AlpacaError`]s, and counted,
+//! typed [`Reject`]ions); [`BarGates`] then release bars strictly in window order, deduped, as
+//! [`ReleasedBar`]s; [`FeedCounters`] count everything. Client messages (auth, subscribe,
+//! Polygon `params`) are built in [`alpaca`] and [`polygon`].
+//!
+//! **Never:** opens a socket, spawns a thread, reads a clock (times are passed in), panics on
+//! input, goes through `f64` for a price (prices are read from the number's text, exactly, in
+//! 1e-9 units), re-releases a bar, or logs a secret (the auth builders return the message; no
+//! type here stores a key).
+//!
+//! Parsing is serde_json into borrowed structs of raw fields, chosen over simd-json by
+//! measurement (see `feeds/PARSING.md`).
+//!
+//! ```
+//! use engine::records::{Interval, SymbolId};
+//! use feeds::{BarGates, FeedCounters, FeedMsg, GateConfig, SymbolMap, alpaca};
+//!
+//! let mut symbols = SymbolMap::new();
+//! symbols.insert("AAPL", SymbolId(0)).unwrap();
+//! let (mut counters, mut msgs, mut released) = (FeedCounters::default(), Vec::new(), Vec::new());
+//! let mut gates = BarGates::new(GateConfig { grace_ns: 1_000_000_000, release_on_later: false });
+//!
+//! let frame = br#"[{"T":"b","S":"AAPL","o":189.01,"h":189.20,"l":188.95,"c":189.12,"v":51234,"t":"2024-03-01T14:31:00Z","n":412,"vw":189.08}]"#;
+//! let recv_ns = 1_709_303_520_100_000_000; // 100 ms after the window closed
+//! alpaca::decode_stream(frame, recv_ns, &symbols, &mut counters, &mut msgs);
+//! let FeedMsg::Bar(bar) = &msgs[0] else { panic!("a bar") };
+//! assert_eq!((bar.bar.high_px_e9, bar.interval), (189_200_000_000, Interval::M1));
+//!
+//! gates.offer(bar, &mut counters, &mut released); // pending: inside its 1 s grace
+//! assert!(released.is_empty());
+//! gates.flush(recv_ns + 1_000_000_000, &mut counters, &mut released); // grace passed: final
+//! assert_eq!(released[0].event().as_bar(), Some(&bar.bar));
+//! assert_eq!((counters.bars, counters.released), (1, 1));
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod alpaca;
+mod counters;
+mod gate;
+mod msg;
+pub mod num;
+pub mod polygon;
+mod raw;
+mod symbols;
+
+pub use alpaca::{HistBar, HistoryPage, RestError};
+pub use counters::FeedCounters;
+pub use gate::{BarGate, BarGates, GateConfig, Offer, ReleasedBar};
+pub use msg::{AlpacaChannels, AlpacaError, BarKind, BarUpdate, Control, ErrorAction, FeedMsg, Reject, RejectKind};
+pub use symbols::SymbolMap;
+
+/// Put warm-start history (every page of every symbol) into one ordered stream: sorted by
+/// (window start, symbol, interval), and where pages overlapped, one bar per key (the last one
+/// received). Returns how many duplicates were dropped.
+pub fn order_history(bars: &mut Vec<HistBar>) -> usize {
+    let before = bars.len();
+    // Stable sort keeps arrival order within a key; keep the last of each run.
+    bars.sort_by_key(|h| (h.bar.ts_event_ns, h.symbol, h.interval.secs));
+    bars.reverse();
+    bars.dedup_by_key(|h| (h.bar.ts_event_ns, h.symbol, h.interval.secs));
+    bars.reverse();
+    before - bars.len()
+}
