@@ -1,1 +1,242 @@
-fn main() {}
+//! Parse benchmark: the production decoders (serde_json into borrowed raw fields, exact prices)
+//! against simd-json and serde_json into typed `f64` structs doing the same normalization.
+//!
+//! Run: `cargo run --release -p ringtape-feeds --example parse_bench` (results in feeds/PARSING.md).
+//! Each case runs 200 batches of 2,000 frames after a warm-up; it reports ns per message at the
+//! batch p50 / p99 / max (a batch's mean, so timer overhead stays out of the figure).
+#![allow(missing_docs)] // an example binary
+
+use engine::records::{Bar, Interval, Quote, SymbolId, px_from_f64};
+use feeds::{BarKind, BarUpdate, FeedCounters, FeedMsg, SymbolMap, alpaca, num, polygon};
+use serde::Deserialize;
+use std::hint::black_box;
+use std::time::Instant;
+
+const BAR: &str = r#"[{"T":"b","S":"AAPL","o":189.01,"h":189.2,"l":188.95,"c":189.12,"v":51234,"t":"2024-03-01T14:31:00Z","n":412,"vw":189.08}]"#;
+const QUOTE: &str = r#"[{"T":"q","S":"AAPL","bx":"V","bp":189.1,"bs":2,"ax":"V","ap":189.12,"as":3,"t":"2024-03-01T14:31:02.123456789Z","c":["R"],"z":"C"}]"#;
+const SYMS: [&str; 10] = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "AMD", "NFLX", "INTC"];
+
+fn am_batch() -> String {
+    let items: Vec<String> = SYMS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                r#"{{"ev":"AM","sym":"{s}","v":{},"av":8123456,"op":187.5,"vw":189.0801,"o":189.01,"c":189.12,"h":189.2,"l":188.95,"a":188.4411,"z":87,"s":1709303460000,"e":1709303520000}}"#,
+                51234 + i
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+fn alpaca_bar_batch() -> String {
+    let items: Vec<String> = SYMS.iter().map(|s| BAR[1..BAR.len() - 1].replace("AAPL", s)).collect();
+    format!("[{}]", items.join(","))
+}
+
+// ---- the typed-f64 alternatives (same normalization, prices through f64) ----
+
+#[derive(Deserialize)]
+struct ABar<'a> {
+    #[serde(rename = "T")]
+    ty: &'a str,
+    #[serde(rename = "S")]
+    sym: &'a str,
+    o: f64,
+    h: f64,
+    l: f64,
+    c: f64,
+    v: u64,
+    t: &'a str,
+}
+
+#[derive(Deserialize)]
+struct AQuote<'a> {
+    #[serde(rename = "T")]
+    ty: &'a str,
+    #[serde(rename = "S")]
+    sym: &'a str,
+    bp: f64,
+    bs: u32,
+    ap: f64,
+    #[serde(rename = "as")]
+    ask_size: u32,
+    t: &'a str,
+}
+
+#[derive(Deserialize)]
+struct PAgg<'a> {
+    ev: &'a str,
+    sym: &'a str,
+    o: f64,
+    h: f64,
+    l: f64,
+    c: f64,
+    v: u64,
+    s: i64,
+    e: i64,
+}
+
+fn f64_bar(b: &ABar<'_>, symbols: &SymbolMap, recv: i64) -> Option<FeedMsg> {
+    let bar = Bar {
+        ts_event_ns: num::rfc3339_ns(b.t).ok()?,
+        open_px_e9: px_from_f64(b.o)?,
+        high_px_e9: px_from_f64(b.h)?,
+        low_px_e9: px_from_f64(b.l)?,
+        close_px_e9: px_from_f64(b.c)?,
+        volume: b.v,
+    };
+    bar.validate().ok()?;
+    let symbol = symbols.get(b.sym)?;
+    (b.ty == "b").then_some(FeedMsg::Bar(BarUpdate {
+        symbol,
+        interval: Interval::M1,
+        kind: BarKind::Closed,
+        bar,
+        ts_recv_ns: recv,
+    }))
+}
+
+fn f64_quote(q: &AQuote<'_>, symbols: &SymbolMap, recv: i64) -> Option<FeedMsg> {
+    let quote = Quote {
+        ts_event_ns: num::rfc3339_ns(q.t).ok()?,
+        bid_px_e9: px_from_f64(q.bp)?,
+        ask_px_e9: px_from_f64(q.ap)?,
+        bid_size: q.bs,
+        ask_size: q.ask_size,
+    };
+    let symbol = symbols.get(q.sym)?;
+    (q.ty == "q").then_some(FeedMsg::Quote { symbol, quote, ts_recv_ns: recv })
+}
+
+fn f64_agg(a: &PAgg<'_>, symbols: &SymbolMap, recv: i64) -> Option<FeedMsg> {
+    let bar = Bar {
+        ts_event_ns: a.s * 1_000_000,
+        open_px_e9: px_from_f64(a.o)?,
+        high_px_e9: px_from_f64(a.h)?,
+        low_px_e9: px_from_f64(a.l)?,
+        close_px_e9: px_from_f64(a.c)?,
+        volume: a.v,
+    };
+    bar.validate().ok()?;
+    let symbol = symbols.get(a.sym)?;
+    let secs = ((a.e - a.s) / 1000) as u32;
+    (a.ev == "AM").then_some(FeedMsg::Bar(BarUpdate {
+        symbol,
+        interval: Interval { secs },
+        kind: BarKind::Closed,
+        bar,
+        ts_recv_ns: recv,
+    }))
+}
+
+/// ns per message: (p50, p99, max) over batches.
+fn run(msgs_per_frame: usize, mut f: impl FnMut() -> usize) -> (f64, f64, f64) {
+    const BATCH: usize = 2_000;
+    for _ in 0..20 * BATCH {
+        black_box(f());
+    }
+    let mut per: Vec<f64> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            let mut n = 0;
+            for _ in 0..BATCH {
+                n += black_box(f());
+            }
+            assert_eq!(n, BATCH * msgs_per_frame, "every message decoded");
+            t.elapsed().as_nanos() as f64 / (BATCH * msgs_per_frame) as f64
+        })
+        .collect();
+    per.sort_by(f64::total_cmp);
+    (per[per.len() / 2], per[per.len() * 99 / 100], per[per.len() - 1])
+}
+
+fn report(name: &str, r: (f64, f64, f64)) {
+    println!("| {name:<48} | {:>7.0} | {:>7.0} | {:>7.0} |", r.0, r.1, r.2);
+}
+
+fn main() {
+    let mut symbols = SymbolMap::new();
+    for (i, s) in SYMS.iter().enumerate() {
+        symbols.insert(s, SymbolId(i as u32)).unwrap();
+    }
+    let recv = 1_709_303_520_100_000_000;
+    let am = am_batch();
+    let bars10 = alpaca_bar_batch();
+    let mut c = FeedCounters::default();
+    let mut out: Vec<FeedMsg> = Vec::with_capacity(64);
+    let mut buffers = simd_json::Buffers::new(4096);
+    let mut scratch: Vec<u8> = Vec::with_capacity(4096);
+
+    // The production path and the alternatives must agree on these frames.
+    for frame in [BAR, QUOTE, &bars10] {
+        alpaca::decode_stream(frame.as_bytes(), recv, &symbols, &mut c, &mut out);
+    }
+    polygon::decode_stream(am.as_bytes(), recv, &symbols, &mut c, &mut out);
+    assert!(out.iter().all(|m| !matches!(m, FeedMsg::Rejected(_))), "{out:?}");
+    assert_eq!(out.len(), 22);
+
+    println!("| case (ns per message)                            |     p50 |     p99 |     max |");
+    println!("|---|---:|---:|---:|");
+    macro_rules! serde_exact {
+        ($name:expr, $frame:expr, $n:expr, $dec:path) => {{
+            let f = $frame.as_bytes();
+            report(
+                $name,
+                run($n, || {
+                    out.clear();
+                    $dec(f, recv, &symbols, &mut c, &mut out);
+                    out.len()
+                }),
+            );
+        }};
+    }
+    macro_rules! typed {
+        ($name:expr, $frame:expr, $n:expr, $ty:ty, $norm:ident, simd) => {{
+            let f = $frame.as_bytes();
+            report(
+                $name,
+                run($n, || {
+                    out.clear();
+                    scratch.clear();
+                    scratch.extend_from_slice(f);
+                    let v: Vec<$ty> = simd_json::serde::from_slice_with_buffers(&mut scratch, &mut buffers).unwrap();
+                    out.extend(v.iter().filter_map(|m| $norm(m, &symbols, recv)));
+                    out.len()
+                }),
+            );
+        }};
+        ($name:expr, $frame:expr, $n:expr, $ty:ty, $norm:ident, serde) => {{
+            let f = $frame.as_bytes();
+            report(
+                $name,
+                run($n, || {
+                    out.clear();
+                    let v: Vec<$ty> = serde_json::from_slice(f).unwrap();
+                    out.extend(v.iter().filter_map(|m| $norm(m, &symbols, recv)));
+                    out.len()
+                }),
+            );
+        }};
+    }
+    serde_exact!("alpaca bar x1: serde_json raw fields, exact (used)", BAR, 1, alpaca::decode_stream);
+    typed!("alpaca bar x1: simd-json typed f64", BAR, 1, ABar<'_>, f64_bar, simd);
+    typed!("alpaca bar x1: serde_json typed f64", BAR, 1, ABar<'_>, f64_bar, serde);
+    serde_exact!("alpaca bar x10: serde_json raw fields, exact (used)", bars10, 10, alpaca::decode_stream);
+    typed!("alpaca bar x10: simd-json typed f64", bars10, 10, ABar<'_>, f64_bar, simd);
+    typed!("alpaca bar x10: serde_json typed f64", bars10, 10, ABar<'_>, f64_bar, serde);
+    serde_exact!("alpaca quote x1: serde_json raw fields, exact (used)", QUOTE, 1, alpaca::decode_stream);
+    typed!("alpaca quote x1: simd-json typed f64", QUOTE, 1, AQuote<'_>, f64_quote, simd);
+    typed!("alpaca quote x1: serde_json typed f64", QUOTE, 1, AQuote<'_>, f64_quote, serde);
+    serde_exact!("polygon AM x10: serde_json raw fields, exact (used)", am, 10, polygon::decode_stream);
+    typed!("polygon AM x10: simd-json typed f64", am, 10, PAgg<'_>, f64_agg, simd);
+    typed!("polygon AM x10: serde_json typed f64", am, 10, PAgg<'_>, f64_agg, serde);
+    println!(
+        "\nframe sizes: bar {} B, quote {} B, alpaca bar x10 {} B, AM x10 {} B",
+        BAR.len(),
+        QUOTE.len(),
+        bars10.len(),
+        am.len()
+    );
+}
