@@ -107,8 +107,49 @@ fn scaled(text: &str, scale: i32) -> Result<(i128, bool), RejectKind> {
 /// string, `null`, `true`, an object or `NaN` is [`RejectKind::NotANumber`]; a value that does not
 /// fit `i64` is [`RejectKind::OutOfRange`]. The sign is kept: callers check positivity.
 pub fn px_e9(text: &str) -> Result<i64, RejectKind> {
+    if let Some(v) = px_e9_plain(text.as_bytes()) {
+        return Ok(v);
+    }
     let (v, _) = scaled(text, 9)?;
     i64::try_from(v).map_err(|_| RejectKind::OutOfRange)
+}
+
+/// The common case in 64-bit arithmetic: `[-]int[.frac]` with at most 9 integer and 9 fraction
+/// digits (no exponent). `None` sends anything else to the general path.
+#[inline]
+fn px_e9_plain(b: &[u8]) -> Option<i64> {
+    let (neg, b) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let mut i = 0;
+    let mut int: i64 = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        int = int * 10 + i64::from(b[i] - b'0');
+        i += 1;
+        if i > 9 {
+            return None;
+        }
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut frac: i64 = 0;
+    let mut scale: i64 = 1_000_000_000;
+    if i < b.len() {
+        if b[i] != b'.' || i + 1 == b.len() || b.len() - i - 1 > 9 {
+            return None;
+        }
+        for &c in &b[i + 1..] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            frac = frac * 10 + i64::from(c - b'0');
+            scale /= 10;
+        }
+    }
+    let v = int * 1_000_000_000 + frac * scale;
+    Some(if neg { -v } else { v })
 }
 
 /// A non-negative whole count (volume, size, trade count, id) from a JSON number's text:
@@ -285,6 +326,14 @@ mod tests {
             let text = if digits == 0 { format!("{base}Z") } else { format!("{base}.{}Z", &frac[..digits]) };
             let want: jiff::Timestamp = text.parse().unwrap();
             prop_assert_eq!(rfc3339_fast(text.as_bytes()), Some(want.as_nanosecond() as i64));
+        }
+
+        #[test]
+        fn fast_path_agrees_with_general(int in 0u64..1_000_000_000, frac in 0u64..1_000_000_000, fd in 0usize..=9, neg in any::<bool>()) {
+            let f = format!("{frac:09}");
+            let text = format!("{}{int}{}{}", if neg { "-" } else { "" }, if fd > 0 { "." } else { "" }, &f[..fd]);
+            let general = scaled(&text, 9).map(|(v, _)| v as i64);
+            prop_assert_eq!(px_e9_plain(text.as_bytes()).ok_or(RejectKind::NotANumber), general);
         }
 
         #[test]

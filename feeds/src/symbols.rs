@@ -3,13 +3,38 @@
 use engine::records::SymbolId;
 use engine::symbols::{SymbolError, SymbolTable, check_symbol};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: symbol names are short and come from the data vendor, so a fast non-keyed hash is
+/// the right trade (SipHash's DoS resistance buys nothing here and costs a lookup's worth of time).
+#[derive(Clone, Copy, Debug)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Names the feed may deliver, with the id each resolves to. The universe manager inserts a
 /// symbol before subscribing to it and removes it after unsubscribing; a message for a name not
 /// in the map is counted (`unknown_symbols`) and dropped.
 #[derive(Clone, Debug, Default)]
 pub struct SymbolMap {
-    ids: HashMap<Box<str>, SymbolId>,
+    ids: HashMap<Box<str>, SymbolId, BuildHasherDefault<Fnv>>,
 }
 
 impl SymbolMap {
