@@ -1,5 +1,6 @@
-//! Parse benchmark: the production decoders (serde_json into borrowed raw fields, exact prices)
-//! against simd-json and serde_json into typed `f64` structs doing the same normalization.
+//! Parse benchmark: the production decoders (a strict zero-copy scanner, exact prices from the
+//! number's digits) against serde_json with `RawValue` fields (also exact) and simd-json and
+//! serde_json into typed `f64` structs, all doing the same normalization.
 //!
 //! Run: `cargo run --release -p ringtape-feeds --example parse_bench` (results in feeds/PARSING.md).
 //! Each case runs 31 batches of about 100,000 messages after a warm-up; it reports ns per message
@@ -36,6 +37,59 @@ fn am_batch() -> String {
 fn alpaca_bar_batch() -> String {
     let items: Vec<String> = SYMS.iter().map(|s| BAR[1..BAR.len() - 1].replace("AAPL", s)).collect();
     format!("[{}]", items.join(","))
+}
+
+// ---- serde_json with RawValue fields (exact, what the first version used) ----
+
+type Rv<'a> = Option<&'a serde_json::value::RawValue>;
+
+#[derive(Deserialize)]
+struct RBar<'a> {
+    #[serde(rename = "T", borrow)]
+    ty: Rv<'a>,
+    #[serde(rename = "S", borrow)]
+    sym: Rv<'a>,
+    #[serde(borrow)]
+    o: Rv<'a>,
+    #[serde(borrow)]
+    h: Rv<'a>,
+    #[serde(borrow)]
+    l: Rv<'a>,
+    #[serde(borrow)]
+    c: Rv<'a>,
+    #[serde(borrow)]
+    v: Rv<'a>,
+    #[serde(borrow)]
+    t: Rv<'a>,
+}
+
+fn unquote(r: Rv<'_>) -> Option<&str> {
+    let s = r?.get();
+    s.strip_prefix('"')?.strip_suffix('"')
+}
+
+fn raw_px(r: Rv<'_>) -> Option<i64> {
+    num::px_e9(r?.get()).ok()
+}
+
+fn raw_bar(b: &RBar<'_>, symbols: &SymbolMap, recv: i64) -> Option<FeedMsg> {
+    let bar = Bar {
+        ts_event_ns: num::rfc3339_ns(unquote(b.t)?).ok()?,
+        open_px_e9: raw_px(b.o)?,
+        high_px_e9: raw_px(b.h)?,
+        low_px_e9: raw_px(b.l)?,
+        close_px_e9: raw_px(b.c)?,
+        volume: num::count(b.v?.get()).ok()?,
+    };
+    bar.validate().ok()?;
+    let symbol = symbols.get(unquote(b.sym)?)?;
+    (unquote(b.ty)? == "b").then_some(FeedMsg::Bar(BarUpdate {
+        symbol,
+        interval: Interval::M1,
+        kind: BarKind::Closed,
+        bar,
+        ts_recv_ns: recv,
+    }))
 }
 
 // ---- the typed-f64 alternatives (same normalization, prices through f64) ----
@@ -268,16 +322,18 @@ fn main() {
             }),
         );
     }
-    serde_exact!("alpaca bar x1: serde_json raw fields, exact (used)", BAR, 1, alpaca::decode_stream);
+    serde_exact!("alpaca bar x1: scanner, exact (used)", BAR, 1, alpaca::decode_stream);
+    typed!("alpaca bar x1: serde_json RawValue fields, exact", BAR, 1, RBar<'_>, raw_bar, serde);
     typed!("alpaca bar x1: simd-json typed f64", BAR, 1, ABar<'_>, f64_bar, simd);
     typed!("alpaca bar x1: serde_json typed f64", BAR, 1, ABar<'_>, f64_bar, serde);
-    serde_exact!("alpaca bar x10: serde_json raw fields, exact (used)", bars10, 10, alpaca::decode_stream);
+    serde_exact!("alpaca bar x10: scanner, exact (used)", bars10, 10, alpaca::decode_stream);
+    typed!("alpaca bar x10: serde_json RawValue fields, exact", bars10, 10, RBar<'_>, raw_bar, serde);
     typed!("alpaca bar x10: simd-json typed f64", bars10, 10, ABar<'_>, f64_bar, simd);
     typed!("alpaca bar x10: serde_json typed f64", bars10, 10, ABar<'_>, f64_bar, serde);
-    serde_exact!("alpaca quote x1: serde_json raw fields, exact (used)", QUOTE, 1, alpaca::decode_stream);
+    serde_exact!("alpaca quote x1: scanner, exact (used)", QUOTE, 1, alpaca::decode_stream);
     typed!("alpaca quote x1: simd-json typed f64", QUOTE, 1, AQuote<'_>, f64_quote, simd);
     typed!("alpaca quote x1: serde_json typed f64", QUOTE, 1, AQuote<'_>, f64_quote, serde);
-    serde_exact!("polygon AM x10: serde_json raw fields, exact (used)", am, 10, polygon::decode_stream);
+    serde_exact!("polygon AM x10: scanner, exact (used)", am, 10, polygon::decode_stream);
     typed!("polygon AM x10: simd-json typed f64", am, 10, PAgg<'_>, f64_agg, simd);
     typed!("polygon AM x10: serde_json typed f64", am, 10, PAgg<'_>, f64_agg, serde);
     println!(

@@ -3,7 +3,8 @@
 
 use crate::counters::FeedCounters;
 use crate::msg::{AlpacaChannels, AlpacaError, BarKind, BarUpdate, Control, FeedMsg, Reject, RejectKind};
-use crate::raw::{self, Raw};
+use crate::raw::{self, Raw, RawJson, txt};
+use crate::scan::{Fields, Malformed, put};
 use crate::symbols::SymbolMap;
 use engine::records::{Bar, Interval, Quote, SymbolId, Trade, pack_name};
 use serde::Deserialize;
@@ -11,52 +12,61 @@ use std::borrow::Cow;
 
 /// Every field any stream message type uses, each kept as raw JSON text (`c` is a close price in
 /// bars and a condition list in quotes and trades; the type decides).
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Msg<'a> {
-    #[serde(rename = "T", borrow)]
     ty: Raw<'a>,
-    #[serde(rename = "S", borrow)]
     sym: Raw<'a>,
-    #[serde(borrow)]
     o: Raw<'a>,
-    #[serde(borrow)]
     h: Raw<'a>,
-    #[serde(borrow)]
     l: Raw<'a>,
-    #[serde(borrow)]
     c: Raw<'a>,
-    #[serde(borrow)]
     v: Raw<'a>,
-    #[serde(borrow)]
     t: Raw<'a>,
-    #[serde(borrow)]
     bp: Raw<'a>,
-    #[serde(borrow)]
     bs: Raw<'a>,
-    #[serde(borrow)]
     ap: Raw<'a>,
-    #[serde(rename = "as", borrow)]
     ask_size: Raw<'a>,
-    #[serde(borrow)]
     p: Raw<'a>,
-    #[serde(borrow)]
     s: Raw<'a>,
-    #[serde(borrow)]
     i: Raw<'a>,
-    #[serde(borrow)]
     msg: Raw<'a>,
-    #[serde(borrow)]
     code: Raw<'a>,
-    #[serde(borrow)]
     trades: Raw<'a>,
-    #[serde(borrow)]
     quotes: Raw<'a>,
-    #[serde(borrow)]
     bars: Raw<'a>,
-    #[serde(rename = "updatedBars", borrow)]
     updated_bars: Raw<'a>,
-    #[serde(rename = "dailyBars", borrow)]
     daily_bars: Raw<'a>,
+}
+
+impl<'a> Fields<'a> for Msg<'a> {
+    #[inline]
+    fn set(&mut self, key: &[u8], raw: &'a str) -> Result<(), Malformed> {
+        match key {
+            b"T" => put(&mut self.ty, raw),
+            b"S" => put(&mut self.sym, raw),
+            b"o" => put(&mut self.o, raw),
+            b"h" => put(&mut self.h, raw),
+            b"l" => put(&mut self.l, raw),
+            b"c" => put(&mut self.c, raw),
+            b"v" => put(&mut self.v, raw),
+            b"t" => put(&mut self.t, raw),
+            b"bp" => put(&mut self.bp, raw),
+            b"bs" => put(&mut self.bs, raw),
+            b"ap" => put(&mut self.ap, raw),
+            b"as" => put(&mut self.ask_size, raw),
+            b"p" => put(&mut self.p, raw),
+            b"s" => put(&mut self.s, raw),
+            b"i" => put(&mut self.i, raw),
+            b"msg" => put(&mut self.msg, raw),
+            b"code" => put(&mut self.code, raw),
+            b"trades" => put(&mut self.trades, raw),
+            b"quotes" => put(&mut self.quotes, raw),
+            b"bars" => put(&mut self.bars, raw),
+            b"updatedBars" => put(&mut self.updated_bars, raw),
+            b"dailyBars" => put(&mut self.daily_bars, raw),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Decode one server frame (`[{"T":...}, ...]`) read at `ts_recv_ns`, appending one [`FeedMsg`]
@@ -71,7 +81,7 @@ pub fn decode_stream(frame: &[u8], ts_recv_ns: i64, symbols: &SymbolMap, c: &mut
 }
 
 fn one(m: &Msg<'_>, ts_recv_ns: i64, symbols: &SymbolMap, c: &mut FeedCounters, out: &mut Vec<FeedMsg>) {
-    let ty: &'static str = match m.ty.map(|r| raw::string(r.get(), "T")) {
+    let ty: &'static str = match m.ty.map(|r| raw::string(r, "T")) {
         None => return reject(Reject::new(RejectKind::MissingField, "T"), c, out),
         Some(Err(r)) => return reject(r, c, out),
         Some(Ok(t)) => match &*t {
@@ -97,7 +107,7 @@ fn one(m: &Msg<'_>, ts_recv_ns: i64, symbols: &SymbolMap, c: &mut FeedCounters, 
         Ok(msg) => out.push(msg),
         Err(mut r) => {
             r.msg_type = ty;
-            if let Some(Ok(s)) = m.sym.map(|s| raw::string(s.get(), "S")) {
+            if let Some(Ok(s)) = m.sym.map(|s| raw::string(s, "S")) {
                 r.symbol = pack_name(&s);
             }
             reject(r, c, out);
@@ -197,14 +207,14 @@ fn size32(v: Raw<'_>, field: &'static str) -> Result<u32, Reject> {
 fn opt_string(v: Raw<'_>, field: &'static str) -> Result<String, Reject> {
     match v {
         None => Ok(String::new()),
-        Some(r) => raw::string(r.get(), field).map(Cow::into_owned),
+        Some(r) => raw::string(r, field).map(Cow::into_owned),
     }
 }
 
 fn list(v: Raw<'_>, field: &'static str) -> Result<Vec<String>, Reject> {
     match v {
         None => Ok(Vec::new()),
-        Some(r) => serde_json::from_str(r.get()).map_err(|_| Reject::new(RejectKind::NotAString, field)),
+        Some(r) => serde_json::from_str(r).map_err(|_| Reject::new(RejectKind::NotAString, field)),
     }
 }
 
@@ -237,23 +247,23 @@ fn control(ty: &'static str, m: &Msg<'_>, c: &mut FeedCounters) -> Result<FeedMs
 #[derive(Deserialize)]
 struct RestBar<'a> {
     #[serde(borrow)]
-    t: Raw<'a>,
+    t: RawJson<'a>,
     #[serde(borrow)]
-    o: Raw<'a>,
+    o: RawJson<'a>,
     #[serde(borrow)]
-    h: Raw<'a>,
+    h: RawJson<'a>,
     #[serde(borrow)]
-    l: Raw<'a>,
+    l: RawJson<'a>,
     #[serde(borrow)]
-    c: Raw<'a>,
+    c: RawJson<'a>,
     #[serde(borrow)]
-    v: Raw<'a>,
+    v: RawJson<'a>,
 }
 
 #[derive(Deserialize)]
 struct BarsPage<'a> {
     #[serde(borrow)]
-    bars: Raw<'a>,
+    bars: RawJson<'a>,
     #[serde(borrow)]
     symbol: Option<Cow<'a, str>>,
     next_page_token: Option<String>,
@@ -306,12 +316,12 @@ fn rest_bars(
         c.messages += 1;
         let res = id.ok_or(Reject::new(RejectKind::UnknownSymbol, "symbol")).and_then(|symbol| {
             let bar = Bar {
-                ts_event_ns: raw::rfc3339(b.t, "t")?,
-                open_px_e9: raw::px(b.o, "o")?,
-                high_px_e9: raw::px(b.h, "h")?,
-                low_px_e9: raw::px(b.l, "l")?,
-                close_px_e9: raw::px(b.c, "c")?,
-                volume: raw::count(b.v, "v")?,
+                ts_event_ns: raw::rfc3339(txt(b.t), "t")?,
+                open_px_e9: raw::px(txt(b.o), "o")?,
+                high_px_e9: raw::px(txt(b.h), "h")?,
+                low_px_e9: raw::px(txt(b.l), "l")?,
+                close_px_e9: raw::px(txt(b.c), "c")?,
+                volume: raw::count(txt(b.v), "v")?,
             };
             raw::check_bar(&bar)?;
             Ok(HistBar { symbol, interval, bar })

@@ -51,6 +51,7 @@ mod msg;
 pub mod num;
 pub mod polygon;
 mod raw;
+mod scan;
 mod symbols;
 
 pub use alpaca::{HistBar, HistoryPage, RestError};

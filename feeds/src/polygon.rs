@@ -4,35 +4,45 @@
 use crate::alpaca::{HistBar, HistoryPage, RestError, malformed};
 use crate::counters::FeedCounters;
 use crate::msg::{BarKind, BarUpdate, Control, FeedMsg, Reject, RejectKind};
-use crate::raw::{self, Raw};
+use crate::raw::{self, Raw, RawJson, txt};
+use crate::scan::{Fields, Malformed, put};
 use crate::symbols::SymbolMap;
 use engine::records::{Bar, Interval, pack_name};
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct Msg<'a> {
-    #[serde(borrow)]
     ev: Raw<'a>,
-    #[serde(borrow)]
     sym: Raw<'a>,
-    #[serde(borrow)]
     o: Raw<'a>,
-    #[serde(borrow)]
     h: Raw<'a>,
-    #[serde(borrow)]
     l: Raw<'a>,
-    #[serde(borrow)]
     c: Raw<'a>,
-    #[serde(borrow)]
     v: Raw<'a>,
-    #[serde(borrow)]
     s: Raw<'a>,
-    #[serde(borrow)]
     e: Raw<'a>,
-    #[serde(borrow)]
     status: Raw<'a>,
-    #[serde(borrow)]
     message: Raw<'a>,
+}
+
+impl<'a> Fields<'a> for Msg<'a> {
+    #[inline]
+    fn set(&mut self, key: &[u8], raw: &'a str) -> Result<(), Malformed> {
+        match key {
+            b"ev" => put(&mut self.ev, raw),
+            b"sym" => put(&mut self.sym, raw),
+            b"o" => put(&mut self.o, raw),
+            b"h" => put(&mut self.h, raw),
+            b"l" => put(&mut self.l, raw),
+            b"c" => put(&mut self.c, raw),
+            b"v" => put(&mut self.v, raw),
+            b"s" => put(&mut self.s, raw),
+            b"e" => put(&mut self.e, raw),
+            b"status" => put(&mut self.status, raw),
+            b"message" => put(&mut self.message, raw),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Decode one websocket frame (an array of `{"ev":...}` objects) read at `ts_recv_ns`. Same rules
@@ -46,7 +56,7 @@ pub fn decode_stream(frame: &[u8], ts_recv_ns: i64, symbols: &SymbolMap, c: &mut
 }
 
 fn one(m: &Msg<'_>, ts_recv_ns: i64, symbols: &SymbolMap, c: &mut FeedCounters, out: &mut Vec<FeedMsg>) {
-    let ty: &'static str = match m.ev.map(|r| raw::string(r.get(), "ev")) {
+    let ty: &'static str = match m.ev.map(|r| raw::string(r, "ev")) {
         None => return reject(Reject::new(RejectKind::MissingField, "ev"), c, out),
         Some(Err(r)) => return reject(r, c, out),
         Some(Ok(t)) => match &*t {
@@ -73,7 +83,7 @@ fn one(m: &Msg<'_>, ts_recv_ns: i64, symbols: &SymbolMap, c: &mut FeedCounters, 
         Ok(msg) => out.push(msg),
         Err(mut r) => {
             r.msg_type = ty;
-            if let Some(Ok(s)) = m.sym.map(|s| raw::string(s.get(), "sym")) {
+            if let Some(Ok(s)) = m.sym.map(|s| raw::string(s, "sym")) {
                 r.symbol = pack_name(&s);
             }
             reject(r, c, out);
@@ -89,7 +99,7 @@ fn reject(r: Reject, c: &mut FeedCounters, out: &mut Vec<FeedMsg>) {
 fn status(m: &Msg<'_>) -> Result<Control, Reject> {
     let status = raw::req_str(m.status, "status")?;
     let message = match m.message {
-        Some(r) => raw::string(r.get(), "message")?.into_owned(),
+        Some(r) => raw::string(r, "message")?.into_owned(),
         None => String::new(),
     };
     Ok(match &*status {
@@ -128,17 +138,17 @@ fn aggregate(ty: &'static str, m: &Msg<'_>, ts_recv_ns: i64, symbols: &SymbolMap
 #[derive(Deserialize)]
 struct AggBar<'a> {
     #[serde(borrow)]
-    t: Raw<'a>,
+    t: RawJson<'a>,
     #[serde(borrow)]
-    o: Raw<'a>,
+    o: RawJson<'a>,
     #[serde(borrow)]
-    h: Raw<'a>,
+    h: RawJson<'a>,
     #[serde(borrow)]
-    l: Raw<'a>,
+    l: RawJson<'a>,
     #[serde(borrow)]
-    c: Raw<'a>,
+    c: RawJson<'a>,
     #[serde(borrow)]
-    v: Raw<'a>,
+    v: RawJson<'a>,
 }
 
 #[derive(Deserialize)]
@@ -173,12 +183,12 @@ pub fn decode_aggs_page(
         c.messages += 1;
         let res = id.ok_or(Reject::new(RejectKind::UnknownSymbol, "ticker")).and_then(|symbol| {
             let bar = Bar {
-                ts_event_ns: raw::unix_ms(b.t, "t")?,
-                open_px_e9: raw::px(b.o, "o")?,
-                high_px_e9: raw::px(b.h, "h")?,
-                low_px_e9: raw::px(b.l, "l")?,
-                close_px_e9: raw::px(b.c, "c")?,
-                volume: raw::count(b.v, "v")?,
+                ts_event_ns: raw::unix_ms(txt(b.t), "t")?,
+                open_px_e9: raw::px(txt(b.o), "o")?,
+                high_px_e9: raw::px(txt(b.h), "h")?,
+                low_px_e9: raw::px(txt(b.l), "l")?,
+                close_px_e9: raw::px(txt(b.c), "c")?,
+                volume: raw::count(txt(b.v), "v")?,
             };
             raw::check_bar(&bar)?;
             Ok(HistBar { symbol, interval, bar })

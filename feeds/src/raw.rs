@@ -1,47 +1,30 @@
-//! Shared decoding helpers: a frame as a JSON array visited element by element (no `Vec` of
+//! Shared decoding helpers: a frame as a JSON array visited object by object (no `Vec` of
 //! messages), and fields kept as raw JSON text until their meaning is known (so a price is read
 //! from its digits, and a wrong type in one message refuses that message, not the frame).
 
 use crate::counters::FeedCounters;
 use crate::msg::{FeedMsg, Reject, RejectKind};
 use crate::num;
-use serde::Deserialize;
-use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use crate::scan::{self, Fields};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::marker::PhantomData;
 
 /// A field as raw JSON text; `None` when absent or `null`.
-pub(crate) type Raw<'a> = Option<&'a RawValue>;
+pub(crate) type Raw<'a> = Option<&'a str>;
 
-struct Each<'f, T, F> {
-    f: &'f mut F,
-    _t: PhantomData<T>,
+/// A field of a serde-decoded (REST) payload as raw JSON text.
+pub(crate) type RawJson<'a> = Option<&'a RawValue>;
+
+/// The text of a [`RawJson`] field.
+#[inline]
+pub(crate) fn txt(v: RawJson<'_>) -> Raw<'_> {
+    v.map(RawValue::get)
 }
 
-impl<'de, T: Deserialize<'de>, F: FnMut(T)> DeserializeSeed<'de> for Each<'_, T, F> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de, T: Deserialize<'de>, F: FnMut(T)> Visitor<'de> for Each<'_, T, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of messages")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(m) = seq.next_element::<T>()? {
-            (self.f)(m);
-        }
-        Ok(())
-    }
-}
-
-/// Visit each element of a JSON array frame. On malformed JSON the caller's output and counters
+/// Visit each object of a JSON array frame with the [`scan`] scanner. On a malformed frame (not
+/// UTF-8, not JSON, not an array of objects, a repeated field) the caller's output and counters
 /// are rolled back to where they were and the frame is counted as one `BadJson` rejection.
-pub(crate) fn each_in_frame<'de, T: Deserialize<'de>>(
+pub(crate) fn each_in_frame<'de, T: Fields<'de>>(
     frame: &'de [u8],
     c: &mut FeedCounters,
     out: &mut Vec<FeedMsg>,
@@ -49,10 +32,9 @@ pub(crate) fn each_in_frame<'de, T: Deserialize<'de>>(
 ) {
     let (saved, len) = (*c, out.len());
     c.frames += 1;
-    let mut de = serde_json::Deserializer::from_slice(frame);
-    let ok = {
-        let mut g = |m: T| f(m, c, out);
-        Each { f: &mut g, _t: PhantomData }.deserialize(&mut de).and_then(|()| de.end()).is_ok()
+    let ok = match std::str::from_utf8(frame) {
+        Ok(text) => scan::each_object::<T>(text, |m| f(m, c, out)).is_ok(),
+        Err(_) => false,
     };
     if !ok {
         *c = saved;
@@ -68,7 +50,7 @@ pub(crate) fn each_in_frame<'de, T: Deserialize<'de>>(
 /// The raw text of a required field.
 #[inline]
 pub(crate) fn req<'a>(v: Raw<'a>, field: &'static str) -> Result<&'a str, Reject> {
-    v.map(RawValue::get).ok_or(Reject::new(RejectKind::MissingField, field))
+    v.ok_or(Reject::new(RejectKind::MissingField, field))
 }
 
 /// A JSON string's value from its raw text (borrowed unless it has escapes).
