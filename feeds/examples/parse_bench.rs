@@ -3,7 +3,7 @@
 //! serde_json into typed `f64` structs, all doing the same normalization.
 //!
 //! Run: `cargo run --release -p ringtape-feeds --example parse_bench` (results in feeds/PARSING.md).
-//! Each case runs 31 batches of about 100,000 messages after a warm-up; it reports ns per message
+//! Each case runs 31 batches of 400,000 messages after a warm-up; it reports ns per message
 //! (a batch's mean, so timer overhead stays out of the figure) at the batch min / median / max of on-CPU
 //! time of the thread (from /proc/thread-self/schedstat, so time lost to other processes on a
 //! shared machine is left out) and as the wall-clock p50.
@@ -208,9 +208,9 @@ fn pct(mut v: Vec<f64>) -> (f64, f64, f64) {
 
 /// ns per message over 31 batches: on-CPU min / median / max, and the wall-clock median.
 fn run(msgs_per_frame: usize, mut f: impl FnMut() -> usize) -> Figures {
-    // ~100k messages per batch (50-100 ms), so the scheduler-tick granularity of schedstat
-    // (about 4 ms) stays a few percent of a batch.
-    let batch = 100_000 / msgs_per_frame;
+    // 400k messages per batch (0.1-0.2 s): schedstat advances in scheduler ticks (about 4 ms),
+    // so the on-CPU figures are quantized to about 10 ns per message.
+    let batch = 400_000 / msgs_per_frame;
     for _ in 0..batch {
         black_box(f());
     }

@@ -150,7 +150,7 @@ impl BarGate {
 
     /// Release every window final at `now_ns`.
     pub fn flush(&mut self, now_ns: i64, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) {
-        let iv = self.interval.nanos();
+        let iv = self.interval.nanos().max(1); // a zero interval must not divide by zero
         let grace = self.cfg.grace_ns;
         let n = self.pending.partition_point(|p| p.bar.ts_event_ns.saturating_add(iv).saturating_add(grace) <= now_ns);
         self.release(n, now_ns, c, out);
@@ -165,7 +165,7 @@ impl BarGate {
         if n == 0 {
             return;
         }
-        let iv = self.interval.nanos();
+        let iv = self.interval.nanos().max(1); // a zero interval must not divide by zero
         for p in self.pending.drain(..n) {
             if let Some(last) = self.last_released {
                 let step = p.bar.ts_event_ns - last.ts_event_ns;

@@ -17,8 +17,10 @@
 //! 1e-9 units), re-releases a bar, or logs a secret (the auth builders return the message; no
 //! type here stores a key).
 //!
-//! Parsing is serde_json into borrowed structs of raw fields, chosen over simd-json by
-//! measurement (see `feeds/PARSING.md`).
+//! **Parsing.** Stream frames go through a strict zero-copy scanner (full JSON grammar, fields
+//! kept as raw text slices, a differential property test holding it to serde_json's verdict):
+//! measured faster than both serde_json and simd-json on every frame type, and exact (see
+//! `feeds/PARSING.md`). REST pages, which are large and off the hot path, use serde_json.
 //!
 //! ```
 //! use engine::records::{Interval, SymbolId};

@@ -6,8 +6,8 @@ use engine::records::{Bar, Event, Interval, Quote, SymbolId, Trade};
 /// [`crate::FeedCounters::rejects`]; none is ever formatted into a string on the hot path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RejectKind {
-    /// The frame is not valid JSON (includes bare `NaN`/`Infinity` tokens) or not an array of
-    /// objects (the whole frame is dropped).
+    /// The frame is not UTF-8, not valid JSON (includes bare `NaN`/`Infinity` tokens), not an
+    /// array of objects, or repeats a field in one object (the whole frame is dropped).
     BadJson,
     /// A required field is missing or `null`.
     MissingField,

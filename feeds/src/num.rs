@@ -152,10 +152,30 @@ fn px_e9_plain(b: &[u8]) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
+/// 1 to 18 plain digits (the common case of counts and Unix ms); `None` sends anything else to
+/// the general path.
+#[inline]
+fn plain_uint(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 18 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    Some(v)
+}
+
 /// A non-negative whole count (volume, size, trade count, id) from a JSON number's text:
 /// `51234`, `5.1234e4` and `51234.0` are accepted; a fraction is [`RejectKind::FractionalCount`],
 /// a negative value [`RejectKind::NegativeCount`].
 pub fn count(text: &str) -> Result<u64, RejectKind> {
+    if let Some(v) = plain_uint(text.as_bytes()) {
+        return Ok(v);
+    }
     let (v, inexact) = scaled(text, 0)?;
     if inexact {
         return Err(RejectKind::FractionalCount);
@@ -168,6 +188,9 @@ pub fn count(text: &str) -> Result<u64, RejectKind> {
 
 /// Unix milliseconds (a JSON integer) to nanoseconds.
 pub fn ms_to_ns(text: &str) -> Result<i64, RejectKind> {
+    if let Some(v) = plain_uint(text.as_bytes()).filter(|&v| v < 1 << 42) {
+        return Ok(v as i64 * 1_000_000);
+    }
     let (v, inexact) = scaled(text, 6).map_err(|_| RejectKind::BadTimestamp)?;
     if inexact || v < 0 {
         return Err(RejectKind::BadTimestamp);
@@ -218,7 +241,7 @@ fn rfc3339_fast(s: &[u8]) -> Option<i64> {
     }
     let rest = &s[19..];
     let (frac, z) = match rest.first()? {
-        b'.' => {
+        b'.' if rest.len() >= 3 => {
             let f = &rest[1..rest.len() - 1];
             if f.is_empty() || f.len() > 9 {
                 return None;
@@ -326,6 +349,12 @@ mod tests {
             let text = if digits == 0 { format!("{base}Z") } else { format!("{base}.{}Z", &frac[..digits]) };
             let want: jiff::Timestamp = text.parse().unwrap();
             prop_assert_eq!(rfc3339_fast(text.as_bytes()), Some(want.as_nanosecond() as i64));
+        }
+
+        #[test]
+        fn never_panics_on_any_text(s in "\\PC{0,40}", t in "[0-9TZ:.+-]{0,32}") {
+            let _ = (px_e9(&s), count(&s), ms_to_ns(&s), rfc3339_ns(&s));
+            let _ = (px_e9(&t), count(&t), ms_to_ns(&t), rfc3339_ns(&t));
         }
 
         #[test]

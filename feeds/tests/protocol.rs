@@ -584,6 +584,59 @@ mod props {
     use super::*;
     use proptest::prelude::*;
 
+    fn frames() -> Vec<String> {
+        let q = r#"{"T":"q","S":"AAPL","bp":189.10,"bs":2,"ap":189.12,"as":3,"t":"2024-03-01T14:31:02.123456789Z","c":["R"]}"#;
+        let t = r#"{"T":"t","S":"MSFT","i":52983525,"p":189.11,"s":100,"t":"2024-03-01T14:31:02.5Z"}"#;
+        vec![
+            format!("[{BAR},{q},{t}]"),
+            format!("[{AM},{AM}]"),
+            r#"[{"T":"error","code":406,"msg":"connection limit exceeded"},{"T":"subscription","bars":["AAPL"]}]"#
+                .into(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// Broken frames (bytes deleted, inserted, replaced, truncated) never panic either decoder,
+        /// and every message is still counted exactly once.
+        #[test]
+        fn broken_frames_never_panic(
+            base in 0usize..3,
+            ops in prop::collection::vec((0usize..3, 0usize..400, any::<u8>()), 1..5),
+        ) {
+            let mut b = frames()[base].clone().into_bytes();
+            for (op, at, c) in ops {
+                let at = at % (b.len() + 1);
+                match op {
+                    0 if at < b.len() => { b.remove(at); }
+                    1 => b.insert(at, c),
+                    _ if at < b.len() => b[at] = c,
+                    _ => b.truncate(at),
+                }
+            }
+            let (mut c, mut out) = (FeedCounters::default(), Vec::new());
+            alpaca::decode_stream(&b, RECV, &symbols(), &mut c, &mut out);
+            polygon::decode_stream(&b, RECV, &symbols(), &mut c, &mut out);
+            prop_assert!(balanced(&c), "{:?}", c);
+            let mut gates = BarGates::new(GateConfig::default());
+            let mut rel = Vec::new();
+            for m in &out {
+                if let FeedMsg::Bar(u) = m {
+                    prop_assert!(u.bar.validate().is_ok(), "only valid bars leave the decoder");
+                    gates.offer(u, &mut c, &mut rel);
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(b in prop::collection::vec(any::<u8>(), 0..200)) {
+            let (mut c, mut out) = (FeedCounters::default(), Vec::new());
+            alpaca::decode_stream(&b, RECV, &symbols(), &mut c, &mut out);
+            polygon::decode_stream(&b, RECV, &symbols(), &mut c, &mut out);
+            prop_assert!(balanced(&c));
+        }
+    }
+
     /// (window, version) pairs: windows 0..n, 1..=3 versions each, then shuffled and with
     /// duplicated deliveries.
     fn deliveries() -> impl Strategy<Value = Vec<(i64, i64)>> {
