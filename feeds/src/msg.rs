@@ -271,6 +271,43 @@ pub struct AlpacaChannels {
     pub trades: Vec<String>,
 }
 
+impl AlpacaChannels {
+    /// True when no channel lists a symbol.
+    pub fn is_empty(&self) -> bool {
+        self.lists().iter().all(|l| l.is_empty())
+    }
+
+    fn lists(&self) -> [&Vec<String>; 5] {
+        [&self.bars, &self.updated_bars, &self.daily_bars, &self.quotes, &self.trades]
+    }
+
+    /// What to send to go from `self` (the set the server last confirmed in a `subscription`
+    /// reply) to `want`: `(subscribe, unsubscribe)`, each in `want`'s (resp. `self`'s) order.
+    /// Send a list only when it is not [`AlpacaChannels::is_empty`].
+    pub fn diff(&self, want: &AlpacaChannels) -> (AlpacaChannels, AlpacaChannels) {
+        fn minus(a: &[String], b: &[String]) -> Vec<String> {
+            let b: std::collections::HashSet<&str> = b.iter().map(String::as_str).collect();
+            a.iter().filter(|s| !b.contains(s.as_str())).cloned().collect()
+        }
+        let (h, w) = (self.lists(), want.lists());
+        let add = AlpacaChannels {
+            bars: minus(w[0], h[0]),
+            updated_bars: minus(w[1], h[1]),
+            daily_bars: minus(w[2], h[2]),
+            quotes: minus(w[3], h[3]),
+            trades: minus(w[4], h[4]),
+        };
+        let remove = AlpacaChannels {
+            bars: minus(h[0], w[0]),
+            updated_bars: minus(h[1], w[1]),
+            daily_bars: minus(h[2], w[2]),
+            quotes: minus(h[3], w[3]),
+            trades: minus(h[4], w[4]),
+        };
+        (add, remove)
+    }
+}
+
 /// A control message from the server (rare: allocation is fine here).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Control {
