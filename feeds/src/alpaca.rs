@@ -4,7 +4,7 @@
 use crate::counters::FeedCounters;
 use crate::msg::{AlpacaChannels, AlpacaError, BarKind, BarUpdate, Control, FeedMsg, Reject, RejectKind};
 use crate::raw::{self, Raw, RawJson, txt};
-use crate::scan::{Fields, Malformed, put};
+use crate::scan::{Fields, LONG_KEY, Malformed, key_code, put};
 use crate::symbols::SymbolMap;
 use engine::records::{Bar, Interval, Quote, SymbolId, Trade, pack_name};
 use serde::Deserialize;
@@ -41,29 +41,52 @@ struct Msg<'a> {
 impl<'a> Fields<'a> for Msg<'a> {
     #[inline]
     fn set(&mut self, key: &[u8], raw: &'a str) -> Result<(), Malformed> {
-        match key {
-            b"T" => put(&mut self.ty, raw),
-            b"S" => put(&mut self.sym, raw),
-            b"o" => put(&mut self.o, raw),
-            b"h" => put(&mut self.h, raw),
-            b"l" => put(&mut self.l, raw),
-            b"c" => put(&mut self.c, raw),
-            b"v" => put(&mut self.v, raw),
-            b"t" => put(&mut self.t, raw),
-            b"bp" => put(&mut self.bp, raw),
-            b"bs" => put(&mut self.bs, raw),
-            b"ap" => put(&mut self.ap, raw),
-            b"as" => put(&mut self.ask_size, raw),
-            b"p" => put(&mut self.p, raw),
-            b"s" => put(&mut self.s, raw),
-            b"i" => put(&mut self.i, raw),
-            b"msg" => put(&mut self.msg, raw),
-            b"code" => put(&mut self.code, raw),
-            b"trades" => put(&mut self.trades, raw),
-            b"quotes" => put(&mut self.quotes, raw),
-            b"bars" => put(&mut self.bars, raw),
-            b"updatedBars" => put(&mut self.updated_bars, raw),
-            b"dailyBars" => put(&mut self.daily_bars, raw),
+        const K_TY: u64 = key_code(b"T");
+        const K_SYM: u64 = key_code(b"S");
+        const K_O: u64 = key_code(b"o");
+        const K_H: u64 = key_code(b"h");
+        const K_L: u64 = key_code(b"l");
+        const K_C: u64 = key_code(b"c");
+        const K_V: u64 = key_code(b"v");
+        const K_T: u64 = key_code(b"t");
+        const K_BP: u64 = key_code(b"bp");
+        const K_BS: u64 = key_code(b"bs");
+        const K_AP: u64 = key_code(b"ap");
+        const K_ASK_SIZE: u64 = key_code(b"as");
+        const K_P: u64 = key_code(b"p");
+        const K_S: u64 = key_code(b"s");
+        const K_I: u64 = key_code(b"i");
+        const K_MSG: u64 = key_code(b"msg");
+        const K_CODE: u64 = key_code(b"code");
+        const K_TRADES: u64 = key_code(b"trades");
+        const K_QUOTES: u64 = key_code(b"quotes");
+        const K_BARS: u64 = key_code(b"bars");
+        match key_code(key) {
+            K_TY => put(&mut self.ty, raw),
+            K_SYM => put(&mut self.sym, raw),
+            K_O => put(&mut self.o, raw),
+            K_H => put(&mut self.h, raw),
+            K_L => put(&mut self.l, raw),
+            K_C => put(&mut self.c, raw),
+            K_V => put(&mut self.v, raw),
+            K_T => put(&mut self.t, raw),
+            K_BP => put(&mut self.bp, raw),
+            K_BS => put(&mut self.bs, raw),
+            K_AP => put(&mut self.ap, raw),
+            K_ASK_SIZE => put(&mut self.ask_size, raw),
+            K_P => put(&mut self.p, raw),
+            K_S => put(&mut self.s, raw),
+            K_I => put(&mut self.i, raw),
+            K_MSG => put(&mut self.msg, raw),
+            K_CODE => put(&mut self.code, raw),
+            K_TRADES => put(&mut self.trades, raw),
+            K_QUOTES => put(&mut self.quotes, raw),
+            K_BARS => put(&mut self.bars, raw),
+            LONG_KEY => match key {
+                b"updatedBars" => put(&mut self.updated_bars, raw),
+                b"dailyBars" => put(&mut self.daily_bars, raw),
+                _ => Ok(()),
+            },
             _ => Ok(()),
         }
     }
@@ -80,33 +103,69 @@ pub fn decode_stream(frame: &[u8], ts_recv_ns: i64, symbols: &SymbolMap, c: &mut
     });
 }
 
+/// The message types this layer decodes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Bar,
+    Updated,
+    Daily,
+    Quote,
+    Trade,
+    Success,
+    Error,
+    Subscription,
+}
+
+impl Ty {
+    #[inline]
+    fn from_wire(t: &str) -> Option<Ty> {
+        Some(match t.as_bytes() {
+            b"b" => Ty::Bar,
+            b"u" => Ty::Updated,
+            b"d" => Ty::Daily,
+            b"q" => Ty::Quote,
+            b"t" => Ty::Trade,
+            b"success" => Ty::Success,
+            b"error" => Ty::Error,
+            b"subscription" => Ty::Subscription,
+            _ => return None,
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Ty::Bar => "b",
+            Ty::Updated => "u",
+            Ty::Daily => "d",
+            Ty::Quote => "q",
+            Ty::Trade => "t",
+            Ty::Success => "success",
+            Ty::Error => "error",
+            Ty::Subscription => "subscription",
+        }
+    }
+}
+
 fn one(m: &Msg<'_>, ts_recv_ns: i64, symbols: &SymbolMap, c: &mut FeedCounters, out: &mut Vec<FeedMsg>) {
-    let ty: &'static str = match m.ty.map(|r| raw::string(r, "T")) {
+    let ty = match m.ty.map(|r| raw::string(r, "T")) {
         None => return reject(Reject::new(RejectKind::MissingField, "T"), c, out),
         Some(Err(r)) => return reject(r, c, out),
-        Some(Ok(t)) => match &*t {
-            "b" => "b",
-            "u" => "u",
-            "d" => "d",
-            "q" => "q",
-            "t" => "t",
-            "success" => "success",
-            "error" => "error",
-            "subscription" => "subscription",
-            _ => {
+        Some(Ok(t)) => match Ty::from_wire(&t) {
+            Some(ty) => ty,
+            None => {
                 c.unknown_types += 1;
                 return;
             }
         },
     };
     let res = match ty {
-        "b" | "u" | "d" | "q" | "t" => market(ty, m, ts_recv_ns, symbols, c),
-        _ => control(ty, m, c),
+        Ty::Success | Ty::Error | Ty::Subscription => control(ty, m, c),
+        _ => market(ty, m, ts_recv_ns, symbols, c),
     };
     match res {
         Ok(msg) => out.push(msg),
         Err(mut r) => {
-            r.msg_type = ty;
+            r.msg_type = ty.as_str();
             if let Some(Ok(s)) = m.sym.map(|s| raw::string(s, "S")) {
                 r.symbol = pack_name(&s);
             }
@@ -138,16 +197,10 @@ fn bar_fields(m: &Msg<'_>, ts_field: &'static str) -> Result<Bar, Reject> {
     Ok(bar)
 }
 
-fn market(
-    ty: &'static str,
-    m: &Msg<'_>,
-    ts_recv_ns: i64,
-    symbols: &SymbolMap,
-    c: &mut FeedCounters,
-) -> Result<FeedMsg, Reject> {
+fn market(ty: Ty, m: &Msg<'_>, ts_recv_ns: i64, symbols: &SymbolMap, c: &mut FeedCounters) -> Result<FeedMsg, Reject> {
     let symbol = symbol(m, symbols)?;
     match ty {
-        "q" => {
+        Ty::Quote => {
             let quote = Quote {
                 ts_event_ns: raw::rfc3339(m.t, "t")?,
                 bid_px_e9: raw::px(m.bp, "bp")?,
@@ -165,7 +218,7 @@ fn market(
             c.quotes += 1;
             Ok(FeedMsg::Quote { symbol, quote, ts_recv_ns })
         }
-        "t" => {
+        Ty::Trade => {
             let trade = Trade {
                 ts_event_ns: raw::rfc3339(m.t, "t")?,
                 px_e9: raw::px(m.p, "p")?,
@@ -184,11 +237,11 @@ fn market(
         _ => {
             let bar = bar_fields(m, "t")?;
             let (kind, interval) = match ty {
-                "u" => {
+                Ty::Updated => {
                     c.updated_bars += 1;
                     (BarKind::Updated, Interval::M1)
                 }
-                "d" => {
+                Ty::Daily => {
                     c.daily_bars += 1;
                     (BarKind::Daily, Interval::D1)
                 }
@@ -218,14 +271,14 @@ fn list(v: Raw<'_>, field: &'static str) -> Result<Vec<String>, Reject> {
     }
 }
 
-fn control(ty: &'static str, m: &Msg<'_>, c: &mut FeedCounters) -> Result<FeedMsg, Reject> {
+fn control(ty: Ty, m: &Msg<'_>, c: &mut FeedCounters) -> Result<FeedMsg, Reject> {
     let ctl = match ty {
-        "success" => match &*opt_string(m.msg, "msg")? {
+        Ty::Success => match &*opt_string(m.msg, "msg")? {
             "connected" => Control::Connected,
             "authenticated" => Control::Authenticated,
             other => Control::Status { status: other.to_string(), message: String::new() },
         },
-        "error" => {
+        Ty::Error => {
             let code = raw::count(m.code, "code").map_err(|r| Reject::new(RejectKind::BadErrorCode, r.field))?;
             let code = u16::try_from(code).map_err(|_| Reject::new(RejectKind::BadErrorCode, "code"))?;
             Control::Error(AlpacaError::from_code(code), opt_string(m.msg, "msg")?)

@@ -255,7 +255,8 @@ fn rfc3339_fast(s: &[u8]) -> Option<i64> {
         return None;
     }
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se;
-    Some(secs * 1_000_000_000 + frac)
+    // Past 2262-04-11 the nanosecond count leaves i64: jiff then refuses it too.
+    secs.checked_mul(1_000_000_000)?.checked_add(frac)
 }
 
 /// An RFC 3339 timestamp (`2024-03-01T14:31:02.123456789Z`, or any offset such as `+00:00` or
@@ -325,6 +326,8 @@ mod tests {
         assert_eq!(rfc3339_ns("2024-03-01T09:31:00-05:00"), Ok(1_709_303_460_000_000_000));
         assert_eq!(rfc3339_ns("2024-03-01T14:31:00+00:00"), Ok(1_709_303_460_000_000_000));
         assert_eq!(rfc3339_ns("2024-02-29T00:00:00Z"), Ok(1_709_164_800_000_000_000));
+        assert_eq!(rfc3339_ns("9999-03-01T14:31:00Z"), Err(RejectKind::BadTimestamp), "past i64 ns");
+        assert_eq!(rfc3339_ns("2024-03-01T14:31:00."), Err(RejectKind::BadTimestamp));
         for bad in [
             "",
             "2024-03-01",

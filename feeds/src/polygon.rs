@@ -5,7 +5,7 @@ use crate::alpaca::{HistBar, HistoryPage, RestError, malformed};
 use crate::counters::FeedCounters;
 use crate::msg::{BarKind, BarUpdate, Control, FeedMsg, Reject, RejectKind};
 use crate::raw::{self, Raw, RawJson, txt};
-use crate::scan::{Fields, Malformed, put};
+use crate::scan::{Fields, Malformed, key_code, put};
 use crate::symbols::SymbolMap;
 use engine::records::{Bar, Interval, pack_name};
 use serde::Deserialize;
@@ -28,18 +28,29 @@ struct Msg<'a> {
 impl<'a> Fields<'a> for Msg<'a> {
     #[inline]
     fn set(&mut self, key: &[u8], raw: &'a str) -> Result<(), Malformed> {
-        match key {
-            b"ev" => put(&mut self.ev, raw),
-            b"sym" => put(&mut self.sym, raw),
-            b"o" => put(&mut self.o, raw),
-            b"h" => put(&mut self.h, raw),
-            b"l" => put(&mut self.l, raw),
-            b"c" => put(&mut self.c, raw),
-            b"v" => put(&mut self.v, raw),
-            b"s" => put(&mut self.s, raw),
-            b"e" => put(&mut self.e, raw),
-            b"status" => put(&mut self.status, raw),
-            b"message" => put(&mut self.message, raw),
+        const K_EV: u64 = key_code(b"ev");
+        const K_SYM: u64 = key_code(b"sym");
+        const K_O: u64 = key_code(b"o");
+        const K_H: u64 = key_code(b"h");
+        const K_L: u64 = key_code(b"l");
+        const K_C: u64 = key_code(b"c");
+        const K_V: u64 = key_code(b"v");
+        const K_S: u64 = key_code(b"s");
+        const K_E: u64 = key_code(b"e");
+        const K_STATUS: u64 = key_code(b"status");
+        const K_MESSAGE: u64 = key_code(b"message");
+        match key_code(key) {
+            K_EV => put(&mut self.ev, raw),
+            K_SYM => put(&mut self.sym, raw),
+            K_O => put(&mut self.o, raw),
+            K_H => put(&mut self.h, raw),
+            K_L => put(&mut self.l, raw),
+            K_C => put(&mut self.c, raw),
+            K_V => put(&mut self.v, raw),
+            K_S => put(&mut self.s, raw),
+            K_E => put(&mut self.e, raw),
+            K_STATUS => put(&mut self.status, raw),
+            K_MESSAGE => put(&mut self.message, raw),
             _ => Ok(()),
         }
     }

@@ -29,6 +29,25 @@ impl Fields<'_> for Ignore {
     }
 }
 
+/// A key of up to 8 bytes packed into an integer (little-endian, zero padded), so a field lookup
+/// is one integer `match`; longer keys give [`LONG_KEY`] and are matched as slices.
+#[inline]
+pub(crate) const fn key_code(k: &[u8]) -> u64 {
+    if k.is_empty() || k.len() > 8 {
+        return LONG_KEY;
+    }
+    let mut v = 0u64;
+    let mut i = 0;
+    while i < k.len() {
+        v |= (k[i] as u64) << (8 * i);
+        i += 1;
+    }
+    v
+}
+
+/// [`key_code`] of keys longer than 8 bytes (and of the empty key, which no message uses).
+pub(crate) const LONG_KEY: u64 = 0;
+
 /// Store `raw` in `slot` unless a value is already there.
 #[inline]
 pub(crate) fn put<'a>(slot: &mut Option<&'a str>, raw: &'a str) -> Result<(), Malformed> {
