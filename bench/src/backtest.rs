@@ -1,45 +1,58 @@
-//! `backtest`: backtest throughput, end to end (the `ringtape` binary) and engine-only (in process).
+//! `backtest`: backtest throughput, end to end (the `ringtape` binary) and engine-only (in process),
+//! on both topologies (`inline`, `threads`) and each shard count, against single-threaded baselines.
 //!
-//! **Data.** A directory of bar files (`--bars-dir`, default `target/bench-data/sma10x1000`,
-//! relative to the current directory). When it holds no `.rtb` file it is generated first with
-//! `ringtape synth --symbols 10 --days 1000 --interval 1m --seed 1` (3.9M one-minute bars);
-//! `--quick` uses 2 symbols x 50 days (39,000 bars) in `target/bench-data/sma2x50` instead. The
-//! `ringtape` binary is the one next to this executable (`--ringtape PATH` overrides).
+//! **Data.** A directory of bar files (`--bars-dir`, default `target/bench-data/sma{S}x{D}` with
+//! `S = --symbols` (10) and `D = --days` (1000), relative to the current directory). When it holds
+//! no `.rtb` file it is generated first with `ringtape synth --symbols S --days D --interval 1m
+//! --seed 1` (10 x 1000: 3.9M one-minute bars; `--days 100`: 390,000); `--quick` uses 2 symbols x
+//! 50 days (39,000 bars) in `target/bench-data/sma2x50` instead. The `ringtape` binary is the one
+//! next to this executable (`--ringtape PATH` overrides).
+//!
+//! **Combinations.** Every mode below except the baselines runs once per (topology, shards) pair
+//! of `--topologies` x `--shards` (default `inline,threads` x `1,2`). The topology is set with a
+//! one-line config file (`[pipeline] topology = "..."`, everything else default) passed with
+//! `--config`, and the shard count with `--shards`. The `inline` topology runs every symbol on
+//! the calling thread and ignores `pipeline.shards` (its 2-shard rows measure the same work as its
+//! 1-shard rows; they are kept to show that).
 //!
 //! **Modes.** Every mode processes the whole data set; bars/s = bars in the set / seconds.
 //!
-//! * **end to end (process)**: `ringtape backtest --data DIR --strategy S --shards N --out RUN
-//!   --quiet`, timed with `Instant` around spawn + wait: process start to exit, after the summary
-//!   is written. Includes exec and dynamic loading, opening and validating the data, writing
-//!   `journal.meta.json`, the pipeline run with its journal (`journal.rtj`, `fills.csv`) and
-//!   `summary.json`. Each run gets a fresh run directory in a temporary directory, deleted after
-//!   its `summary.json` is read. The `perf` section of that summary (`wall_s`,
-//!   `open_validate_s`, `engine_s`, counters, placement) gives the in-process breakdown.
+//! * **end to end (process)**: `ringtape backtest --data DIR --strategy S --config TOPO.toml
+//!   --shards N --out RUN --quiet`, timed with `Instant` around spawn + wait: process start to exit,
+//!   after the summary is written. Includes exec and dynamic loading, opening and validating the
+//!   data, writing `journal.meta.json`, the pipeline run with its journal (`journal.rtj`,
+//!   `fills.csv`) and `summary.json`. Each run gets a fresh run directory in a temporary
+//!   directory, deleted after its `summary.json` and `fills.csv` are read. The `perf` section of
+//!   that summary (`wall_s`, `open_validate_s`, `engine_s`, counters, placement, topology) gives
+//!   the in-process breakdown.
 //! * **engine-only**: in this process, `engine::pipeline::run` over `BarReplay` of an already
-//!   opened set with `EngineConfig::default()` (the config `ringtape backtest` uses without
-//!   `--config`) and `out_dir: None` (no journal files); only the `run()` call is timed (it
-//!   includes spawning and joining the stage threads).
+//!   opened set with `EngineConfig::default()` plus the topology and shard count, and `out_dir:
+//!   None` (no journal files); only the `run()` call is timed (for `threads` it includes spawning
+//!   and joining the stage threads).
 //! * **open+validate**: `BarSet::open_dir(dir, 2)`: map every file, XXH3 the data, check every
 //!   record, as `ringtape backtest` does before it runs. Files are in the page cache (the warm-up
 //!   round reads them), so this is CPU, not disk.
 //! * Single-threaded baselines over the opened set, to put the pipeline in context:
-//!   **plain scan** sums the closes of every file's `bars()` slice in turn (memory bandwidth
-//!   reference); **merge only** sums the closes of `set.merged()` (the k-way merge the sequencer
-//!   runs: the ceiling of a single sequencer); **replay only** pulls every event out of
-//!   `BarReplay` (merge + building the 64-byte ring event, i.e. the sequencer's work minus
+//!   **plain scan** sums the closes of every file's `bars()` slice in turn (the physical ceiling:
+//!   reading every bar once); **merge only** sums the closes of `set.merged()` (the k-way merge
+//!   the sequencer runs: the ceiling of a single sequencer); **replay only** pulls every event out
+//!   of `BarReplay` (merge + building the 64-byte ring event, i.e. the sequencer's work minus
 //!   publishing).
 //!
 //! **Procedure.** `--warmup` unmeasured rounds (default 1), then `--runs` measured rounds (default
-//! 5). A round runs every mode once: open+validate, the baselines, engine-only for each shard count,
-//! then end to end for each shard count. Rounds interleave the modes so that the slow drifts of a
-//! noisy shared machine hit all modes alike; the shard order alternates between rounds. The report
-//! gives median, min and max over the measured rounds, every run's time, and the load average and
-//! running compilers at start and end (a busy machine makes the numbers meaningless).
+//! 5). A round runs every mode once: open+validate, the baselines, engine-only for each
+//! combination, then end to end for each combination. Rounds interleave the modes so that the
+//! slow drifts of a noisy shared machine hit all modes alike; the combination order alternates
+//! between rounds. The report gives median, min and max over the measured rounds, every run's
+//! time, how far each median is from the plain scan, and the load average and running compilers
+//! at start and end (a busy machine makes the numbers meaningless).
 //!
 //! **Checks** (a failure exits non-zero after printing the report): every end-to-end run's
-//! `results` JSON is identical across runs and shard counts; every engine-only run's totals (bars,
-//! fills, trades, wins, net PnL, commissions) are identical and match the end-to-end results; no
-//! prediction mismatch or strategy fault; the three baselines see the same bars and close sum.
+//! `results` JSON and `fills.csv` bytes are identical across runs, topologies and shard counts,
+//! and its summary names the topology asked for; every engine-only run's totals (bars, fills,
+//! trades, wins, net PnL, commissions) are identical and match the end-to-end results; no
+//! strategy fault, bad event or unknown-order report; the three baselines see the same bars and
+//! close sum.
 #![allow(clippy::disallowed_methods)] // wall-clock timing of runs and benchmarks is the point here
 
 use std::fmt::Write as _;
@@ -50,18 +63,14 @@ use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use engine::merge::BarSet;
-use engine::pipeline::config::EngineConfig;
+use engine::pipeline::config::{EngineConfig, Topology};
 use engine::pipeline::{BarReplay, Next, RunOutput, RunSpec, Source};
 use engine::records::PX_SCALE;
 use engine::strategy::StrategyFactory;
 
-use crate::common::{self, MachineInfo, command_line, fmt_count, machine_info};
+use crate::common::{self, MachineInfo, command_line, fmt_count, machine_info, median};
 
-/// Default data directory (10 symbols x 1000 days of 1-minute bars).
-const DEFAULT_DIR: &str = "target/bench-data/sma10x1000";
-/// Data directory with `--quick` (2 symbols x 50 days).
-const QUICK_DIR: &str = "target/bench-data/sma2x50";
-const FULL_SIZE: DataSize = DataSize { symbols: 10, days: 1000 };
+/// Data set with `--quick` (2 symbols x 50 days).
 const QUICK_SIZE: DataSize = DataSize { symbols: 2, days: 50 };
 const SYNTH_SEED: u64 = 1;
 /// Validation threads of `BarSet::open_dir`, as in `ringtape backtest`.
@@ -71,12 +80,21 @@ const OPEN_THREADS: usize = 2;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Bar directory (*.rtb); generated with `ringtape synth` when it holds no .rtb file
-    /// [default: target/bench-data/sma10x1000; target/bench-data/sma2x50 with --quick]
+    /// [default: target/bench-data/sma{SYMBOLS}x{DAYS}; target/bench-data/sma2x50 with --quick]
     #[arg(long, value_name = "DIR")]
     pub bars_dir: Option<PathBuf>,
+    /// Symbols of the generated data set
+    #[arg(long, default_value_t = 10)]
+    pub symbols: u32,
+    /// Days (390 one-minute bars each) of the generated data set (1000: 3.9M bars; 100: 390,000)
+    #[arg(long, default_value_t = 1000)]
+    pub days: u32,
     /// Small data set (2 symbols x 50 days of 1-minute bars) for smoke runs
     #[arg(long)]
     pub quick: bool,
+    /// Topologies to measure, comma-separated (inline, threads)
+    #[arg(long, value_name = "T,..", value_delimiter = ',', default_value = "inline,threads", value_parser = parse_topology)]
+    pub topologies: Vec<Topology>,
     /// Shard counts to measure, comma-separated
     #[arg(long, value_name = "N,..", value_delimiter = ',', default_value = "1,2")]
     pub shards: Vec<usize>,
@@ -98,23 +116,52 @@ pub struct Args {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct DataSize {
-    symbols: u32,
-    days: u32,
+pub(crate) struct DataSize {
+    pub(crate) symbols: u32,
+    pub(crate) days: u32,
+}
+
+fn parse_topology(s: &str) -> Result<Topology, String> {
+    match s {
+        "inline" => Ok(Topology::Inline),
+        "threads" => Ok(Topology::Threads),
+        _ => Err(format!("{s:?}: use inline or threads")),
+    }
+}
+
+/// One measured combination: a topology and a shard count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Combo {
+    topology: Topology,
+    shards: usize,
+}
+
+impl Combo {
+    fn text(self) -> String {
+        format!("{} {}", self.topology.as_str(), self.shards)
+    }
+}
+
+/// The config file that selects `topology` (everything else default).
+fn topology_config(tmp: &Path, topology: Topology) -> anyhow::Result<PathBuf> {
+    let path = tmp.join(format!("{}.toml", topology.as_str()));
+    std::fs::write(&path, format!("[pipeline]\ntopology = \"{}\"\n", topology.as_str()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Data set.
 // ---------------------------------------------------------------------------------------------
 
-fn has_bar_files(dir: &Path) -> bool {
+pub(crate) fn has_bar_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|rd| {
         rd.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == engine::barfile::EXTENSION))
     })
 }
 
 /// The `ringtape` binary: `--ringtape`, or `ringtape` next to the current executable.
-fn ringtape_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn ringtape_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe().context("locating the current executable")?.with_file_name("ringtape"),
@@ -130,7 +177,7 @@ fn ringtape_binary(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Generate the data set with `ringtape synth`; returns the seconds it took.
-fn synth(ringtape: &Path, dir: &Path, size: DataSize) -> anyhow::Result<f64> {
+pub(crate) fn synth(ringtape: &Path, dir: &Path, size: DataSize) -> anyhow::Result<f64> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut cmd = Command::new(ringtape);
     cmd.arg("synth")
@@ -152,13 +199,13 @@ fn synth(ringtape: &Path, dir: &Path, size: DataSize) -> anyhow::Result<f64> {
 
 /// What a single-threaded pass over the bars saw: bar count and wrapping sum of the closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ScanSum {
-    bars: u64,
-    close_sum: i64,
+pub(crate) struct ScanSum {
+    pub(crate) bars: u64,
+    pub(crate) close_sum: i64,
 }
 
 /// Every file's bars in turn (no merge).
-fn plain_scan(set: &BarSet) -> ScanSum {
+pub(crate) fn plain_scan(set: &BarSet) -> ScanSum {
     let mut s = ScanSum { bars: 0, close_sum: 0 };
     for stream in set.streams() {
         let bars = black_box(stream.file.bars());
@@ -201,9 +248,10 @@ fn replay_only(set: &BarSet) -> ScanSum {
 }
 
 /// Run the pipeline over the whole set in process, without journal files.
-fn engine_run(set: &BarSet, factory: &dyn StrategyFactory, shards: usize) -> anyhow::Result<RunOutput> {
+fn engine_run(set: &BarSet, factory: &dyn StrategyFactory, combo: Combo) -> anyhow::Result<RunOutput> {
     let mut cfg = EngineConfig::default();
-    cfg.pipeline.shards = shards;
+    cfg.pipeline.topology = combo.topology;
+    cfg.pipeline.shards = combo.shards;
     let spec = RunSpec::new(&cfg, set.symbols(), factory).bars(set);
     Ok(engine::pipeline::run(spec, BarReplay::zero_copy(set.merged()), &mut |_| {})?)
 }
@@ -276,7 +324,14 @@ fn placement_text(p: &Placement) -> String {
 /// One end-to-end run of the `ringtape` binary.
 #[derive(Debug, Clone)]
 struct E2eRun {
-    shards: usize,
+    combo: Combo,
+    /// `perf.topology` of the summary (what actually ran).
+    topology_ran: String,
+    /// Length and hash (std `DefaultHasher`) of `fills.csv`.
+    fills_len: usize,
+    fills_hash: u64,
+    /// `fills.csv` is byte-identical to the first run's.
+    fills_same: bool,
     round: usize,
     measured: bool,
     /// Spawn to exit.
@@ -290,20 +345,33 @@ struct E2eRun {
     results: serde_json::Value,
 }
 
+/// The `ringtape backtest` invocation of one end-to-end run.
+struct E2eCall<'a> {
+    ringtape: &'a Path,
+    data: &'a Path,
+    strategy: &'a str,
+    config: &'a Path,
+    combo: Combo,
+}
+
+/// Run `ringtape backtest` once; `reference_fills` is the first run's `fills.csv` (set by the
+/// first call).
 fn run_e2e(
-    ringtape: &Path,
-    data: &Path,
-    strategy: &str,
-    shards: usize,
+    call: &E2eCall<'_>,
     run_dir: &Path,
     round: usize,
     measured: bool,
+    reference_fills: &mut Option<Vec<u8>>,
 ) -> anyhow::Result<E2eRun> {
+    let E2eCall { ringtape, data, strategy, config, combo } = *call;
+    let shards = combo.shards;
     let mut cmd = Command::new(ringtape);
     cmd.arg("backtest")
         .arg("--data")
         .arg(data)
-        .args(["--strategy", strategy, "--shards", &shards.to_string(), "--out"])
+        .args(["--strategy", strategy, "--config"])
+        .arg(config)
+        .args(["--shards", &shards.to_string(), "--out"])
         .arg(run_dir)
         .arg("--quiet");
     let t = Instant::now();
@@ -311,8 +379,9 @@ fn run_e2e(
     let process_s = t.elapsed().as_secs_f64();
     if !out.status.success() {
         bail!(
-            "{} backtest --shards {shards} failed ({}): {}",
+            "{} backtest ({}) --shards {shards} failed ({}): {}",
             ringtape.display(),
+            combo.topology.as_str(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -321,11 +390,31 @@ fn run_e2e(
     let text = std::fs::read_to_string(&spath).with_context(|| format!("reading {}", spath.display()))?;
     let mut summary: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", spath.display()))?;
+    let fpath = run_dir.join("fills.csv");
+    let fills = std::fs::read(&fpath).with_context(|| format!("reading {}", fpath.display()))?;
+    let fills_hash = {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        fills.hash(&mut h);
+        h.finish()
+    };
+    let fills_len = fills.len();
+    let fills_same = match reference_fills {
+        Some(r) => *r == fills,
+        None => {
+            *reference_fills = Some(fills);
+            true
+        }
+    };
     std::fs::remove_dir_all(run_dir).with_context(|| format!("removing {}", run_dir.display()))?;
     let perf = summary["perf"].take();
     let f = |k: &str| perf[k].as_f64().unwrap_or(f64::NAN);
     Ok(E2eRun {
-        shards,
+        combo,
+        topology_ran: perf["topology"].as_str().unwrap_or("?").to_owned(),
+        fills_len,
+        fills_hash,
+        fills_same,
         round,
         measured,
         process_s,
@@ -341,7 +430,9 @@ fn run_e2e(
 /// One engine-only run.
 #[derive(Debug, Clone)]
 struct EngineRun {
-    shards: usize,
+    combo: Combo,
+    /// `RunOutput::topology` (what actually ran).
+    topology_ran: Topology,
     round: usize,
     measured: bool,
     secs: f64,
@@ -353,16 +444,6 @@ struct EngineRun {
 // ---------------------------------------------------------------------------------------------
 // Statistics and report.
 // ---------------------------------------------------------------------------------------------
-
-fn median(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
-}
 
 fn min(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
@@ -376,18 +457,24 @@ fn median_u64(v: &[u64]) -> f64 {
     median(&v.iter().map(|&x| x as f64).collect::<Vec<_>>())
 }
 
-/// One row of the main table: a mode (and shard count) with its measured seconds.
+/// One row of the main table: a mode (and combination) with its measured seconds.
 #[derive(Debug, Clone)]
 struct Row {
     key: &'static str,
     label: &'static str,
-    shards: Option<usize>,
+    combo: Option<Combo>,
     secs: Vec<f64>,
 }
 
 impl Row {
+    fn baseline(key: &'static str, label: &'static str) -> Self {
+        Row { key, label, combo: None, secs: Vec::new() }
+    }
+    fn topology_text(&self) -> &'static str {
+        self.combo.map_or("-", |c| c.topology.as_str())
+    }
     fn shards_text(&self) -> String {
-        self.shards.map_or_else(|| "-".into(), |n| n.to_string())
+        self.combo.map_or_else(|| "-".into(), |c| c.shards.to_string())
     }
 }
 
@@ -400,12 +487,12 @@ struct Check {
 
 /// Load average and running compilers at one moment.
 #[derive(Debug, Clone)]
-struct Load {
+pub(crate) struct Load {
     loadavg: String,
     compilers: usize,
 }
 
-fn load_now() -> Load {
+pub(crate) fn load_now() -> Load {
     let loadavg = common::loadavg();
     let compilers = std::fs::read_dir("/proc")
         .map(|rd| {
@@ -419,13 +506,13 @@ fn load_now() -> Load {
 }
 
 impl Load {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!("{} ({} compiler processes running)", self.loadavg, self.compilers)
     }
 }
 
 /// Seconds as milliseconds with about 3 significant digits (`0.412`, `41.2`, `4123`).
-fn fmt_ms(secs: f64) -> String {
+pub(crate) fn fmt_ms(secs: f64) -> String {
     let ms = secs * 1e3;
     if !ms.is_finite() {
         "-".into()
@@ -461,6 +548,7 @@ struct Report<'a> {
     load_end: Load,
     data: DataInfo,
     rows: Vec<Row>,
+    combos: &'a [Combo],
     e2e: &'a [E2eRun],
     engine: &'a [EngineRun],
     checks: &'a [Check],
@@ -481,17 +569,21 @@ fn counter_values<'a>(counters: impl Iterator<Item = &'a serde_json::Value>, key
 }
 
 const COUNTERS: [&str; 6] =
-    ["ring_full", "risk_waits", "shard_waits", "full_shard_to_risk", "full_to_exec", "full_to_journal"];
+    ["ring_full", "risk_waits", "shard_waits", "full_shard_to_risk", "full_risk_to_shard", "full_to_recorder"];
 
 fn markdown(r: &Report<'_>) -> String {
     let bars = r.data.bars as f64;
     let mut s = String::new();
     // `write!` to a String cannot fail; the results are ignored on purpose.
-    let _ = writeln!(s, "## backtest: throughput end to end and engine-only\n");
+    let _ = writeln!(s, "## backtest: throughput end to end and engine-only, inline and threads\n");
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| Command | `{}` |", r.command);
-    let _ =
-        writeln!(s, "| Machine | {} (nproc {}), kernel {} |", r.machine.cpu_model, r.machine.nproc, r.machine.kernel);
+    let _ = writeln!(
+        s,
+        "| Machine | {} (nproc {}, {} online CPUs in /proc/cpuinfo), kernel {}, clocksource {} |",
+        r.machine.cpu_model, r.machine.nproc, r.machine.online_cpus, r.machine.kernel, r.machine.clocksource
+    );
+    let _ = writeln!(s, "| Build | {} |", common::build_profile());
     let _ = writeln!(s, "| Load average (1/5/15 min) | start {}; end {} |", r.load_start.text(), r.load_end.text());
     let _ = writeln!(
         s,
@@ -510,15 +602,17 @@ fn markdown(r: &Report<'_>) -> String {
     let d = EngineConfig::default().pipeline;
     let _ = writeln!(
         s,
-        "| Strategy / config | {} (default parameters); EngineConfig::default(): ring {} slots, queues {}, wait {:?}, pin {} |",
-        r.args.strategy, d.ring_size, d.queue_size, d.wait, d.pin
+        "| Strategy / config | {} (default parameters); EngineConfig::default() plus pipeline.topology: ring {} slots, queues {}, wait {:?}, pin {}, timer_ms {} |",
+        r.args.strategy, d.ring_size, d.queue_size, d.wait, d.pin, d.timer_ms
     );
-    for n in &r.args.shards {
-        let p = r.e2e.iter().find(|e| e.shards == *n).map(|e| placement_text(&e.placement));
-        let q = r.engine.iter().find(|e| e.shards == *n).map(|e| placement_text(&e.placement));
+    for c in r.combos {
+        let p = r.e2e.iter().find(|e| e.combo == *c).map(|e| placement_text(&e.placement));
+        let q = r.engine.iter().find(|e| e.combo == *c).map(|e| placement_text(&e.placement));
         let _ = writeln!(
             s,
-            "| Placement, {n} shard(s) | ringtape (summary.json perf.placement): {}; engine-only: {} |",
+            "| Placement, {} shard(s) {} | ringtape (summary.json perf.placement): {}; engine-only: {} |",
+            c.shards,
+            c.topology.as_str(),
             p.unwrap_or_else(|| "-".into()),
             q.unwrap_or_else(|| "-".into())
         );
@@ -533,17 +627,19 @@ fn markdown(r: &Report<'_>) -> String {
     let _ = writeln!(s, "### Throughput ({} bars per run)\n", fmt_count(r.data.bars));
     let _ = writeln!(
         s,
-        "| Mode | Shards | Median ms | Min ms | Max ms | Median Mbars/s | Min-max Mbars/s | Max/min time | vs merge only |"
+        "| Mode | Topology | Shards | Median ms | Min ms | Max ms | Median Mbars/s | Min-max Mbars/s | Max/min time | vs plain scan | vs merge only |"
     );
-    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
-    let merge_rate = r.rows.iter().find(|x| x.key == "merge_only").map(|x| bars / median(&x.secs));
+    let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let rate_of = |key: &str| r.rows.iter().find(|x| x.key == key).map(|x| bars / median(&x.secs));
+    let (scan_rate, merge_rate) = (rate_of("plain_scan"), rate_of("merge_only"));
+    let ratio = |base: Option<f64>, rate: f64| base.map_or_else(|| "-".into(), |b| format!("{:.3}x", rate / b));
     for row in &r.rows {
         let (m, lo, hi) = (median(&row.secs), min(&row.secs), max(&row.secs));
-        let vs = merge_rate.map_or_else(|| "-".into(), |mr| format!("{:.2}x", bars / m / mr));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {:.2} | {:.2}-{:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2}-{:.2} | {:.2} | {} | {} |",
             row.label,
+            row.topology_text(),
             row.shards_text(),
             fmt_ms(m),
             fmt_ms(lo),
@@ -552,31 +648,35 @@ fn markdown(r: &Report<'_>) -> String {
             bars / hi / 1e6,
             bars / lo / 1e6,
             hi / lo,
-            vs
+            ratio(scan_rate, bars / m),
+            ratio(merge_rate, bars / m),
         );
     }
     let _ = writeln!(
         s,
-        "\nMbars/s = bars in the set / seconds. \"vs merge only\": median rate over the median rate of \
-         the single-threaded merge (the sequencer's ceiling); the plain scan is the memory bandwidth \
-         reference. Engine-only runs write no journal; end-to-end runs (and their engine phase) do."
+        "\nMbars/s = bars in the set / seconds. \"vs plain scan\" and \"vs merge only\": median rate over \
+         the median rate of that single-threaded baseline (the plain scan reads every bar once: the \
+         physical ceiling; the merge is the sequencer's ceiling). Engine-only runs write no journal; \
+         end-to-end runs (and their engine phase) do. The inline topology ignores pipeline.shards."
     );
     let _ = writeln!(s);
 
     let _ = writeln!(s, "### End to end: where the time goes (medians over measured runs)\n");
     let _ = writeln!(
         s,
-        "| Shards | process ms | ringtape wall_s, ms | open+validate ms | engine ms | other in-process ms | exec+exit ms | engine share |"
+        "| Topology | Shards | process ms | ringtape wall_s, ms | open+validate ms | engine ms | other in-process ms | exec+exit ms | engine share |"
     );
-    let _ = writeln!(s, "|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for n in &r.args.shards {
-        let runs: Vec<&E2eRun> = r.e2e.iter().filter(|e| e.measured && e.shards == *n).collect();
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for c in r.combos {
+        let runs: Vec<&E2eRun> = r.e2e.iter().filter(|e| e.measured && e.combo == *c).collect();
         let col = |f: &dyn Fn(&E2eRun) -> f64| median(&runs.iter().map(|e| f(e)).collect::<Vec<_>>());
         let process = col(&|e| e.process_s);
         let engine = col(&|e| e.engine_s);
         let _ = writeln!(
             s,
-            "| {n} | {} | {} | {} | {} | {} | {} | {:.0}% |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% |",
+            c.topology.as_str(),
+            c.shards,
             fmt_ms(process),
             fmt_ms(col(&|e| e.wall_s)),
             fmt_ms(col(&|e| e.open_validate_s)),
@@ -594,36 +694,38 @@ fn markdown(r: &Report<'_>) -> String {
     let _ = writeln!(s);
 
     let _ = writeln!(s, "### Pipeline counters (measured runs: median [min-max])\n");
-    let _ = writeln!(s, "| Mode | Shards | {} |", COUNTERS.join(" | "));
-    let _ = writeln!(s, "|---|--:|{}", "--:|".repeat(COUNTERS.len()));
-    for n in &r.args.shards {
+    let _ = writeln!(s, "| Mode | Topology | Shards | {} |", COUNTERS.join(" | "));
+    let _ = writeln!(s, "|---|---|--:|{}", "--:|".repeat(COUNTERS.len()));
+    for c in r.combos {
         let e2e: Vec<&serde_json::Value> =
-            r.e2e.iter().filter(|e| e.measured && e.shards == *n).map(|e| &e.counters).collect();
+            r.e2e.iter().filter(|e| e.measured && e.combo == *c).map(|e| &e.counters).collect();
         let eng: Vec<&serde_json::Value> =
-            r.engine.iter().filter(|e| e.measured && e.shards == *n).map(|e| &e.counters).collect();
+            r.engine.iter().filter(|e| e.measured && e.combo == *c).map(|e| &e.counters).collect();
         for (label, cs) in [("end to end", &e2e), ("engine-only", &eng)] {
             let cells: Vec<String> =
                 COUNTERS.iter().map(|k| counter_text(&counter_values(cs.iter().copied(), k))).collect();
-            let _ = writeln!(s, "| {label} | {n} | {} |", cells.join(" | "));
+            let _ = writeln!(s, "| {label} | {} | {} | {} |", c.topology.as_str(), c.shards, cells.join(" | "));
         }
     }
     let _ = writeln!(
         s,
         "\nring_full: times the sequencer found the main ring full (it then backs off); risk_waits: \
-         times risk waited for a shard; shard_waits: times a shard waited for a risk decision."
+         times risk waited for a shard; shard_waits: times a shard waited for a risk decision \
+         (threads topology only; inline has no rings)."
     );
     let _ = writeln!(s);
 
     let _ = writeln!(s, "### Every measured run, ms (in round order)\n");
     let _ = writeln!(
         s,
-        "| Mode | Shards | {} |",
+        "| Mode | Topology | Shards | {} |",
         (1..=r.args.runs).map(|i| format!("run {i}")).collect::<Vec<_>>().join(" | ")
     );
-    let _ = writeln!(s, "|---|--:|{}", "--:|".repeat(r.args.runs));
+    let _ = writeln!(s, "|---|---|--:|{}", "--:|".repeat(r.args.runs));
     for row in &r.rows {
         let cells: Vec<String> = row.secs.iter().map(|&x| fmt_ms(x)).collect();
-        let _ = writeln!(s, "| {} | {} | {} |", row.label, row.shards_text(), cells.join(" | "));
+        let _ =
+            writeln!(s, "| {} | {} | {} | {} |", row.label, row.topology_text(), row.shards_text(), cells.join(" | "));
     }
     let _ = writeln!(s);
 
@@ -644,7 +746,8 @@ fn json(r: &Report<'_>) -> serde_json::Value {
             serde_json::json!({
                 "mode": row.key,
                 "label": row.label,
-                "shards": row.shards,
+                "topology": row.combo.map(|c| c.topology.as_str()),
+                "shards": row.combo.map(|c| c.shards),
                 "secs": row.secs,
                 "median_s": m,
                 "min_s": lo,
@@ -663,7 +766,10 @@ fn json(r: &Report<'_>) -> serde_json::Value {
         .iter()
         .map(|e| {
             serde_json::json!({
-                "shards": e.shards, "round": e.round, "measured": e.measured,
+                "topology": e.combo.topology.as_str(), "shards": e.combo.shards, "topology_ran": e.topology_ran,
+                "round": e.round, "measured": e.measured,
+                "fills_csv_bytes": e.fills_len, "fills_csv_hash": format!("{:016x}", e.fills_hash),
+                "fills_csv_same_as_first": e.fills_same,
                 "process_s": e.process_s, "wall_s": e.wall_s, "open_validate_s": e.open_validate_s,
                 "engine_s": e.engine_s, "counters": e.counters, "placement": placement(&e.placement),
             })
@@ -674,7 +780,9 @@ fn json(r: &Report<'_>) -> serde_json::Value {
         .iter()
         .map(|e| {
             serde_json::json!({
-                "shards": e.shards, "round": e.round, "measured": e.measured, "secs": e.secs,
+                "topology": e.combo.topology.as_str(), "shards": e.combo.shards,
+                "topology_ran": e.topology_ran.as_str(),
+                "round": e.round, "measured": e.measured, "secs": e.secs,
                 "counters": e.counters, "placement": placement(&e.placement),
             })
         })
@@ -685,7 +793,10 @@ fn json(r: &Report<'_>) -> serde_json::Value {
         "machine": {
             "cpu_model": r.machine.cpu_model,
             "nproc": r.machine.nproc,
+            "online_cpus": r.machine.online_cpus,
             "kernel": r.machine.kernel,
+            "clocksource": r.machine.clocksource,
+            "build": common::build_profile(),
             "loadavg_start": r.load_start.loadavg,
             "loadavg_end": r.load_end.loadavg,
             "compilers_running_start": r.load_start.compilers,
@@ -701,6 +812,7 @@ fn json(r: &Report<'_>) -> serde_json::Value {
             "generated_s": r.data.generated_s,
         },
         "strategy": r.args.strategy,
+        "topologies": r.args.topologies.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
         "shards": r.args.shards,
         "runs": r.args.runs,
         "warmup": r.args.warmup,
@@ -717,7 +829,7 @@ fn json(r: &Report<'_>) -> serde_json::Value {
 // ---------------------------------------------------------------------------------------------
 
 /// Seconds of one call of `f`, and its result.
-fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
+pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
     let t = Instant::now();
     let v = f();
     (t.elapsed().as_secs_f64(), v)
@@ -727,14 +839,19 @@ fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     ensure!(args.runs > 0, "--runs must be > 0");
     ensure!(!args.shards.is_empty(), "--shards needs at least one shard count");
+    ensure!(!args.topologies.is_empty(), "--topologies needs at least one topology");
     for &n in &args.shards {
         ensure!((1..=256).contains(&n), "--shards: {n} is out of range (use 1..=256)");
     }
     let factory =
         strategies::factory(&args.strategy).map_err(|e| anyhow::anyhow!("--strategy {}: {e}", args.strategy))?;
     let ringtape = ringtape_binary(args.ringtape.as_deref())?;
-    let (size, default_dir) = if args.quick { (QUICK_SIZE, QUICK_DIR) } else { (FULL_SIZE, DEFAULT_DIR) };
-    let dir = args.bars_dir.clone().unwrap_or_else(|| PathBuf::from(default_dir));
+    let size = if args.quick { QUICK_SIZE } else { DataSize { symbols: args.symbols, days: args.days } };
+    ensure!(size.symbols > 0 && size.days > 0, "--symbols and --days must be > 0");
+    let dir = args
+        .bars_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("target/bench-data/sma{}x{}", size.symbols, size.days)));
     let generated_s = if has_bar_files(&dir) { None } else { Some(synth(&ringtape, &dir, size)?) };
 
     let command = command_line();
@@ -742,7 +859,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let load_start = load_now();
     let tmp = std::env::temp_dir().join(format!("ringtape-bench-backtest.{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let result = measure(args, &dir, &ringtape, factory.as_ref(), &tmp);
+    let combos: Vec<Combo> = args
+        .topologies
+        .iter()
+        .flat_map(|&topology| args.shards.iter().map(move |&shards| Combo { topology, shards }))
+        .collect();
+    let result = measure(args, &combos, &dir, &ringtape, factory.as_ref(), &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
     let m = result?;
     let load_end = load_now();
@@ -765,6 +887,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         load_end,
         data,
         rows: m.rows,
+        combos: &combos,
         e2e: &m.e2e,
         engine: &m.engine,
         checks: &checks,
@@ -798,26 +921,32 @@ struct Measured {
 
 fn measure(
     args: &Args,
+    combos: &[Combo],
     dir: &Path,
     ringtape: &Path,
     factory: &dyn StrategyFactory,
     tmp: &Path,
 ) -> anyhow::Result<Measured> {
-    let mut open =
-        Row { key: "open_validate", label: "open+validate (BarSet::open_dir, 2 threads)", shards: None, secs: vec![] };
-    let mut plain =
-        Row { key: "plain_scan", label: "plain scan (each file's bars, 1 thread)", shards: None, secs: vec![] };
-    let mut merge = Row { key: "merge_only", label: "merge only (set.merged(), 1 thread)", shards: None, secs: vec![] };
-    let mut replay =
-        Row { key: "replay_only", label: "replay only (BarReplay events, 1 thread)", shards: None, secs: vec![] };
+    let mut open = Row::baseline("open_validate", "open+validate (BarSet::open_dir, 2 threads)");
+    let mut plain = Row::baseline("plain_scan", "plain scan (each file's bars, 1 thread)");
+    let mut merge = Row::baseline("merge_only", "merge only (set.merged(), 1 thread)");
+    let mut replay = Row::baseline("replay_only", "replay only (BarReplay events, 1 thread)");
+    let mut configs = Vec::new();
+    for t in &args.topologies {
+        if !configs.iter().any(|(x, _)| x == t) {
+            configs.push((*t, topology_config(tmp, *t)?));
+        }
+    }
+    let config_of = |t: Topology| configs.iter().find(|(x, _)| *x == t).map(|(_, p)| p.as_path());
     let mut scans = Vec::new();
     let mut e2e = Vec::new();
     let mut engine = Vec::new();
+    let mut reference_fills = None;
     let mut info = None;
     let rounds = args.warmup + args.runs;
     for round in 0..rounds {
         let measured = round >= args.warmup;
-        let mut order = args.shards.clone();
+        let mut order = combos.to_vec();
         if round % 2 == 1 {
             order.reverse();
         }
@@ -846,11 +975,12 @@ fn measure(
             merge.secs.push(merge_s);
             replay.secs.push(replay_s);
         }
-        for &n in &order {
-            let (secs, out) = timed(|| engine_run(&set, factory, n));
-            let out = out.with_context(|| format!("engine-only run, {n} shard(s)"))?;
+        for &c in &order {
+            let (secs, out) = timed(|| engine_run(&set, factory, c));
+            let out = out.with_context(|| format!("engine-only run, {}", c.text()))?;
             engine.push(EngineRun {
-                shards: n,
+                combo: c,
+                topology_ran: out.topology,
                 round,
                 measured,
                 secs,
@@ -860,46 +990,42 @@ fn measure(
             });
         }
         drop(set);
-        for &n in &order {
-            let run_dir = tmp.join(format!("run-r{round}-s{n}"));
-            e2e.push(run_e2e(ringtape, dir, &args.strategy, n, &run_dir, round, measured)?);
+        for &c in &order {
+            let run_dir = tmp.join(format!("run-r{round}-{}-s{}", c.topology.as_str(), c.shards));
+            let config = config_of(c.topology).context("no config file for a topology")?;
+            let call = E2eCall { ringtape, data: dir, strategy: &args.strategy, config, combo: c };
+            e2e.push(run_e2e(&call, &run_dir, round, measured, &mut reference_fills)?);
         }
     }
     let (files, symbols, bars, bytes, intervals) = info.context("no round ran")?;
     let mut rows = vec![plain, merge, replay, open];
-    for &n in &args.shards {
-        rows.push(Row {
-            key: "engine_only",
-            label: "engine-only run() (no journal)",
-            shards: Some(n),
-            secs: engine.iter().filter(|e| e.measured && e.shards == n).map(|e| e.secs).collect(),
-        });
-    }
-    for &n in &args.shards {
-        rows.push(Row {
-            key: "e2e_engine",
-            label: "end to end: engine phase (perf.engine_s, journal on)",
-            shards: Some(n),
-            secs: e2e.iter().filter(|e| e.measured && e.shards == n).map(|e| e.engine_s).collect(),
-        });
-    }
-    for &n in &args.shards {
-        rows.push(Row {
-            key: "e2e_process",
-            label: "end to end: process start to summary",
-            shards: Some(n),
-            secs: e2e.iter().filter(|e| e.measured && e.shards == n).map(|e| e.process_s).collect(),
-        });
+    let modes: [(&'static str, &'static str); 3] = [
+        ("engine_only", "engine-only run() (no journal)"),
+        ("e2e_engine", "end to end: engine phase (perf.engine_s, journal on)"),
+        ("e2e_process", "end to end: process start to summary"),
+    ];
+    for (key, label) in modes {
+        for &c in combos {
+            let secs = match key {
+                "engine_only" => engine.iter().filter(|e| e.measured && e.combo == c).map(|e| e.secs).collect(),
+                "e2e_engine" => e2e.iter().filter(|e| e.measured && e.combo == c).map(|e| e.engine_s).collect(),
+                _ => e2e.iter().filter(|e| e.measured && e.combo == c).map(|e| e.process_s).collect(),
+            };
+            rows.push(Row { key, label, combo: Some(c), secs });
+        }
     }
     Ok(Measured { files, symbols, bars, bytes, intervals, rows, scans, e2e, engine })
 }
 
+/// Counters that must stay zero.
+const BAD_COUNTERS: [&str; 3] = ["strategy_faults", "bad_events", "unknown_order_reports"];
+
 fn checks(m: &Measured) -> Vec<Check> {
     let mut out = Vec::new();
-    let shard_list = |v: &mut Vec<usize>| {
+    let combo_list = |v: &mut Vec<String>| {
         v.sort_unstable();
         v.dedup();
-        v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        v.join(", ")
     };
 
     // End to end: every run's results identical.
@@ -912,24 +1038,72 @@ fn checks(m: &Measured) -> Vec<Check> {
                     .as_object()
                     .map(|o| o.keys().filter(|k| e.results[k.as_str()] != first.results[k.as_str()]).cloned().collect())
                     .unwrap_or_default();
-                bad.push(format!("round {} shards {} differs in {}", e.round + 1, e.shards, keys.join(", ")));
+                bad.push(format!("round {} {} differs in {}", e.round + 1, e.combo.text(), keys.join(", ")));
             }
         }
     }
-    let mut sh: Vec<usize> = m.e2e.iter().map(|e| e.shards).collect();
+    let mut sh: Vec<String> = m.e2e.iter().map(|e| e.combo.text()).collect();
     out.push(Check {
         name: "end-to-end results identical".into(),
         ok: bad.is_empty() && !m.e2e.is_empty(),
         detail: if bad.is_empty() {
             format!(
-                "{} runs (shards {}), {} bars, {} fills, {} trades, net PnL {} USD",
+                "{} runs (topology shards: {}), {} bars, {} fills, {} trades, net PnL {} USD",
                 m.e2e.len(),
-                shard_list(&mut sh),
+                combo_list(&mut sh),
                 m.e2e.first().map_or(serde_json::Value::Null, |e| e.results["bars"].clone()),
                 m.e2e.first().map_or(serde_json::Value::Null, |e| e.results["fills"].clone()),
                 m.e2e.first().map_or(serde_json::Value::Null, |e| e.results["trades"].clone()),
                 m.e2e.first().map_or(serde_json::Value::Null, |e| e.results["net_pnl_usd"].clone()),
             )
+        } else {
+            bad.join("; ")
+        },
+    });
+
+    // End to end: fills.csv byte-identical, and the topology asked for is the one that ran.
+    let bad: Vec<String> = m
+        .e2e
+        .iter()
+        .filter(|e| !e.fills_same)
+        .map(|e| format!("round {} {}: {} bytes, hash {:016x}", e.round + 1, e.combo.text(), e.fills_len, e.fills_hash))
+        .collect();
+    out.push(Check {
+        name: "end-to-end fills.csv byte-identical".into(),
+        ok: bad.is_empty() && !m.e2e.is_empty(),
+        detail: if bad.is_empty() {
+            m.e2e.first().map_or_else(
+                || "no runs".into(),
+                |e| {
+                    format!(
+                        "{} runs, {} bytes each, hash {:016x}",
+                        m.e2e.len(),
+                        fmt_count(e.fills_len as u64),
+                        e.fills_hash
+                    )
+                },
+            )
+        } else {
+            format!("differ from the first run: {}", bad.join("; "))
+        },
+    });
+    let bad: Vec<String> = m
+        .e2e
+        .iter()
+        .filter(|e| e.topology_ran != e.combo.topology.as_str())
+        .map(|e| format!("asked {} ran {}", e.combo.text(), e.topology_ran))
+        .chain(
+            m.engine
+                .iter()
+                .filter(|e| e.topology_ran != e.combo.topology)
+                .map(|e| format!("engine-only asked {} ran {}", e.combo.text(), e.topology_ran.as_str())),
+        )
+        .collect();
+    out.push(Check {
+        name: "every run used the topology asked for".into(),
+        ok: bad.is_empty(),
+        detail: if bad.is_empty() {
+            "summary perf.topology and RunOutput::topology agree".into()
         } else {
             bad.join("; ")
         },
@@ -941,18 +1115,18 @@ fn checks(m: &Measured) -> Vec<Check> {
         .engine
         .iter()
         .filter(|e| Some(e.totals) != first)
-        .map(|e| format!("round {} shards {}: {:?}", e.round + 1, e.shards, e.totals))
+        .map(|e| format!("round {} {}: {:?}", e.round + 1, e.combo.text(), e.totals))
         .collect();
-    let mut sh: Vec<usize> = m.engine.iter().map(|e| e.shards).collect();
+    let mut sh: Vec<String> = m.engine.iter().map(|e| e.combo.text()).collect();
     out.push(Check {
         name: "engine-only totals identical".into(),
         ok: bad.is_empty() && first.is_some(),
         detail: if bad.is_empty() {
             match first {
                 Some(t) => format!(
-                    "{} runs (shards {}): {} bars, {} fills, {} trades, {} wins, net {} e-9 USD, commissions {} e-9 USD",
+                    "{} runs (topology shards: {}): {} bars, {} fills, {} trades, {} wins, net {} e-9 USD, commissions {} e-9 USD",
                     m.engine.len(),
-                    shard_list(&mut sh),
+                    combo_list(&mut sh),
                     t.bars,
                     t.fills,
                     t.trades,
@@ -991,12 +1165,12 @@ fn checks(m: &Measured) -> Vec<Check> {
         .iter()
         .map(|e| &e.counters)
         .chain(m.e2e.iter().map(|e| &e.counters))
-        .flat_map(|c| ["prediction_mismatch", "strategy_faults", "bad_events"].map(|k| (k, c[k].as_u64().unwrap_or(0))))
+        .flat_map(|c| BAD_COUNTERS.map(|k| (k, c[k].as_u64().unwrap_or(0))))
         .filter(|&(_, v)| v > 0)
         .map(|(k, v)| format!("{k} = {v}"))
         .collect();
     out.push(Check {
-        name: "no prediction mismatch, strategy fault or bad event".into(),
+        name: "no strategy fault, bad event or unknown-order report".into(),
         ok: bad_counters.is_empty(),
         detail: if bad_counters.is_empty() { "all 0".into() } else { bad_counters.join(", ") },
     });
@@ -1061,13 +1235,17 @@ mod tests {
     }
 
     #[test]
-    fn engine_only_gives_the_same_totals_with_one_and_two_shards() {
+    fn engine_only_gives_the_same_totals_on_both_topologies_and_shard_counts() {
         let dir = std::env::temp_dir().join(format!("ringtape-bench-test.{}", std::process::id()));
         write_data(&dir, 3, 3);
         let set = BarSet::open_dir(&dir, 2).unwrap();
         let factory = strategies::factory("sma_cross").unwrap();
-        let one = engine_run(&set, factory.as_ref(), 1).unwrap();
-        let two = engine_run(&set, factory.as_ref(), 2).unwrap();
+        let combo = |topology, shards| Combo { topology, shards };
+        let one = engine_run(&set, factory.as_ref(), combo(Topology::Threads, 1)).unwrap();
+        let two = engine_run(&set, factory.as_ref(), combo(Topology::Threads, 2)).unwrap();
+        let inline = engine_run(&set, factory.as_ref(), combo(Topology::Inline, 1)).unwrap();
+        assert_eq!((one.topology, inline.topology), (Topology::Threads, Topology::Inline));
+        assert_eq!(EngineTotals::of(&one), EngineTotals::of(&inline));
         assert_eq!(one.bars, 3 * 3 * 390);
         assert!(one.positions.totals().0 > 10, "the strategy trades: {:?}", one.positions.totals());
         assert_eq!(one.positions.totals(), two.positions.totals());

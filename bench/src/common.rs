@@ -69,6 +69,45 @@ pub fn command_line() -> String {
         .join(" ")
 }
 
+/// The build the figures come from (a debug build's numbers mean nothing).
+pub fn build_profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "DEBUG build (debug assertions on): these figures are not meaningful; use --release"
+    } else {
+        "release (debug assertions off; workspace profile: lto = \"fat\", codegen-units = 1)"
+    }
+}
+
+/// Nanoseconds with a unit and about 3 significant digits (`850 ns`, `12.3 µs`, `4.56 ms`).
+pub fn fmt_ns(ns: f64) -> String {
+    if !ns.is_finite() {
+        "-".into()
+    } else if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e4 {
+        format!("{:.2} µs", ns / 1e3)
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e7 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns < 1e9 {
+        format!("{:.1} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+/// Median of `v` (NaN when empty).
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}
+
 /// `n` with thousands separators (`1234567` -> `"1,234,567"`).
 pub fn fmt_count(n: u64) -> String {
     let s = n.to_string();
@@ -85,6 +124,16 @@ pub fn fmt_count(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fmt_ns_picks_a_unit() {
+        assert_eq!(fmt_ns(850.0), "850 ns");
+        assert_eq!(fmt_ns(1_234.0), "1.23 µs");
+        assert_eq!(fmt_ns(12_345.0), "12.3 µs");
+        assert_eq!(fmt_ns(4_560_000.0), "4.56 ms");
+        assert_eq!(fmt_ns(1_748_000_000.0), "1.75 s");
+        assert_eq!(fmt_ns(f64::NAN), "-");
+    }
 
     #[test]
     fn fmt_count_groups_thousands() {

@@ -9,6 +9,8 @@
 
 mod backtest;
 mod common;
+mod latency;
+mod many;
 mod ring_hop;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +32,12 @@ enum Command {
     /// Backtest throughput: the `ringtape backtest` process end to end, the pipeline in process
     /// (engine-only), open+validate, and single-threaded scan/merge baselines.
     Backtest(backtest::Args),
+    /// Many small backtests back to back in one process on the inline topology (total time,
+    /// bars/s), and the fixed cost of one run (1-bar backtests).
+    Many(many::Args),
+    /// Per-event latency from sequencer intake to the venue (paced bars, a market order on every
+    /// bar, a timing venue), threads and inline topologies, with HdrHistogram.
+    Latency(latency::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +45,7 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Command::RingHop(args) => ring_hop::run(args),
         Command::Backtest(args) => backtest::run(args),
+        Command::Many(args) => many::run(args),
+        Command::Latency(args) => latency::run(args),
     }
 }

@@ -1,21 +1,28 @@
-//! # ringtape feeds: the protocol layer
+//! # ringtape feeds
 //!
-//! **Stage:** sources in front of the sequencer. This layer turns the bytes of Alpaca market data
-//! v2 and Polygon/Massive stocks websocket frames, and their REST history pages, into the
-//! engine's normalized records; the transport (mio + tungstenite + rustls, next) reads sockets
-//! on a feed thread and calls it, then pushes the events into an [`engine::pipeline::Ingress`].
+//! **Stage:** sources in front of the sequencer. Feeds turn market data into the engine's
+//! normalized records ([`engine::records::Event`]) and push them into the sequencer through an
+//! [`engine::pipeline::Ingress`] (live, from a feed thread) or an [`engine::pipeline::Source`]
+//! (replay). Three parts today:
+//! - **the protocol layer** ([`alpaca`], [`polygon`], [`BarGates`], [`FeedCounters`],
+//!   [`SymbolMap`]): bytes of Alpaca market data v2 and Polygon/Massive stocks websocket frames and
+//!   their REST history pages in, records out. The transport (mio + tungstenite + rustls, next)
+//!   reads sockets on a feed thread and calls it.
+//! - **replay feeds** ([`replay`]): recorded bars at zero delay or paced against a wall clock.
+//! - **credentials** ([`credentials`]): keys from the environment or a 0600 file, never printed.
 //!
-//! **Consumes:** one frame (`&[u8]`) plus the feed thread's receive time; a [`SymbolMap`] the
-//! universe fills. **Produces:** [`FeedMsg`]s (quotes and trades ready as
-//! [`engine::records::Event`]s, bars, control messages with typed [`AlpacaError`]s, and counted,
-//! typed [`Reject`]ions); [`BarGates`] then release bars strictly in window order, deduped, as
+//! **Protocol layer, consumes:** one frame (`&[u8]`) plus the feed thread's receive time; a
+//! [`SymbolMap`] the universe fills. **Produces:** [`FeedMsg`]s (quotes and trades ready as
+//! events, bars, control messages with typed [`AlpacaError`]s, and counted, typed
+//! [`Reject`]ions); [`BarGates`] then release bars strictly in window order, deduped, as
 //! [`ReleasedBar`]s; [`FeedCounters`] count everything. Client messages (auth, subscribe,
-//! Polygon `params`) are built in [`alpaca`] and [`polygon`].
+//! Polygon `params`) are built in [`alpaca`] and [`polygon`]. It opens no socket, spawns no
+//! thread and reads no clock (times are passed in).
 //!
-//! **Never:** opens a socket, spawns a thread, reads a clock (times are passed in), panics on
-//! input, goes through `f64` for a price (prices are read from the number's text, exactly, in
-//! 1e-9 units), re-releases a bar, or logs a secret (the auth builders return the message; no
-//! type here stores a key).
+//! **Never (the whole crate):** calls strategy, risk or venue code; blocks a hot-path thread;
+//! panics on input; goes through `f64` for a live price (prices are read from the number's text,
+//! exactly, in 1e-9 units); re-releases a bar; logs a secret (the auth builders return the
+//! message to send; secrets live in [`credentials::Secret`]).
 //!
 //! **Parsing.** Stream frames go through a strict zero-copy scanner (full JSON grammar, fields
 //! kept as raw text slices, a differential property test holding it to serde_json's verdict):
@@ -48,11 +55,13 @@
 
 pub mod alpaca;
 mod counters;
+pub mod credentials;
 mod gate;
 mod msg;
 pub mod num;
 pub mod polygon;
 mod raw;
+pub mod replay;
 mod scan;
 mod symbols;
 

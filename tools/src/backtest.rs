@@ -18,9 +18,10 @@ use crate::summary::{Perf, Results, RunFacts, StagePlacement, Summary};
 use anyhow::{Context, Result};
 use engine::merge::{BarSet, BarSetError};
 use engine::pipeline::config::EngineConfig;
-use engine::pipeline::{BarReplay, RunOutput, RunSpec};
+use engine::pipeline::{BarReplay, RunOutput, RunSpec, Source};
 use engine::records::Interval;
 use engine::strategy::StrategyFactory;
+use engine::symbols::SymbolTable;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -130,22 +131,22 @@ pub fn parse_config(text: &str, what: &str) -> Result<RunConfig> {
 }
 
 /// Cores of this machine as the core map numbers them (highest id + 1).
-fn machine_cores() -> usize {
+pub(crate) fn machine_cores() -> usize {
     let by_id = core_affinity::get_core_ids().and_then(|ids| ids.iter().map(|c| c.id + 1).max());
     by_id.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Everything a run needs, validated; nothing written yet.
-struct Checked {
-    rc: RunConfig,
-    strategy: String,
-    params: strategies::Params,
-    warnings: Vec<String>,
+pub(crate) struct Checked {
+    pub(crate) rc: RunConfig,
+    pub(crate) strategy: String,
+    pub(crate) params: strategies::Params,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Validate the whole config: engine tables, account and strategy parameters. `what` names the
 /// config in errors.
-fn check_config(rc: RunConfig, strategy_flag: Option<&str>, what: &str, cores: usize) -> Result<Checked> {
+pub(crate) fn check_config(rc: RunConfig, strategy_flag: Option<&str>, what: &str, cores: usize) -> Result<Checked> {
     let warnings = rc.engine.validate(cores).map_err(|e| bad_input(format!("{what}: {e}")))?;
     let cap = rc.account.starting_capital_usd;
     if !(cap.is_finite() && cap > 0.0) {
@@ -187,7 +188,7 @@ fn builtin_data() -> Result<crate::import_csv::Imported> {
     crate::import_csv::import_reader(BUILTIN_CSV.as_bytes(), "built-in SP500_NOV2019_IDay.csv", &opts)
 }
 
-fn open_data(dir: &Path, interval: Option<Interval>) -> Result<BarSet> {
+pub(crate) fn open_data(dir: &Path, interval: Option<Interval>) -> Result<BarSet> {
     BarSet::open_dir_filtered(dir, 2, interval).map_err(|e| match &e {
         BarSetError::MixedIntervals { .. } | BarSetError::NoSuchInterval { .. } => {
             bad_input(format!("{e} with --interval"))
@@ -196,8 +197,8 @@ fn open_data(dir: &Path, interval: Option<Interval>) -> Result<BarSet> {
     })
 }
 
-/// The one call into the engine.
-fn run_engine(
+/// A backtest's call into the engine: the bar set, replayed zero-copy.
+pub(crate) fn run_engine(
     cfg: &EngineConfig,
     set: &BarSet,
     factory: &dyn StrategyFactory,
@@ -205,10 +206,37 @@ fn run_engine(
     stop: &'static AtomicBool,
     pb: &indicatif::ProgressBar,
 ) -> Result<RunOutput> {
-    let spec = RunSpec::new(cfg, set.symbols(), factory).out_dir(out_dir).bars(set).stop(stop);
     let total = set.total_bars();
-    engine::pipeline::run(spec, BarReplay::zero_copy(set.merged()), &mut |c| {
-        pb.set_position(c.published.load(std::sync::atomic::Ordering::Relaxed).min(total));
+    run_source(cfg, set.symbols(), Some(set), BarReplay::zero_copy(set.merged()), factory, out_dir, stop, &mut |n| {
+        pb.set_position(n.min(total));
+    })
+}
+
+/// The one call into the engine: `source` over the universe `symbols` (`bars`: the bar set a
+/// zero-copy source reads), journal and fills into `out_dir`. `progress` gets the inputs
+/// published so far. `ringtape replay` runs through here too.
+#[allow(clippy::too_many_arguments)] // each is one distinct input of a run; a struct would only rename them
+pub(crate) fn run_source<S: Source>(
+    cfg: &EngineConfig,
+    symbols: &SymbolTable,
+    bars: Option<&BarSet>,
+    source: S,
+    factory: &dyn StrategyFactory,
+    out_dir: &Path,
+    stop: &'static AtomicBool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RunOutput> {
+    // A stage stuck in an endless loop cannot be unwound: say which one and exit (1), never hang.
+    let on_stuck = |e: &engine::pipeline::PipelineError| {
+        let _ = writeln!(std::io::stderr().lock(), "error: {e}; it does not return, so ringtape exits");
+        std::process::exit(1);
+    };
+    let mut spec = RunSpec::new(cfg, symbols, factory).out_dir(out_dir).stop(stop).on_stuck(&on_stuck);
+    if let Some(set) = bars {
+        spec = spec.bars(set);
+    }
+    engine::pipeline::run(spec, source, &mut |c| {
+        progress(c.published.load(std::sync::atomic::Ordering::Relaxed));
     })
     .map_err(|e| match e {
         engine::pipeline::PipelineError::Config(m) => bad_input(m),
@@ -283,7 +311,8 @@ pub fn run(args: Args) -> Result<()> {
     let meta = serde_json::json!({
         "format": "ringtape journal v2: 16-byte header (magic RTJRNL\\0\\x01, version u16, record size u16), then 72-byte records",
         "session": session,
-        "data_dir": data_dir.display().to_string(),
+        // Absolute, so `ringtape replay` finds the data from any directory.
+        "data_dir": std::path::absolute(&data_dir).unwrap_or_else(|_| data_dir.clone()).display().to_string(),
         "files": fingerprint.iter().map(|(s, i, n, h)| serde_json::json!({"symbol": s, "interval_s": i, "bars": n, "xxh3": format!("{h:016x}")})).collect::<Vec<_>>(),
         "symbols": set.symbols().names(),
         "strategy": checked.strategy,
@@ -323,7 +352,12 @@ pub fn run(args: Args) -> Result<()> {
         bars_per_s_wall: out.bars as f64 / wall_s.max(1e-9),
         topology: out.topology.as_str().to_string(),
         venue: out.venue.to_string(),
-        shards: checked.rc.engine.pipeline.shards,
+        // Inline runs every symbol on the calling thread: `pipeline.shards` applies to threads.
+        shards: if out.topology == engine::pipeline::config::Topology::Threads {
+            checked.rc.engine.pipeline.shards
+        } else {
+            1
+        },
         placement: out
             .placement
             .iter()

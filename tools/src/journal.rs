@@ -362,8 +362,9 @@ fn write_val(b: &mut Vec<u8>, v: &V) {
     }
 }
 
-/// One text line (without the newline).
-fn text_line(b: &mut Vec<u8>, r: &Record, names: &Names) {
+/// One text line (without the newline), as `ringtape journal` prints it (`ringtape replay` shows
+/// differing records the same way).
+pub fn text_line(b: &mut Vec<u8>, r: &Record, names: &Names) {
     let (kind, fields) = describe(r, names);
     engine::text::write_u64(b, r.seq);
     b.push(b' ');

@@ -33,6 +33,7 @@ pub mod import_csv;
 pub mod interrupt;
 pub mod journal;
 pub mod progress;
+pub mod replay;
 pub mod rundir;
 pub mod summary;
 pub mod synth;

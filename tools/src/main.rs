@@ -27,6 +27,8 @@ enum Command {
     Export(Export),
     /// Print a run's journal, one line (or JSON object) per record
     Journal(ringtape_tools::journal::Args),
+    /// Re-run a run's recorded inputs and check every decision and execution is reproduced
+    Replay(ringtape_tools::replay::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth::run(args),
         Command::Export(Export::Csv(args)) => export::run(args),
         Command::Journal(args) => ringtape_tools::journal::run(args),
+        Command::Replay(args) => ringtape_tools::replay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -255,13 +255,16 @@ impl Summary {
         let mut line = |label: &str, value: String| {
             let _ = writeln!(s, "  {label:<24}{value:>20}");
         };
+        let shape = match p.topology.as_str() {
+            "threads" => format!("threads, {} shard(s)", p.shards),
+            other => other.to_string(),
+        };
         let head = format!(
-            "ringtape backtest: {} on {} symbol(s), {} bars ({}), {} shard(s)\n",
+            "ringtape backtest: {} on {} symbol(s), {} bars ({}), {shape}\n",
             r.strategy,
             r.symbols,
             r.bars,
             r.intervals.join(", "),
-            p.shards
         );
         line("starting capital", format!("{:.2} USD", r.starting_capital_usd));
         line("ending equity", format!("{:.2} USD", r.ending_equity_usd));

@@ -499,16 +499,19 @@ fn sma_cross_on_real_sp500_gives_exactly_the_reference_fills() {
     let data = d.path().join("data");
     import_sp500(&data, "SP500");
     let mut runs = Vec::new();
-    for shards in ["1", "2"] {
-        let run = d.path().join(format!("run{shards}"));
+    // The default (auto: inline for a replay of files), then the threads topology with 2 shards.
+    for (name, pipeline) in [("auto", ""), ("threads2", "[pipeline]\ntopology = \"threads\"\nshards = 2\n")] {
+        let run = d.path().join(format!("run-{name}"));
+        let cfg = d.path().join(format!("{name}.toml"));
+        std::fs::write(&cfg, pipeline).unwrap();
         let o = ringtape(&[
             "backtest",
             "--data",
             &s(&data),
             "--strategy",
             "sma_cross",
-            "--shards",
-            shards,
+            "--config",
+            &s(&cfg),
             "--out",
             &s(&run),
         ]);
@@ -552,13 +555,17 @@ fn sma_cross_on_real_sp500_gives_exactly_the_reference_fills() {
     assert_eq!(r["trades"], 32);
     assert_eq!(r["net_pnl_usd"], -289.0);
     assert_eq!(r["commission_usd"], 32.0);
-    // Identical with 2 shards: fills, journal bytes and results.
+    // Identical on the threads topology with 2 shards: fills, journal bytes and results.
     let summary2: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(runs[1].join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary2["results"], summary["results"]);
     assert_eq!(fills_rows(&runs[1]), got);
     assert!(std::fs::read(runs[0].join("journal.rtj")).unwrap() == std::fs::read(runs[1].join("journal.rtj")).unwrap());
-    assert_eq!(summary2["perf"]["shards"], 2);
+    assert_eq!(summary["perf"]["topology"], "inline");
+    assert_eq!(
+        (summary2["perf"]["topology"].as_str(), summary2["perf"]["shards"].as_u64()),
+        (Some("threads"), Some(2))
+    );
 }
 
 #[test]
@@ -617,37 +624,52 @@ fn backtest_config_file_sets_risk_and_strategy() {
 }
 
 #[test]
-fn orb_trades_synthetic_days_identically_with_one_and_three_shards() {
+fn orb_trades_synthetic_days_identically_on_every_topology_with_and_without_portfolio_limits() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
     let o = ringtape(&["synth", "--symbols", "4", "--days", "10", "--seed", "7", "--out", &s(&data)]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    let mut results = Vec::new();
-    for shards in ["1", "3"] {
-        let run = d.path().join(format!("orb{shards}"));
-        let o = ringtape(&[
-            "backtest",
-            "--data",
-            &s(&data),
-            "--strategy",
-            "orb",
-            "--shards",
-            shards,
-            "--out",
-            &s(&run),
-            "--json",
-        ]);
-        assert_eq!(o.code, 0, "{}", o.stderr);
-        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
-        results.push((v["results"].clone(), std::fs::read(run.join("journal.rtj")).unwrap()));
+    let topologies =
+        ["topology = \"inline\"", "topology = \"threads\"\nshards = 1", "topology = \"threads\"\nshards = 3"];
+    for limits in ["", "[risk]\none_active_trade = true\nmax_open_orders = 3\n"] {
+        let mut results = Vec::new();
+        for (i, topo) in topologies.iter().enumerate() {
+            let run = d.path().join(format!("orb{i}-{}", limits.len()));
+            let cfg = d.path().join(format!("orb{i}-{}.toml", limits.len()));
+            std::fs::write(&cfg, format!("[pipeline]\n{topo}\n{limits}")).unwrap();
+            let o = ringtape(&[
+                "backtest",
+                "--data",
+                &s(&data),
+                "--strategy",
+                "orb",
+                "--config",
+                &s(&cfg),
+                "--out",
+                &s(&run),
+                "--json",
+            ]);
+            assert_eq!(o.code, 0, "{}", o.stderr);
+            let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+            results.push((v["results"].clone(), std::fs::read(run.join("journal.rtj")).unwrap()));
+        }
+        let r = &results[0].0;
+        // At most one entry per symbol and day: 4 symbols x 10 days; each entry ends with a stop,
+        // a target or the end-of-day exit, so every trade is closed the same day.
+        let trades = r["trades"].as_u64().unwrap();
+        assert!(trades > 0 && trades <= 40, "{r}");
+        assert_eq!(r["fills"].as_u64().unwrap(), 2 * trades, "entry + exit per trade");
+        if !limits.is_empty() {
+            assert!(r["rejects"]["one_active_trade"].as_u64().unwrap_or(0) > 0, "the limits bite: {r}");
+        }
+        for (i, other) in results.iter().enumerate().skip(1) {
+            assert!(
+                &results[0] == other,
+                "{}: results or journal differ from inline with limits {limits:?}",
+                topologies[i]
+            );
+        }
     }
-    let r = &results[0].0;
-    // At most one entry per symbol and day: 4 symbols x 10 days; each entry ends with a stop,
-    // a target or the end-of-day exit, so every trade is closed the same day.
-    let trades = r["trades"].as_u64().unwrap();
-    assert!(trades > 0 && trades <= 40, "{r}");
-    assert_eq!(r["fills"].as_u64().unwrap(), 2 * trades, "entry + exit per trade");
-    assert!(results[0] == results[1], "identical results and journals with 1 and 3 shards");
 }
 
 #[path = "cli/import.rs"]
@@ -655,3 +677,6 @@ mod import;
 
 #[path = "cli/journal.rs"]
 mod journal_cases;
+
+#[path = "cli/replay.rs"]
+mod replay_cases;

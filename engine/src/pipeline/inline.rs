@@ -14,11 +14,12 @@ use super::sequencer::Sequencer;
 use super::shard::{Shard, ShardLink};
 use super::source::{Input, Next, Source, StreamRef};
 use super::{Counters, PipelineError};
+use crate::records::{Bar, Event, SymbolId};
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 #[derive(Default)]
-struct Queues {
+pub(crate) struct Queues {
     to_risk: VecDeque<RiskMsg>,
     to_shard: VecDeque<ShardMsg>,
 }
@@ -36,24 +37,63 @@ impl ShardLink for Queues {
     fn sync(&mut self, _seq: u64) {}
 }
 
-/// The event being handled, for the shard (bars in mapped files by reference, others copied).
-enum Cur<'i> {
+/// The event being handled, kept for the shard (a 48-byte copy of a bar, or the event).
+enum Cur {
     Empty,
-    Bar(Input<'i>),
-    Event(crate::records::Event),
+    Bar { symbol: SymbolId, bar: Bar, interval_s: u32, ts_recv: i64 },
+    Event(Event),
 }
 
-struct Links<'s, 'r, 'i> {
+/// Where risk's decision flow goes: the recorder itself (inline), or its queue (threads).
+pub(crate) trait FlowSink {
+    fn flow(&mut self, f: Flow) -> Result<(), PipelineError>;
+}
+
+impl FlowSink for &mut Recorder {
+    #[inline]
+    fn flow(&mut self, f: Flow) -> Result<(), PipelineError> {
+        self.on_flow(&f)
+    }
+}
+
+/// Risk's links when the shard runs on risk's own thread: messages are plain queues, and
+/// [`RiskLink::venue_done`] runs the shard on the event in between risk's two phases.
+pub(crate) struct Links<'s, 'w, F: FlowSink> {
     q: Queues,
     shard: Shard<'s>,
-    rec: &'r mut Recorder,
-    input: Cur<'i>,
+    sink: F,
+    input: Cur,
     shard_done: bool,
-    stage: &'static str,
+    /// The stage running now (an index into [`STAGES`]), for errors and the watchdog.
+    stage: &'w AtomicU8,
     err: Option<PipelineError>,
 }
 
-impl RiskLink for Links<'_, '_, '_> {
+impl<'s, 'w, F: FlowSink> Links<'s, 'w, F> {
+    pub fn new(shard: Shard<'s>, sink: F, stage: &'w AtomicU8) -> Self {
+        Links { q: Queues::default(), shard, sink, input: Cur::Empty, shard_done: false, stage, err: None }
+    }
+
+    /// The event risk is about to handle (the shard gets it at `venue_done`).
+    #[inline]
+    pub fn set_input(&mut self, input: Input<'_>) {
+        self.input = match input {
+            Input::Bar { symbol, bar, interval_s, ts_recv } => Cur::Bar { symbol, bar: *bar, interval_s, ts_recv },
+            Input::Event(ev) => Cur::Event(*ev),
+        };
+    }
+}
+
+/// What the watchdog calls when the run stops moving.
+type OnStuck<'a> = dyn Fn(&PipelineError) + Sync + 'a;
+
+/// Stage names by [`Links::stage`] code.
+const STAGES: [&str; 3] = ["sequencer", "risk", "shard"];
+const SEQUENCER: u8 = 0;
+const RISK: u8 = 1;
+const SHARD: u8 = 2;
+
+impl<F: FlowSink> RiskLink for Links<'_, '_, F> {
     #[inline]
     fn to_shard(&mut self, _k: usize, m: ShardMsg) {
         self.q.to_shard.push_back(m);
@@ -65,7 +105,7 @@ impl RiskLink for Links<'_, '_, '_> {
     #[inline]
     fn flow(&mut self, f: Flow) {
         if self.err.is_none()
-            && let Err(e) = self.rec.on_flow(&f)
+            && let Err(e) = self.sink.flow(f)
         {
             self.err = Some(e);
         }
@@ -74,17 +114,20 @@ impl RiskLink for Links<'_, '_, '_> {
     fn venue_done(&mut self, seq: u64) {
         let input = match &self.input {
             Cur::Empty => return,
-            Cur::Bar(i) => *i,
+            &Cur::Bar { symbol, ref bar, interval_s, ts_recv } => Input::Bar { symbol, bar, interval_s, ts_recv },
             Cur::Event(ev) => Input::of(ev),
         };
-        self.stage = "shard";
+        self.stage.store(SHARD, Ordering::Relaxed);
         self.shard_done = self.shard.handle(seq, input, &mut self.q);
-        self.stage = "risk";
+        self.stage.store(RISK, Ordering::Relaxed);
         self.input = Cur::Empty;
     }
 }
 
-/// Run the stages inline until shutdown. Returns (interrupted, ticks).
+/// Run the stages inline until shutdown. With `on_stuck` and a stall timeout, a watchdog thread
+/// hands a run that stops moving (a strategy in an endless loop) to `on_stuck`; otherwise no
+/// thread is started.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<S: Source>(
     seqr: &mut Sequencer<'_, S>,
     streams: &[StreamRef<'_>],
@@ -93,26 +136,67 @@ pub(crate) fn run<S: Source>(
     rec: &mut Recorder,
     counters: &Counters,
     monitor: &mut dyn FnMut(&Counters),
+    watchdog: Option<(&OnStuck<'_>, u64)>,
 ) -> Result<(), PipelineError> {
-    let mut links =
-        Links { q: Queues::default(), shard, rec, input: Cur::Empty, shard_done: false, stage: "sequencer", err: None };
+    let stage = AtomicU8::new(SEQUENCER);
+    let finished = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        if let Some((on_stuck, stall_ms)) = watchdog.filter(|(_, ms)| *ms > 0) {
+            let (stage, finished) = (&stage, &finished);
+            std::thread::Builder::new()
+                .name("rt-watchdog".into())
+                .spawn_scoped(s, move || watch(counters, stage, finished, on_stuck, stall_ms))
+                .expect("spawn the watchdog thread");
+        }
+        let r = run_loop(seqr, streams, shard, risk, rec, counters, monitor, &stage);
+        finished.store(true, Ordering::Release);
+        r
+    })
+}
+
+/// Reports a run whose progress has not moved for `stall_ms`, once.
+fn watch(counters: &Counters, stage: &AtomicU8, finished: &AtomicBool, on_stuck: &OnStuck, stall_ms: u64) {
+    #[allow(clippy::disallowed_methods)] // watchdog time, not strategy time
+    let now = std::time::Instant::now;
+    let mut last = (counters.published.load(Ordering::Relaxed), now());
+    while !finished.load(Ordering::Acquire) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let p = counters.published.load(Ordering::Relaxed);
+        if p != last.0 {
+            last = (p, now());
+        } else if last.1.elapsed().as_millis() > u128::from(stall_ms) {
+            let name = STAGES[usize::from(stage.load(Ordering::Relaxed)).min(2)];
+            on_stuck(&PipelineError::StageStuck { stage: name.into(), seq: p, secs: last.1.elapsed().as_secs_f64() });
+            return;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_loop<S: Source>(
+    seqr: &mut Sequencer<'_, S>,
+    streams: &[StreamRef<'_>],
+    shard: Shard<'_>,
+    risk: &mut RiskStage<'_>,
+    rec: &mut Recorder,
+    counters: &Counters,
+    monitor: &mut dyn FnMut(&Counters),
+    stage: &AtomicU8,
+) -> Result<(), PipelineError> {
+    let mut links = Links::new(shard, rec, stage);
     let mut seq = 0u64;
     let mut idle = super::wait::Waiter::new(super::wait::Wait::Backoff);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         loop {
-            links.stage = "sequencer";
+            links.stage.store(SEQUENCER, Ordering::Relaxed);
             let held;
             let input = match seqr.next() {
                 Next::Event(ev) => {
                     held = ev;
-                    links.input = Cur::Event(ev);
                     Input::of(&held)
                 }
                 Next::BarRef { stream, index, .. } => match Input::of_ref(streams, u64::from(stream) << 48 | index) {
-                    Some(i) => {
-                        links.input = Cur::Bar(i);
-                        i
-                    }
+                    Some(i) => i,
                     None => {
                         counters.bad_events.fetch_add(1, Ordering::Relaxed);
                         continue;
@@ -125,12 +209,15 @@ pub(crate) fn run<S: Source>(
                 Next::End => break,
             };
             idle.reset();
-            links.stage = "risk";
+            links.set_input(input);
+            links.stage.store(RISK, Ordering::Relaxed);
             let done = risk.handle(seq, input, &mut links);
             seq += 1;
-            if seq & 0xffff == 0 {
+            if seq & 0x3ff == 0 {
                 counters.published.store(seq, Ordering::Relaxed);
-                monitor(counters);
+                if seq & 0xffff == 0 {
+                    monitor(counters);
+                }
             }
             debug_assert_eq!(done, links.shard_done, "risk and the shard end on the same event");
             if done || links.err.is_some() {
@@ -140,7 +227,7 @@ pub(crate) fn run<S: Source>(
     }));
     counters.published.store(seq, Ordering::Relaxed);
     if r.is_err() {
-        return Err(PipelineError::StagePanic(links.stage.to_string()));
+        return Err(PipelineError::StagePanic(STAGES[usize::from(stage.load(Ordering::Relaxed)).min(2)].to_string()));
     }
     if let Some(e) = links.err {
         return Err(e);

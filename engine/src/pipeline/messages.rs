@@ -139,12 +139,8 @@ pub struct Flow {
     pub body: FlowBody,
 }
 
-/// Journal file magic.
-pub const JOURNAL_MAGIC: [u8; 8] = *b"RTJRNL\0\x01";
-/// Journal format version.
-pub const JOURNAL_VERSION: u16 = 2;
-/// Journal record size in bytes.
-pub const JOURNAL_RECORD: usize = 72;
+/// The journal format's constants live with its reader (one definition).
+pub use crate::journal::{MAGIC as JOURNAL_MAGIC, RECORD_SIZE as JOURNAL_RECORD, VERSION as JOURNAL_VERSION};
 
 /// Journal record kinds.
 pub mod jkind {

@@ -88,6 +88,10 @@ pub struct RunSpec<'a> {
     pub clock: Clock<'a>,
     /// The venue (default: the simulated venue from `config.venue`).
     pub venue: Option<Box<dyn Venue>>,
+    /// Called once when a stage reported stuck still has not returned after another
+    /// `stall_timeout_ms` (threads topology): a thread stuck in an endless loop cannot be unwound,
+    /// so a binary would print the error and exit here rather than hang.
+    pub on_stuck: Option<&'a (dyn Fn(&PipelineError) + Sync)>,
 }
 
 impl<'a> RunSpec<'a> {
@@ -104,6 +108,7 @@ impl<'a> RunSpec<'a> {
             ingress: None,
             clock: Clock::Event,
             venue: None,
+            on_stuck: None,
         }
     }
     /// Write the journal and fills.csv into `dir`.
@@ -134,6 +139,11 @@ impl<'a> RunSpec<'a> {
     /// Use `venue` instead of the simulated venue.
     pub fn venue(mut self, venue: Box<dyn Venue>) -> Self {
         self.venue = Some(venue);
+        self
+    }
+    /// What to do when a stuck stage does not return (see [`RunSpec::on_stuck`]).
+    pub fn on_stuck(mut self, f: &'a (dyn Fn(&PipelineError) + Sync)) -> Self {
+        self.on_stuck = Some(f);
         self
     }
     /// Tick from `clock`.
@@ -299,11 +309,12 @@ pub fn run<S: Source>(
             let shards = (0..n_shards)
                 .map(|k| shard::Shard::new(k, n_shards, names, spec.factory, &counters, risk_flattens))
                 .collect();
-            threads::run(cfg, &mut seqr, &streams, shards, &mut risk, &mut rec, &counters, monitor)?
+            threads::run(cfg, &mut seqr, &streams, shards, &mut risk, &mut rec, &counters, monitor, spec.on_stuck)?
         }
         Topology::Inline | Topology::Auto => {
             let shard = shard::Shard::new(0, 1, names, spec.factory, &counters, risk_flattens);
-            inline::run(&mut seqr, &streams, shard, &mut risk, &mut rec, &counters, monitor)?;
+            let watchdog = spec.on_stuck.map(|f| (f, cfg.pipeline.stall_timeout_ms));
+            inline::run(&mut seqr, &streams, shard, &mut risk, &mut rec, &counters, monitor, watchdog)?;
             Vec::new()
         }
     };

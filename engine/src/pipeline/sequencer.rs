@@ -222,7 +222,7 @@ impl<'a, S: Source> Sequencer<'a, S> {
         if let Some(ing) = &self.ingress
             && let Some(ev) = ing.pop()
         {
-            self.last_ts = self.last_ts.max(ev.ts_recv_ns);
+            self.note(&Next::Event(ev));
             return Next::Event(ev);
         }
         if self.extra.is_empty() {
@@ -259,9 +259,10 @@ impl<'a, S: Source> Sequencer<'a, S> {
         {
             return Next::Event(tick);
         }
-        self.last_ts = self.last_ts.max(ts);
         let head = if i == n { self.primary.head.take() } else { self.extra[i].head.take() };
-        head.unwrap_or(Next::Idle)
+        let head = head.unwrap_or(Next::Idle);
+        self.note(&head);
+        head
     }
 
     /// The common case, one time-ordered source: no peeking unless a tick comes first.
@@ -289,10 +290,23 @@ impl<'a, S: Source> Sequencer<'a, S> {
             self.primary.head = Some(n);
             return Next::Event(tick);
         }
+        self.note(&n);
+        n
+    }
+
+    /// The end of data takes the time of the last input, not of a tick: ticks are either made
+    /// here again (event time) or replayed from a journal (wall clock), and the end must be the
+    /// same both ways.
+    #[inline]
+    fn note(&mut self, n: &Next) {
+        let ts = match n {
+            Next::BarRef { ts_recv_ns, .. } => *ts_recv_ns,
+            Next::Event(e) if e.kind != crate::records::EventKind::Timer as u8 => e.ts_recv_ns,
+            _ => return,
+        };
         if ts > self.last_ts {
             self.last_ts = ts;
         }
-        n
     }
 
     fn end(&mut self) -> Next {

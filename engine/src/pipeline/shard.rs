@@ -46,6 +46,8 @@ pub(crate) struct SymState {
     removed: bool,
     wants_timer: bool,
     last_ts: i64,
+    /// Counted in [`Shard::syncing`].
+    counted: bool,
 }
 
 impl SymState {
@@ -125,6 +127,7 @@ impl<'a> Shard<'a> {
             removed: false,
             wants_timer,
             last_ts: 0,
+            counted: false,
         });
         if wants_timer {
             let at = self.timer_syms.partition_point(|&x| (x as usize) < i);
@@ -287,8 +290,6 @@ impl<'a> Shard<'a> {
     /// Apply a report to symbol `i`: position, live orders, the strategy's `on_order`, removal.
     fn apply_report<L: ShardLink>(&mut self, seq: u64, i: usize, r: ExecReport, link: &mut L) {
         let st = self.syms[i].as_mut().expect("owned");
-        let before = !st.removed && self.needs_sync_state(i);
-        let st = self.syms[i].as_mut().expect("owned");
         let Some(kind) = r.exec_kind() else { return };
         if kind.is_fill() {
             st.position += r.exec_side().map_or(0, Side::sign) * i64::from(r.fill_qty);
@@ -302,19 +303,20 @@ impl<'a> Shard<'a> {
             self.cascade(seq, i, r.ts_event_ns, r, link);
         }
         self.check_removed(seq, i, r.ts_event_ns, link);
-        self.update_sync(i, before);
+        self.update_sync(i);
     }
 
-    fn needs_sync_state(&self, i: usize) -> bool {
-        self.syms[i].as_ref().is_some_and(|st| self.needs_sync(st))
-    }
-
-    fn update_sync(&mut self, i: usize, before: bool) {
-        let now = self.syms[i].as_ref().is_some_and(|st| !st.removed && self.needs_sync(st));
-        match (before, now) {
-            (false, true) => self.syncing += 1,
-            (true, false) => self.syncing = self.syncing.saturating_sub(1),
-            _ => {}
+    /// Keep [`Shard::syncing`] equal to the number of symbols that need a sync.
+    fn update_sync(&mut self, i: usize) {
+        let Some(st) = self.syms[i].as_ref() else { return };
+        let now = !st.removed && self.needs_sync(st);
+        if now != st.counted {
+            if now {
+                self.syncing += 1;
+            } else {
+                self.syncing -= 1;
+            }
+            self.syms[i].as_mut().expect("owned").counted = now;
         }
     }
 
@@ -365,7 +367,6 @@ impl<'a> Shard<'a> {
     }
 
     fn handle_intents<L: ShardLink>(&mut self, seq: u64, i: usize, ts: i64, link: &mut L) {
-        let before = self.needs_sync_state(i);
         let mut intents = std::mem::take(&mut self.intents);
         for intent in intents.drain(..) {
             if self.eod {
@@ -398,7 +399,7 @@ impl<'a> Shard<'a> {
             }
         }
         self.intents = intents;
-        self.update_sync(i, before);
+        self.update_sync(i);
     }
 
     fn lifecycle<L: ShardLink>(&mut self, seq: u64, i: usize, step: Lifecycle, policy: u8, ts: i64, link: &mut L) {
@@ -449,7 +450,6 @@ impl<'a> Shard<'a> {
             Some(Some(st)) if !st.removed && st.removing.is_none() => {}
             _ => return,
         }
-        let before = self.needs_sync_state(i);
         link.sync(seq);
         self.drain(link);
         self.deliver(seq, i, link);
@@ -480,7 +480,7 @@ impl<'a> Shard<'a> {
             }
         }
         self.check_removed(seq, i, ts, link);
-        self.update_sync(i, before);
+        self.update_sync(i);
     }
 
     /// A removing symbol that is flat with no live orders is gone: its strategy is dropped.

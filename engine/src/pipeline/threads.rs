@@ -1,6 +1,7 @@
 //! The `threads` topology: the sequencer, each shard, risk (with execution) and the recorder on
 //! their own threads, spawned here and only here, named `rt-*` and pinned from the config's core
-//! map. The sequencer publishes on a single-producer `disruptor` ring read by every shard and by
+//! map. With one shard, the shard runs on risk's thread between risk's two phases (as inline):
+//! a thread of its own would hand every order back and forth. The sequencer publishes on a single-producer `disruptor` ring read by every shard and by
 //! risk; shard <-> risk and risk -> recorder messages go through bounded `crossbeam` queues.
 //!
 //! - Full ring or queue: the writer counts it and waits (nothing is dropped).
@@ -12,6 +13,7 @@
 //!   for `stall_timeout_ms` while it has work is reported through the monitor the same way.
 
 use super::config::EngineConfig;
+use super::inline::{FlowSink, Links};
 use super::messages::{Flow, RiskMsg, ShardMsg};
 use super::recorder::Recorder;
 use super::risk_stage::{RiskLink, RiskStage};
@@ -132,6 +134,7 @@ fn spawn<'scope, 'env>(
     name: String,
     core: Option<core_affinity::CoreId>,
     abort: &'scope Abort,
+    done: std::sync::mpsc::Sender<()>,
     f: impl FnOnce() + Send + 'scope,
 ) -> std::thread::ScopedJoinHandle<'scope, ()> {
     std::thread::Builder::new()
@@ -145,6 +148,8 @@ fn spawn<'scope, 'env>(
             {
                 abort.set(PipelineError::StagePanic(name));
             }
+            // Wake the watching thread: it returns as soon as every stage has.
+            let _ = done.send(());
         })
         .expect("spawn stage thread")
 }
@@ -159,6 +164,8 @@ struct ShardSide<'a> {
     counters: &'a Counters,
     abort: &'a Abort,
     waiter: Waiter,
+    /// This event made the shard sync with risk (risk will wait for its intents next).
+    synced: bool,
 }
 
 impl ShardSide<'_> {
@@ -180,6 +187,7 @@ impl ShardLink for ShardSide<'_> {
         self.held.pop_front().or_else(|| self.from_risk.pop())
     }
     fn sync(&mut self, seq: u64) {
+        self.synced = true;
         if self.venue_done.load(Ordering::Acquire) > seq {
             return;
         }
@@ -199,6 +207,62 @@ impl ShardLink for ShardSide<'_> {
 
 /// Sentinel for "nothing held aside".
 const NONE: u64 = u64::MAX;
+
+/// The recorder's queue as the place risk's decision flow goes (the shard-on-risk's-thread case).
+struct RecQueue<'a> {
+    q: &'a ArrayQueue<Flow>,
+    counters: &'a Counters,
+    abort: &'a Abort,
+    waiting: &'a AtomicBool,
+}
+
+impl FlowSink for RecQueue<'_> {
+    #[inline]
+    fn flow(&mut self, f: Flow) -> Result<(), PipelineError> {
+        push_wait(self.q, f, &self.counters.full_to_recorder, self.abort, self.waiting);
+        Ok(())
+    }
+}
+
+/// Risk's links on its thread: to shard threads through queues, or to the one shard it runs
+/// itself between its two phases (with one shard, a thread of its own would only hand every
+/// order back and forth).
+#[allow(clippy::large_enum_variant)] // one per run, matched on every call: no box to chase
+enum RiskThreadLink<'a, 's> {
+    Split(RiskSide<'a>),
+    Fused(Links<'s, 'a, RecQueue<'a>>),
+}
+
+impl RiskLink for RiskThreadLink<'_, '_> {
+    #[inline]
+    fn to_shard(&mut self, k: usize, m: ShardMsg) {
+        match self {
+            RiskThreadLink::Split(l) => l.to_shard(k, m),
+            RiskThreadLink::Fused(l) => l.to_shard(k, m),
+        }
+    }
+    #[inline]
+    fn take_from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
+        match self {
+            RiskThreadLink::Split(l) => l.take_from_shard(k, seq),
+            RiskThreadLink::Fused(l) => l.take_from_shard(k, seq),
+        }
+    }
+    #[inline]
+    fn flow(&mut self, f: Flow) {
+        match self {
+            RiskThreadLink::Split(l) => l.flow(f),
+            RiskThreadLink::Fused(l) => l.flow(f),
+        }
+    }
+    #[inline]
+    fn venue_done(&mut self, seq: u64) {
+        match self {
+            RiskThreadLink::Split(l) => l.venue_done(seq),
+            RiskThreadLink::Fused(l) => l.venue_done(seq),
+        }
+    }
+}
 
 struct RiskSide<'a> {
     from_shards: &'a [ArrayQueue<RiskMsg>],
@@ -277,16 +341,28 @@ impl RiskLink for RiskSide<'_> {
 }
 
 /// Publish a batch; when the ring is full, count it and wait (watching `abort`).
-fn publish_all<P: Producer<Event>>(producer: &mut P, evs: &[Event], counters: &Counters, abort: &Abort) {
-    let mut waiter = Waiter::new(Wait::Backoff);
+/// Publishes a batch on the main ring if there is room for all of it (the producer's type
+/// depends on how many consumers the ring has, so the sequencer sees it through this).
+type Publish<'a> = Box<dyn FnMut(&[Event]) -> bool + Send + 'a>;
+
+fn publisher<'a, P: Producer<Event> + Send + 'a>(mut producer: P) -> Publish<'a> {
+    Box::new(move |evs: &[Event]| {
+        producer
+            .try_batch_publish(evs.len(), |iter| {
+                for (slot, ev) in iter.zip(evs) {
+                    *slot = *ev;
+                }
+            })
+            .is_ok()
+    })
+}
+
+fn publish_all(publish: &mut Publish<'_>, evs: &[Event], counters: &Counters, abort: &Abort) {
+    // A full ring means the consumers are a whole ring behind: sleep rather than take their core.
+    let mut waiter = Waiter::new(Wait::Sleep);
     let mut counted = false;
     loop {
-        let r = producer.try_batch_publish(evs.len(), |iter| {
-            for (slot, ev) in iter.zip(evs) {
-                *slot = *ev;
-            }
-        });
-        if r.is_ok() {
+        if publish(evs) {
             return;
         }
         if !counted {
@@ -298,9 +374,9 @@ fn publish_all<P: Producer<Event>>(producer: &mut P, evs: &[Event], counters: &C
     }
 }
 
-fn sequencer_loop<S: Source, P: Producer<Event>>(
+fn sequencer_loop<S: Source>(
     seqr: &mut Sequencer<'_, S>,
-    mut producer: P,
+    mut producer: Publish<'_>,
     counters: &Counters,
     abort: &Abort,
     wait: Wait,
@@ -369,9 +445,12 @@ pub(crate) fn run<S: Source>(
     rec: &mut Recorder,
     counters: &Counters,
     monitor: &mut dyn FnMut(&Counters),
+    on_stuck: Option<&(dyn Fn(&PipelineError) + Sync)>,
 ) -> Result<Vec<(String, Option<usize>, String)>, PipelineError> {
     let pc = &cfg.pipeline;
-    let n = shards.len();
+    // One shard runs on risk's thread; more get threads of their own.
+    let fused = shards.len() == 1;
+    let n = if fused { 0 } else { shards.len() };
     let placement = place(cfg);
     let abort = Abort { flag: AtomicBool::new(false), error: Mutex::new(None) };
     let from_shards: Vec<ArrayQueue<RiskMsg>> = (0..n).map(|_| ArrayQueue::new(pc.queue_size)).collect();
@@ -383,34 +462,48 @@ pub(crate) fn run<S: Source>(
     let waiting: Vec<CachePadded<AtomicBool>> = (0..=n).map(|_| CachePadded::new(AtomicBool::new(false))).collect();
     let to_rec: ArrayQueue<Flow> = ArrayQueue::new(pc.queue_size);
     let risk_finished = AtomicBool::new(false);
+    let fused_stage = std::sync::atomic::AtomicU8::new(0);
     let recorded = AtomicU64::new(0);
 
     let builder = disruptor::build_single_producer(pc.ring_size, Event::default, BusySpin);
     let (risk_poller, builder) = builder.new_event_poller();
-    let (first, mut builder) = builder.new_event_poller();
-    let mut pollers = vec![first];
-    for _ in 1..n {
-        let (p, b) = builder.new_event_poller();
-        pollers.push(p);
-        builder = b;
-    }
-    let producer = builder.build();
+    let mut pollers = Vec::with_capacity(n);
+    let producer = if n == 0 {
+        publisher(builder.build())
+    } else {
+        let (first, mut builder) = builder.new_event_poller();
+        pollers.push(first);
+        for _ in 1..n {
+            let (p, b) = builder.new_event_poller();
+            pollers.push(p);
+            builder = b;
+        }
+        publisher(builder.build())
+    };
 
     let mut report = vec![("sequencer".to_string(), placement.sequencer.map(|c| c.id), format!("{:?}", placement.hot))];
-    for (k, c) in placement.shards.iter().enumerate() {
+    for (k, c) in placement.shards.iter().enumerate().take(n) {
         report.push((format!("shard-{k}"), c.map(|c| c.id), format!("{:?}", placement.hot)));
     }
-    report.push(("risk".into(), placement.risk.map(|c| c.id), format!("{:?}", placement.hot)));
+    let risk_name = if fused { "risk+shard-0" } else { "risk" };
+    report.push((risk_name.into(), placement.risk.map(|c| c.id), format!("{:?}", placement.hot)));
     report.push(("recorder".into(), placement.recorder.map(|c| c.id), format!("{:?}", placement.cold)));
 
     std::thread::scope(|s| {
         let (abort, c) = (&abort, counters);
         let hot = placement.hot;
+        // A shard waiting for risk (or risk for a shard) waits for a stage that is working right
+        // now: yield the core to it rather than sleep (sleeping costs tens of microseconds a wait
+        // where stages share cores).
+        let lockstep = if hot == Wait::Spin { Wait::Spin } else { Wait::Yield };
         let batch = (pc.ring_size / 4).clamp(1, BATCH as usize);
-        let mut handles = vec![spawn(s, "sequencer".into(), placement.sequencer, abort, move || {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let mut handles = vec![spawn(s, "sequencer".into(), placement.sequencer, abort, done_tx.clone(), move || {
             sequencer_loop(seqr, producer, c, abort, hot, batch)
         })];
-        for (k, (mut sh, mut poller)) in shards.into_iter().zip(pollers).enumerate() {
+        let mut shards = shards.into_iter();
+        let fused_shard = if fused { shards.next() } else { None };
+        for (k, (mut sh, mut poller)) in shards.zip(pollers).enumerate() {
             let mut side = ShardSide {
                 to_risk: &from_shards[k],
                 from_risk: &to_shards[k],
@@ -420,9 +513,10 @@ pub(crate) fn run<S: Source>(
                 waiting: &waiting[k],
                 counters: c,
                 abort,
-                waiter: Waiter::new(hot),
+                waiter: Waiter::new(lockstep),
+                synced: false,
             };
-            handles.push(spawn(s, format!("shard-{k}"), placement.shards[k], abort, move || {
+            handles.push(spawn(s, format!("shard-{k}"), placement.shards[k], abort, done_tx.clone(), move || {
                 let mut seq = 0u64;
                 let mut idle = Waiter::new(hot);
                 let mut bad = 0u64;
@@ -433,7 +527,13 @@ pub(crate) fn run<S: Source>(
                             for ev in &mut guard {
                                 let mut done = false;
                                 seq += expand(ev, seq, streams, &mut bad, |q, input| {
-                                    done |= sh.handle(q, input, &mut side)
+                                    done |= sh.handle(q, input, &mut side);
+                                    if side.synced {
+                                        // Risk is waiting for this event's intents: say at once
+                                        // that they are all sent, not at the end of the batch.
+                                        side.synced = false;
+                                        side.progress.store(q + 1, Ordering::Release);
+                                    }
                                 });
                                 if done {
                                     side.progress.store(seq, Ordering::Release);
@@ -452,22 +552,28 @@ pub(crate) fn run<S: Source>(
                 }
             }));
         }
-        let mut rside = RiskSide {
-            from_shards: &from_shards,
-            to_shards: &to_shards,
-            progress: &progress,
-            venue_done: &venue_done,
-            to_rec: &to_rec,
-            waiting: &waiting[n],
-            counters: c,
-            abort,
-            waiter: Waiter::new(hot),
-            seen: vec![0; n],
-            look: vec![None; n],
-            look_seq: vec![NONE; n],
+        let mut rside = match fused_shard {
+            Some(sh) => {
+                let sink = RecQueue { q: &to_rec, counters: c, abort, waiting: &waiting[n] };
+                RiskThreadLink::Fused(Links::new(sh, sink, &fused_stage))
+            }
+            None => RiskThreadLink::Split(RiskSide {
+                from_shards: &from_shards,
+                to_shards: &to_shards,
+                progress: &progress,
+                venue_done: &venue_done,
+                to_rec: &to_rec,
+                waiting: &waiting[n],
+                counters: c,
+                abort,
+                waiter: Waiter::new(lockstep),
+                seen: vec![0; n],
+                look: vec![None; n],
+                look_seq: vec![NONE; n],
+            }),
         };
         let (risk_finished, risk_done) = (&risk_finished, &risk_done);
-        handles.push(spawn(s, "risk".into(), placement.risk, abort, {
+        handles.push(spawn(s, risk_name.into(), placement.risk, abort, done_tx.clone(), {
             let mut poller = risk_poller;
             move || {
                 let mut seq = 0u64;
@@ -480,6 +586,9 @@ pub(crate) fn run<S: Source>(
                             for ev in &mut guard {
                                 let mut done = false;
                                 seq += expand(ev, seq, streams, &mut bad, |q, input: Input<'_>| {
+                                    if let RiskThreadLink::Fused(l) = &mut rside {
+                                        l.set_input(input);
+                                    }
                                     done |= risk.handle(q, input, &mut rside)
                                 });
                                 if done {
@@ -500,8 +609,10 @@ pub(crate) fn run<S: Source>(
             }
         }));
         let (to_rec, recorded) = (&to_rec, &recorded);
-        handles.push(spawn(s, "recorder".into(), placement.recorder, abort, {
-            let cold = placement.cold;
+        handles.push(spawn(s, "recorder".into(), placement.recorder, abort, done_tx, {
+            // The recorder only observes and its queue is deep: it sleeps when idle instead of
+            // taking a core from the hot stages (unless stages have cores of their own).
+            let cold = if placement.cold == Wait::Spin { Wait::Spin } else { Wait::Sleep };
             move || {
                 let mut w = Waiter::new(cold);
                 loop {
@@ -528,9 +639,24 @@ pub(crate) fn run<S: Source>(
         let mut last: Vec<(u64, std::time::Instant)> = Vec::new();
         #[allow(clippy::disallowed_methods)] // watchdog time, not strategy time
         let now = std::time::Instant::now;
-        while handles.iter().any(|h| !h.is_finished()) {
-            std::thread::sleep(Duration::from_millis(20));
+        let mut stuck_at: Option<std::time::Instant> = None;
+        let mut alive = handles.len();
+        while alive > 0 {
+            match done_rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(()) => alive -= 1,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
             monitor(c);
+            if let Some(t) = stuck_at
+                && t.elapsed() > stall
+            {
+                // The stuck stage did not return after being told to stop.
+                stuck_at = None;
+                if let (Some(f), Some(e)) = (on_stuck, abort.error.lock().unwrap_or_else(|p| p.into_inner()).as_ref()) {
+                    f(e);
+                }
+            }
             if pc.stall_timeout_ms == 0 || abort.flag.load(Ordering::Relaxed) {
                 continue;
             }
@@ -539,7 +665,7 @@ pub(crate) fn run<S: Source>(
             let published = c.published.load(Ordering::Relaxed);
             let mut stages: Vec<(String, u64)> =
                 progress.iter().enumerate().map(|(k, p)| (format!("shard-{k}"), p.load(Ordering::Relaxed))).collect();
-            stages.push(("risk".into(), risk_done.load(Ordering::Relaxed)));
+            stages.push((risk_name.into(), risk_done.load(Ordering::Relaxed)));
             if last.len() != stages.len() {
                 last = stages.iter().map(|(_, p)| (*p, now())).collect();
             }
@@ -549,6 +675,7 @@ pub(crate) fn run<S: Source>(
                 } else if last[i].1.elapsed() > stall {
                     let secs = last[i].1.elapsed().as_secs_f64();
                     abort.set(PipelineError::StageStuck { stage: name.clone(), seq: *p, secs });
+                    stuck_at = Some(now());
                     break;
                 }
             }

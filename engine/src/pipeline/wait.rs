@@ -13,6 +13,10 @@ pub enum Wait {
     Yield,
     /// Spin, yield, then sleep.
     Backoff,
+    /// Sleep at once (10 µs, growing to 160 µs): for a stage that is far ahead of, or far behind,
+    /// the work (a sequencer facing a full ring, the recorder facing an empty queue), where
+    /// spinning or yielding would only take the core from the stages doing the work.
+    Sleep,
 }
 
 impl Wait {
@@ -66,6 +70,11 @@ impl Waiter {
                     self.parks += 1;
                     std::thread::yield_now();
                 }
+            }
+            Wait::Sleep => {
+                self.parks += 1;
+                let k = self.n.min(4);
+                std::thread::sleep(Duration::from_micros(10 << k));
             }
             Wait::Backoff => {
                 if self.n < SPINS {

@@ -386,8 +386,10 @@ fn a_panicking_stage_ends_the_run_with_an_error_naming_it() {
         let venue =
             Faulty { sim: SimVenue::new(&VenueConfig::default(), 3), bars: Arc::default(), at: 500, hang_ms: 0 };
         let err = run_with_venue(&data, &cfg, venue).expect_err("a dead stage is an error, not a hang");
-        assert!(matches!(&err, PipelineError::StagePanic(s) if s == "risk"), "{topo:?}: {err}");
-        assert_eq!(err.to_string(), "stage risk panicked; the run was stopped");
+        // With one shard, the shard runs on risk's thread, and the stage is named for both.
+        let stage = if topo == Topology::Threads && shards == 1 { "risk+shard-0" } else { "risk" };
+        assert!(matches!(&err, PipelineError::StagePanic(s) if s == stage), "{topo:?}: {err}");
+        assert_eq!(err.to_string(), format!("stage {stage} panicked; the run was stopped"));
     }
     std::panic::set_hook(prev);
 }
@@ -399,6 +401,7 @@ fn a_stuck_stage_is_reported_by_name() {
     super::write_random(&data, 2, 2_000, 9);
     let mut cfg = EngineConfig::default();
     cfg.pipeline.topology = Topology::Threads;
+    cfg.pipeline.shards = 2; // risk on a thread of its own (one shard runs on risk's thread)
     cfg.pipeline.stall_timeout_ms = 200;
     let venue =
         Faulty { sim: SimVenue::new(&VenueConfig::default(), 2), bars: Arc::default(), at: 300, hang_ms: 1_500 };
@@ -449,5 +452,65 @@ fn a_stop_request_drains_and_marks_the_run_interrupted() {
         let tail: Vec<u8> = recs.iter().rev().take(2).map(|x| x.kind).collect();
         assert_eq!(tail, vec![INPUT, INPUT]);
         assert!(recs.iter().all(|x| x.seq <= recs.last().unwrap().seq));
+    }
+}
+
+/// Loops forever on its 300th bar until `release` is set (a strategy stuck in an endless loop).
+struct Looper(Arc<AtomicBool>, usize);
+impl Strategy for Looper {
+    fn on_bar(&mut self, _ctx: &mut Ctx<'_>, _b: &Bar) {
+        self.1 += 1;
+        if self.1 == 300 {
+            while !self.0.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+struct LooperFactory(Arc<AtomicBool>);
+impl StrategyFactory for LooperFactory {
+    fn name(&self) -> &str {
+        "looper"
+    }
+    fn build(&self, _s: &str) -> Box<dyn Strategy> {
+        Box::new(Looper(self.0.clone(), 0))
+    }
+}
+
+#[test]
+fn a_stage_that_never_returns_is_handed_to_on_stuck() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    super::write_random(&data, 1, 1_000, 4);
+    let set = BarSet::open_dir(&data, 1).unwrap();
+    for topo in [Topology::Threads, Topology::Inline] {
+        let release = Arc::new(AtomicBool::new(false));
+        let told = Mutex::new(Vec::new());
+        // A binary prints the error and exits here; the test records it and lets the loop end.
+        let on_stuck = |e: &PipelineError| {
+            told.lock().unwrap().push(e.to_string());
+            release.store(true, Ordering::Release);
+        };
+        let mut cfg = EngineConfig::default();
+        cfg.pipeline.topology = topo;
+        cfg.pipeline.shards = 2; // the shard on a thread of its own
+        cfg.pipeline.stall_timeout_ms = 200;
+        let f = LooperFactory(release.clone());
+        let spec = RunSpec::new(&cfg, set.symbols(), &f).bars(&set).on_stuck(&on_stuck);
+        let r = run(spec, BarReplay::zero_copy(set.merged()), &mut |_| {});
+        let told = told.lock().unwrap();
+        assert_eq!(told.len(), 1, "{topo:?}");
+        match topo {
+            Topology::Threads => {
+                let err = r.expect_err("stuck");
+                assert!(matches!(&err, PipelineError::StageStuck { stage, .. } if stage == "shard-0"), "{err}");
+                assert!(told[0].starts_with("stage shard-0 made no progress"), "{}", told[0]);
+            }
+            _ => {
+                // Inline, the watchdog thread is the only one that can notice: it names the stage.
+                assert!(r.is_ok());
+                assert!(told[0].starts_with("stage shard made no progress"), "{}", told[0]);
+            }
+        }
     }
 }
