@@ -232,6 +232,15 @@ fn every_message_rejection_reason() {
 }
 
 #[test]
+fn reject_kinds_index_their_counters() {
+    let mut names = std::collections::HashSet::new();
+    for (i, k) in RejectKind::ALL.iter().enumerate() {
+        assert_eq!(k.index(), i);
+        assert!(names.insert(k.as_str()), "names are distinct");
+    }
+}
+
+#[test]
 fn reject_reads_well() {
     let (out, _) = alpaca_frame(&format!("[{}]", BAR.replace("188.95", "190")));
     let r = one_reject(&out);
