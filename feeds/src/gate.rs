@@ -21,7 +21,7 @@ use crate::msg::BarUpdate;
 use engine::records::{Bar, Event, Interval, SymbolId};
 use std::collections::BTreeMap;
 
-/// When windows become final (see the module docs).
+/// When windows become final (see the [module docs](self) for the exact rule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GateConfig {
     /// How long after a window's end later versions are still accepted, ns. Longer catches more

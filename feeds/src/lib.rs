@@ -15,7 +15,7 @@
 //! [`SymbolMap`] the universe fills. **Produces:** [`FeedMsg`]s (quotes and trades ready as
 //! events, bars, control messages with typed [`AlpacaError`]s, and counted, typed
 //! [`Reject`]ions); [`BarGates`] then release bars strictly in window order, deduped, as
-//! [`ReleasedBar`]s; [`FeedCounters`] count everything. Client messages (auth, subscribe,
+//! [`ReleasedBar`]s (when a window is final: [`gate`]); [`FeedCounters`] count everything. Client messages (auth, subscribe,
 //! Polygon `params`) are built in [`alpaca`] and [`polygon`]. It opens no socket, spawns no
 //! thread and reads no clock (times are passed in).
 //!
@@ -56,7 +56,7 @@
 pub mod alpaca;
 mod counters;
 pub mod credentials;
-mod gate;
+pub mod gate;
 mod msg;
 pub mod num;
 pub mod polygon;
