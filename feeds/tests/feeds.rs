@@ -1,7 +1,10 @@
 //! The feeds crate's integration tests (one binary): replay feeds through the real pipeline and
-//! ingress, and credentials that never leak.
+//! ingress, credentials that never leak, and the protocol layer (frames, REST pages, client
+//! messages, the bar gate).
 
 #[path = "feeds/credentials.rs"]
 mod credentials;
+#[path = "feeds/protocol.rs"]
+mod protocol;
 #[path = "feeds/replay.rs"]
 mod replay;
