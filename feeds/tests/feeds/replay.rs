@@ -444,6 +444,9 @@ fn one_stop_flag_ends_the_run_and_a_feed_blocked_on_a_full_ingress() {
     let factory = StopAt100Factory(stop.clone(), seen.clone());
     let mut cfg = EngineConfig::default();
     cfg.pipeline.shards = 1;
+    // A small ring keeps the sequencer from draining the whole feed into it before the strategy
+    // reaches bar 100: the feed is still pushing (or blocked on the 4-slot ingress) at the stop.
+    cfg.pipeline.ring_size = 64;
     let handle = spawn_replay_into(ingress.clone(), set, feed).unwrap();
     let spec = RunSpec::new(&cfg, &symbols, &factory).ingress(ingress).stop(&stop);
     let r = run(spec, UntilFinished(&handle), &mut |_| {}).unwrap();
