@@ -233,17 +233,17 @@ impl Lifecycle {
 }
 
 checked_enum! {
-    /// What an [`Event`] carries.
+    /// What an [`Event`](super::Event) carries.
     EventKind: u8 {
-        /// A [`Bar`].
+        /// A [`Bar`](super::Bar).
         Bar = 1,
-        /// A [`Quote`].
+        /// A [`Quote`](super::Quote).
         Quote = 2,
-        /// A [`Trade`].
+        /// A [`Trade`](super::Trade).
         Trade = 3,
-        /// An [`ExecReport`] from a live venue.
+        /// An [`ExecReport`](super::ExecReport) from a live venue.
         Exec = 4,
-        /// A [`Control`] command.
+        /// A [`Control`](super::Control) command.
         Control = 5,
         /// Up to six bars by reference into the run's mapped bar files (zero-copy replay): `_pad`
         /// holds the count, each payload word `stream << 48 | bar index`. Each reference is one
