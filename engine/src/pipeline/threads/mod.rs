@@ -13,12 +13,12 @@
 //!   for `stall_timeout_ms` while it has work is reported through the monitor the same way.
 
 use super::config::EngineConfig;
-use super::inline::{FlowSink, Links};
+use super::inline::Links;
 use super::messages::{Flow, RiskMsg, ShardMsg};
 use super::recorder::Recorder;
-use super::risk_stage::{RiskLink, RiskStage};
+use super::risk_stage::RiskStage;
 use super::sequencer::Sequencer;
-use super::shard::{Shard, ShardLink};
+use super::shard::Shard;
 use super::source::{Input, Next, Source, StreamRef, expand};
 use super::wait::{Wait, Waiter};
 use super::{Counters, PipelineError};
@@ -31,51 +31,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+mod links;
+
+use links::{Abort, Aborted, NONE, RecQueue, RiskSide, RiskThreadLink, ShardSide};
+
 const BATCH: u64 = 256;
-
-/// Unwinds a stage out of a wait after another stage failed (not a panic of its own).
-struct Aborted;
-
-/// The run-wide abort flag and the first error.
-struct Abort {
-    flag: AtomicBool,
-    error: Mutex<Option<PipelineError>>,
-}
-
-impl Abort {
-    fn set(&self, e: PipelineError) {
-        let mut g = self.error.lock().unwrap_or_else(|p| p.into_inner());
-        if g.is_none() {
-            *g = Some(e);
-        }
-        self.flag.store(true, Ordering::Release);
-    }
-    #[inline]
-    fn check(&self) {
-        if self.flag.load(Ordering::Relaxed) {
-            std::panic::resume_unwind(Box::new(Aborted));
-        }
-    }
-}
-
-/// Push to a bounded queue; when full, count it and wait for room (watching `abort`; `waiting`
-/// tells the watchdog this stage is blocked by another, not stuck itself).
-#[inline]
-fn push_wait<T>(q: &ArrayQueue<T>, v: T, full: &AtomicU64, abort: &Abort, waiting: &AtomicBool) {
-    let Err(mut v) = q.push(v) else { return };
-    full.fetch_add(1, Ordering::Relaxed);
-    waiting.store(true, Ordering::Relaxed);
-    let mut w = Waiter::new(Wait::Backoff);
-    loop {
-        abort.check();
-        w.wait();
-        match q.push(v) {
-            Ok(()) => break,
-            Err(back) => v = back,
-        }
-    }
-    waiting.store(false, Ordering::Relaxed);
-}
 
 struct Placement {
     sequencer: Option<core_affinity::CoreId>,
@@ -154,193 +114,6 @@ fn spawn<'scope, 'env>(
         .expect("spawn stage thread")
 }
 
-struct ShardSide<'a> {
-    to_risk: &'a ArrayQueue<RiskMsg>,
-    from_risk: &'a ArrayQueue<ShardMsg>,
-    held: VecDeque<ShardMsg>,
-    progress: &'a CachePadded<AtomicU64>,
-    venue_done: &'a CachePadded<AtomicU64>,
-    waiting: &'a AtomicBool,
-    counters: &'a Counters,
-    abort: &'a Abort,
-    waiter: Waiter,
-    /// This event made the shard sync with risk (risk will wait for its intents next).
-    synced: bool,
-}
-
-impl ShardSide<'_> {
-    /// Move arrived reports aside (keeps risk's queue to us moving while we wait or idle).
-    fn pump(&mut self) {
-        while let Some(m) = self.from_risk.pop() {
-            self.held.push_back(m);
-        }
-    }
-}
-
-impl ShardLink for ShardSide<'_> {
-    #[inline]
-    fn send(&mut self, m: RiskMsg) {
-        push_wait(self.to_risk, m, &self.counters.full_shard_to_risk, self.abort, self.waiting);
-    }
-    #[inline]
-    fn recv(&mut self) -> Option<ShardMsg> {
-        self.held.pop_front().or_else(|| self.from_risk.pop())
-    }
-    fn sync(&mut self, seq: u64) {
-        self.synced = true;
-        if self.venue_done.load(Ordering::Acquire) > seq {
-            return;
-        }
-        // Risk needs our progress up to `seq` to get there.
-        self.progress.store(seq, Ordering::Release);
-        self.counters.shard_waits.fetch_add(1, Ordering::Relaxed);
-        self.waiting.store(true, Ordering::Relaxed);
-        self.waiter.reset();
-        while self.venue_done.load(Ordering::Acquire) <= seq {
-            self.pump();
-            self.abort.check();
-            self.waiter.wait();
-        }
-        self.waiting.store(false, Ordering::Relaxed);
-    }
-}
-
-/// Sentinel for "nothing held aside".
-const NONE: u64 = u64::MAX;
-
-/// The recorder's queue as the place risk's decision flow goes (the shard-on-risk's-thread case).
-struct RecQueue<'a> {
-    q: &'a ArrayQueue<Flow>,
-    counters: &'a Counters,
-    abort: &'a Abort,
-    waiting: &'a AtomicBool,
-}
-
-impl FlowSink for RecQueue<'_> {
-    #[inline]
-    fn flow(&mut self, f: Flow) -> Result<(), PipelineError> {
-        push_wait(self.q, f, &self.counters.full_to_recorder, self.abort, self.waiting);
-        Ok(())
-    }
-}
-
-/// Risk's links on its thread: to shard threads through queues, or to the one shard it runs
-/// itself between its two phases (with one shard, a thread of its own would only hand every
-/// order back and forth).
-#[allow(clippy::large_enum_variant)] // one per run, matched on every call: no box to chase
-enum RiskThreadLink<'a, 's> {
-    Split(RiskSide<'a>),
-    Fused(Links<'s, 'a, RecQueue<'a>>),
-}
-
-impl RiskLink for RiskThreadLink<'_, '_> {
-    #[inline]
-    fn to_shard(&mut self, k: usize, m: ShardMsg) {
-        match self {
-            RiskThreadLink::Split(l) => l.to_shard(k, m),
-            RiskThreadLink::Fused(l) => l.to_shard(k, m),
-        }
-    }
-    #[inline]
-    fn take_from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
-        match self {
-            RiskThreadLink::Split(l) => l.take_from_shard(k, seq),
-            RiskThreadLink::Fused(l) => l.take_from_shard(k, seq),
-        }
-    }
-    #[inline]
-    fn flow(&mut self, f: Flow) {
-        match self {
-            RiskThreadLink::Split(l) => l.flow(f),
-            RiskThreadLink::Fused(l) => l.flow(f),
-        }
-    }
-    #[inline]
-    fn venue_done(&mut self, seq: u64) {
-        match self {
-            RiskThreadLink::Split(l) => l.venue_done(seq),
-            RiskThreadLink::Fused(l) => l.venue_done(seq),
-        }
-    }
-}
-
-struct RiskSide<'a> {
-    from_shards: &'a [ArrayQueue<RiskMsg>],
-    to_shards: &'a [ArrayQueue<ShardMsg>],
-    progress: &'a [CachePadded<AtomicU64>],
-    venue_done: &'a CachePadded<AtomicU64>,
-    to_rec: &'a ArrayQueue<Flow>,
-    waiting: &'a AtomicBool,
-    counters: &'a Counters,
-    abort: &'a Abort,
-    waiter: Waiter,
-    seen: Vec<u64>,
-    look: Vec<Option<RiskMsg>>,
-    look_seq: Vec<u64>,
-}
-
-impl RiskSide<'_> {
-    /// Wait until shard `k` has handled `seq` (events below its progress are done).
-    #[inline]
-    fn wait_shard(&mut self, k: usize, seq: u64) {
-        if self.seen[k] > seq {
-            return;
-        }
-        self.seen[k] = self.progress[k].load(Ordering::Acquire);
-        if self.seen[k] > seq {
-            return;
-        }
-        self.counters.risk_waits.fetch_add(1, Ordering::Relaxed);
-        self.waiting.store(true, Ordering::Relaxed);
-        self.waiter.reset();
-        loop {
-            self.seen[k] = self.progress[k].load(Ordering::Acquire);
-            if self.seen[k] > seq {
-                self.waiting.store(false, Ordering::Relaxed);
-                return;
-            }
-            self.abort.check();
-            self.waiter.wait();
-        }
-    }
-}
-
-impl RiskLink for RiskSide<'_> {
-    #[inline]
-    fn to_shard(&mut self, k: usize, m: ShardMsg) {
-        push_wait(&self.to_shards[k], m, &self.counters.full_risk_to_shard, self.abort, self.waiting);
-    }
-    #[inline]
-    fn take_from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
-        let held = self.look_seq[k];
-        if held != NONE {
-            if held > seq {
-                return None;
-            }
-            self.look_seq[k] = NONE;
-            return self.look[k].take();
-        }
-        self.wait_shard(k, seq);
-        let m = self.from_shards[k].pop()?;
-        if m.seq <= seq {
-            Some(m)
-        } else {
-            self.look[k] = Some(m);
-            self.look_seq[k] = m.seq;
-            None
-        }
-    }
-    #[inline]
-    fn flow(&mut self, f: Flow) {
-        push_wait(self.to_rec, f, &self.counters.full_to_recorder, self.abort, self.waiting);
-    }
-    #[inline]
-    fn venue_done(&mut self, seq: u64) {
-        self.venue_done.store(seq + 1, Ordering::Release);
-    }
-}
-
-/// Publish a batch; when the ring is full, count it and wait (watching `abort`).
 /// Publishes a batch on the main ring if there is room for all of it (the producer's type
 /// depends on how many consumers the ring has, so the sequencer sees it through this).
 type Publish<'a> = Box<dyn FnMut(&[Event]) -> bool + Send + 'a>;
