@@ -17,7 +17,12 @@ impl Backoff {
     /// replaced by a fixed non-zero constant: xorshift needs a non-zero state).
     pub fn new(base_ns: i64, cap_ns: i64, seed: u64) -> Self {
         let base_ns = base_ns.max(1);
-        Self { base_ns, cap_ns: cap_ns.max(base_ns), attempt: 0, rng: if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed } }
+        Self {
+            base_ns,
+            cap_ns: cap_ns.max(base_ns),
+            attempt: 0,
+            rng: if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed },
+        }
     }
 
     /// The next delay in nanoseconds (and one more attempt counted).

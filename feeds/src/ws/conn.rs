@@ -166,6 +166,7 @@ pub struct Conn {
     last_rx_ns: i64,
     last_ping_ns: i64,
     peer_close: Option<Option<u16>>,
+    opened: bool,
     stats: ConnStats,
 }
 
@@ -196,7 +197,9 @@ impl Conn {
         let tls = match (uri.scheme_str(), connector.tls_config()) {
             (Some("wss"), Some(cfg)) => Some(cfg.clone()),
             (Some("ws"), None) => None,
-            (Some("wss"), None) => return Err(WsError::Scheme { url: url.to_owned(), why: "wss:// with a plain connector" }),
+            (Some("wss"), None) => {
+                return Err(WsError::Scheme { url: url.to_owned(), why: "wss:// with a plain connector" });
+            }
             (Some("ws"), Some(_)) => {
                 return Err(WsError::Scheme { url: url.to_owned(), why: "ws:// needs an explicitly plain connector" });
             }
@@ -214,6 +217,7 @@ impl Conn {
             last_rx_ns: now_ns,
             last_ping_ns: now_ns,
             peer_close: None,
+            opened: false,
             stats: ConnStats::default(),
         };
         let server_name = match &tls {
@@ -263,6 +267,11 @@ impl Conn {
     /// `Connecting`, `Open` or `Closed(reason)`.
     pub fn state(&self) -> &ConnState {
         &self.state
+    }
+
+    /// Whether the handshakes ever completed (also true once an open connection closed).
+    pub fn was_opened(&self) -> bool {
+        self.opened
     }
 
     /// Frames, bytes and pings so far.
@@ -373,13 +382,17 @@ impl Conn {
 
     fn on_handshake(
         &mut self,
-        res: Result<(WebSocket<Stream>, tungstenite::handshake::client::Response), HandshakeError<ClientHandshake<Stream>>>,
+        res: Result<
+            (WebSocket<Stream>, tungstenite::handshake::client::Response),
+            HandshakeError<ClientHandshake<Stream>>,
+        >,
         now: i64,
     ) {
         match res {
             Ok((ws, _response)) => {
                 self.phase = Phase::Open(Box::new(ws));
                 self.state = ConnState::Open;
+                self.opened = true;
                 self.last_rx_ns = now;
                 self.last_ping_ns = now;
             }
@@ -468,7 +481,9 @@ fn classify(e: tungstenite::Error) -> CloseReason {
                 return CloseReason::Tls(tls.to_string());
             }
             match io.kind() {
-                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => CloseReason::Eof,
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
+                    CloseReason::Eof
+                }
                 _ => CloseReason::Io(io.to_string()),
             }
         }

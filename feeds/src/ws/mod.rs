@@ -258,12 +258,20 @@ pub struct WsClient {
     retry_at_ns: i64,
     counters: WsCounters,
     closed_stats: ConnStats,
+    pending: Option<Transition>,
+    last_close: Option<CloseReason>,
 }
 
 impl WsClient {
     /// A client for `url`, registering its sockets with `registry` under `token`. The first
     /// attempt starts on the first [`WsClient::poll`]. Fails only on configuration errors.
-    pub fn new(url: &str, connector: Connector, cfg: WsConfig, registry: &Registry, token: Token) -> Result<Self, WsError> {
+    pub fn new(
+        url: &str,
+        connector: Connector,
+        cfg: WsConfig,
+        registry: &Registry,
+        token: Token,
+    ) -> Result<Self, WsError> {
         let registry = registry.try_clone().map_err(|e| WsError::Closed(CloseReason::Io(e.to_string())))?;
         let backoff = Backoff::new(cfg.backoff_base_ns, cfg.backoff_cap_ns, cfg.jitter_seed);
         Ok(WsClient {
@@ -277,12 +285,20 @@ impl WsClient {
             retry_at_ns: i64::MIN,
             counters: WsCounters::default(),
             closed_stats: ConnStats::default(),
+            pending: None,
+            last_close: None,
         })
     }
 
     /// Connect when due, read every frame into `out` (payload, receive ns), keep the
-    /// connection alive, and report at most one state change.
+    /// connection alive, and report at most one state change. Frames read in the same call
+    /// that completed the handshake are delivered before `Opened` is returned. When a
+    /// connection opened and closed within one call, `Opened` comes first and `Closed` on the
+    /// next call ([`WsClient::next_deadline_ns`] is then already due).
     pub fn poll(&mut self, clock: &dyn Fn() -> i64, out: &mut impl FnMut(&[u8], i64)) -> Option<Transition> {
+        if let Some(t) = self.pending.take() {
+            return Some(t);
+        }
         if self.conn.is_none() {
             let now = clock();
             if now < self.retry_at_ns {
@@ -299,24 +315,31 @@ impl WsClient {
             }
         }
         let conn = self.conn.as_mut()?;
-        let was_open = matches!(conn.state(), ConnState::Open);
+        let was_open = conn.was_opened();
         conn.poll_read(clock, out);
-        match conn.state().clone() {
-            ConnState::Open if !was_open => {
-                self.counters.opens += 1;
-                if self.counters.opens > 1 {
-                    self.counters.reconnects += 1;
-                }
-                self.backoff.reset();
-                Some(Transition::Opened)
+        let opened_now = !was_open && conn.was_opened();
+        if opened_now {
+            self.counters.opens += 1;
+            if self.counters.opens > 1 {
+                self.counters.reconnects += 1;
             }
+            self.backoff.reset();
+        }
+        match conn.state().clone() {
             ConnState::Closed(reason) => {
-                let stats = conn.stats();
+                let (stats, ever_open) = (conn.stats(), conn.was_opened());
                 self.closed_stats.frames += stats.frames;
                 self.closed_stats.pings_sent += stats.pings_sent;
                 self.conn = None;
-                Some(self.closed(reason, was_open, clock()))
+                let closed = self.closed(reason, ever_open, clock());
+                if opened_now {
+                    self.pending = Some(closed);
+                    Some(Transition::Opened)
+                } else {
+                    Some(closed)
+                }
             }
+            _ if opened_now => Some(Transition::Opened),
             _ => None,
         }
     }
@@ -329,6 +352,7 @@ impl WsClient {
             self.counters.dead_detected += 1;
         }
         self.retry_at_ns = now.saturating_add(self.backoff.next_delay_ns());
+        self.last_close = Some(reason.clone());
         Transition::Closed { reason, retry_at_ns: self.retry_at_ns }
     }
 
@@ -337,11 +361,13 @@ impl WsClient {
         self.conn.as_mut().ok_or(WsError::NotOpen)?.send_text(text)
     }
 
-    /// The current connection's state (`Closed` with the last reason while waiting to retry).
+    /// The current connection's state: `Closed` with the last reason while waiting to retry,
+    /// `Connecting` before the first attempt.
     pub fn state(&self) -> ConnState {
-        match &self.conn {
-            Some(c) => c.state().clone(),
-            None => ConnState::Closed(CloseReason::Local),
+        match (&self.conn, &self.last_close) {
+            (Some(c), _) => c.state().clone(),
+            (None, Some(r)) => ConnState::Closed(r.clone()),
+            (None, None) => ConnState::Connecting,
         }
     }
 
@@ -358,6 +384,9 @@ impl WsClient {
     /// When `poll` must run next even without readiness: the connection's timers, or the
     /// scheduled reconnect.
     pub fn next_deadline_ns(&self) -> i64 {
+        if self.pending.is_some() {
+            return i64::MIN;
+        }
         match &self.conn {
             Some(c) => c.next_deadline_ns().unwrap_or(i64::MIN),
             None => self.retry_at_ns,
