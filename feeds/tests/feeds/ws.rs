@@ -345,3 +345,81 @@ fn refused_connects_back_off_and_configuration_mistakes_are_errors() {
     ));
     assert!(matches!(Connector::new(&TlsConfig::with_extra_root_pem("not a pem")), Err(WsError::Pem(_))));
 }
+
+#[test]
+fn thousands_of_frames_over_tls_arrive_complete_and_in_order() {
+    // Many small frames written back to back coalesce into TLS records and socket reads of
+    // any size; every one must come out, in order, with edge-triggered readiness.
+    const N: usize = 5_000;
+    let (pem, server_cfg) = cert();
+    let (listener, port) = listener();
+    let server = thread::spawn(move || {
+        let mut ws = accept(&listener, Some(&server_cfg)).expect("server handshake");
+        for i in 0..N {
+            ws.write(Message::text(format!(r#"[{{"T":"n","i":{i}}}]"#))).expect("write");
+        }
+        ws.flush().expect("flush");
+        serve_until_gone(&mut ws);
+    });
+    let mut poll = Poll::new().expect("poll");
+    let connector = Connector::new(&TlsConfig::with_extra_root_pem(pem)).expect("connector");
+    let mut client = WsClient::new(&format!("wss://localhost:{port}/"), connector, test_cfg(), poll.registry(), TOKEN)
+        .expect("client");
+    let mut seen = Seen::default();
+    drive(&mut client, &mut poll, &mut seen, 5_000, |_, _| {}, |s| s.frames.len() == N);
+    for (i, (payload, _)) in seen.frames.iter().enumerate() {
+        assert_eq!(payload, format!(r#"[{{"T":"n","i":{i}}}]"#).as_bytes());
+    }
+    assert_eq!(seen.transitions.len(), 1, "{:?}", seen.transitions);
+    client.close();
+    server.join().expect("server");
+}
+
+#[test]
+fn an_http_429_on_the_upgrade_and_a_dropped_socket_are_named() {
+    let (listener, port) = listener();
+    let server = thread::spawn(move || {
+        // First: a reconnect storm's answer to the upgrade. Second: accept, then drop the TCP
+        // connection without a websocket close.
+        let (mut tcp, _) = listener.accept().expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).expect("request");
+        tcp.write_all(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n").expect("429");
+        drop(tcp);
+        let ws = accept(&listener, None).expect("second handshake");
+        drop(ws);
+    });
+    let mut poll = Poll::new().expect("poll");
+    let connector = Connector::new(&TlsConfig::Plain).expect("connector");
+    let mut client = WsClient::new(&format!("ws://127.0.0.1:{port}/"), connector, test_cfg(), poll.registry(), TOKEN)
+        .expect("client");
+    let mut seen = Seen::default();
+    drive(&mut client, &mut poll, &mut seen, 3_000, |_, _| {}, |s| s.transitions.len() == 3);
+    server.join().expect("server");
+    let ts: Vec<_> = seen.transitions.iter().map(|t| t.0.clone()).collect();
+    assert!(matches!(ts[0], Transition::Closed { reason: CloseReason::HttpStatus(429), .. }), "{ts:?}");
+    assert_eq!(ts[1], Transition::Opened);
+    assert!(matches!(ts[2], Transition::Closed { reason: CloseReason::Eof, .. }), "{ts:?}");
+    assert_eq!(client.state(), ConnState::Closed(CloseReason::Eof));
+    let c = client.counters();
+    assert_eq!((c.attempts, c.opens, c.reconnects, c.connect_failures), (2, 1, 0, 1));
+}
+
+#[test]
+fn a_handshake_that_never_finishes_times_out() {
+    // The kernel completes the TCP handshake into the backlog, but nobody accepts: the TLS
+    // ClientHello goes unanswered.
+    let (listener, port) = listener();
+    let mut poll = Poll::new().expect("poll");
+    let connector = Connector::new(&TlsConfig::webpki()).expect("connector");
+    let cfg = WsConfig { connect_timeout_ns: 300 * MS, ..test_cfg() };
+    let mut client =
+        WsClient::new(&format!("wss://127.0.0.1:{port}/"), connector, cfg, poll.registry(), TOKEN).expect("client");
+    let mut seen = Seen::default();
+    let t0 = now_ns();
+    drive(&mut client, &mut poll, &mut seen, 3_000, |_, _| {}, |s| !s.transitions.is_empty());
+    let took = seen.transitions[0].1 - t0;
+    assert!(matches!(seen.transitions[0].0, Transition::Closed { reason: CloseReason::ConnectTimeout, .. }));
+    assert!((300 * MS..600 * MS).contains(&took), "{} ms", took / MS);
+    drop(listener);
+}
