@@ -15,6 +15,31 @@
 //!
 //! **Clock.** No clock is read here: `poll` takes the caller's clock (`&dyn Fn() -> i64`, ns),
 //! which also stamps each frame's receive time.
+//!
+//! A feed thread's loop (wait for readiness or the next deadline, then poll; send auth and
+//! subscriptions on every `Opened`, since a reconnect starts a fresh session):
+//!
+//! ```no_run
+//! use feeds::ws::{Connector, TlsConfig, Transition, WsClient, WsConfig};
+//! use mio::{Events, Poll, Token};
+//! # fn clock() -> i64 { 0 }
+//! let mut poll = Poll::new()?;
+//! let connector = Connector::new(&TlsConfig::webpki())?;
+//! let url = "wss://stream.data.alpaca.markets/v2/iex";
+//! let mut client = WsClient::new(url, connector, WsConfig::default(), poll.registry(), Token(0))?;
+//! let mut events = Events::with_capacity(64);
+//! for _ in 0..1_000 {
+//!     let wait_ns = (client.next_deadline_ns().saturating_sub(clock())).clamp(0, 1_000_000_000);
+//!     poll.poll(&mut events, Some(std::time::Duration::from_nanos(wait_ns as u64)))?;
+//!     let mut on_frame = |_frame: &[u8], _recv_ns: i64| { /* decode, push into the ingress */ };
+//!     match client.poll(&clock, &mut on_frame) {
+//!         Some(Transition::Opened) => client.send_text(&feeds::alpaca::auth_message("K", "S"))?,
+//!         Some(Transition::Closed { reason, retry_at_ns }) => eprintln!("{reason}; retry at {retry_at_ns}"),
+//!         None => {}
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod backoff;
 mod conn;
