@@ -5,10 +5,12 @@
 use super::{CloseReason, ConnState, Connector, WsConfig, WsError};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use rustls::ClientConfig;
 use rustls::ClientConnection;
 use rustls_pki_types::ServerName;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::error::ProtocolError;
 use tungstenite::handshake::HandshakeError;
@@ -193,21 +195,7 @@ impl Conn {
         token: Token,
         now_ns: i64,
     ) -> Result<Conn, WsError> {
-        let uri: tungstenite::http::Uri = url.parse().map_err(|_| WsError::BadUrl(url.to_owned()))?;
-        let tls = match (uri.scheme_str(), connector.tls_config()) {
-            (Some("wss"), Some(cfg)) => Some(cfg.clone()),
-            (Some("ws"), None) => None,
-            (Some("wss"), None) => {
-                return Err(WsError::Scheme { url: url.to_owned(), why: "wss:// with a plain connector" });
-            }
-            (Some("ws"), Some(_)) => {
-                return Err(WsError::Scheme { url: url.to_owned(), why: "ws:// needs an explicitly plain connector" });
-            }
-            _ => return Err(WsError::Scheme { url: url.to_owned(), why: "the scheme must be ws:// or wss://" }),
-        };
-        let host = uri.host().ok_or_else(|| WsError::BadUrl(url.to_owned()))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        let port = uri.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
+        let Target { host, port, tls } = Target::parse(url, connector)?;
         let mut conn = Conn {
             url: url.to_owned(),
             phase: Phase::Closed,
@@ -219,13 +207,6 @@ impl Conn {
             peer_close: None,
             opened: false,
             stats: ConnStats::default(),
-        };
-        let server_name = match &tls {
-            Some(_) => match ServerName::try_from(host.clone()) {
-                Ok(n) => Some(n),
-                Err(_) => return Err(WsError::BadUrl(url.to_owned())),
-            },
-            None => None,
         };
         let addr = match resolve(&host, port) {
             Ok(a) => a,
@@ -245,15 +226,15 @@ impl Conn {
             conn.state = ConnState::Closed(CloseReason::Io(format!("register with poll: {e}")));
             return Ok(conn);
         }
-        let stream = match (tls, server_name) {
-            (Some(cfg), Some(name)) => match ClientConnection::new(cfg, name) {
+        let stream = match tls {
+            Some((cfg, name)) => match ClientConnection::new(cfg, name) {
                 Ok(tls) => Stream::Tls(Box::new(TlsStream { tls, sock, eof: false })),
                 Err(e) => {
                     conn.state = ConnState::Closed(CloseReason::Tls(e.to_string()));
                     return Ok(conn);
                 }
             },
-            _ => Stream::Plain(sock),
+            None => Stream::Plain(sock),
         };
         conn.phase = Phase::TcpConnecting(stream);
         Ok(conn)
@@ -459,6 +440,32 @@ impl Conn {
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => self.close_with(classify(e)),
         }
+    }
+}
+
+/// What a URL and a connector say to connect to.
+pub(super) struct Target {
+    host: String,
+    port: u16,
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+}
+
+impl Target {
+    /// Check a URL against the connector: `wss://` needs TLS, `ws://` a plain connector.
+    pub(super) fn parse(url: &str, connector: &Connector) -> Result<Target, WsError> {
+        let bad = || WsError::BadUrl(url.to_owned());
+        let scheme = |why| WsError::Scheme { url: url.to_owned(), why };
+        let uri: tungstenite::http::Uri = url.parse().map_err(|_| bad())?;
+        let host = uri.host().ok_or_else(bad)?.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let tls = match (uri.scheme_str(), connector.tls_config()) {
+            (Some("wss"), Some(cfg)) => Some((cfg.clone(), ServerName::try_from(host.clone()).map_err(|_| bad())?)),
+            (Some("ws"), None) => None,
+            (Some("wss"), None) => return Err(scheme("wss:// with a plain connector")),
+            (Some("ws"), Some(_)) => return Err(scheme("ws:// needs an explicitly plain connector")),
+            _ => return Err(scheme("the scheme must be ws:// or wss://")),
+        };
+        let port = uri.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
+        Ok(Target { host, port, tls })
     }
 }
 

@@ -225,6 +225,9 @@ pub enum WsError {
     /// The extra root certificate could not be read.
     #[error("extra root certificate: {0}")]
     Pem(String),
+    /// The `mio` registry could not be cloned.
+    #[error("mio registry: {0}")]
+    Poll(String),
     /// Sending while not open.
     #[error("the connection is not open")]
     NotOpen,
@@ -289,7 +292,8 @@ pub struct WsClient {
 
 impl WsClient {
     /// A client for `url`, registering its sockets with `registry` under `token`. The first
-    /// attempt starts on the first [`WsClient::poll`]. Fails only on configuration errors.
+    /// attempt starts on the first [`WsClient::poll`]. Fails only on configuration errors
+    /// (the URL and the connector are checked here, so `poll` never meets one).
     pub fn new(
         url: &str,
         connector: Connector,
@@ -297,7 +301,8 @@ impl WsClient {
         registry: &Registry,
         token: Token,
     ) -> Result<Self, WsError> {
-        let registry = registry.try_clone().map_err(|e| WsError::Closed(CloseReason::Io(e.to_string())))?;
+        conn::Target::parse(url, &connector)?;
+        let registry = registry.try_clone().map_err(|e| WsError::Poll(e.to_string()))?;
         let backoff = Backoff::new(cfg.backoff_base_ns, cfg.backoff_cap_ns, cfg.jitter_seed);
         Ok(WsClient {
             url: url.to_owned(),
@@ -333,10 +338,8 @@ impl WsClient {
             let conn = Conn::connect(&self.url, &self.connector, &self.cfg, &self.registry, self.token, now);
             match conn {
                 Ok(c) => self.conn = Some(c),
-                Err(e) => {
-                    // Configuration cannot fix itself; retry slowly so it stays visible.
-                    return Some(self.closed(CloseReason::Handshake(e.to_string()), false, now));
-                }
+                // Unreachable in practice: `new` checked the URL against the connector.
+                Err(e) => return Some(self.closed(CloseReason::Handshake(e.to_string()), false, now)),
             }
         }
         let conn = self.conn.as_mut()?;

@@ -423,3 +423,15 @@ fn a_handshake_that_never_finishes_times_out() {
     assert!((300 * MS..600 * MS).contains(&took), "{} ms", took / MS);
     drop(listener);
 }
+
+#[test]
+fn the_client_checks_its_url_up_front() {
+    let poll = Poll::new().expect("poll");
+    let plain = Connector::new(&TlsConfig::Plain).expect("connector");
+    let cfg = test_cfg();
+    let new = |url: &str, c: &Connector| WsClient::new(url, c.clone(), cfg.clone(), poll.registry(), TOKEN);
+    assert!(matches!(new("wss://127.0.0.1:1/", &plain), Err(WsError::Scheme { .. })));
+    assert!(matches!(new("http://127.0.0.1:1/", &plain), Err(WsError::Scheme { .. })));
+    assert!(matches!(new("not a url", &plain), Err(WsError::BadUrl(_))));
+    assert!(new("ws://127.0.0.1:1/", &plain).is_ok());
+}
