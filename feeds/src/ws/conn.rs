@@ -7,7 +7,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use rustls::ClientConfig;
 use rustls::ClientConnection;
-use rustls_pki_types::ServerName;
+use rustls::pki_types::ServerName;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;

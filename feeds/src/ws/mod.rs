@@ -49,8 +49,8 @@ pub use conn::{Conn, ConnStats};
 
 use mio::{Registry, Token};
 use rustls::ClientConfig;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::sync::Arc;
 
 /// How to secure connections.
