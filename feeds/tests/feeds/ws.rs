@@ -435,3 +435,29 @@ fn the_client_checks_its_url_up_front() {
     assert!(matches!(new("not a url", &plain), Err(WsError::BadUrl(_))));
     assert!(new("ws://127.0.0.1:1/", &plain).is_ok());
 }
+
+#[test]
+fn server_pings_are_answered_with_their_payload() {
+    // Alpaca drops clients that fall behind on its keepalive pings: the client's poll answers
+    // them (tungstenite queues the pong, the poll flushes it).
+    let (listener, port) = listener();
+    let server = thread::spawn(move || {
+        let mut ws = accept(&listener, None).expect("server handshake");
+        ws.send(Message::Ping(b"hb-1".to_vec().into())).expect("ping");
+        loop {
+            match ws.read().expect("read") {
+                Message::Pong(p) => break p.to_vec(),
+                Message::Ping(_) => {} // the client's own keepalive
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+    let mut poll = Poll::new().expect("poll");
+    let connector = Connector::new(&TlsConfig::Plain).expect("connector");
+    let mut client = WsClient::new(&format!("ws://127.0.0.1:{port}/"), connector, test_cfg(), poll.registry(), TOKEN)
+        .expect("client");
+    let mut seen = Seen::default();
+    drive(&mut client, &mut poll, &mut seen, 3_000, |_, _| {}, |_| server.is_finished());
+    assert_eq!(server.join().expect("server"), b"hb-1");
+    assert!(seen.frames.is_empty(), "control frames are not handed to the caller");
+}
