@@ -3,11 +3,14 @@
 //! **Stage:** sources in front of the sequencer. Feeds turn market data into the engine's
 //! normalized records ([`engine::records::Event`]) and push them into the sequencer through an
 //! [`engine::pipeline::Ingress`] (live, from a feed thread) or an [`engine::pipeline::Source`]
-//! (replay). Three parts today:
+//! (replay). Four parts today:
 //! - **the protocol layer** ([`alpaca`], [`polygon`], [`BarGates`], [`FeedCounters`],
 //!   [`SymbolMap`]): bytes of Alpaca market data v2 and Polygon/Massive stocks websocket frames and
-//!   their REST history pages in, records out. The transport (mio + tungstenite + rustls, next)
-//!   reads sockets on a feed thread and calls it.
+//!   their REST history pages in, records out. The transport ([`ws`]) reads sockets on a feed
+//!   thread and calls it.
+//! - **the websocket transport** ([`ws`]): non-blocking websocket connections over mio, rustls
+//!   (bundled webpki roots; a custom root only for a local exchange) and tungstenite, with
+//!   pings, dead-connection detection and reconnect with capped, jittered backoff.
 //! - **replay feeds** ([`replay`]): recorded bars at zero delay or paced against a wall clock.
 //! - **credentials** ([`credentials`]): keys from the environment or a 0600 file, never printed.
 //!
@@ -64,6 +67,7 @@ mod raw;
 pub mod replay;
 mod scan;
 mod symbols;
+pub mod ws;
 
 pub use alpaca::{HistBar, HistoryPage, RestError};
 pub use counters::FeedCounters;

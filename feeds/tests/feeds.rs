@@ -1,6 +1,6 @@
 //! The feeds crate's integration tests (one binary): replay feeds through the real pipeline and
 //! ingress, credentials that never leak, and the protocol layer (frames, REST pages, client
-//! messages, the bar gate).
+//! messages, the bar gate), and the websocket transport over real sockets and TLS.
 
 #[path = "feeds/credentials.rs"]
 mod credentials;
@@ -8,3 +8,5 @@ mod credentials;
 mod protocol;
 #[path = "feeds/replay.rs"]
 mod replay;
+#[path = "feeds/ws.rs"]
+mod ws;
