@@ -345,6 +345,31 @@ pub struct HistoryPage {
     pub next: Option<String>,
 }
 
+impl HistoryPage {
+    /// Keep a decoded history bar, or count and keep its rejection (`msg_type` names the payload
+    /// field, `sym_name` the symbol as the page wrote it).
+    pub(crate) fn keep(
+        &mut self,
+        res: Result<HistBar, Reject>,
+        msg_type: &'static str,
+        sym_name: &str,
+        c: &mut FeedCounters,
+    ) {
+        match res {
+            Ok(h) => {
+                c.bars += 1;
+                self.bars.push(h);
+            }
+            Err(mut r) => {
+                r.msg_type = msg_type;
+                r.symbol = pack_name(sym_name);
+                c.reject(&r);
+                self.rejects.push(r);
+            }
+        }
+    }
+}
+
 /// Why a whole REST payload was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RestError {
@@ -368,29 +393,11 @@ fn rest_bars(
     for b in bars {
         c.messages += 1;
         let res = id.ok_or(Reject::new(RejectKind::UnknownSymbol, "symbol")).and_then(|symbol| {
-            let bar = Bar {
-                ts_event_ns: raw::rfc3339(txt(b.t), "t")?,
-                open_px_e9: raw::px(txt(b.o), "o")?,
-                high_px_e9: raw::px(txt(b.h), "h")?,
-                low_px_e9: raw::px(txt(b.l), "l")?,
-                close_px_e9: raw::px(txt(b.c), "c")?,
-                volume: raw::count(txt(b.v), "v")?,
-            };
-            raw::check_bar(&bar)?;
+            let ts = raw::rfc3339(txt(b.t), "t")?;
+            let bar = raw::rest_bar(ts, txt(b.o), txt(b.h), txt(b.l), txt(b.c), txt(b.v))?;
             Ok(HistBar { symbol, interval, bar })
         });
-        match res {
-            Ok(h) => {
-                c.bars += 1;
-                page.bars.push(h);
-            }
-            Err(mut r) => {
-                r.msg_type = "bars";
-                r.symbol = pack_name(sym_name);
-                c.reject(&r);
-                page.rejects.push(r);
-            }
-        }
+        page.keep(res, "bars", sym_name, c);
     }
 }
 

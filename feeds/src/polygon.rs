@@ -193,29 +193,11 @@ pub fn decode_aggs_page(
     for b in p.results.iter().flatten() {
         c.messages += 1;
         let res = id.ok_or(Reject::new(RejectKind::UnknownSymbol, "ticker")).and_then(|symbol| {
-            let bar = Bar {
-                ts_event_ns: raw::unix_ms(txt(b.t), "t")?,
-                open_px_e9: raw::px(txt(b.o), "o")?,
-                high_px_e9: raw::px(txt(b.h), "h")?,
-                low_px_e9: raw::px(txt(b.l), "l")?,
-                close_px_e9: raw::px(txt(b.c), "c")?,
-                volume: raw::count(txt(b.v), "v")?,
-            };
-            raw::check_bar(&bar)?;
+            let ts = raw::unix_ms(txt(b.t), "t")?;
+            let bar = raw::rest_bar(ts, txt(b.o), txt(b.h), txt(b.l), txt(b.c), txt(b.v))?;
             Ok(HistBar { symbol, interval, bar })
         });
-        match res {
-            Ok(h) => {
-                c.bars += 1;
-                page.bars.push(h);
-            }
-            Err(mut r) => {
-                r.msg_type = "results";
-                r.symbol = pack_name(&ticker);
-                c.reject(&r);
-                page.rejects.push(r);
-            }
-        }
+        page.keep(res, "results", &ticker, c);
     }
     Ok(page)
 }

@@ -100,6 +100,28 @@ pub(crate) fn unix_ms(v: Raw<'_>, field: &'static str) -> Result<i64, Reject> {
     num::ms_to_ns(req(v, field)?).map_err(|k| Reject::new(k, field))
 }
 
+/// A REST history bar from its fields (the time already parsed): exact prices, a whole volume, the
+/// bar checks. Alpaca and Polygon pages differ only in how they write the time.
+pub(crate) fn rest_bar(
+    ts_event_ns: i64,
+    o: Raw<'_>,
+    h: Raw<'_>,
+    l: Raw<'_>,
+    c: Raw<'_>,
+    v: Raw<'_>,
+) -> Result<engine::records::Bar, Reject> {
+    let bar = engine::records::Bar {
+        ts_event_ns,
+        open_px_e9: px(o, "o")?,
+        high_px_e9: px(h, "h")?,
+        low_px_e9: px(l, "l")?,
+        close_px_e9: px(c, "c")?,
+        volume: count(v, "v")?,
+    };
+    check_bar(&bar)?;
+    Ok(bar)
+}
+
 /// Map a bar's validation fault to a rejection.
 pub(crate) fn check_bar(bar: &engine::records::Bar) -> Result<(), Reject> {
     use engine::records::BarFault;
