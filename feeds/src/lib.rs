@@ -3,7 +3,7 @@
 //! **Stage:** sources in front of the sequencer. Feeds turn market data into the engine's
 //! normalized records ([`engine::records::Event`]) and push them into the sequencer through an
 //! [`engine::pipeline::Ingress`] (live, from a feed thread) or an [`engine::pipeline::Source`]
-//! (replay). Four parts today:
+//! (replay). Five parts today:
 //! - **the protocol layer** ([`alpaca`], [`polygon`], [`BarGates`], [`FeedCounters`],
 //!   [`SymbolMap`]): bytes of Alpaca market data v2 and Polygon/Massive stocks websocket frames and
 //!   their REST history pages in, records out. The transport ([`ws`]) reads sockets on a feed
@@ -13,6 +13,8 @@
 //!   pings, dead-connection detection and reconnect with capped, jittered backoff.
 //! - **replay feeds** ([`replay`]): recorded bars at zero delay or paced against a wall clock.
 //! - **credentials** ([`credentials`]): keys from the environment or a 0600 file, never printed.
+//! - **the Alpaca feed thread** ([`alpaca_feed`]): one connection authenticated and subscribed,
+//!   frames decoded and gated, bars, quotes and trades pushed into the engine's ingress.
 //!
 //! **Protocol layer, consumes:** one frame (`&[u8]`) plus the feed thread's receive time; a
 //! [`SymbolMap`] the universe fills. **Produces:** [`FeedMsg`]s (quotes and trades ready as
@@ -57,6 +59,7 @@
 #![deny(missing_docs)]
 
 pub mod alpaca;
+pub mod alpaca_feed;
 mod counters;
 pub mod credentials;
 pub mod gate;

@@ -2,6 +2,8 @@
 //! ingress, credentials that never leak, and the protocol layer (frames, REST pages, client
 //! messages, the bar gate), and the websocket transport over real sockets and TLS.
 
+#[path = "feeds/alpaca_feed.rs"]
+mod alpaca_feed;
 #[path = "feeds/credentials.rs"]
 mod credentials;
 #[path = "feeds/protocol.rs"]

@@ -1,0 +1,265 @@
+//! The Alpaca feed thread end to end: a local plain-websocket server on 127.0.0.1 speaking the
+//! Alpaca stream protocol, the real feed thread, and a real `pipeline::run` fed by its ingress.
+//!
+//! The feed's clock is a fake one the server thread moves between phases. Each phase ends with
+//! a websocket ping the server waits to see answered: the client reads (and the feed decodes,
+//! gates and pushes) every frame before the ping, so each frame's receive time is exactly the
+//! phase's clock.
+
+use engine::pipeline::config::EngineConfig;
+use engine::pipeline::{Ingress, Next, RunSpec, Source, run};
+use engine::records::Bar;
+use engine::strategy::{Ctx, Strategy, StrategyFactory};
+use engine::symbols::SymbolTable;
+use feeds::alpaca_feed::{AlpacaFeedConfig, FeedEnd, FeedReport, SharedClock, THREAD_NAME, spawn_alpaca_feed};
+use feeds::credentials::Secret;
+use feeds::ws::{TlsConfig, WsConfig};
+use feeds::{AlpacaChannels, AlpacaError, GateConfig, SymbolMap, alpaca};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+use tungstenite::{Message, WebSocket};
+
+const SEC: i64 = 1_000_000_000;
+const MIN: i64 = 60 * SEC;
+/// 2024-03-01T14:30:00Z.
+const W0: i64 = 1_709_303_400 * SEC;
+const KEY: &str = "PKTESTKEY";
+const SECRET: &str = "s3cr3t-never-printed";
+
+type Ws = WebSocket<std::net::TcpStream>;
+
+fn listener() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    (l, port)
+}
+
+fn accept(listener: &TcpListener) -> Ws {
+    let (tcp, _) = listener.accept().expect("accept");
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    tungstenite::accept(tcp).expect("server handshake")
+}
+
+/// The next text message from the client (pings are answered by tungstenite).
+fn read_text(ws: &mut Ws) -> String {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return t.as_str().to_owned(),
+            Message::Binary(b) => return String::from_utf8(b.to_vec()).expect("utf8"),
+            _ => {}
+        }
+    }
+}
+
+/// Ping and wait for the pong: the client has read every frame sent before.
+fn sync(ws: &mut Ws) {
+    ws.send(Message::Ping(vec![42].into())).expect("ping");
+    loop {
+        if let Message::Pong(_) = ws.read().expect("read") {
+            return;
+        }
+    }
+}
+
+fn send(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text)).expect("send");
+}
+
+/// Read until the client goes away (or 5 s pass).
+fn serve_until_gone(ws: &mut Ws) {
+    while ws.read().is_ok() {}
+}
+
+/// A minute bar message; `px` in cents sets every price (close = `px` + 1 cent).
+fn bar(ty: &str, sym: &str, start_ns: i64, px: i64) -> String {
+    let t = jiff::Timestamp::from_nanosecond(i128::from(start_ns)).expect("ts");
+    let p = |c: i64| format!("{}.{:02}", c / 100, c % 100);
+    format!(
+        r#"{{"T":"{ty}","S":"{sym}","o":{o},"h":{h},"l":{l},"c":{c},"v":100,"t":"{t}","n":10,"vw":{o}}}"#,
+        o = p(px),
+        h = p(px + 5),
+        l = p(px - 5),
+        c = p(px + 1),
+    )
+}
+
+/// Close price in e9 of [`bar`]'s `px`.
+fn close_e9(px: i64) -> i64 {
+    (px + 1) * 10_000_000
+}
+
+/// Records (symbol, window start, close) of every bar it is given.
+#[derive(Clone)]
+struct Recorder(Arc<Mutex<Vec<(u32, i64, i64)>>>);
+impl Strategy for Recorder {
+    fn on_bar(&mut self, ctx: &mut Ctx<'_>, b: &Bar) {
+        self.0.lock().unwrap().push((ctx.symbol().0, b.ts_event_ns, b.close_px_e9));
+    }
+}
+impl StrategyFactory for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    fn build(&self, _s: &str) -> Box<dyn Strategy> {
+        Box::new(self.clone())
+    }
+}
+
+/// The run's primary source: idle until the feed thread has finished (its last push is then in
+/// the ingress, which the sequencer drains first).
+struct UntilFinished<'h>(&'h JoinHandle<FeedReport>);
+impl Source for UntilFinished<'_> {
+    fn next(&mut self) -> Next {
+        if self.0.is_finished() { Next::End } else { Next::Idle }
+    }
+}
+
+fn feed_cfg(port: u16, secret: &str, grace_ns: i64) -> AlpacaFeedConfig {
+    let mut cfg = AlpacaFeedConfig::new(
+        format!("ws://127.0.0.1:{port}/v2/iex"),
+        TlsConfig::Plain,
+        Secret::new(KEY),
+        Secret::new(secret),
+    );
+    // The fake clock jumps by minutes: no pings, no dead-connection or connect timeouts.
+    const HOUR: i64 = 60 * MIN;
+    cfg.ws = WsConfig {
+        ping_interval_ns: HOUR,
+        dead_after_ns: 2 * HOUR,
+        connect_timeout_ns: 2 * HOUR,
+        backoff_base_ns: SEC,
+        backoff_cap_ns: SEC,
+        jitter_seed: 3,
+    };
+    cfg.gate = GateConfig { grace_ns, release_on_later: false };
+    cfg.max_wait_ns = 5_000_000;
+    cfg
+}
+
+fn fake_clock(at: i64) -> (Arc<AtomicI64>, SharedClock) {
+    let now = Arc::new(AtomicI64::new(at));
+    let n = now.clone();
+    (now, Arc::new(move || n.load(Ordering::Relaxed)))
+}
+
+#[test]
+fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_in_order() {
+    let (listener, port) = listener();
+    let mut table = SymbolTable::new();
+    let (aapl, msft) = (table.intern("AAPL").unwrap(), table.intern("MSFT").unwrap());
+    let (now, clock) = fake_clock(W0 + 30 * SEC);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (w1, w2, w3) = (W0 + MIN, W0 + 2 * MIN, W0 + 3 * MIN);
+
+    let (srv_now, srv_stop) = (now.clone(), stop.clone());
+    let server = thread::spawn(move || {
+        let mut ws = accept(&listener);
+        send(&mut ws, r#"[{"T":"success","msg":"connected"}]"#);
+        assert_eq!(read_text(&mut ws), alpaca::auth_message(KEY, SECRET));
+        send(&mut ws, r#"[{"T":"success","msg":"authenticated"}]"#);
+        let sub: serde_json::Value = serde_json::from_str(&read_text(&mut ws)).expect("subscribe JSON");
+        assert_eq!(sub["action"], "subscribe");
+        for ch in ["bars", "updatedBars"] {
+            let mut got: Vec<&str> = sub[ch].as_array().expect(ch).iter().map(|v| v.as_str().unwrap()).collect();
+            got.sort_unstable();
+            assert_eq!(got, ["AAPL", "MSFT"], "{ch}");
+        }
+        let reply = r#"[{"T":"subscription","trades":[],"quotes":[],"bars":["AAPL","MSFT"],"updatedBars":["AAPL","MSFT"],"dailyBars":[]}]"#;
+        send(&mut ws, reply);
+
+        // 14:31:00.2: window 14:30 closed, inside its 1 s grace. Both symbols' 14:30 bars, an
+        // exact duplicate, then an updated bar `u` for AAPL 14:30: all pending, nothing released.
+        srv_now.store(w1 + SEC / 5, Ordering::Relaxed);
+        let frame = [bar("b", "AAPL", W0, 10_000), bar("b", "MSFT", W0, 20_000), bar("b", "AAPL", W0, 10_000)];
+        send(&mut ws, &format!("[{}]", frame.join(",")));
+        send(&mut ws, &format!("[{}]", bar("u", "AAPL", W0, 10_050)));
+        sync(&mut ws);
+
+        // 14:32:00.2: 14:30 is final (released in order, AAPL with the updated values); the
+        // 14:31 bars are pending; a 14:29 MSFT bar arrives out of order after 14:30: late.
+        srv_now.store(w2 + SEC / 5, Ordering::Relaxed);
+        let frame = [bar("b", "AAPL", w1, 10_100), bar("b", "MSFT", w1, 20_100), bar("b", "MSFT", W0 - MIN, 19_900)];
+        send(&mut ws, &format!("[{}]", frame.join(",")));
+        sync(&mut ws);
+
+        // 14:33:00.5: 14:31 is final; AAPL 14:32 stays pending until the stop drains it.
+        srv_now.store(w3 + SEC / 2, Ordering::Relaxed);
+        send(&mut ws, &format!("[{}]", bar("b", "AAPL", w2, 10_200)));
+        sync(&mut ws);
+        srv_stop.store(true, Ordering::Relaxed);
+        serve_until_gone(&mut ws);
+    });
+
+    let ingress = Ingress::new(8);
+    let cfg = feed_cfg(port, SECRET, SEC);
+    let handle = spawn_alpaca_feed(cfg, ingress.clone(), SymbolMap::from_table(&table), clock, stop).expect("spawn");
+    assert_eq!(handle.thread().name(), Some(THREAD_NAME));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let factory = Recorder(seen.clone());
+    let mut engine_cfg = EngineConfig::default();
+    engine_cfg.pipeline.shards = 1; // one shard thread sees every bar in sequence order
+    let spec = RunSpec::new(&engine_cfg, &table, &factory).ingress(ingress.clone());
+    let r = run(spec, UntilFinished(&handle), &mut |_| {}).expect("run");
+    let report = handle.join().expect("feed thread");
+    server.join().expect("server");
+
+    let want = vec![
+        (aapl.0, W0, close_e9(10_050)), // the updated bar's values, not the first version's
+        (msft.0, W0, close_e9(20_000)),
+        (aapl.0, w1, close_e9(10_100)),
+        (msft.0, w1, close_e9(20_100)),
+        (aapl.0, w2, close_e9(10_200)), // released by the drain on stop
+    ];
+    assert_eq!(*seen.lock().unwrap(), want, "every bar exactly once, in time order, updated");
+    assert_eq!(r.bars, want.len() as u64);
+    assert_eq!(report.end, FeedEnd::Stopped, "{report:?}");
+    assert_eq!(report.pushed, want.len() as u64);
+    let c = report.counters;
+    assert_eq!((c.bars, c.updated_bars), (8, 1), "{c:?}");
+    assert_eq!((c.new_windows, c.duplicates, c.updated, c.late, c.released), (5, 1, 1, 1, 5), "{c:?}");
+    assert_eq!((c.parse_errors, c.unknown_symbols), (0, 0), "{c:?}");
+    assert_eq!((report.reconnects, report.ws.opens, report.server_errors), (0, 1, 0));
+    let mut subscribed = report.subscribed.clone();
+    subscribed.bars.sort();
+    let want_sub = AlpacaChannels {
+        bars: vec!["AAPL".into(), "MSFT".into()],
+        updated_bars: vec!["AAPL".into(), "MSFT".into()],
+        ..AlpacaChannels::default()
+    };
+    assert_eq!(subscribed.bars, want_sub.bars, "the server's confirmation is kept");
+    assert_eq!(ingress.rejected(), 0);
+}
+
+#[test]
+fn wrong_credentials_end_the_feed_with_the_typed_error_and_push_nothing() {
+    let (listener, port) = listener();
+    let bad_secret = "wrong-secret-4f1c";
+    let server = thread::spawn(move || {
+        let mut ws = accept(&listener);
+        send(&mut ws, r#"[{"T":"success","msg":"connected"}]"#);
+        assert_eq!(read_text(&mut ws), alpaca::auth_message(KEY, bad_secret));
+        send(&mut ws, r#"[{"T":"error","code":402,"msg":"auth failed"}]"#);
+        // A bar the server should never have sent: it must not reach the ingress either way.
+        send(&mut ws, &format!("[{}]", bar("b", "AAPL", W0, 10_000)));
+        serve_until_gone(&mut ws);
+    });
+    let mut symbols = SymbolMap::new();
+    symbols.insert("AAPL", engine::records::SymbolId(0)).unwrap();
+    let (_now, clock) = fake_clock(W0 + 30 * SEC);
+    let cfg = feed_cfg(port, bad_secret, SEC);
+    let cfg_debug = format!("{cfg:?}");
+    assert!(!cfg_debug.contains(bad_secret), "{cfg_debug}");
+    let ingress = Ingress::new(8);
+    let handle = spawn_alpaca_feed(cfg, ingress, symbols, clock, Arc::default()).expect("spawn");
+    let report = handle.join().expect("feed thread");
+    server.join().expect("server");
+    assert_eq!(report.end, FeedEnd::Fatal(AlpacaError::AuthFailed), "{report:?}");
+    assert_eq!(report.pushed, 0, "{report:?}");
+    assert_eq!(report.counters.released, 0, "{report:?}");
+    assert_eq!(report.reconnects, 0, "402 is fatal: no retry");
+    let debug = format!("{report:?}");
+    assert!(!debug.contains(bad_secret) && !debug.contains(KEY), "{debug}");
+}
