@@ -7,7 +7,7 @@
 //! phase's clock.
 
 use engine::pipeline::config::EngineConfig;
-use engine::pipeline::{Ingress, Next, RunSpec, Source, run};
+use engine::pipeline::{Ingress, Next, RunOutput, RunSpec, Source, run};
 use engine::records::Bar;
 use engine::strategy::{Ctx, Strategy, StrategyFactory};
 use engine::symbols::SymbolTable;
@@ -41,6 +41,36 @@ fn accept(listener: &TcpListener) -> Ws {
     let (tcp, _) = listener.accept().expect("accept");
     tcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     tungstenite::accept(tcp).expect("server handshake")
+}
+
+/// Accept the client's next connection while moving its clock on by 100 ms every 5 ms (of real
+/// time): its reconnect is due on its own clock, whenever it noticed the close. Gives up after 5 s.
+fn accept_advancing(listener: &TcpListener, now: &AtomicI64) -> Ws {
+    listener.set_nonblocking(true).expect("nonblocking");
+    for _ in 0..1_000 {
+        match listener.accept() {
+            Ok((tcp, _)) => {
+                tcp.set_nonblocking(false).expect("blocking");
+                tcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+                return tungstenite::accept(tcp).expect("server handshake");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                now.fetch_add(SEC / 10, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+    panic!("the client did not reconnect");
+}
+
+/// Sets the feed's stop flag when the server thread ends, even by a failed assertion (the run
+/// would otherwise wait for the feed forever).
+struct StopOnDrop(Arc<AtomicBool>);
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The next text message from the client (pings are answered by tungstenite).
@@ -145,6 +175,77 @@ fn fake_clock(at: i64) -> (Arc<AtomicI64>, SharedClock) {
     (now, Arc::new(move || n.load(Ordering::Relaxed)))
 }
 
+/// Seen bars (symbol, start, close), the run's output and the feed's report.
+type Outcome = (Vec<(u32, i64, i64)>, RunOutput, FeedReport);
+
+/// Spawn the feed into an 8-slot ingress and run the pipeline (one shard, a recording strategy)
+/// until the feed thread ends.
+fn run_feed(table: &SymbolTable, cfg: AlpacaFeedConfig, clock: SharedClock, stop: Arc<AtomicBool>) -> Outcome {
+    let ingress = Ingress::new(8);
+    let handle = spawn_alpaca_feed(cfg, ingress.clone(), SymbolMap::from_table(table), clock, stop).expect("spawn");
+    assert_eq!(handle.thread().name(), Some(THREAD_NAME));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let factory = Recorder(seen.clone());
+    let mut engine_cfg = EngineConfig::default();
+    engine_cfg.pipeline.shards = 1; // one shard thread sees every bar in sequence order
+    let spec = RunSpec::new(&engine_cfg, table, &factory).ingress(ingress.clone());
+    let r = run(spec, UntilFinished(&handle), &mut |_| {}).expect("run");
+    let report = handle.join().expect("feed thread");
+    assert_eq!(ingress.rejected(), 0, "nothing refused");
+    let seen = seen.lock().unwrap().clone();
+    (seen, r, report)
+}
+
+/// The server's side of a session up to the subscription reply (AAPL bars only).
+fn open_session(ws: &mut Ws) {
+    send(ws, r#"[{"T":"success","msg":"connected"}]"#);
+    assert_eq!(read_text(ws), alpaca::auth_message(KEY, SECRET));
+    send(ws, r#"[{"T":"success","msg":"authenticated"}]"#);
+    let sub: serde_json::Value = serde_json::from_str(&read_text(ws)).expect("subscribe JSON");
+    assert_eq!(
+        (&sub["action"], &sub["bars"], &sub["updatedBars"]),
+        (&"subscribe".into(), &serde_json::json!(["AAPL"]), &serde_json::json!(["AAPL"]))
+    );
+    send(ws, r#"[{"T":"subscription","trades":[],"quotes":[],"bars":["AAPL"],"updatedBars":["AAPL"],"dailyBars":[]}]"#);
+}
+
+#[test]
+fn after_a_reconnect_the_feed_authenticates_and_subscribes_again_and_a_resent_bar_is_a_duplicate() {
+    let (listener, port) = listener();
+    let mut table = SymbolTable::new();
+    let aapl = table.intern("AAPL").unwrap();
+    let (now, clock) = fake_clock(W0 + MIN + SEC / 5);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (srv_now, srv_stop) = (now.clone(), stop.clone());
+    let server = thread::spawn(move || {
+        let _stop = StopOnDrop(srv_stop.clone());
+        let mut ws = accept(&listener);
+        open_session(&mut ws);
+        send(&mut ws, &format!("[{}]", bar("b", "AAPL", W0, 10_000)));
+        sync(&mut ws);
+        // The server goes away; the client backs off (at most 1 s of its clock), then reconnects.
+        // Its clock moves on, but by less than the 30 s grace.
+        ws.close(None).expect("close");
+        serve_until_gone(&mut ws);
+        drop(ws); // the TCP close: the client sees the connection end now
+        let mut ws = accept_advancing(&listener, &srv_now);
+        open_session(&mut ws);
+        // The new session resends the 14:30 bar (a duplicate) and then 14:31.
+        send(&mut ws, &format!("[{},{}]", bar("b", "AAPL", W0, 10_000), bar("b", "AAPL", W0 + MIN, 10_100)));
+        sync(&mut ws);
+        srv_stop.store(true, Ordering::Relaxed);
+        serve_until_gone(&mut ws);
+    });
+    // A 30 s grace: nothing is final before the stop drains the gates.
+    let (seen, _, report) = run_feed(&table, feed_cfg(port, SECRET, 30 * SEC), clock, stop);
+    server.join().expect("server");
+    assert_eq!(seen, [(aapl.0, W0, close_e9(10_000)), (aapl.0, W0 + MIN, close_e9(10_100))]);
+    assert_eq!((report.end.clone(), report.reconnects, report.ws.opens), (FeedEnd::Stopped, 1, 2), "{report:?}");
+    let c = report.counters;
+    assert_eq!((c.new_windows, c.duplicates, c.late, c.released), (2, 1, 0, 2), "{c:?}");
+    assert_eq!(report.subscribed.bars, ["AAPL"]);
+}
+
 #[test]
 fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_in_order() {
     let (listener, port) = listener();
@@ -156,6 +257,7 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
 
     let (srv_now, srv_stop) = (now.clone(), stop.clone());
     let server = thread::spawn(move || {
+        let _stop = StopOnDrop(srv_stop.clone());
         let mut ws = accept(&listener);
         send(&mut ws, r#"[{"T":"success","msg":"connected"}]"#);
         assert_eq!(read_text(&mut ws), alpaca::auth_message(KEY, SECRET));
@@ -193,17 +295,7 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
         serve_until_gone(&mut ws);
     });
 
-    let ingress = Ingress::new(8);
-    let cfg = feed_cfg(port, SECRET, SEC);
-    let handle = spawn_alpaca_feed(cfg, ingress.clone(), SymbolMap::from_table(&table), clock, stop).expect("spawn");
-    assert_eq!(handle.thread().name(), Some(THREAD_NAME));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let factory = Recorder(seen.clone());
-    let mut engine_cfg = EngineConfig::default();
-    engine_cfg.pipeline.shards = 1; // one shard thread sees every bar in sequence order
-    let spec = RunSpec::new(&engine_cfg, &table, &factory).ingress(ingress.clone());
-    let r = run(spec, UntilFinished(&handle), &mut |_| {}).expect("run");
-    let report = handle.join().expect("feed thread");
+    let (seen, r, report) = run_feed(&table, feed_cfg(port, SECRET, SEC), clock, stop);
     server.join().expect("server");
 
     let want = vec![
@@ -213,7 +305,7 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
         (msft.0, w1, close_e9(20_100)),
         (aapl.0, w2, close_e9(10_200)), // released by the drain on stop
     ];
-    assert_eq!(*seen.lock().unwrap(), want, "every bar exactly once, in time order, updated");
+    assert_eq!(seen, want, "every bar exactly once, in time order, updated");
     assert_eq!(r.bars, want.len() as u64);
     assert_eq!(report.end, FeedEnd::Stopped, "{report:?}");
     assert_eq!(report.pushed, want.len() as u64);
@@ -230,7 +322,6 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
         ..AlpacaChannels::default()
     };
     assert_eq!(subscribed.bars, want_sub.bars, "the server's confirmation is kept");
-    assert_eq!(ingress.rejected(), 0);
 }
 
 #[test]
