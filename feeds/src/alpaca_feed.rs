@@ -20,7 +20,8 @@
 //! size the ingress for bursts). A closed ingress (the run ended) ends the thread.
 //!
 //! **Stop.** When the stop flag is set the thread drains the gates (every pending window is
-//! released and pushed), closes the connection and ends.
+//! released and pushed), closes the connection and ends. A fatal error or a closed ingress ends
+//! it without draining ([`FeedReport::pending_at_end`] says how many windows were left).
 //!
 //! **Never:** reads a wall clock (the clock is injected), logs or reports a secret (the key and
 //! secret are [`Secret`]s, exposed only to build the auth message).
@@ -119,6 +120,9 @@ pub struct FeedReport {
     pub server_errors: u64,
     /// The channel set the server last confirmed (empty if it never did).
     pub subscribed: AlpacaChannels,
+    /// Bar windows still pending in the gates when the feed ended: 0 after a stop (drained and
+    /// pushed); after a fatal error or a closed ingress they were not pushed.
+    pub pending_at_end: usize,
     /// Why it ended.
     pub end: FeedEnd,
 }
@@ -339,6 +343,7 @@ impl Feed {
             pushed: self.pushed,
             server_errors: self.server_errors,
             subscribed: std::mem::take(&mut self.subscribed),
+            pending_at_end: self.gates.pending(),
             end,
         }
     }

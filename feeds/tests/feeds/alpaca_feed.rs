@@ -307,7 +307,7 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
     ];
     assert_eq!(seen, want, "every bar exactly once, in time order, updated");
     assert_eq!(r.bars, want.len() as u64);
-    assert_eq!(report.end, FeedEnd::Stopped, "{report:?}");
+    assert_eq!((report.end.clone(), report.pending_at_end), (FeedEnd::Stopped, 0), "{report:?}");
     assert_eq!(report.pushed, want.len() as u64);
     let c = report.counters;
     assert_eq!((c.bars, c.updated_bars), (8, 1), "{c:?}");
@@ -328,7 +328,10 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
 fn wrong_credentials_end_the_feed_with_the_typed_error_and_push_nothing() {
     let (listener, port) = listener();
     let bad_secret = "wrong-secret-4f1c";
+    let stop = Arc::new(AtomicBool::new(false));
+    let srv_stop = stop.clone();
     let server = thread::spawn(move || {
+        let _stop = StopOnDrop(srv_stop); // a failed assertion must not leave the feed retrying
         let mut ws = accept(&listener);
         send(&mut ws, r#"[{"T":"success","msg":"connected"}]"#);
         assert_eq!(read_text(&mut ws), alpaca::auth_message(KEY, bad_secret));
@@ -344,12 +347,13 @@ fn wrong_credentials_end_the_feed_with_the_typed_error_and_push_nothing() {
     let cfg_debug = format!("{cfg:?}");
     assert!(!cfg_debug.contains(bad_secret), "{cfg_debug}");
     let ingress = Ingress::new(8);
-    let handle = spawn_alpaca_feed(cfg, ingress, symbols, clock, Arc::default()).expect("spawn");
+    let handle = spawn_alpaca_feed(cfg, ingress, symbols, clock, stop).expect("spawn");
     let report = handle.join().expect("feed thread");
     server.join().expect("server");
     assert_eq!(report.end, FeedEnd::Fatal(AlpacaError::AuthFailed), "{report:?}");
     assert_eq!(report.pushed, 0, "{report:?}");
     assert_eq!(report.counters.released, 0, "{report:?}");
+    assert!(report.pending_at_end <= 1, "at most the bar sent after the error, never pushed: {report:?}");
     assert_eq!(report.reconnects, 0, "402 is fatal: no retry");
     let debug = format!("{report:?}");
     assert!(!debug.contains(bad_secret) && !debug.contains(KEY), "{debug}");
