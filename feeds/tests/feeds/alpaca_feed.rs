@@ -8,7 +8,7 @@
 
 use engine::pipeline::config::EngineConfig;
 use engine::pipeline::{Ingress, Next, RunOutput, RunSpec, Source, run};
-use engine::records::Bar;
+use engine::records::{Bar, Quote, Trade};
 use engine::strategy::{Ctx, Strategy, StrategyFactory};
 use engine::symbols::SymbolTable;
 use feeds::alpaca_feed::{AlpacaFeedConfig, FeedEnd, FeedReport, SharedClock, THREAD_NAME, spawn_alpaca_feed};
@@ -26,6 +26,9 @@ const SEC: i64 = 1_000_000_000;
 const MIN: i64 = 60 * SEC;
 /// 2024-03-01T14:30:00Z.
 const W0: i64 = 1_709_303_400 * SEC;
+const QUOTE: &str = r#"{"T":"q","S":"AAPL","bx":"V","bp":100.10,"bs":2,"ax":"V","ap":100.12,"as":3,"t":"2024-03-01T14:31:00.1Z","c":["R"],"z":"C"}"#;
+const TRADE: &str =
+    r#"{"T":"t","S":"AAPL","i":52983525,"x":"V","p":100.11,"s":100,"t":"2024-03-01T14:31:00.15Z","c":["@"],"z":"C"}"#;
 const KEY: &str = "PKTESTKEY";
 const SECRET: &str = "s3cr3t-never-printed";
 
@@ -121,12 +124,18 @@ fn close_e9(px: i64) -> i64 {
     (px + 1) * 10_000_000
 }
 
-/// Records (symbol, window start, close) of every bar it is given.
+/// Records (symbol, window start, close) of every bar it is given, and counts quotes and trades.
 #[derive(Clone)]
-struct Recorder(Arc<Mutex<Vec<(u32, i64, i64)>>>);
+struct Recorder(Arc<Mutex<Vec<(u32, i64, i64)>>>, Arc<Mutex<(u32, u32)>>);
 impl Strategy for Recorder {
     fn on_bar(&mut self, ctx: &mut Ctx<'_>, b: &Bar) {
         self.0.lock().unwrap().push((ctx.symbol().0, b.ts_event_ns, b.close_px_e9));
+    }
+    fn on_quote(&mut self, _ctx: &mut Ctx<'_>, _q: &Quote) {
+        self.1.lock().unwrap().0 += 1;
+    }
+    fn on_trade(&mut self, _ctx: &mut Ctx<'_>, _t: &Trade) {
+        self.1.lock().unwrap().1 += 1;
     }
 }
 impl StrategyFactory for Recorder {
@@ -175,8 +184,8 @@ fn fake_clock(at: i64) -> (Arc<AtomicI64>, SharedClock) {
     (now, Arc::new(move || n.load(Ordering::Relaxed)))
 }
 
-/// Seen bars (symbol, start, close), the run's output and the feed's report.
-type Outcome = (Vec<(u32, i64, i64)>, RunOutput, FeedReport);
+/// Seen bars (symbol, start, close), quotes and trades seen, the run's output and the feed's report.
+type Outcome = (Vec<(u32, i64, i64)>, (u32, u32), RunOutput, FeedReport);
 
 /// Spawn the feed into an 8-slot ingress and run the pipeline (one shard, a recording strategy)
 /// until the feed thread ends.
@@ -185,15 +194,16 @@ fn run_feed(table: &SymbolTable, cfg: AlpacaFeedConfig, clock: SharedClock, stop
     let handle = spawn_alpaca_feed(cfg, ingress.clone(), SymbolMap::from_table(table), clock, stop).expect("spawn");
     assert_eq!(handle.thread().name(), Some(THREAD_NAME));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let factory = Recorder(seen.clone());
+    let ticks = Arc::new(Mutex::new((0, 0)));
+    let factory = Recorder(seen.clone(), ticks.clone());
     let mut engine_cfg = EngineConfig::default();
     engine_cfg.pipeline.shards = 1; // one shard thread sees every bar in sequence order
     let spec = RunSpec::new(&engine_cfg, table, &factory).ingress(ingress.clone());
     let r = run(spec, UntilFinished(&handle), &mut |_| {}).expect("run");
     let report = handle.join().expect("feed thread");
     assert_eq!(ingress.rejected(), 0, "nothing refused");
-    let seen = seen.lock().unwrap().clone();
-    (seen, r, report)
+    let (seen, ticks) = (seen.lock().unwrap().clone(), *ticks.lock().unwrap());
+    (seen, ticks, r, report)
 }
 
 /// The server's side of a session up to the subscription reply (AAPL bars only).
@@ -237,7 +247,7 @@ fn after_a_reconnect_the_feed_authenticates_and_subscribes_again_and_a_resent_ba
         serve_until_gone(&mut ws);
     });
     // A 30 s grace: nothing is final before the stop drains the gates.
-    let (seen, _, report) = run_feed(&table, feed_cfg(port, SECRET, 30 * SEC), clock, stop);
+    let (seen, _, _, report) = run_feed(&table, feed_cfg(port, SECRET, 30 * SEC), clock, stop);
     server.join().expect("server");
     assert_eq!(seen, [(aapl.0, W0, close_e9(10_000)), (aapl.0, W0 + MIN, close_e9(10_100))]);
     assert_eq!((report.end.clone(), report.reconnects, report.ws.opens), (FeedEnd::Stopped, 1, 2), "{report:?}");
@@ -264,7 +274,7 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
         send(&mut ws, r#"[{"T":"success","msg":"authenticated"}]"#);
         let sub: serde_json::Value = serde_json::from_str(&read_text(&mut ws)).expect("subscribe JSON");
         assert_eq!(sub["action"], "subscribe");
-        for ch in ["bars", "updatedBars"] {
+        for ch in ["bars", "updatedBars", "quotes", "trades"] {
             let mut got: Vec<&str> = sub[ch].as_array().expect(ch).iter().map(|v| v.as_str().unwrap()).collect();
             got.sort_unstable();
             assert_eq!(got, ["AAPL", "MSFT"], "{ch}");
@@ -278,6 +288,8 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
         let frame = [bar("b", "AAPL", W0, 10_000), bar("b", "MSFT", W0, 20_000), bar("b", "AAPL", W0, 10_000)];
         send(&mut ws, &format!("[{}]", frame.join(",")));
         send(&mut ws, &format!("[{}]", bar("u", "AAPL", W0, 10_050)));
+        // A quote and a trade go straight through (no gate).
+        send(&mut ws, &format!("[{QUOTE},{TRADE}]"));
         sync(&mut ws);
 
         // 14:32:00.2: 14:30 is final (released in order, AAPL with the updated values); the
@@ -295,7 +307,9 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
         serve_until_gone(&mut ws);
     });
 
-    let (seen, r, report) = run_feed(&table, feed_cfg(port, SECRET, SEC), clock, stop);
+    let mut cfg = feed_cfg(port, SECRET, SEC);
+    (cfg.quotes, cfg.trades) = (true, true);
+    let (seen, ticks, r, report) = run_feed(&table, cfg, clock, stop);
     server.join().expect("server");
 
     let want = vec![
@@ -308,7 +322,9 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
     assert_eq!(seen, want, "every bar exactly once, in time order, updated");
     assert_eq!(r.bars, want.len() as u64);
     assert_eq!((report.end.clone(), report.pending_at_end), (FeedEnd::Stopped, 0), "{report:?}");
-    assert_eq!(report.pushed, want.len() as u64);
+    assert_eq!(report.pushed, want.len() as u64 + 2, "five bars, a quote and a trade");
+    assert_eq!(ticks, (1, 1), "the strategy saw the quote and the trade");
+    assert_eq!((report.counters.quotes, report.counters.trades), (1, 1));
     let c = report.counters;
     assert_eq!((c.bars, c.updated_bars), (8, 1), "{c:?}");
     assert_eq!((c.new_windows, c.duplicates, c.updated, c.late, c.released), (5, 1, 1, 1, 5), "{c:?}");
