@@ -1,5 +1,6 @@
-//! The Alpaca feed thread end to end: a local plain-websocket server on 127.0.0.1 speaking the
-//! Alpaca stream protocol, the real feed thread, and a real `pipeline::run` fed by its ingress.
+//! The Alpaca feed thread end to end: a local websocket server on 127.0.0.1 (plain, and TLS
+//! with a generated root) speaking the Alpaca stream protocol, the real feed thread, and a real
+//! `pipeline::run` fed by its ingress.
 //!
 //! The feed's clock is a fake one the server thread moves between phases. Each phase ends with
 //! a websocket ping the server waits to see answered: the client reads (and the feed decodes,
@@ -15,6 +16,7 @@ use feeds::alpaca_feed::{AlpacaFeedConfig, FeedEnd, FeedReport, SharedClock, THR
 use feeds::credentials::Secret;
 use feeds::ws::{TlsConfig, WsConfig};
 use feeds::{AlpacaChannels, AlpacaError, GateConfig, SymbolMap, alpaca};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,7 +79,7 @@ impl Drop for StopOnDrop {
 }
 
 /// The next text message from the client (pings are answered by tungstenite).
-fn read_text(ws: &mut Ws) -> String {
+fn read_text<S: Read + Write>(ws: &mut WebSocket<S>) -> String {
     loop {
         match ws.read().expect("read") {
             Message::Text(t) => return t.as_str().to_owned(),
@@ -88,7 +90,7 @@ fn read_text(ws: &mut Ws) -> String {
 }
 
 /// Ping and wait for the pong: the client has read every frame sent before.
-fn sync(ws: &mut Ws) {
+fn sync<S: Read + Write>(ws: &mut WebSocket<S>) {
     ws.send(Message::Ping(vec![42].into())).expect("ping");
     loop {
         if let Message::Pong(_) = ws.read().expect("read") {
@@ -97,12 +99,12 @@ fn sync(ws: &mut Ws) {
     }
 }
 
-fn send(ws: &mut Ws, text: &str) {
+fn send<S: Read + Write>(ws: &mut WebSocket<S>, text: &str) {
     ws.send(Message::text(text)).expect("send");
 }
 
 /// Read until the client goes away (or 5 s pass).
-fn serve_until_gone(ws: &mut Ws) {
+fn serve_until_gone<S: Read + Write>(ws: &mut WebSocket<S>) {
     while ws.read().is_ok() {}
 }
 
@@ -207,7 +209,7 @@ fn run_feed(table: &SymbolTable, cfg: AlpacaFeedConfig, clock: SharedClock, stop
 }
 
 /// The server's side of a session up to the subscription reply (AAPL bars only).
-fn open_session(ws: &mut Ws) {
+fn open_session<S: Read + Write>(ws: &mut WebSocket<S>) {
     send(ws, r#"[{"T":"success","msg":"connected"}]"#);
     assert_eq!(read_text(ws), alpaca::auth_message(KEY, SECRET));
     send(ws, r#"[{"T":"success","msg":"authenticated"}]"#);
@@ -373,4 +375,54 @@ fn wrong_credentials_end_the_feed_with_the_typed_error_and_push_nothing() {
     assert_eq!(report.reconnects, 0, "402 is fatal: no retry");
     let debug = format!("{report:?}");
     assert!(!debug.contains(bad_secret) && !debug.contains(KEY), "{debug}");
+}
+
+/// A self-signed certificate for 127.0.0.1: its PEM (the client's extra root) and a rustls
+/// server config (ring) serving it.
+fn cert() -> (String, Arc<rustls::ServerConfig>) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("rcgen");
+    let der: CertificateDer<'static> = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .expect("server cert");
+    (ck.cert.pem(), Arc::new(cfg))
+}
+
+#[test]
+fn the_feed_speaks_tls_to_a_local_exchange_with_its_generated_root() {
+    let (pem, server_cfg) = cert();
+    let (listener, port) = listener();
+    let mut table = SymbolTable::new();
+    let aapl = table.intern("AAPL").unwrap();
+    let (now, clock) = fake_clock(W0 + MIN + SEC / 5);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (srv_now, srv_stop) = (now.clone(), stop.clone());
+    let server = thread::spawn(move || {
+        let _stop = StopOnDrop(srv_stop.clone());
+        let (tcp, _) = listener.accept().expect("accept");
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let tls = rustls::StreamOwned::new(rustls::ServerConnection::new(server_cfg).expect("tls"), tcp);
+        let mut ws = tungstenite::accept(tls).expect("server handshake");
+        open_session(&mut ws);
+        send(&mut ws, &format!("[{}]", bar("b", "AAPL", W0, 10_000)));
+        sync(&mut ws);
+        // 14:31:01.2: the 14:30 window is final, released by the loop's flush.
+        srv_now.store(W0 + MIN + SEC + SEC / 5, Ordering::Relaxed);
+        send(&mut ws, &format!("[{}]", bar("b", "AAPL", W0 + MIN, 10_100)));
+        sync(&mut ws);
+        srv_stop.store(true, Ordering::Relaxed);
+        serve_until_gone(&mut ws);
+    });
+    let mut cfg = feed_cfg(port, SECRET, SEC);
+    cfg.url = format!("wss://127.0.0.1:{port}/v2/iex");
+    cfg.tls = TlsConfig::with_extra_root_pem(pem);
+    let (seen, _, _, report) = run_feed(&table, cfg, clock, stop);
+    server.join().expect("server");
+    assert_eq!(seen, [(aapl.0, W0, close_e9(10_000)), (aapl.0, W0 + MIN, close_e9(10_100))]);
+    assert_eq!((report.end.clone(), report.ws.opens, report.pushed), (FeedEnd::Stopped, 1, 2), "{report:?}");
 }
