@@ -297,20 +297,22 @@ fn control(ty: Ty, m: &Msg<'_>, c: &mut FeedCounters) -> Result<FeedMsg, Reject>
 
 // ---- REST history -------------------------------------------------------------------------
 
+/// One bar of a REST history page, its fields kept as raw JSON text (Alpaca's `bars` and
+/// Polygon's `results` share the shape; only `t` is written differently).
 #[derive(Deserialize)]
-struct RestBar<'a> {
+pub(crate) struct RestBar<'a> {
     #[serde(borrow)]
-    t: RawJson<'a>,
+    pub(crate) t: RawJson<'a>,
     #[serde(borrow)]
-    o: RawJson<'a>,
+    pub(crate) o: RawJson<'a>,
     #[serde(borrow)]
-    h: RawJson<'a>,
+    pub(crate) h: RawJson<'a>,
     #[serde(borrow)]
-    l: RawJson<'a>,
+    pub(crate) l: RawJson<'a>,
     #[serde(borrow)]
-    c: RawJson<'a>,
+    pub(crate) c: RawJson<'a>,
     #[serde(borrow)]
-    v: RawJson<'a>,
+    pub(crate) v: RawJson<'a>,
 }
 
 #[derive(Deserialize)]

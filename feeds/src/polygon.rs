@@ -1,10 +1,10 @@
 //! Polygon/Massive stocks: the websocket's status messages and `A`/`AM` aggregates, the aggregates
 //! REST pages (warm start), and the client's auth/subscribe messages. See PROTOCOLS.md 2.1 and 2.2.
 
-use crate::alpaca::{HistBar, HistoryPage, RestError, malformed};
+use crate::alpaca::{HistBar, HistoryPage, RestBar, RestError, malformed};
 use crate::counters::FeedCounters;
 use crate::msg::{BarKind, BarUpdate, Control, FeedMsg, Reject, RejectKind};
-use crate::raw::{self, Raw, RawJson, txt};
+use crate::raw::{self, Raw, txt};
 use crate::scan::{Fields, Malformed, key_code, put};
 use crate::symbols::SymbolMap;
 use engine::records::{Bar, Interval, pack_name};
@@ -147,29 +147,13 @@ fn aggregate(ty: &'static str, m: &Msg<'_>, ts_recv_ns: i64, symbols: &SymbolMap
 // ---- REST ---------------------------------------------------------------------------------
 
 #[derive(Deserialize)]
-struct AggBar<'a> {
-    #[serde(borrow)]
-    t: RawJson<'a>,
-    #[serde(borrow)]
-    o: RawJson<'a>,
-    #[serde(borrow)]
-    h: RawJson<'a>,
-    #[serde(borrow)]
-    l: RawJson<'a>,
-    #[serde(borrow)]
-    c: RawJson<'a>,
-    #[serde(borrow)]
-    v: RawJson<'a>,
-}
-
-#[derive(Deserialize)]
 struct AggsPage<'a> {
     ticker: Option<String>,
     status: Option<String>,
     error: Option<String>,
     message: Option<String>,
     #[serde(borrow, default)]
-    results: Option<Vec<AggBar<'a>>>,
+    results: Option<Vec<RestBar<'a>>>,
     next_url: Option<String>,
 }
 
