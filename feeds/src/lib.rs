@@ -63,6 +63,7 @@ pub mod alpaca_feed;
 mod counters;
 pub mod credentials;
 pub mod gate;
+pub mod history;
 mod msg;
 pub mod num;
 pub mod polygon;
@@ -74,6 +75,7 @@ pub mod ws;
 
 pub use alpaca::{HistBar, HistoryPage, RestError};
 pub use counters::FeedCounters;
+pub use history::{History, HistoryError};
 pub use gate::{BarGate, BarGates, GateConfig, Offer, ReleasedBar};
 pub use msg::{AlpacaChannels, AlpacaError, BarKind, BarUpdate, Control, ErrorAction, FeedMsg, Reject, RejectKind};
 pub use symbols::SymbolMap;
