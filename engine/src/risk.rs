@@ -67,6 +67,9 @@ pub struct RiskConfig {
     /// Offset from UTC used to cut trading days, seconds (default -5 h: New York standard time;
     /// any offset that puts midnight outside trading hours gives the same days).
     pub day_utc_offset_s: i64,
+    /// At the end of the input (the end of a backtest, Ctrl-C in a paper run) working orders are
+    /// always canceled; positions are closed too when true (the default), left open when false.
+    pub flatten_at_end: bool,
 }
 
 impl Default for RiskConfig {
@@ -79,6 +82,7 @@ impl Default for RiskConfig {
             max_daily_loss_usd: 0,
             one_active_trade: false,
             day_utc_offset_s: -5 * 3600,
+            flatten_at_end: true,
         }
     }
 }
@@ -134,6 +138,11 @@ pub struct Risk {
 pub type Decision = Result<(), Reason>;
 
 impl Risk {
+    /// The limits this risk checks.
+    pub fn config(&self) -> &RiskConfig {
+        &self.cfg
+    }
+
     /// A fresh portfolio for `n_symbols` symbols (it grows with [`Risk::ensure_symbols`]).
     pub fn new(cfg: RiskConfig, n_symbols: usize) -> Self {
         let rate_cap = cfg.max_orders_per_sec as usize;

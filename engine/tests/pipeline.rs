@@ -166,6 +166,41 @@ fn hand_checked_small_case() {
     assert_eq!(filled, vec![100, 100, 50, 50, 10, 10]);
 }
 
+#[test]
+fn without_flatten_at_end_positions_stay_open_and_working_orders_are_canceled() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let bars = [bar(0, 10, 11, 9, 10), bar(1, 12, 13, 11, 12), bar(2, 12, 13, 11, 12)];
+    write_bar_file(&data.join("T.1m.rtb"), "T", 60, &bars).unwrap();
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = Script {
+        // A market buy (fills at bar 1's open), then a take-profit far away that never fills.
+        orders: vec![(0, OrderRequest::market(Side::Buy, 100)), (1, OrderRequest::limit(Side::Sell, 100, 50 * D))],
+        n: 0,
+        reports: reports.clone(),
+    };
+    let mut base = EngineConfig::default();
+    base.risk.flatten_at_end = false;
+    for (name, cfg) in topologies(&base) {
+        reports.lock().unwrap().clear();
+        let out = d.path().join(&name);
+        let r = run_dir(&data, Some(&out), &cfg, &ScriptFactory(script.clone()));
+        assert_eq!(
+            fills(&out),
+            vec!["2024-01-02T14:31:00Z,T,buy,100,12.00,0.50,T-1,none,100,0.00"],
+            "{name}: no close-out"
+        );
+        assert_eq!(r.positions.symbols[0].closeouts, 0, "{name}");
+        let seen = reports.lock().unwrap().clone();
+        assert_eq!(
+            seen.iter().filter(|(k, _)| *k == ExecKind::Canceled).count(),
+            1,
+            "{name}: the take-profit was canceled"
+        );
+    }
+}
+
 /// A busy strategy for determinism checks: trades on price patterns with all order types.
 #[derive(Clone, Default)]
 struct Busy {

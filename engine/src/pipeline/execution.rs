@@ -107,10 +107,10 @@ impl Execution {
         true
     }
 
-    /// End of data: cancel every live order and close every position, symbol by symbol in id
-    /// order (a simulated venue fills close-outs at the last price; a broker gets market orders).
-    /// `next_id` numbers the close-out orders.
-    pub fn end_of_data(&mut self, ts: i64, next_id: &mut impl FnMut() -> OrderId) {
+    /// End of data: cancel every live order and, when `flatten`, close every position, symbol by
+    /// symbol in id order (a simulated venue fills close-outs at the last price; a broker gets
+    /// market orders). `next_id` numbers the close-out orders.
+    pub fn end_of_data(&mut self, ts: i64, flatten: bool, next_id: &mut impl FnMut() -> OrderId) {
         let mut live: Vec<(SymbolId, OrderId)> =
             self.orders.values().map(|t| (t.order.symbol, t.order.order_id)).collect();
         live.sort_unstable();
@@ -122,7 +122,7 @@ impl Execution {
                 k += 1;
             }
             let p = self.pos[s];
-            if p != 0 {
+            if flatten && p != 0 {
                 let order = Order {
                     order_id: next_id(),
                     symbol: sym,

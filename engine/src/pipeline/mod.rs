@@ -46,7 +46,7 @@ pub mod wait;
 pub use counters::{CounterSnapshot, Counters};
 pub use journal_writer::FILLS_HEADER;
 pub use sequencer::{Clock, Ingress, IngressFull};
-pub use source::{BarReplay, Next, Script, Source};
+pub use source::{BarReplay, Live, Next, Script, Source};
 
 use crate::records::{Reason, SymbolId};
 use crate::risk::Risk;

@@ -205,7 +205,8 @@ impl<'a> RiskStage<'a> {
             }
             Some(ControlKind::EndOfData) => {
                 let risk = &mut self.risk;
-                self.exec.end_of_data(c.ts_event_ns, &mut || risk.own_order_id());
+                let flatten = risk.config().flatten_at_end;
+                self.exec.end_of_data(c.ts_event_ns, flatten, &mut || risk.own_order_id());
                 if !self.exec.out.is_empty() {
                     self.apply_out(seq, true, link);
                 }

@@ -117,6 +117,28 @@ impl Source for Script {
     }
 }
 
+/// The primary source of a live run: nothing of its own (live inputs come through the
+/// [`super::Ingress`]) until `done` is set, then the end. Set `done` once every thread that
+/// pushes into the ingress has finished: the sequencer drains the ingress before it ends, so
+/// nothing pushed is lost.
+#[derive(Debug, Clone, Copy)]
+pub struct Live<'a> {
+    done: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Live<'a> {
+    /// Idle until `done` is set.
+    pub fn until(done: &'a std::sync::atomic::AtomicBool) -> Self {
+        Live { done }
+    }
+}
+
+impl Source for Live<'_> {
+    fn next(&mut self) -> Next {
+        if self.done.load(std::sync::atomic::Ordering::Acquire) { Next::End } else { Next::Idle }
+    }
+}
+
 /// A stream of bars as consumers resolve [`EventKind::BarRefs`] slots.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StreamRef<'a> {
