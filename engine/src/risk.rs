@@ -70,6 +70,10 @@ pub struct RiskConfig {
     /// At the end of the input (the end of a backtest, Ctrl-C in a paper run) working orders are
     /// always canceled; positions are closed too when true (the default), left open when false.
     pub flatten_at_end: bool,
+    /// Refuse orders (`warm_up`) for a symbol until its feed says its warm-start history is
+    /// over (a `LiveStart` control event): strategies seed indicators on history but never trade
+    /// on it. Paper and live runs turn it on; backtests leave it off.
+    pub warmup_gate: bool,
 }
 
 impl Default for RiskConfig {
@@ -83,6 +87,7 @@ impl Default for RiskConfig {
             one_active_trade: false,
             day_utc_offset_s: -5 * 3600,
             flatten_at_end: true,
+            warmup_gate: false,
         }
     }
 }
@@ -100,6 +105,8 @@ struct Sym {
     open_entries: u32,
     active: bool,
     removing: bool,
+    /// `LiveStart` seen (only consulted with `warmup_gate`).
+    live: bool,
 }
 
 /// The portfolio as risk sees it, and the checks.
@@ -189,6 +196,13 @@ impl Risk {
         let id = OrderId::for_risk(self.next_risk_order);
         self.next_risk_order += 1;
         id
+    }
+
+    /// The symbol's warm start is over: orders may pass (see [`RiskConfig::warmup_gate`]).
+    pub fn set_live(&mut self, s: SymbolId) {
+        if let Some(sym) = self.syms.get_mut(s.0 as usize) {
+            sym.live = true;
+        }
     }
 
     /// Mark a symbol as leaving the universe (only reduce-only orders pass) or not.
@@ -456,6 +470,9 @@ impl Risk {
             return Err(Reason::InvalidOrder);
         }
         let sym = &self.syms[i];
+        if self.cfg.warmup_gate && !sym.live {
+            return Err(Reason::WarmUp);
+        }
         let reduce = o.reduce_only != 0;
         if reduce {
             // It must reduce the position net of the exits already working (risk's own included).

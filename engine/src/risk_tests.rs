@@ -681,3 +681,17 @@ fn a_symbol_being_removed_takes_only_reduce_only_orders() {
     assert_eq!(r.check(&buy(0, 5, 1), T0), Ok(()));
     assert_eq!(reject_counts(&r), vec![(Reason::SymbolRemoving, 2)]);
 }
+
+#[test]
+fn with_the_warmup_gate_a_symbol_trades_only_after_its_live_start() {
+    let mut r = risk(RiskConfig { warmup_gate: true, ..Default::default() });
+    bar_close(&mut r, 0, T0, 10 * D);
+    assert_eq!(r.check(&buy(0, 1, 10), T0), Err(Reason::WarmUp), "history seeds indicators, never trades");
+    r.set_live(SymbolId(0));
+    assert_eq!(r.check(&buy(0, 2, 10), T0), Ok(()));
+    assert_eq!(r.check(&buy(1, 1, 10), T0), Err(Reason::WarmUp), "each symbol goes live on its own");
+    assert_eq!(reject_counts(&r), vec![(Reason::WarmUp, 2)]);
+    let mut off = risk(RiskConfig::default());
+    bar_close(&mut off, 0, T0, 10 * D);
+    assert_eq!(off.check(&buy(0, 1, 10), T0), Ok(()), "backtests have no gate");
+}

@@ -206,6 +206,7 @@ pub fn control_name(k: ControlKind) -> &'static str {
         ControlKind::SessionStart => "session_start",
         ControlKind::AddSymbol => "add_symbol",
         ControlKind::RemoveSymbol => "remove_symbol",
+        ControlKind::LiveStart => "live_start",
     }
 }
 

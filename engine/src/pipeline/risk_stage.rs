@@ -217,7 +217,8 @@ impl<'a> RiskStage<'a> {
                 self.risk.finish();
                 return true;
             }
-            Some(ControlKind::SessionStart) => {}
+            Some(ControlKind::LiveStart) if self.member(s) == Member::Active => self.risk.set_live(s),
+            Some(ControlKind::SessionStart | ControlKind::LiveStart) => {}
             None => {
                 self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
             }

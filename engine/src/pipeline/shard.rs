@@ -207,7 +207,7 @@ impl<'a> Shard<'a> {
                         self.deliver_all(seq, link);
                         return true;
                     }
-                    Some(ControlKind::SessionStart) | None => {}
+                    Some(ControlKind::SessionStart | ControlKind::LiveStart) | None => {}
                 }
             }
             Some(EventKind::Bar | EventKind::BarRefs) => {}

@@ -138,6 +138,9 @@ checked_enum! {
         SymbolRemoving = 11,
         /// The venue refused the order or the cancel.
         VenueRejected = 12,
+        /// The symbol is still warming up on history (`risk.warmup_gate`): no orders until its
+        /// `LiveStart`.
+        WarmUp = 13,
     }
 }
 
@@ -158,10 +161,11 @@ impl Reason {
             Reason::SymbolFaulted => "symbol_faulted",
             Reason::SymbolRemoving => "symbol_removing",
             Reason::VenueRejected => "venue_rejected",
+            Reason::WarmUp => "warm_up",
         }
     }
     /// All reasons, for counters.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::None,
         Reason::MaxPosition,
         Reason::MaxGrossNotional,
@@ -175,6 +179,7 @@ impl Reason {
         Reason::SymbolFaulted,
         Reason::SymbolRemoving,
         Reason::VenueRejected,
+        Reason::WarmUp,
     ];
 }
 
@@ -193,6 +198,9 @@ checked_enum! {
         AddSymbol = 4,
         /// Remove the event's symbol; `args[0]` is the [`RemovalPolicy`].
         RemoveSymbol = 5,
+        /// The event's symbol has had its warm-start history: what follows is live (a feed sends
+        /// it after the history it pushed; with `risk.warmup_gate`, orders wait for it).
+        LiveStart = 6,
     }
 }
 
