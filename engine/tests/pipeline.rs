@@ -55,6 +55,8 @@ impl StrategyFactory for ScriptFactory {
     }
 }
 
+use std::sync::atomic::Ordering::Relaxed;
+
 fn run_dir(data: &Path, out: Option<&Path>, cfg: &EngineConfig, f: &dyn StrategyFactory) -> RunOutput {
     run_mode(data, out, cfg, f, true)
 }
@@ -73,7 +75,21 @@ fn run_mode(
         spec = spec.out_dir(out);
     }
     let source = if zero_copy { BarReplay::zero_copy(set.merged()) } else { BarReplay::new(set.merged()) };
-    let r = run(spec, source, &mut |_| {}).unwrap();
+    let mut gauges = (0, 0, 0);
+    let r = run(spec, source, &mut |c| {
+        let g = &c.gauges;
+        gauges = (g.fills.load(Relaxed), g.orders.load(Relaxed), g.realized_pnl_e9.load(Relaxed));
+    })
+    .unwrap();
+    // The live gauges a status line shows end where the run's output does.
+    let realized: i128 = r.positions.symbols.iter().map(|b| b.realized_pnl_e9).sum();
+    assert_eq!((gauges.0, gauges.2), (r.positions.totals().0, realized as i64), "gauges: fills, realized PnL");
+    // Orders count risk's own flattening orders too (placed only after a daily-loss halt).
+    if r.halts == 0 {
+        assert_eq!(gauges.1, r.accepted, "gauges: orders");
+    } else {
+        assert!(gauges.1 > r.accepted, "gauges: orders and risk's flattening orders");
+    }
     let want = if cfg.pipeline.topology == Topology::Threads { Topology::Threads } else { Topology::Inline };
     assert_eq!(r.topology, want, "auto picks inline for a replay");
     r

@@ -1,7 +1,18 @@
 //! Run counters: updated by stages on rare events (the hot path keeps its own locals), read by
 //! the monitor while the run goes and copied into the run's output at the end.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Live values a status line shows while a run goes (the recorder updates them).
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Realized PnL of the whole run after commissions, 1e-9 USD.
+    pub realized_pnl_e9: AtomicI64,
+    /// Fills recorded.
+    pub fills: AtomicU64,
+    /// Orders risk accepted (strategies' and risk's own).
+    pub orders: AtomicU64,
+}
 
 macro_rules! counters {
     ($($(#[$m:meta])* $name:ident),+ $(,)?) => {
@@ -9,6 +20,8 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct Counters {
             $($(#[$m])* pub $name: AtomicU64,)+
+            /// Values that go up and down (for a live status line; not in the snapshot).
+            pub gauges: Gauges,
         }
 
         /// A plain copy of [`Counters`].

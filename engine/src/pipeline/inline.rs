@@ -49,7 +49,7 @@ pub(crate) trait FlowSink {
     fn flow(&mut self, f: Flow) -> Result<(), PipelineError>;
 }
 
-impl FlowSink for &mut Recorder {
+impl FlowSink for &mut Recorder<'_> {
     #[inline]
     fn flow(&mut self, f: Flow) -> Result<(), PipelineError> {
         self.on_flow(&f)
@@ -133,7 +133,7 @@ pub(crate) fn run<S: Source>(
     streams: &[StreamRef<'_>],
     shard: Shard<'_>,
     risk: &mut RiskStage<'_>,
-    rec: &mut Recorder,
+    rec: &mut Recorder<'_>,
     counters: &Counters,
     monitor: &mut dyn FnMut(&Counters),
     watchdog: Option<(&OnStuck<'_>, u64)>,
@@ -178,7 +178,7 @@ fn run_loop<S: Source>(
     streams: &[StreamRef<'_>],
     shard: Shard<'_>,
     risk: &mut RiskStage<'_>,
-    rec: &mut Recorder,
+    rec: &mut Recorder<'_>,
     counters: &Counters,
     monitor: &mut dyn FnMut(&Counters),
     stage: &AtomicU8,

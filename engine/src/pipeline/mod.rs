@@ -43,7 +43,7 @@ mod source;
 mod threads;
 pub mod wait;
 
-pub use counters::{CounterSnapshot, Counters};
+pub use counters::{CounterSnapshot, Counters, Gauges};
 pub use journal_writer::FILLS_HEADER;
 pub use sequencer::{Clock, Ingress, IngressFull};
 pub use source::{BarReplay, Live, Next, Script, Source};
@@ -312,7 +312,7 @@ pub fn run<S: Source>(
         Some(dir) => Some(journal_writer::JournalWriter::create(dir)?),
         None => None,
     };
-    let mut rec = recorder::Recorder::new(names, journal);
+    let mut rec = recorder::Recorder::new(names, journal, &counters.gauges);
     let mut seqr =
         sequencer::Sequencer::new(source, spec.sources, spec.ingress, spec.stop, spec.clock, cfg.pipeline.timer_ms);
     let risk_flattens = cfg.risk.max_daily_loss_usd > 0;

@@ -3,28 +3,45 @@
 //! observes: nothing it does feeds back into decisions.
 
 use super::PipelineError;
+use super::counters::Gauges;
 use super::journal_writer::JournalWriter;
 use super::messages::{Flow, FlowBody};
-use crate::records::{Lifecycle, unpack_name};
+use crate::records::{ExecKind, Lifecycle, Reason, unpack_name};
 use crate::stats::Positions;
+use std::sync::atomic::Ordering;
 
-pub(crate) struct Recorder {
+pub(crate) struct Recorder<'c> {
     pub positions: Positions,
+    gauges: &'c Gauges,
     journal: Option<JournalWriter>,
     names: Vec<String>,
     /// Journal records written (or that would have been, without a journal).
     pub records: u64,
 }
 
-impl Recorder {
-    pub fn new(names: &[String], journal: Option<JournalWriter>) -> Self {
-        Recorder { positions: Positions::new(names.len()), journal, names: names.to_vec(), records: 0 }
+impl<'c> Recorder<'c> {
+    pub fn new(names: &[String], journal: Option<JournalWriter>, gauges: &'c Gauges) -> Self {
+        Recorder { positions: Positions::new(names.len()), gauges, journal, names: names.to_vec(), records: 0 }
     }
 
     #[inline]
     pub fn on_flow(&mut self, f: &Flow) -> Result<(), PipelineError> {
         match &f.body {
-            FlowBody::Report(r) => self.positions.on_report(r),
+            FlowBody::Report(r) => {
+                let fill = matches!(ExecKind::from_raw(r.kind), Some(ExecKind::Filled | ExecKind::PartiallyFilled));
+                let i = r.symbol.0 as usize;
+                let before = self.positions.symbols.get(i).map_or(0, |b| b.realized_pnl_e9);
+                self.positions.on_report(r);
+                if fill {
+                    let after = self.positions.symbols.get(i).map_or(0, |b| b.realized_pnl_e9);
+                    let delta = i64::try_from(after - before).unwrap_or(0);
+                    self.gauges.fills.fetch_add(1, Ordering::Relaxed);
+                    self.gauges.realized_pnl_e9.fetch_add(delta, Ordering::Relaxed);
+                }
+            }
+            FlowBody::Decision { reason: Reason::None, .. } => {
+                self.gauges.orders.fetch_add(1, Ordering::Relaxed);
+            }
             FlowBody::Lifecycle { symbol, step: Lifecycle::Added, name, .. } => {
                 let i = symbol.0 as usize;
                 if self.names.len() <= i {

@@ -215,7 +215,7 @@ pub(crate) fn run<S: Source>(
     streams: &[StreamRef<'_>],
     shards: Vec<Shard<'_>>,
     risk: &mut RiskStage<'_>,
-    rec: &mut Recorder,
+    rec: &mut Recorder<'_>,
     counters: &Counters,
     monitor: &mut dyn FnMut(&Counters),
     on_stuck: Option<&(dyn Fn(&PipelineError) + Sync)>,
