@@ -69,14 +69,15 @@ pub mod num;
 pub mod polygon;
 mod raw;
 pub mod replay;
+pub mod rest;
 mod scan;
 mod symbols;
 pub mod ws;
 
 pub use alpaca::{HistBar, HistoryPage, RestError};
 pub use counters::FeedCounters;
-pub use history::{History, HistoryError};
 pub use gate::{BarGate, BarGates, GateConfig, Offer, ReleasedBar};
+pub use history::{History, HistoryError};
 pub use msg::{AlpacaChannels, AlpacaError, BarKind, BarUpdate, Control, ErrorAction, FeedMsg, Reject, RejectKind};
 pub use symbols::SymbolMap;
 
