@@ -143,9 +143,9 @@ impl History for AlpacaHistory {
                 };
                 let headers: [Header<'_>; 2] =
                     [("APCA-API-KEY-ID", self.key_id.expose()), ("APCA-API-SECRET-KEY", self.secret_key.expose())];
-                let body = self.rest.get(&url, &headers)?;
+                let body = self.rest.get(&url, &headers, &[])?;
                 let page = alpaca::decode_bars_page(&body, interval, map, counters)
-                    .map_err(|e| HistoryError::Payload(scrub(e.to_string(), &headers)))?;
+                    .map_err(|e| HistoryError::Payload(scrub(e.to_string(), headers.iter().map(|h| h.1))))?;
                 self.rest.count_page();
                 pages += 1;
                 keep_window(page.bars, from_ns, to_ns, &mut out);

@@ -292,8 +292,9 @@ impl RestClient {
     }
 
     /// GET `url` with `headers` and return the body of a 2xx response, retrying as the
-    /// [module docs](self) say. Every header value is scrubbed from error texts.
-    pub fn get(&mut self, url: &str, headers: &[Header<'_>]) -> Result<Vec<u8>, HistoryError> {
+    /// [module docs](self) say. Every header value and every string of `secrets` is replaced
+    /// by `***` in error texts (in case a server echoes a credential back).
+    pub fn get(&mut self, url: &str, headers: &[Header<'_>], secrets: &[&str]) -> Result<Vec<u8>, HistoryError> {
         let max = self.cfg.max_attempts.max(1);
         self.backoff.reset();
         let mut attempt = 0u32;
@@ -303,7 +304,7 @@ impl RestClient {
                 self.counters.retries += 1;
             }
             self.counters.requests += 1;
-            let (err, delay) = match self.once(url, headers) {
+            let (err, delay) = match self.once(url, headers, secrets) {
                 Ok(body) => return Ok(body),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::RateLimited { retry_after }) => {
@@ -328,8 +329,8 @@ impl RestClient {
     }
 
     /// One request and its classification.
-    fn once(&mut self, url: &str, headers: &[Header<'_>]) -> Result<Vec<u8>, Failure> {
-        let scrub = |s: String| scrub(s, headers);
+    fn once(&mut self, url: &str, headers: &[Header<'_>], secrets: &[&str]) -> Result<Vec<u8>, Failure> {
+        let scrub = |s: String| scrub(scrub(s, headers.iter().map(|h| h.1)), secrets.iter().copied());
         let mut req = self.agent.get(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -402,9 +403,9 @@ fn transport(e: ureq::Error, scrub: &impl Fn(String) -> String) -> Failure {
     }
 }
 
-/// Replace every header value (the credentials) in `s` by `***`.
-pub(crate) fn scrub(mut s: String, headers: &[Header<'_>]) -> String {
-    for (_, v) in headers {
+/// Replace every one of `secrets` in `s` by `***`.
+pub(crate) fn scrub<'a>(mut s: String, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    for v in secrets {
         if !v.is_empty() && s.contains(v) {
             s = s.replace(v, "***");
         }

@@ -85,9 +85,9 @@ impl PolygonHistory {
         let mut prev: Option<String> = None;
         let mut pages = 0u32;
         loop {
-            let body = self.rest.get(&url, &headers)?;
+            let body = self.rest.get(&url, &headers, &[self.api_key.expose()])?;
             let page = polygon::decode_aggs_page(&body, interval, map, counters)
-                .map_err(|e| HistoryError::Payload(scrub(e.to_string(), &headers)))?;
+                .map_err(|e| HistoryError::Payload(scrub(e.to_string(), [bearer.as_str(), self.api_key.expose()])))?;
             self.rest.count_page();
             pages += 1;
             keep_window(page.bars, from_ns, to_ns, out);
