@@ -21,7 +21,7 @@
 //! would never be used for it anyway.
 //!
 //! **Retries** ([`RestClient::get`]): HTTP 429 waits `Retry-After` seconds when the server sends
-//! them (capped at [`RestConfig::retry_after_cap`]), else an exponential backoff with seeded
+//! them (capped at [`RestConfig::retry_after_cap`]; the HTTP-date form is not read), else an exponential backoff with seeded
 //! jitter ([`crate::ws::Backoff`]), and gives up with [`HistoryError::RateLimited`] after
 //! [`RestConfig::max_attempts`] requests. 5xx statuses and transport failures (connect, reset,
 //! timeout, a body cut short) are retried with the same backoff, then reported as
@@ -29,6 +29,12 @@
 //! once; any other status is [`HistoryError::Status`] with the first
 //! [`STATUS_BODY_BYTES`] bytes of the body. Redirects are not followed (a 3xx is a `Status`
 //! error): credentials are sent to the configured origin only.
+//!
+//! **Symbols.** Requested symbols the [`SymbolMap`] does not know are never requested: each is
+//! refused and counted once (an `UnknownSymbol` rejection with `msg_type` `"request"`, also
+//! counted in `messages`). Bars a page carries for an unknown symbol are refused one by one by
+//! the decoders. Bars outside `[from_ns, to_ns)` are dropped silently (providers' ranges are
+//! inclusive at the end; see each client for how the window is sent).
 //!
 //! **Secrets.** Keys travel in request headers only, never in a URL. Errors never contain them
 //! (every header value is also scrubbed from error text, in case a server echoes it), and the
@@ -491,8 +497,8 @@ pub(crate) fn keep_window(bars: Vec<HistBar>, from_ns: i64, to_ns: i64, out: &mu
     out.extend(bars.into_iter().filter(|h| (from_ns..to_ns).contains(&h.bar.ts_event_ns)));
 }
 
-/// Bars and paging of one request chain, shared by both providers: follow `next` until `None`,
-/// refusing a chain that repeats a token or runs past `max_pages`.
+/// Paging guard shared by both providers (they follow `next` until `None`): refuse a chain that
+/// repeats the previous token or URL, or that runs past `max_pages`.
 pub(crate) fn check_next(
     next: &Option<String>,
     prev: &Option<String>,
