@@ -3,7 +3,8 @@
 //!
 //! **Contract.** A client runs on a feed's own thread (warm start before the stream, gap backfill
 //! after a reconnect) and blocks it while it waits; it never runs on a hot-path thread. It opens
-//! its own connections (kept alive between pages), spawns no thread and reads no clock of ours
+//! its own connections (kept alive between pages), spawns no thread (no lookup timeout is set,
+//! so ureq resolves names on the calling thread) and reads no clock of ours
 //! (retry delays are slept through an injectable sleep, [`RestClient::with_sleep`]).
 //!
 //! **Why ureq.** ureq 3 is a well-kept, widely used blocking HTTP/1.1 client: no async runtime
@@ -84,12 +85,14 @@ pub struct RestConfig {
     pub base_url: String,
     /// How to secure the connection (see the [module docs](self)).
     pub tls: TlsConfig,
-    /// TCP connect (and DNS) timeout.
+    /// TCP connect timeout. Name lookup is left to the system resolver and its own timeouts
+    /// (a ureq lookup timeout would spawn a thread per lookup).
     pub connect_timeout: Duration,
-    /// Longest wait for any single read (headers, TLS handshake, body).
+    /// Longest wait for any single read (TLS handshake, headers, body).
     pub read_timeout: Duration,
-    /// Longest a whole request may take, body included.
-    pub request_timeout: Duration,
+    /// Longest wait for the response head after the request was sent, and separately for the
+    /// whole body to arrive.
+    pub response_timeout: Duration,
     /// Requests per page at most (the first try included), for 429, 5xx and transport failures.
     pub max_attempts: u32,
     /// First retry delay (before jitter).
@@ -107,7 +110,7 @@ pub struct RestConfig {
 }
 
 impl RestConfig {
-    /// Defaults for a base URL: 10 s connect, 30 s per read, 120 s per request, 5 attempts,
+    /// Defaults for a base URL: 10 s connect, 30 s per read, 120 s for the response head and for the body, 5 attempts,
     /// backoff 0.5 s doubling to 30 s, `Retry-After` up to 60 s, 64 MiB bodies, 10 000 pages.
     pub fn new(base_url: impl Into<String>, tls: TlsConfig) -> Self {
         RestConfig {
@@ -115,7 +118,7 @@ impl RestConfig {
             tls,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(120),
+            response_timeout: Duration::from_secs(120),
             max_attempts: 5,
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
@@ -245,10 +248,10 @@ impl RestClient {
             .proxy(None)
             .max_redirects(0)
             .user_agent(concat!("ringtape/", env!("CARGO_PKG_VERSION")))
-            .timeout_resolve(Some(cfg.connect_timeout))
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_per_read(Some(cfg.read_timeout))
-            .timeout_per_call(Some(cfg.request_timeout));
+            .timeout_recv_response(Some(cfg.response_timeout))
+            .timeout_recv_body(Some(cfg.response_timeout));
         if let Some(tls) = tls {
             builder = builder.tls_config(tls);
         }

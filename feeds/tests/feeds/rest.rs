@@ -374,7 +374,7 @@ fn cfg(base: String, tls: TlsConfig) -> RestConfig {
     RestConfig {
         connect_timeout: Duration::from_secs(2),
         read_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(5),
         backoff_base: Duration::from_millis(100),
         backoff_cap: Duration::from_millis(400),
         ..RestConfig::new(base, tls)
