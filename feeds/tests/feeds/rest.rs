@@ -62,6 +62,8 @@ enum Reply {
         declared: usize,
         body: Vec<u8>,
     },
+    /// This reply, sent only after a pause (taken outside the handler: other connections go on).
+    Late(Duration, Box<Reply>),
 }
 
 impl Reply {
@@ -201,7 +203,11 @@ fn serve_conn(
             log.push(req.clone());
             log.len() - 1
         };
-        let reply = (handler.lock().expect("handler"))(&req, n);
+        let mut reply = (handler.lock().expect("handler"))(&req, n);
+        if let Reply::Late(pause, r) = reply {
+            thread::sleep(pause);
+            reply = *r;
+        }
         match reply {
             Reply::Full { status, headers, body, close } => {
                 let mut out = format!("HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n", reason(status), body.len());
@@ -228,6 +234,7 @@ fn serve_conn(
                 let _ = s.write_all(head.as_bytes()).and_then(|()| s.write_all(&body)).and_then(|()| s.flush());
                 return s.close();
             }
+            Reply::Late(..) => unreachable!("one pause per reply"),
         }
     }
 }
@@ -615,17 +622,22 @@ fn a_429_with_retry_after_then_200_succeeds_and_counts_the_limit() {
     let server = Server::plain(|_, n| match n {
         0 => Reply::json(429, r#"{"message":"too many requests"}"#).header("Retry-After", "7"),
         1 => Reply::json(429, r#"{"message":"too many requests"}"#).header("Retry-After", "3600"),
+        // The HTTP-date form is not read: backoff instead.
+        2 => Reply::json(429, "{}").header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"),
         _ => Reply::ok(alpaca_page(&[("AAPL", &[(t(0), 1)])], None)),
     });
-    let (mut h, delays) = alpaca_client(server.base(), TlsConfig::Plain, 3);
+    let (mut h, delays) = alpaca_client(server.base(), TlsConfig::Plain, 4);
     let m = map(&["AAPL"]);
     let mut c = FeedCounters::default();
     let bars = h.bars(&["AAPL"], Interval::M1, FROM, TO, &m, &mut c).expect("bars after the limit");
     assert_eq!(keys(&bars), vec![(0, t(0), 1)]);
-    // Retry-After honoured in whole seconds, and capped (60 s by default).
-    assert_eq!(*delays.lock().expect("delays"), [Duration::from_secs(7), Duration::from_secs(60)]);
+    // Retry-After honoured in whole seconds, and capped (60 s by default); then the first
+    // backoff step, in [50, 100] ms.
+    let d = delays.lock().expect("delays").clone();
+    assert_eq!(d[..2], [Duration::from_secs(7), Duration::from_secs(60)]);
+    assert!(d.len() == 3 && d[2] >= Duration::from_millis(50) && d[2] <= Duration::from_millis(100), "{d:?}");
     let rc = h.rest_counters();
-    assert_eq!((rc.requests, rc.retries, rc.rate_limited, rc.pages), (3, 2, 2, 1));
+    assert_eq!((rc.requests, rc.retries, rc.rate_limited, rc.pages), (4, 3, 3, 1));
 }
 
 #[test]
@@ -788,6 +800,83 @@ fn a_connection_dropped_mid_body_is_a_transport_error_then_a_retry_recovers() {
     let rc = retrying.rest_counters();
     assert_eq!((rc.requests, rc.retries, rc.pages, rc.bytes), (2, 1, 1, page.len() as u64));
     assert_eq!(delays.lock().expect("delays").len(), 1);
+}
+
+#[test]
+fn a_stalled_response_times_out_then_a_retry_recovers() {
+    let server = Server::plain(|_, n| {
+        let page = Reply::ok(alpaca_page(&[("AAPL", &[(t(0), 1)])], None));
+        // The first reply comes well after the client's 150 ms read timeout.
+        if n == 0 { Reply::Late(Duration::from_millis(1_000), Box::new(page)) } else { page }
+    });
+    let c = RestConfig {
+        read_timeout: Duration::from_millis(150),
+        max_attempts: 2,
+        ..cfg(server.base(), TlsConfig::Plain)
+    };
+    let mut h = AlpacaHistory::new(c, Secret::new(KEY_ID), Secret::new(SECRET), AlpacaFeedName::Sip)
+        .expect("client")
+        .with_sleep(|_| {});
+    let m = map(&["AAPL"]);
+    let mut fc = FeedCounters::default();
+    let bars = h.bars(&["AAPL"], Interval::M1, FROM, TO, &m, &mut fc).expect("recovered after a timeout");
+    assert_eq!(keys(&bars), vec![(0, t(0), 1)]);
+    let rc = h.rest_counters();
+    assert_eq!((rc.requests, rc.retries), (2, 1));
+    assert_eq!(server.requests()[1].q("feed"), Some("sip"));
+}
+
+#[test]
+fn paging_guards_redirects_and_body_limits() {
+    let server = Server::plain(|req, _| match req.q("symbols") {
+        // A server that hands back the same token forever.
+        Some("LOOP") => Reply::ok(alpaca_page(&[("LOOP", &[(t(0), 1)])], Some("same"))),
+        // A redirect (elsewhere on this host): not followed, so the keys go nowhere else.
+        Some("MOVED") => Reply::json(302, "").header("Location", "/v2/stocks/bars?symbols=ELSEWHERE"),
+        _ => Reply::ok(alpaca_page(&[("BIG", &[(t(0), 1), (t(1), 2), (t(2), 3)])], None)),
+    });
+    let m = map(&["LOOP", "MOVED", "BIG"]);
+    let mut c = FeedCounters::default();
+    let (mut h, _) = alpaca_client(server.base(), TlsConfig::Plain, 1);
+    let e = h.bars(&["LOOP"], Interval::M1, FROM, TO, &m, &mut c).expect_err("endless paging");
+    assert!(matches!(&e, HistoryError::Payload(m) if m.contains("repeated")), "{e}");
+    assert_eq!(server.requests().len(), 2);
+
+    let e = h.bars(&["MOVED"], Interval::M1, FROM, TO, &m, &mut c).expect_err("redirect");
+    assert!(matches!(e, HistoryError::Status { status: 302, .. }), "{e:?}");
+    assert_eq!(server.requests().len(), 3, "the redirect was not followed");
+
+    let small = RestConfig { max_body_bytes: 64, max_attempts: 3, ..cfg(server.base(), TlsConfig::Plain) };
+    let mut tiny = AlpacaHistory::new(small, Secret::new(KEY_ID), Secret::new(SECRET), AlpacaFeedName::Iex)
+        .expect("client")
+        .with_sleep(|_| {});
+    let e = tiny.bars(&["BIG"], Interval::M1, FROM, TO, &m, &mut c).expect_err("too big");
+    assert!(matches!(&e, HistoryError::Payload(m) if m.contains("larger than 64 bytes")), "{e}");
+    assert_eq!(server.requests().len(), 4, "a too-large body is not retried");
+
+    // Intervals a provider cannot express are refused before any request.
+    let e = tiny.bars(&["BIG"], Interval { secs: 5 }, FROM, TO, &m, &mut c).expect_err("no 5 s timeframe");
+    assert!(matches!(&e, HistoryError::Payload(m) if m.contains("no timeframe")), "{e}");
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[test]
+fn polygon_ranges_follow_the_interval() {
+    let server = Server::plain(|req, _| Reply::ok(polygon_page(req.path.split('/').nth(4).unwrap_or(""), &[], None)));
+    let (mut p, _) = polygon_client(server.base(), 1);
+    let m = map(&["AAPL"]);
+    let mut c = FeedCounters::default();
+    for secs in [1, 5, 60, 300, 3_600, 7_200, 86_400, 90] {
+        assert!(p.bars(&["AAPL"], Interval { secs }, FROM, TO, &m, &mut c).expect("empty page").is_empty());
+    }
+    let ranges: Vec<String> =
+        server.requests().iter().map(|r| r.path.split('/').skip(6).take(2).collect::<Vec<_>>().join("/")).collect();
+    assert_eq!(ranges, ["1/second", "5/second", "1/minute", "5/minute", "1/hour", "2/hour", "1/day", "90/second"]);
+    // Sub-millisecond bounds round outwards (from down, to up); the filter keeps [from, to).
+    p.bars(&["AAPL"], Interval::M1, FROM + 1, TO + 1, &m, &mut c).expect("empty page");
+    let last = server.requests().pop().expect("a request");
+    let (from_ms, to_ms) = (FROM / 1_000_000, TO / 1_000_000 + 1);
+    assert!(last.path.ends_with(&format!("/{from_ms}/{to_ms}")), "{}", last.path);
 }
 
 // ---- TLS and configuration --------------------------------------------------------------------
