@@ -302,8 +302,16 @@ impl RestClient {
 
     /// GET `url` with `headers` and return the body of a 2xx response, retrying as the
     /// [module docs](self) say. Every header value and every string of `secrets` is replaced
-    /// by `***` in error texts (in case a server echoes a credential back).
+    /// by `***` in error texts (in case a server echoes a credential back). A `url` that is not
+    /// on the base URL's origin is refused without a request ([`HistoryError::Transport`]), so
+    /// `headers` only ever go to the configured origin.
     pub fn get(&mut self, url: &str, headers: &[Header<'_>], secrets: &[&str]) -> Result<Vec<u8>, HistoryError> {
+        if !self.same_origin(url) {
+            return Err(HistoryError::Transport(format!(
+                "refusing a request outside {} (credentials go to the configured origin only)",
+                self.base_url
+            )));
+        }
         let max = self.cfg.max_attempts.max(1);
         self.backoff.reset();
         let mut attempt = 0u32;

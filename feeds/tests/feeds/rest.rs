@@ -613,6 +613,11 @@ fn polygon_next_url_to_another_origin_is_refused() {
     assert!(!rc.same_origin(&format!("http://localhost:{}/x", server.port)));
     assert!(!rc.same_origin("http://127.0.0.1/x"));
     assert!(!rc.same_origin("/v2/aggs/relative"));
+    // The HTTP layer itself never sends headers off its origin.
+    let mut rc = rc;
+    let e = rc.get(&format!("http://127.0.0.1:{other_port}/x"), &[("Authorization", "Bearer k")], &[]);
+    assert!(matches!(e, Err(HistoryError::Transport(m)) if m.contains("refusing")));
+    assert_eq!((rc.counters().requests, other.requests().len()), (0, 0));
 }
 
 // ---- retries and failures ---------------------------------------------------------------------
