@@ -25,10 +25,18 @@ impl AlpacaFeedName {
     }
 }
 
-/// Alpaca historical bars: `GET {base}/v2/stocks/bars?symbols=A,B&timeframe=1Min&start=..&end=..
-/// &limit=10000&feed=iex&adjustment=raw&sort=asc[&page_token=T]` with the `APCA-API-KEY-ID` and
-/// `APCA-API-SECRET-KEY` headers, symbols in batches of [`AlpacaHistory::with_batch`] (100 by
-/// default), each batch paged until `next_page_token` is null.
+/// Alpaca historical bars, one request chain per batch of symbols:
+///
+/// ```text
+/// GET {base}/v2/stocks/bars?symbols=A,B&timeframe=1Min&start=RFC3339&end=RFC3339&limit=10000
+///     &feed=iex&adjustment=raw&sort=asc[&page_token=T]
+/// APCA-API-KEY-ID: ...
+/// APCA-API-SECRET-KEY: ...
+/// ```
+///
+/// Symbols go in batches of [`AlpacaHistory::with_batch`] (100 by default), each batch paged
+/// until `next_page_token` is null; both page shapes (multi-symbol `"bars":{...}` and
+/// single-symbol `"bars":[...],"symbol":...`) are read by [`crate::alpaca::decode_bars_page`].
 ///
 /// **Window.** `start` is `from_ns` rounded down to the second and `end` is `to_ns` rounded up
 /// to the second. Alpaca's `end` is inclusive, so a bar starting exactly at `to_ns` can come

@@ -6,9 +6,15 @@ use crate::history::{History, HistoryError};
 use crate::{FeedCounters, HistBar, SymbolMap, polygon};
 use engine::records::Interval;
 
-/// Polygon aggregates: per symbol `GET {base}/v2/aggs/ticker/{T}/range/{mult}/{span}/{from_ms}/
-/// {to_ms}?adjusted=true&sort=asc&limit=50000` with `Authorization: Bearer K`, then every
-/// `next_url` until there is none.
+/// Polygon aggregates, one request chain per symbol:
+///
+/// ```text
+/// GET {base}/v2/aggs/ticker/{T}/range/{mult}/{span}/{from_ms}/{to_ms}?adjusted=true&sort=asc&limit=50000
+/// Authorization: Bearer K
+/// ```
+///
+/// then every `next_url` (same header) until there is none; pages are read by
+/// [`crate::polygon::decode_aggs_page`].
 ///
 /// **next_url.** The key is sent on a `next_url` page only when that URL has the configured base
 /// URL's scheme, host and port; a `next_url` to any other origin (or not an absolute `http(s)`
