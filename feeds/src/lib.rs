@@ -3,7 +3,7 @@
 //! **Stage:** sources in front of the sequencer. Feeds turn market data into the engine's
 //! normalized records ([`engine::records::Event`]) and push them into the sequencer through an
 //! [`engine::pipeline::Ingress`] (live, from a feed thread) or an [`engine::pipeline::Source`]
-//! (replay). Five parts today:
+//! (replay). Six parts today:
 //! - **the protocol layer** ([`alpaca`], [`polygon`], [`BarGates`], [`FeedCounters`],
 //!   [`SymbolMap`]): bytes of Alpaca market data v2 and Polygon/Massive stocks websocket frames and
 //!   their REST history pages in, records out. The transport ([`ws`]) reads sockets on a feed
@@ -13,6 +13,9 @@
 //!   pings, dead-connection detection and reconnect with capped, jittered backoff.
 //! - **replay feeds** ([`replay`]): recorded bars at zero delay or paced against a wall clock.
 //! - **credentials** ([`credentials`]): keys from the environment or a 0600 file, never printed.
+//! - **REST history** ([`rest`], behind the [`History`] seam): blocking Alpaca bars and Polygon
+//!   aggregates clients over ureq, with bounded retries, for warm start and gap backfill on a
+//!   feed's own thread.
 //! - **the Alpaca feed thread** ([`alpaca_feed`]): one connection authenticated and subscribed,
 //!   frames decoded and gated, bars, quotes and trades pushed into the engine's ingress.
 //!
@@ -69,6 +72,7 @@ pub mod num;
 pub mod polygon;
 mod raw;
 pub mod replay;
+pub mod rest;
 mod scan;
 mod symbols;
 pub mod ws;

@@ -1,6 +1,7 @@
 //! The feeds crate's integration tests (one binary): replay feeds through the real pipeline and
 //! ingress, credentials that never leak, and the protocol layer (frames, REST pages, client
-//! messages, the bar gate), and the websocket transport over real sockets and TLS.
+//! messages, the bar gate), the websocket transport over real sockets and TLS, and the REST history clients against a
+//! local HTTP server.
 
 #[path = "feeds/alpaca_feed.rs"]
 mod alpaca_feed;
@@ -10,5 +11,7 @@ mod credentials;
 mod protocol;
 #[path = "feeds/replay.rs"]
 mod replay;
+#[path = "feeds/rest.rs"]
+mod rest;
 #[path = "feeds/ws.rs"]
 mod ws;
