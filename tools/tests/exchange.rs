@@ -5,9 +5,9 @@
 //! lower bounds the exchange guarantees (a stall or a REST delay cannot end early).
 
 use engine::records::{Bar, Interval, SymbolId};
-use ringtape_feeds::alpaca::decode_bars_page;
-use ringtape_feeds::polygon::decode_aggs_page;
-use ringtape_feeds::{AlpacaError, BarKind, Control, FeedCounters, FeedMsg, RejectKind, SymbolMap};
+use feeds::alpaca::decode_bars_page;
+use feeds::polygon::decode_aggs_page;
+use feeds::{AlpacaError, BarKind, Control, FeedCounters, FeedMsg, RejectKind, SymbolMap};
 use ringtape_tools::exchange::{
     DEMO_KEY, DEMO_SECRET, Exchange, ExchangeConfig, ExchangeHandle, Fault, MarketClock, Scenario, Tape,
 };
@@ -122,9 +122,9 @@ impl Decoder {
     fn decode(&mut self, f: &[u8]) -> Vec<FeedMsg> {
         let mut out = Vec::new();
         if self.polygon {
-            ringtape_feeds::polygon::decode_stream(f, 0, &self.symbols, &mut self.counters, &mut out);
+            feeds::polygon::decode_stream(f, 0, &self.symbols, &mut self.counters, &mut out);
         } else {
-            ringtape_feeds::alpaca::decode_stream(f, 0, &self.symbols, &mut self.counters, &mut out);
+            feeds::alpaca::decode_stream(f, 0, &self.symbols, &mut self.counters, &mut out);
         }
         out
     }
@@ -154,7 +154,7 @@ fn alpaca_error(msgs: &[FeedMsg]) -> Option<AlpacaError> {
 fn alpaca_session(ex: &ExchangeHandle, d: &mut Decoder) -> Ws {
     let mut ws = ws_connect(ex, "/v2/iex").unwrap();
     assert_eq!(control(&d.next(&mut ws)), vec![Control::Connected]);
-    send(&mut ws, &ringtape_feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
+    send(&mut ws, &feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
     assert_eq!(control(&d.next(&mut ws)), vec![Control::Authenticated]);
     ws
 }
@@ -304,7 +304,7 @@ fn alpaca_wrong_key_gets_402_and_close() {
     let mut d = Decoder::alpaca();
     let mut ws = ws_connect(&ex, "/v2/sip").unwrap();
     d.next(&mut ws);
-    send(&mut ws, &ringtape_feeds::alpaca::auth_message(DEMO_KEY, "wrong"));
+    send(&mut ws, &feeds::alpaca::auth_message(DEMO_KEY, "wrong"));
     assert_eq!(alpaca_error(&d.next(&mut ws)), Some(AlpacaError::AuthFailed));
     assert!(frame(&mut ws).is_none(), "closed after 402");
     assert_eq!(ex.stats().auth_failed, 1);
@@ -317,7 +317,7 @@ fn alpaca_second_connection_gets_406() {
     let _first = alpaca_session(&ex, &mut d);
     let mut ws = ws_connect(&ex, "/v2/test").unwrap();
     d.next(&mut ws);
-    send(&mut ws, &ringtape_feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
+    send(&mut ws, &feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
     let msgs = d.next(&mut ws);
     assert_eq!(alpaca_error(&msgs), Some(AlpacaError::ConnectionLimitExceeded));
     assert!(matches!(&control(&msgs)[0], Control::Error(_, m) if m == "connection limit exceeded"));
@@ -333,9 +333,9 @@ fn alpaca_protocol_errors_401_403_404() {
     d.next(&mut ws);
     send(&mut ws, r#"{"action":"subscribe","bars":["AAA"]}"#);
     assert_eq!(alpaca_error(&d.next(&mut ws)), Some(AlpacaError::NotAuthenticated));
-    send(&mut ws, &ringtape_feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
+    send(&mut ws, &feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
     d.next(&mut ws);
-    send(&mut ws, &ringtape_feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
+    send(&mut ws, &feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
     assert_eq!(alpaca_error(&d.next(&mut ws)), Some(AlpacaError::AlreadyAuthenticated));
     send(&mut ws, "not json");
     assert_eq!(alpaca_error(&d.next(&mut ws)), Some(AlpacaError::InvalidSyntax));
@@ -350,9 +350,9 @@ fn alpaca_protocol_errors_401_403_404() {
 fn polygon_session(ex: &ExchangeHandle, d: &mut Decoder, params: &str) -> Ws {
     let mut ws = ws_connect(ex, "/stocks").unwrap();
     assert_eq!(control(&d.next(&mut ws)), vec![Control::Connected]);
-    send(&mut ws, &ringtape_feeds::polygon::auth_message(DEMO_KEY));
+    send(&mut ws, &feeds::polygon::auth_message(DEMO_KEY));
     assert_eq!(control(&d.next(&mut ws)), vec![Control::Authenticated]);
-    send(&mut ws, &ringtape_feeds::polygon::subscribe_message(ringtape_feeds::alpaca::Action::Subscribe, params));
+    send(&mut ws, &feeds::polygon::subscribe_message(feeds::alpaca::Action::Subscribe, params));
     let statuses = control(&d.next(&mut ws));
     let want: Vec<Control> = params
         .split(',')
@@ -390,7 +390,7 @@ fn polygon_wrong_key_gets_auth_failed() {
     let mut d = Decoder::polygon();
     let mut ws = ws_connect(&ex, "/stocks").unwrap();
     d.next(&mut ws);
-    send(&mut ws, &ringtape_feeds::polygon::auth_message("nope"));
+    send(&mut ws, &feeds::polygon::auth_message("nope"));
     assert!(matches!(&control(&d.next(&mut ws))[..], [Control::AuthFailed(_)]));
     assert!(frame(&mut ws).is_none());
 }
@@ -610,7 +610,7 @@ fn tls_with_the_generated_certificate() {
     let mut d = Decoder::alpaca();
     let Message::Text(t) = ws.read().unwrap() else { panic!() };
     assert_eq!(control(&d.decode(t.as_bytes())), vec![Control::Connected]);
-    ws.send(Message::text(ringtape_feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET))).unwrap();
+    ws.send(Message::text(feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET))).unwrap();
     let Message::Text(t) = ws.read().unwrap() else { panic!() };
     assert_eq!(control(&d.decode(t.as_bytes())), vec![Control::Authenticated]);
     ws.send(Message::text(r#"{"action":"subscribe","bars":["AAA"]}"#)).unwrap();
@@ -709,7 +709,7 @@ fn fault_auth_failure_and_connection_limit_apply_once() {
         ex.inject(fault);
         let mut ws = ws_connect(&ex, "/v2/iex").unwrap();
         d.next(&mut ws);
-        send(&mut ws, &ringtape_feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
+        send(&mut ws, &feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET));
         assert_eq!(alpaca_error(&d.next(&mut ws)), Some(want));
         assert!(frame(&mut ws).is_none());
     }
@@ -719,7 +719,7 @@ fn fault_auth_failure_and_connection_limit_apply_once() {
     let mut p = Decoder::polygon();
     let mut ws = ws_connect(&ex, "/stocks").unwrap();
     p.next(&mut ws);
-    send(&mut ws, &ringtape_feeds::polygon::auth_message(DEMO_KEY));
+    send(&mut ws, &feeds::polygon::auth_message(DEMO_KEY));
     assert!(matches!(&control(&p.next(&mut ws))[..], [Control::AuthFailed(_)]));
 }
 
