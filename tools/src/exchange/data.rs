@@ -77,7 +77,10 @@ impl Tape {
             series.push((f.header().symbol.clone(), f.header().interval_s, f.bars().to_vec()));
         }
         if series.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no .{EXTENSION} bar files", dir.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no .{EXTENSION} bar files", dir.display()),
+            ));
         }
         Tape::from_series(series)
     }
@@ -91,7 +94,8 @@ impl Tape {
             interval: None,
         };
         let imported =
-            crate::import_csv::import_reader(crate::backtest::BUILTIN_CSV.as_bytes(), "built-in data", &opts).map_err(bad)?;
+            crate::import_csv::import_reader(crate::backtest::BUILTIN_CSV.as_bytes(), "built-in data", &opts)
+                .map_err(bad)?;
         Tape::from_series(imported.series.into_iter().map(|s| (s.symbol, s.interval_s, s.bars)).collect())
     }
 

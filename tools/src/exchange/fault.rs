@@ -141,9 +141,15 @@ impl Faults {
     /// Record an injection (count + stderr log) and queue what is queued.
     pub fn record(&self, fault: Fault, market_ns: i64) {
         self.injected[fault.index()].fetch_add(1, Ordering::Relaxed);
-        eprintln!("exchange: fault injected: {} at market {}", serde_json::to_string(&fault).unwrap_or_default(), super::wire::rfc3339(market_ns));
+        eprintln!(
+            "exchange: fault injected: {} at market {}",
+            serde_json::to_string(&fault).unwrap_or_default(),
+            super::wire::rfc3339(market_ns)
+        );
         self.with(|p| match fault {
-            Fault::DuplicateBar | Fault::OutOfOrder | Fault::UpdatedBar | Fault::MalformedFrame => p.publish.push(fault),
+            Fault::DuplicateBar | Fault::OutOfOrder | Fault::UpdatedBar | Fault::MalformedFrame => {
+                p.publish.push(fault)
+            }
             Fault::AuthFailure => p.auth_fail += 1,
             Fault::ConnectionLimit => p.conn_limit += 1,
             Fault::Http429 { count } => p.http429 += count,
@@ -236,10 +242,12 @@ impl Scenario {
         let raw: RawScenario = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut faults = Vec::new();
         for (i, e) in raw.fault.into_iter().enumerate() {
-            let fault: Fault = toml::Value::Table(e.fault).try_into().map_err(|err| format!("fault {}: {err}", i + 1))?;
+            let fault: Fault =
+                toml::Value::Table(e.fault).try_into().map_err(|err| format!("fault {}: {err}", i + 1))?;
             let when = match (e.at, e.every_min) {
                 (Some(at), None) => When::At(
-                    super::wire::parse_time(&at).ok_or_else(|| format!("fault {}: `at` is not RFC 3339: {at}", i + 1))?,
+                    super::wire::parse_time(&at)
+                        .ok_or_else(|| format!("fault {}: `at` is not RFC 3339: {at}", i + 1))?,
                 ),
                 (None, Some(n)) if n > 0 => When::Every(n),
                 _ => return Err(format!("fault {}: give exactly one of `at` and `every_min` (> 0)", i + 1)),

@@ -53,7 +53,9 @@ pub(crate) fn run(shared: &Shared) {
         at_done: vec![false; shared.scenario.faults.len()],
     };
     for (i, s) in tape.symbols.iter().enumerate() {
-        for (kind, bars, len, day) in [(0u8, &s.minute, MINUTE_NS, &mut p.minute_day[i]), (1, &s.second, SECOND_NS, &mut p.second_day[i])] {
+        for (kind, bars, len, day) in
+            [(0u8, &s.minute, MINUTE_NS, &mut p.minute_day[i]), (1, &s.second, SECOND_NS, &mut p.second_day[i])]
+        {
             let first = bars.partition_point(|b| b.ts_event_ns + len <= start);
             // Seed today's running figures from the bars before the start.
             if let Some(b) = bars.get(first) {
@@ -186,8 +188,9 @@ impl Publisher<'_> {
                 (Fault::OutOfOrder, Some(p)) => {
                     // Hold the first window back; it goes out right after the next one.
                     let end = batch.items[p].end_ns;
-                    let (held, rest): (Vec<Item>, Vec<Item>) =
-                        std::mem::take(&mut batch.items).into_iter().partition(|i| i.kind == ItemKind::Bar && i.end_ns == end);
+                    let (held, rest): (Vec<Item>, Vec<Item>) = std::mem::take(&mut batch.items)
+                        .into_iter()
+                        .partition(|i| i.kind == ItemKind::Bar && i.end_ns == end);
                     batch.items = rest;
                     let later = batch.items.iter().find(|i| i.kind == ItemKind::Bar).map(|i| i.end_ns);
                     match later {

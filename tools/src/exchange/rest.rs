@@ -17,7 +17,9 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
     let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     match parts.as_slice() {
         ["v2", "stocks", "bars"] => alpaca_auth(shared, req).unwrap_or_else(|| alpaca_bars(shared, req, None)),
-        ["v2", "stocks", sym, "bars"] => alpaca_auth(shared, req).unwrap_or_else(|| alpaca_bars(shared, req, Some(sym))),
+        ["v2", "stocks", sym, "bars"] => {
+            alpaca_auth(shared, req).unwrap_or_else(|| alpaca_bars(shared, req, Some(sym)))
+        }
         ["v2", "aggs", "ticker", t, "range", mult, span, from, to] => {
             polygon_auth(shared, req).unwrap_or_else(|| polygon_aggs(shared, req, t, mult, span, from, to))
         }
@@ -78,7 +80,8 @@ fn unhex(s: &str) -> Option<String> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect();
+    let bytes: Option<Vec<u8>> =
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect();
     String::from_utf8(bytes?).ok()
 }
 
@@ -193,7 +196,10 @@ fn alpaca_bars(shared: &Shared, req: &Request, one: Option<&str>) -> Response {
 
 fn polygon_error(status: u16, msg: &str) -> Response {
     let id = REQUEST_ID.fetch_add(1, Ordering::Relaxed);
-    Response::json(status, format!("{{\"status\":\"ERROR\",\"request_id\":\"rt-{id}\",\"error\":{}}}", wire::string(msg)))
+    Response::json(
+        status,
+        format!("{{\"status\":\"ERROR\",\"request_id\":\"rt-{id}\",\"error\":{}}}", wire::string(msg)),
+    )
 }
 
 fn polygon_auth(shared: &Shared, req: &Request) -> Option<Response> {
@@ -214,7 +220,15 @@ fn polygon_time(s: &str, end_of_day: bool) -> Option<i64> {
     Some(if end_of_day && !s.contains('T') { t + 1440 * MINUTE_NS - 1 } else { t })
 }
 
-fn polygon_aggs(shared: &Shared, req: &Request, ticker: &str, mult: &str, span: &str, from: &str, to: &str) -> Response {
+fn polygon_aggs(
+    shared: &Shared,
+    req: &Request,
+    ticker: &str,
+    mult: &str,
+    span: &str,
+    from: &str,
+    to: &str,
+) -> Response {
     let now = shared.clock.now_ns();
     let unit = match span {
         "second" => SECOND_NS,
@@ -260,10 +274,8 @@ fn polygon_aggs(shared: &Shared, req: &Request, ticker: &str, mult: &str, span: 
         n += 1;
     }
     let id = REQUEST_ID.fetch_add(1, Ordering::Relaxed);
-    let mut out = format!(
-        "{{\"ticker\":{},\"queryCount\":{n},\"resultsCount\":{n},\"adjusted\":true,",
-        wire::string(ticker)
-    );
+    let mut out =
+        format!("{{\"ticker\":{},\"queryCount\":{n},\"resultsCount\":{n},\"adjusted\":true,", wire::string(ticker));
     if n > 0 {
         out.push_str("\"results\":[");
         out.push_str(&results);
@@ -272,12 +284,8 @@ fn polygon_aggs(shared: &Shared, req: &Request, ticker: &str, mult: &str, span: 
     out.push_str(&format!("\"status\":\"OK\",\"request_id\":\"rt-{id}\""));
     if let Some(ms) = next_ms {
         // Like the real service, the next URL omits apiKey (clients add it or send a Bearer header).
-        let query: Vec<String> = req
-            .query
-            .iter()
-            .filter(|(k, _)| k != "apiKey")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let query: Vec<String> =
+            req.query.iter().filter(|(k, _)| k != "apiKey").map(|(k, v)| format!("{k}={v}")).collect();
         let mut url = format!("{}/v2/aggs/ticker/{ticker}/range/{mult}/{span}/{ms}/{to}", shared.origin);
         if !query.is_empty() {
             url.push('?');

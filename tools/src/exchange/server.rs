@@ -131,9 +131,11 @@ pub(crate) fn start(cfg: ExchangeConfig) -> io::Result<ExchangeHandle> {
         next_conn: AtomicU64::new(0),
     });
     let s = Arc::clone(&shared);
-    let accept = std::thread::Builder::new().name("exchange-accept".into()).spawn(move || accept_loop(&s, &listener))?;
+    let accept =
+        std::thread::Builder::new().name("exchange-accept".into()).spawn(move || accept_loop(&s, &listener))?;
     let s = Arc::clone(&shared);
-    let publisher = std::thread::Builder::new().name("exchange-publish".into()).spawn(move || super::publish::run(&s))?;
+    let publisher =
+        std::thread::Builder::new().name("exchange-publish".into()).spawn(move || super::publish::run(&s))?;
     Ok(ExchangeHandle { shared, threads: vec![accept, publisher] })
 }
 
@@ -208,7 +210,9 @@ fn route(shared: &Shared, req: &Request) -> Response {
                 shared.inject(f);
                 Response::json(200, format!("{{\"ok\":true,\"kind\":\"{}\"}}", f.name()))
             }
-            Err(e) => Response::json(400, format!("{{\"ok\":false,\"error\":{}}}", super::wire::string(&e.to_string()))),
+            Err(e) => {
+                Response::json(400, format!("{{\"ok\":false,\"error\":{}}}", super::wire::string(&e.to_string())))
+            }
         },
         (_, p) if p.starts_with("/control/") => Response::json(404, "{\"message\":\"not found\"}".into()),
         _ => {

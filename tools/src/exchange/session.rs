@@ -150,7 +150,11 @@ pub(crate) fn upgrade(shared: &Arc<Shared>, mut conn: Conn, req: &Request, lefto
         return;
     }
     let Some(key) = req.header("sec-websocket-key") else {
-        let _ = net::write_response(&mut conn, &Response::json(400, "{\"message\":\"not a websocket handshake\"}".into()), true);
+        let _ = net::write_response(
+            &mut conn,
+            &Response::json(400, "{\"message\":\"not a websocket handshake\"}".into()),
+            true,
+        );
         return;
     };
     let head = format!(

@@ -121,14 +121,14 @@ impl DayStats {
     }
 }
 
-/// Polygon aggregate event: `{"ev":"AM","sym":..,"v":..,"av":..,"op":..,"vw":..,"o":..,"c":..,"h":..,"l":..,"a":..,"z":..,"s":ms,"e":ms}`.
+/// Polygon aggregate event: `{"ev":"AM","sym":..,"o":..,"h":..,"l":..,"c":..,"v":..,"av":..,"op":..,"vw":..,"a":..,"z":..,"s":ms,"e":ms}`.
 pub fn polygon_agg(out: &mut String, ev: &str, sym: &str, b: &Bar, len_ns: i64, day: &DayStats) {
-    let _ = write!(out, "{{\"ev\":\"{ev}\",\"sym\":\"{sym}\",\"v\":{},\"av\":{},\"op\":", b.volume, day.av);
+    let _ = write!(out, "{{\"ev\":\"{ev}\",\"sym\":\"{sym}\",");
+    ohlcv(out, b);
+    let _ = write!(out, ",\"av\":{},\"op\":", day.av);
     px(out, day.op_e9);
     out.push_str(",\"vw\":");
     px(out, vwap_e9(b));
-    out.push(',');
-    ohlcv(out, b);
     out.push_str(",\"a\":");
     px(out, day.vwap_e9(b));
     let n = trade_count(b);
@@ -169,6 +169,11 @@ mod tests {
     fn times_round_trip() {
         let t = parse_time("2024-03-01T14:31:00Z").unwrap();
         assert_eq!(rfc3339(t), "2024-03-01T14:31:00Z");
+        let mut am = String::new();
+        let b = Bar { ts_event_ns: t, open_px_e9: 2, high_px_e9: 3, low_px_e9: 1, close_px_e9: 2, volume: 250 };
+        polygon_agg(&mut am, "AM", "X", &b, 60_000_000_000, &DayStats::default());
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&am).unwrap();
+        assert_eq!(v.len(), 14, "each field once: {am}");
         assert_eq!(parse_time("2024-03-01"), parse_time("2024-03-01T00:00:00Z"));
     }
 }
