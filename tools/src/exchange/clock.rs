@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Wall-clock nanoseconds since the Unix epoch (the exchange's one clock read).
+#[allow(clippy::disallowed_methods)] // the exchange is the market, not engine logic: it owns the wall clock
 pub fn wall_now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }

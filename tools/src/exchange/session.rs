@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tungstenite::protocol::{Role, WebSocket};
 use tungstenite::{Error as WsError, Message};
 
@@ -176,7 +176,7 @@ pub(crate) fn upgrade(shared: &Arc<Shared>, mut conn: Conn, req: &Request, lefto
         ctl: Arc::clone(&ctl),
         rx,
         authed: false,
-        opened: Instant::now(),
+        opened_ns: wall_now_ns(),
         subs: Subs::default(),
     };
     s.run();
@@ -246,7 +246,7 @@ struct Session<'a> {
     ctl: Arc<Ctl>,
     rx: Receiver<Arc<Batch>>,
     authed: bool,
-    opened: Instant,
+    opened_ns: i64,
     subs: Subs,
 }
 
@@ -276,7 +276,7 @@ impl Session<'_> {
                 std::thread::sleep(Duration::from_millis(2));
                 continue;
             }
-            if !self.authed && self.opened.elapsed() > self.shared.auth_timeout {
+            if !self.authed && wall_now_ns() - self.opened_ns > self.shared.auth_timeout.as_nanos() as i64 {
                 if self.proto == Proto::Alpaca {
                     let _ = self.send(error(404, "auth timeout"), 1);
                 }
