@@ -834,3 +834,80 @@ fn http_keep_alive_serves_many_requests_on_one_connection() {
     assert_eq!(h.get("/nowhere", &[]).0, 404);
     assert_eq!(ex.stats().connections, 1);
 }
+
+// ---- scale and the command ----------------------------------------------------------------------
+
+#[test]
+fn ten_thousand_symbols_stream_every_bar_once_in_batched_frames() {
+    const N: usize = 10_000;
+    let names: Vec<String> = (0..N).map(|i| format!("S{i:05}")).collect();
+    let series = names.iter().enumerate().map(|(i, s)| (s.clone(), 60, bars(i % 7, 5, MIN))).collect();
+    let ex = start_with(|c| {
+        c.tape = Some(Arc::new(Tape::from_series(series).unwrap()));
+        c.start_ns = Some(T0 + 2 * MIN);
+        c.speed = 120.0;
+    });
+    let mut symbols = SymbolMap::new();
+    for (i, s) in names.iter().enumerate() {
+        symbols.insert(s, SymbolId(i as u32)).unwrap();
+    }
+    let mut d = Decoder { symbols, counters: FeedCounters::default(), polygon: false };
+    let mut ws = alpaca_session(&ex, &mut d);
+    subscribe_all(&mut ws, &mut d);
+    let frames_before = ex.stats().frames_sent;
+    // Windows ending after the start: bars 2, 3 and 4 of every symbol.
+    let mut seen = HashSet::new();
+    while seen.len() < 3 * N {
+        for m in d.next(&mut ws) {
+            let FeedMsg::Bar(b) = m else { panic!("{m:?}") };
+            assert!(seen.insert((b.symbol, b.bar.ts_event_ns)), "a bar twice");
+            assert!(b.bar.ts_event_ns >= T0 + MIN);
+        }
+    }
+    let frames = ex.stats().frames_sent - frames_before;
+    assert!(frames <= 3 * (N as u64 / 1000 + 1), "{frames} frames for {} bars: batched", 3 * N);
+}
+
+#[test]
+fn the_exchange_command_prints_its_urls_and_exits_0_on_sigint() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let exe = env!("CARGO_BIN_EXE_ringtape");
+    let help = Command::new(exe).args(["exchange", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    for opt in ["--data", "--speed", "--start", "--port", "--plain", "--scenario", "--key", "--secret"] {
+        assert!(help.contains(opt), "{opt} in --help");
+    }
+    let mut child = Command::new(exe)
+        .args(["exchange", "--plain", "--port", "0", "--speed", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut addr = None;
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("http://").nth(1).filter(|_| line.contains("Alpaca REST")) {
+            addr = Some(rest.split('/').next().unwrap().to_string());
+        }
+        let done = line.contains("control");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    for want in ["ws://", "/v2/iex", "/v2/stocks/bars", "/stocks", "/v2/aggs/ticker", "/control/clock"] {
+        assert!(text.contains(want), "{want} in\n{text}");
+    }
+    let tcp = TcpStream::connect(addr.expect("the REST URL")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut h = Http { s: tcp, buf: Vec::new() };
+    clock_of(&mut h);
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success(), "exit 0 on SIGINT");
+    assert!(lines.any(|l| l.unwrap().contains("stopped")));
+}
