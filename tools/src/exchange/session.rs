@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tungstenite::protocol::{Role, WebSocket};
-use tungstenite::{Error as WsError, Message};
+use tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 /// What a published item is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +42,13 @@ pub(crate) struct Item {
 pub(crate) struct Batch {
     pub items: Vec<Item>,
     pub malformed: bool,
+    /// Frames built once per filter and shared by every session with that filter (see
+    /// [`Subs::shared_key`]): with `"*"` subscriptions a frame is built once for all sessions.
+    frames: Mutex<HashMap<u8, Arc<Frames>>>,
 }
+
+/// Ready frames with their element counts.
+type Frames = Vec<(Utf8Bytes, u64)>;
 
 struct Ctl {
     id: u64,
@@ -237,6 +243,29 @@ struct Subs {
     trades: SymSet,
     minute: SymSet,
     second: SymSet,
+}
+
+impl SymSet {
+    /// `Some(all)` when the set is `*` or empty (no named symbols).
+    fn uniform(&self) -> Option<bool> {
+        self.names.is_empty().then_some(self.all)
+    }
+}
+
+impl Subs {
+    /// A key for filters that name no symbol (each channel `*` or nothing): sessions with the same
+    /// key get the same frames, built once per batch.
+    fn shared_key(&self, proto: Proto) -> Option<u8> {
+        let sets = match proto {
+            Proto::Alpaca => [&self.bars, &self.updated, &self.quotes],
+            Proto::Polygon => [&self.minute, &self.second, &self.second],
+        };
+        let mut key = u8::from(proto == Proto::Polygon);
+        for (i, set) in sets.iter().enumerate() {
+            key |= u8::from(set.uniform()?) << (i + 1);
+        }
+        Some(key)
+    }
 }
 
 struct Session<'a> {
@@ -446,10 +475,29 @@ impl Session<'_> {
             };
             self.send(bad.to_string(), 1)?;
         }
+        let frames = match self.subs.shared_key(self.proto) {
+            Some(key) => {
+                let mut cache = lock(&batch.frames);
+                Arc::clone(cache.entry(key).or_insert_with(|| Arc::new(self.frames(batch))))
+            }
+            None => Arc::new(self.frames(batch)),
+        };
+        for (text, n) in frames.iter() {
+            let c = &self.shared.counters;
+            c.frames_sent.fetch_add(1, Ordering::Relaxed);
+            c.messages_sent.fetch_add(*n, Ordering::Relaxed);
+            self.ws.send(Message::Text(text.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// This session's frames for a batch: every element it subscribed to, many per frame.
+    fn frames(&self, batch: &Batch) -> Frames {
+        let mut out = Vec::new();
         let mut frame = String::new();
         let mut n = 0u64;
+        let s = &self.subs;
         for it in &batch.items {
-            let s = &self.subs;
             let parts: [&str; 2] = match (self.proto, it.kind) {
                 (Proto::Alpaca, ItemKind::Bar) => [
                     if s.bars.contains(it.sym) { &it.alpaca } else { "" },
@@ -469,15 +517,15 @@ impl Session<'_> {
             }
             if n as usize >= FRAME_ELEMENTS || frame.len() >= FRAME_BYTES {
                 frame.push(']');
-                self.send(std::mem::take(&mut frame), n)?;
+                out.push((Utf8Bytes::from(std::mem::take(&mut frame)), n));
                 n = 0;
             }
         }
         if n > 0 {
             frame.push(']');
-            self.send(frame, n)?;
+            out.push((Utf8Bytes::from(frame), n));
         }
-        Ok(())
+        out
     }
 }
 
