@@ -652,6 +652,10 @@ fn tls_with_the_generated_certificate() {
             bars += d.decode(t.as_bytes()).iter().filter(|m| matches!(m, FeedMsg::Bar(_))).count();
         }
     }
+    drop(ws);
+    let path = ex.cert_path().unwrap().to_path_buf();
+    ex.stop();
+    assert!(!path.exists(), "the run's certificate is removed at stop");
 }
 
 // ---- faults -------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ pub fn run(args: Args) -> Result<()> {
             Scenario::parse(&text).map_err(|e| bad_input(format!("{}: {e}", p.display())))?
         }
     };
+    let demo = args.key == DEMO_KEY && args.secret == DEMO_SECRET;
     let stop = crate::interrupt::flag();
     let ex = Exchange::start(ExchangeConfig {
         data: args.data.clone(),
@@ -91,7 +92,12 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(p) = ex.cert_path() {
         eprintln!("  CA certificate  {}", p.display());
     }
-    eprintln!("  credentials     see --help (demo defaults unless --key/--secret)");
+    if demo {
+        // The demo credentials are public (documented); configured ones are never printed.
+        eprintln!("  credentials     demo: key {DEMO_KEY}, secret {DEMO_SECRET} (Polygon apiKey = the key)");
+    } else {
+        eprintln!("  credentials     as given by --key/--secret (Polygon apiKey = the key)");
+    }
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -91,7 +91,8 @@ pub struct ExchangeConfig {
     /// Alpaca secret.
     pub secret: String,
     /// Where to write the CA certificate (`None`: next to the data, or the system temp dir for
-    /// built-in data). The file is `ringtape-exchange-ca.pem`.
+    /// built-in data). The file is `ringtape-exchange-<port>.ca.pem`, removed when the exchange
+    /// stops (a new certificate is generated at every start).
     pub state_dir: Option<PathBuf>,
     /// Faults at market times.
     pub scenario: Scenario,

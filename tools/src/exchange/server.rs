@@ -78,6 +78,10 @@ impl Shared {
         for c in conns.values() {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
+        // The certificate is only good for this run.
+        if let Some(p) = &self.cert_path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
