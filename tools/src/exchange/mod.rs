@@ -32,6 +32,10 @@
 //! (h + l + c) / 3; Polygon's `av`, `op` and `a` run over the UTC day. No trades are streamed
 //! (a `trades` subscription is accepted and echoed). Per-second data also streams Polygon `A`.
 //!
+//! **Sessions.** One thread each; the publisher hands every session each batch through an
+//! unbounded channel. A client that does not read for 10 s (a full socket buffer) is dropped, as
+//! the real services drop slow consumers.
+//!
 //! **Not served.** MessagePack streams (clients must use JSON), `sort=desc`, daily bars `d`,
 //! trading and `trade_updates`.
 //!

@@ -171,6 +171,8 @@ pub(crate) fn upgrade(shared: &Arc<Shared>, mut conn: Conn, req: &Request, lefto
         return;
     }
     let _ = conn.tcp().set_read_timeout(Some(Duration::from_millis(5)));
+    // A client that reads nothing for this long is dropped, as the real services drop slow consumers.
+    let _ = conn.tcp().set_write_timeout(Some(SLOW_CONSUMER));
     let tcp = conn.tcp().try_clone().ok();
     shared.counters.ws_sessions.fetch_add(1, Ordering::Relaxed);
     let (ctl, rx) = shared.hub.add(tcp);
@@ -278,6 +280,9 @@ struct Session<'a> {
     opened_ns: i64,
     subs: Subs,
 }
+
+/// How long a frame may wait for a client that does not read before the session is dropped.
+const SLOW_CONSUMER: Duration = Duration::from_secs(10);
 
 /// Elements per frame and bytes per frame: the real services batch many bars per frame.
 const FRAME_ELEMENTS: usize = 1000;
