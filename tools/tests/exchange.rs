@@ -791,9 +791,9 @@ fn fault_stall_stops_pongs_then_recovers() {
     let mut ws = alpaca_session(&ex, &mut d);
     subscribe_all(&mut ws, &mut d);
     let t = stopwatch();
-    ex.inject(Fault::Stall { ms: 800 });
+    ex.inject(Fault::Stall { ms: 1000 });
     // Let the session enter the stall before pinging.
-    std::thread::sleep(Duration::from_millis(50));
+    std::thread::sleep(Duration::from_millis(200));
     ws.send(Message::Ping(b"hb".to_vec().into())).unwrap();
     loop {
         match ws.read().expect("the session survives a stall") {
@@ -801,7 +801,7 @@ fn fault_stall_stops_pongs_then_recovers() {
             _ => continue,
         }
     }
-    assert!(t.elapsed() >= Duration::from_millis(800), "no pong during the stall");
+    assert!(t.elapsed() >= Duration::from_millis(1000), "no pong during the stall");
     read_bars(&mut ws, &mut d, |s| !s.is_empty());
 }
 
