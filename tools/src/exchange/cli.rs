@@ -9,6 +9,7 @@ use std::time::Duration;
 /// Serve Alpaca and Polygon market data (stream and REST) from bar files on a market clock, with
 /// fault injection, on 127.0.0.1.
 #[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// Bar directory to replay (default: the built-in S&P 500 minute bars)
     #[arg(long, value_name = "DIR")]
@@ -38,6 +39,18 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
+
+const AFTER_HELP: &str = "\
+Faults: POST /control/fault with JSON, e.g.
+  curl -X POST -d '{\"kind\":\"disconnect\"}' http://127.0.0.1:8765/control/fault
+kinds: disconnect, duplicate_bar, out_of_order, updated_bar, malformed_frame, auth_failure,
+connection_limit, http429 {count}, slow_rest {delay_ms, count}, stall {ms}.
+Scenario file (--scenario):
+  [[fault]]
+  every_min = 5            # or: at = \"2019-11-05T15:00:00Z\" (market time)
+  kind = \"stall\"
+  ms = 3000
+Market time: GET /control/clock; counters: GET /control/stats.";
 
 /// Run the exchange until SIGINT/SIGTERM.
 pub fn run(args: Args) -> Result<()> {
