@@ -915,3 +915,42 @@ fn the_exchange_command_prints_its_urls_and_exits_0_on_sigint() {
     assert!(child.wait().unwrap().success(), "exit 0 on SIGINT");
     assert!(lines.any(|l| l.unwrap().contains("stopped")));
 }
+
+#[test]
+fn alpaca_stream_speaks_msgpack_when_asked() {
+    use ringtape_tools::exchange::msgpack;
+    use tungstenite::client::IntoClientRequest;
+    let ex = start();
+    let mut req = format!("ws://{}/v2/iex", ex.addr()).into_client_request().unwrap();
+    req.headers_mut().insert("Content-Type", "application/msgpack".parse().unwrap());
+    let tcp = TcpStream::connect(ex.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (mut ws, _) = tungstenite::client(req, tcp).unwrap();
+    let mut d = Decoder::alpaca();
+    // Binary msgpack frames, turned back into JSON for the feeds decoder.
+    let mut next = |ws: &mut Ws| loop {
+        match ws.read().unwrap() {
+            Message::Binary(b) => {
+                let json = msgpack::decode(&b).expect("a msgpack frame").to_string();
+                return d.decode(json.as_bytes());
+            }
+            Message::Text(t) => panic!("a text frame in msgpack mode: {t}"),
+            _ => continue,
+        }
+    };
+    assert_eq!(control(&next(&mut ws)), vec![Control::Connected]);
+    let auth = msgpack::encode_frame(&feeds::alpaca::auth_message(DEMO_KEY, DEMO_SECRET)).unwrap();
+    ws.send(Message::Binary(auth.into())).unwrap();
+    assert_eq!(control(&next(&mut ws)), vec![Control::Authenticated]);
+    let sub = msgpack::encode_frame(r#"{"action":"subscribe","bars":["AAA"]}"#).unwrap();
+    ws.send(Message::Binary(sub.into())).unwrap();
+    assert!(matches!(&control(&next(&mut ws))[..], [Control::Subscription(_)]));
+    let mut n = 0;
+    while n < 3 {
+        for m in next(&mut ws) {
+            let FeedMsg::Bar(b) = m else { panic!("{m:?}") };
+            assert_eq!(b.bar, source_bar(&ex, b.symbol, b.bar.ts_event_ns), "t survives as a msgpack timestamp");
+            n += 1;
+        }
+    }
+}

@@ -36,8 +36,11 @@
 //! unbounded channel. A client that does not read for 10 s (a full socket buffer) is dropped, as
 //! the real services drop slow consumers.
 //!
-//! **Not served.** MessagePack streams (clients must use JSON), `sort=desc`, daily bars `d`,
-//! trading and `trade_updates`.
+//! **MessagePack.** An Alpaca stream client that sends the handshake header `Content-Type:
+//! application/msgpack` (alpaca-py does) gets binary msgpack frames (`t` as the msgpack
+//! timestamp extension, type -1) and may send msgpack messages.
+//!
+//! **Not served.** `sort=desc`, daily bars `d`, snapshots, trading and `trade_updates`.
 //!
 //! ```no_run
 //! use ringtape_tools::exchange::{Exchange, ExchangeConfig, Fault};
@@ -50,6 +53,7 @@
 mod clock;
 mod data;
 mod fault;
+pub mod msgpack;
 mod net;
 mod publish;
 mod rest;

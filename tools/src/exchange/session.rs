@@ -173,6 +173,8 @@ pub(crate) fn upgrade(shared: &Arc<Shared>, mut conn: Conn, req: &Request, lefto
     let _ = conn.tcp().set_read_timeout(Some(Duration::from_millis(5)));
     // A client that reads nothing for this long is dropped, as the real services drop slow consumers.
     let _ = conn.tcp().set_write_timeout(Some(SLOW_CONSUMER));
+    // alpaca-py asks for MessagePack with this handshake header.
+    let msgpack = proto == Proto::Alpaca && req.header("content-type").is_some_and(|c| c.contains("msgpack"));
     let tcp = conn.tcp().try_clone().ok();
     shared.counters.ws_sessions.fetch_add(1, Ordering::Relaxed);
     let (ctl, rx) = shared.hub.add(tcp);
@@ -184,6 +186,7 @@ pub(crate) fn upgrade(shared: &Arc<Shared>, mut conn: Conn, req: &Request, lefto
         ctl: Arc::clone(&ctl),
         rx,
         authed: false,
+        msgpack,
         opened_ns: wall_now_ns(),
         subs: Subs::default(),
     };
@@ -277,6 +280,8 @@ struct Session<'a> {
     ctl: Arc<Ctl>,
     rx: Receiver<Arc<Batch>>,
     authed: bool,
+    /// Frames go out as msgpack (binary); client messages may be msgpack.
+    msgpack: bool,
     opened_ns: i64,
     subs: Subs,
 }
@@ -345,16 +350,26 @@ impl Session<'_> {
     }
 
     fn send(&mut self, text: String, messages: u64) -> Result<(), WsError> {
+        self.send_frame(Utf8Bytes::from(text), messages)
+    }
+
+    fn send_frame(&mut self, text: Utf8Bytes, messages: u64) -> Result<(), WsError> {
         let c = &self.shared.counters;
         c.frames_sent.fetch_add(1, Ordering::Relaxed);
         c.messages_sent.fetch_add(messages, Ordering::Relaxed);
-        self.ws.send(Message::text(text))
+        if self.msgpack {
+            let bin = super::msgpack::encode_frame(&text).unwrap_or_else(|| text.as_bytes().to_vec());
+            return self.ws.send(Message::Binary(bin.into()));
+        }
+        self.ws.send(Message::Text(text))
     }
 
     fn on_message(&mut self, msg: &[u8]) -> Next {
-        let v: Value = match serde_json::from_slice(msg) {
-            Ok(v) => v,
-            Err(_) => {
+        let v =
+            serde_json::from_slice(msg).ok().or_else(|| if self.msgpack { super::msgpack::decode(msg) } else { None });
+        let v: Value = match v {
+            Some(v) => v,
+            None => {
                 return match self.proto {
                     Proto::Alpaca => self.reply(error(400, "invalid syntax")),
                     Proto::Polygon => self.reply(status("error", "invalid json")),
@@ -488,10 +503,7 @@ impl Session<'_> {
             None => Arc::new(self.frames(batch)),
         };
         for (text, n) in frames.iter() {
-            let c = &self.shared.counters;
-            c.frames_sent.fetch_add(1, Ordering::Relaxed);
-            c.messages_sent.fetch_add(*n, Ordering::Relaxed);
-            self.ws.send(Message::Text(text.clone()))?;
+            self.send_frame(text.clone(), *n)?;
         }
         Ok(())
     }
