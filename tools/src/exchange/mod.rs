@@ -40,6 +40,11 @@
 //! application/msgpack` (alpaca-py does) gets binary msgpack frames (`t` as the msgpack
 //! timestamp extension, type -1) and may send msgpack messages.
 //!
+//! **Official clients.** Checked by hand against `--plain`: alpaca-py 0.44.0
+//! (`StockHistoricalDataClient` and `StockDataStream` with `url_override`, msgpack stream: bars and
+//! quotes) and polygon-api-client 1.16.3 (`RESTClient(base=...)` `list_aggs` paging through
+//! `next_url`, `WebSocketClient(feed="127.0.0.1:PORT", secure=False)` `AM` events).
+//!
 //! **Not served.** `sort=desc`, daily bars `d`, snapshots, trading and `trade_updates`.
 //!
 //! ```no_run
