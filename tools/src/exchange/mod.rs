@@ -40,9 +40,9 @@
 //! application/msgpack` (alpaca-py does) gets binary msgpack frames (`t` as the msgpack
 //! timestamp extension, type -1) and may send msgpack messages.
 //!
-//! **Official clients.** Checked by hand against `--plain`: alpaca-py 0.44.0
-//! (`StockHistoricalDataClient` and `StockDataStream` with `url_override`, msgpack stream: bars and
-//! quotes) and polygon-api-client 1.16.3 (`RESTClient(base=...)` `list_aggs` paging through
+//! **Official clients.** Checked by hand: alpaca-py 0.44.0 (`StockHistoricalDataClient` and
+//! `StockDataStream` with `url_override`, msgpack stream: bars and quotes; plain, and TLS with
+//! `SSL_CERT_FILE` and `REQUESTS_CA_BUNDLE` set to the CA file) and polygon-api-client 1.16.3 (`RESTClient(base=...)` `list_aggs` paging through
 //! `next_url`, `WebSocketClient(feed="127.0.0.1:PORT", secure=False)` `AM` events).
 //!
 //! **Not served.** `sort=desc`, daily bars `d`, snapshots, trading and `trade_updates`.
