@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backtest;
+pub mod exchange;
 pub mod exit;
 pub mod export;
 pub mod import_csv;

@@ -29,6 +29,8 @@ enum Command {
     Journal(ringtape_tools::journal::Args),
     /// Re-run a run's recorded inputs and check every decision and execution is reproduced
     Replay(ringtape_tools::replay::Args),
+    /// The local exchange: Alpaca and Polygon market data (stream and REST) with fault injection
+    Exchange(ringtape_tools::exchange::cli::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Export(Export::Csv(args)) => export::run(args),
         Command::Journal(args) => ringtape_tools::journal::run(args),
         Command::Replay(args) => ringtape_tools::replay::run(args),
+        Command::Exchange(args) => ringtape_tools::exchange::cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
