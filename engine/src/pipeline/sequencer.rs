@@ -49,8 +49,13 @@ impl Ingress {
         }
     }
 
-    /// Queue an event if there is room; when full, the refusal is counted and the event handed back.
+    /// Queue an event if there is room; when full, or when the run has ended (nothing would read
+    /// it), the refusal is counted and the event handed back.
     pub fn try_push(&self, ev: Event) -> Result<(), IngressFull> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(IngressFull(ev));
+        }
         self.inner.q.push(ev).map_err(|ev| {
             self.inner.rejected.fetch_add(1, Ordering::Relaxed);
             IngressFull(ev)
@@ -58,19 +63,19 @@ impl Ingress {
     }
 
     /// Queue an event, waiting for room (backpressure) unless the run has ended, in which case
-    /// the event is handed back.
+    /// the event is handed back (counted).
     pub fn push(&self, ev: Event) -> Result<(), IngressFull> {
         let mut ev = ev;
         let mut waited = false;
         let mut w = super::wait::Waiter::new(super::wait::Wait::Backoff);
         loop {
-            match self.inner.q.push(ev) {
-                Ok(()) => return Ok(()),
-                Err(back) => ev = back,
-            }
             if self.inner.closed.load(Ordering::Relaxed) {
                 self.inner.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(IngressFull(ev));
+            }
+            match self.inner.q.push(ev) {
+                Ok(()) => return Ok(()),
+                Err(back) => ev = back,
             }
             if !waited {
                 waited = true;
@@ -314,6 +319,11 @@ impl<'a, S: Source> Sequencer<'a, S> {
         // the run was still interrupted.
         if self.stop.is_some_and(|f| f.load(Ordering::Relaxed)) {
             self.interrupted = true;
+        } else if let Some(ev) = self.ingress.as_ref().and_then(Ingress::pop) {
+            // Sources ended: what is still in the ingress (pushed after it was last looked at,
+            // before its pushers finished) comes first.
+            self.note(&Next::Event(ev));
+            return Next::Event(ev);
         }
         self.ended = true;
         if let Some(ing) = &self.ingress {
@@ -374,6 +384,32 @@ mod tests {
             drain(seq),
             vec![(t, 60), (c, 60), (b, 60), (b, 60), (t, 120), (c, 120), (t, 180), (b, 180), (c, 180), (c, 180)]
         );
+    }
+
+    /// A primary source that pushes into the ingress on its last call, as a feed thread does just
+    /// before it finishes, then ends.
+    struct PushThenEnd(Ingress, Vec<Event>);
+    impl Source for PushThenEnd {
+        fn next(&mut self) -> Next {
+            for ev in self.1.drain(..) {
+                self.0.try_push(ev).unwrap();
+            }
+            Next::End
+        }
+    }
+
+    #[test]
+    fn what_reaches_the_ingress_before_the_sources_end_is_taken_before_the_end() {
+        let ing = Ingress::new(8);
+        let src = PushThenEnd(ing.clone(), vec![bar_at(0, 60), bar_at(0, 120)]);
+        let mut seq = Sequencer::new(src, Vec::new(), Some(ing.clone()), None, Clock::Event, 0);
+        let mut kinds = Vec::new();
+        while let Next::Event(e) = seq.next() {
+            kinds.push((e.kind, e.ts_recv_ns / 1_000_000_000));
+        }
+        let (b, c) = (EventKind::Bar.raw(), EventKind::Control.raw());
+        assert_eq!(kinds, vec![(b, 60), (b, 120), (c, 120), (c, 120)], "both bars, then EndOfData and Shutdown");
+        assert_eq!(ing.try_push(bar_at(0, 180)).map_err(|_| ()), Err(()), "closed after the end");
     }
 
     #[test]
