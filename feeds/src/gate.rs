@@ -13,6 +13,10 @@
 //! not follow the previous one directly is a gap (`gaps_seen`, `windows_missing`): normal for
 //! minute bars, which exist only for minutes with trades.
 //!
+//! History bars (warm start, gap backfill) are final when they arrive: [`BarGates::offer_final`]
+//! releases them at once, so a live bar for the same window later counts as a `duplicate` or
+//! `late` and is never released twice.
+//!
 //! Call [`BarGates::flush`] on every timer tick so the last window of a quiet symbol is released
 //! once its grace passes, and [`BarGates::drain`] at the end of a warm start or shutdown.
 
@@ -148,6 +152,53 @@ impl BarGate {
         res
     }
 
+    /// Offer a bar known to be final (history: warm start, gap backfill) received at
+    /// `ts_recv_ns`: a window at or before the last released one is a `duplicate` or `late` as
+    /// in [`BarGate::offer`]; otherwise it replaces any pending version of its window (counted
+    /// `updated`, or `duplicate` when identical) or opens it (`new_windows`), and it is released
+    /// at once, after every earlier pending window (in window order).
+    pub fn offer_final(
+        &mut self,
+        bar: &Bar,
+        ts_recv_ns: i64,
+        c: &mut FeedCounters,
+        out: &mut Vec<ReleasedBar>,
+    ) -> Offer {
+        let start = bar.ts_event_ns;
+        if let Some(last) = self.last_released
+            && start <= last.ts_event_ns
+        {
+            return if last == *bar {
+                c.duplicates += 1;
+                Offer::Duplicate
+            } else {
+                c.late += 1;
+                Offer::Late { released_through_ns: last.ts_event_ns }
+            };
+        }
+        let res = match self.pending.binary_search_by_key(&start, |p| p.bar.ts_event_ns) {
+            Ok(i) => {
+                let same = self.pending[i].bar == *bar;
+                self.pending[i] = Pending { bar: *bar, ts_recv_ns };
+                if same {
+                    c.duplicates += 1;
+                    Offer::Duplicate
+                } else {
+                    c.updated += 1;
+                    Offer::Updated
+                }
+            }
+            Err(i) => {
+                self.pending.insert(i, Pending { bar: *bar, ts_recv_ns });
+                c.new_windows += 1;
+                Offer::New
+            }
+        };
+        let n = self.pending.partition_point(|p| p.bar.ts_event_ns <= start);
+        self.release(n, ts_recv_ns, c, out);
+        res
+    }
+
     /// Release every window final at `now_ns`.
     pub fn flush(&mut self, now_ns: i64, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) {
         let iv = self.interval.nanos().max(1); // a zero interval must not divide by zero
@@ -211,6 +262,24 @@ impl BarGates {
             c,
             out,
         )
+    }
+
+    /// Offer a final (history) bar received at `ts_recv_ns` to its gate: see
+    /// [`BarGate::offer_final`]. Released bars are appended to `out` in window order.
+    pub fn offer_final(
+        &mut self,
+        symbol: SymbolId,
+        interval: Interval,
+        bar: &Bar,
+        ts_recv_ns: i64,
+        c: &mut FeedCounters,
+        out: &mut Vec<ReleasedBar>,
+    ) -> Offer {
+        let cfg = self.cfg;
+        self.gates
+            .entry((symbol, interval.secs))
+            .or_insert_with(|| BarGate::new(symbol, interval, cfg))
+            .offer_final(bar, ts_recv_ns, c, out)
     }
 
     /// Release every window of every gate final at `now_ns`; what this call releases is appended

@@ -13,8 +13,11 @@
 //!   pings, dead-connection detection and reconnect with capped, jittered backoff.
 //! - **replay feeds** ([`replay`]): recorded bars at zero delay or paced against a wall clock.
 //! - **credentials** ([`credentials`]): keys from the environment or a 0600 file, never printed.
-//! - **the Alpaca feed thread** ([`alpaca_feed`]): one connection authenticated and subscribed,
-//!   frames decoded and gated, bars, quotes and trades pushed into the engine's ingress.
+//! - **the live feed threads** ([`feed`]; Alpaca also at [`alpaca_feed`]): one loop for Alpaca
+//!   and Polygon, one connection carrying every symbol, authenticated and subscribed, warm
+//!   started and backfilled from a [`History`], frames decoded and gated, bars, quotes and
+//!   trades published into the engine's ingress without ever blocking the socket reader, the
+//!   universe changed at runtime through a [`feed::FeedHandle`].
 //!
 //! **Protocol layer, consumes:** one frame (`&[u8]`) plus the feed thread's receive time; a
 //! [`SymbolMap`] the universe fills. **Produces:** [`FeedMsg`]s (quotes and trades ready as
@@ -62,6 +65,7 @@ pub mod alpaca;
 pub mod alpaca_feed;
 mod counters;
 pub mod credentials;
+pub mod feed;
 pub mod gate;
 pub mod history;
 mod msg;
@@ -75,8 +79,8 @@ pub mod ws;
 
 pub use alpaca::{HistBar, HistoryPage, RestError};
 pub use counters::FeedCounters;
-pub use history::{History, HistoryError};
 pub use gate::{BarGate, BarGates, GateConfig, Offer, ReleasedBar};
+pub use history::{History, HistoryError};
 pub use msg::{AlpacaChannels, AlpacaError, BarKind, BarUpdate, Control, ErrorAction, FeedMsg, Reject, RejectKind};
 pub use symbols::SymbolMap;
 

@@ -80,6 +80,12 @@ impl Ingress {
         }
     }
 
+    /// True once the run has ended and the sequencer no longer drains the ingress (a sender
+    /// holding events back after a refused [`Ingress::try_push`] can stop retrying).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Relaxed)
+    }
+
     /// Events refused so far.
     pub fn rejected(&self) -> u64 {
         self.inner.rejected.load(Ordering::Relaxed)
