@@ -1,6 +1,6 @@
 //! The seam between a feed thread and its provider's REST history: warm start before live data
 //! and gap backfill after a reconnect both ask a [`History`] for bars. The REST clients
-//! ([`crate::rest`]) implement it for Alpaca and Polygon; tests implement it with canned bars.
+//! (`crate::rest`) implement it for Alpaca and Polygon; tests implement it with canned bars.
 //!
 //! **Contract.** [`History::bars`] returns every bar of `symbols` at `interval` whose window
 //! start is in `[from_ns, to_ns)`, across every page, in any order (the caller orders and

@@ -37,7 +37,8 @@ impl AlpacaFeedConfig {
     }
 }
 
-/// The Alpaca session: see the [module docs](self).
+/// The Alpaca session: auth with key and secret, bars and updated bars (and optionally quotes
+/// and trades) for every symbol; errors typed by [`crate::AlpacaError::action`].
 #[derive(Debug)]
 pub struct AlpacaProtocol {
     key: Secret,

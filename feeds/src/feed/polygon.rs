@@ -35,7 +35,8 @@ impl PolygonFeedConfig {
     }
 }
 
-/// The Polygon session: see the [module docs](self).
+/// The Polygon session: auth with the key, `AM` (and `A`) aggregates for every symbol,
+/// `auth_failed` fatal, `max_connections` reconnects.
 #[derive(Debug)]
 pub struct PolygonProtocol {
     key: Secret,
