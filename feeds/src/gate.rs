@@ -114,6 +114,12 @@ impl BarGate {
         self.pending.len()
     }
 
+    /// When the earliest pending window becomes final by time (`None`: nothing pending).
+    pub fn next_final_ns(&self) -> Option<i64> {
+        let iv = self.interval.nanos().max(1);
+        self.pending.first().map(|p| p.bar.ts_event_ns.saturating_add(iv).saturating_add(self.cfg.grace_ns))
+    }
+
     /// Offer a version of a bar received at `ts_recv_ns`, then release what became final.
     pub fn offer(&mut self, bar: &Bar, ts_recv_ns: i64, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) -> Offer {
         let start = bar.ts_event_ns;
@@ -241,27 +247,43 @@ impl BarGate {
 
 /// One [`BarGate`] per (symbol, interval), created on first use, iterated in (symbol, interval)
 /// order so flushes are deterministic.
+///
+/// **Order across symbols.** An offer whose receive time reaches the earliest time a pending
+/// window of *any* gate becomes final first flushes every gate at that time, so windows final by
+/// time leave in (window start, symbol, interval) order across symbols, not in the order their
+/// gates happened to see a later bar. The earliest due time is kept, so this costs one compare
+/// per offer until something is due.
 #[derive(Clone, Debug, Default)]
 pub struct BarGates {
     cfg: GateConfig,
     gates: BTreeMap<(SymbolId, u32), BarGate>,
+    /// No pending window is final by time before this (may be early: a flush recomputes it).
+    due_ns: i64,
 }
 
 impl BarGates {
     /// Gates sharing one config.
     pub fn new(cfg: GateConfig) -> Self {
-        BarGates { cfg, gates: BTreeMap::new() }
+        BarGates { cfg, gates: BTreeMap::new(), due_ns: i64::MAX }
     }
 
     /// Offer a decoded bar (its receive time is the clock); released bars are appended to `out`.
     pub fn offer(&mut self, u: &BarUpdate, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) -> Offer {
+        if u.ts_recv_ns >= self.due_ns {
+            self.flush(u.ts_recv_ns, c, out);
+        }
         let cfg = self.cfg;
-        self.gates.entry((u.symbol, u.interval.secs)).or_insert_with(|| BarGate::new(u.symbol, u.interval, cfg)).offer(
-            &u.bar,
-            u.ts_recv_ns,
-            c,
-            out,
-        )
+        let g =
+            self.gates.entry((u.symbol, u.interval.secs)).or_insert_with(|| BarGate::new(u.symbol, u.interval, cfg));
+        let res = g.offer(&u.bar, u.ts_recv_ns, c, out);
+        if let Some(due) = g.next_final_ns() {
+            self.due_ns = self.due_ns.min(due);
+        }
+        res
+    }
+
+    fn recompute_due(&mut self) {
+        self.due_ns = self.gates.values().filter_map(BarGate::next_final_ns).min().unwrap_or(i64::MAX);
     }
 
     /// Offer a final (history) bar received at `ts_recv_ns` to its gate: see
@@ -290,6 +312,7 @@ impl BarGates {
             g.flush(now_ns, c, out);
         }
         out[from..].sort_by_key(|r| (r.bar.ts_event_ns, r.symbol, r.interval.secs));
+        self.recompute_due();
     }
 
     /// Release everything pending, ordered like [`BarGates::flush`].
@@ -299,6 +322,7 @@ impl BarGates {
             g.drain(now_ns, c, out);
         }
         out[from..].sort_by_key(|r| (r.bar.ts_event_ns, r.symbol, r.interval.secs));
+        self.due_ns = i64::MAX;
     }
 
     /// Forget a symbol's gates (it left the universe); its pending bars are dropped and returned
