@@ -425,3 +425,59 @@ fn subscribe_and_unsubscribe_at_runtime_send_the_documented_messages_and_warm_st
     // MSFT: two history bars and the live minute bar (drained on stop).
     assert_eq!((report.pushed, report.end.clone()), (3, FeedEnd::Stopped), "{report:?}");
 }
+
+#[test]
+fn a_failed_history_request_is_counted_and_logged_and_the_feed_goes_on_live() {
+    let (listener, port) = listener();
+    let mut table = SymbolTable::new();
+    let aapl = table.intern("AAPL").unwrap();
+    let history = FakeHistory {
+        fail: Some(HistoryError::Status { status: 500, body: "upstream timeout".into() }),
+        ..FakeHistory::default()
+    };
+    let (now, clock) = fake_clock(W0 + MIN + SEC / 5);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (srv_now, srv_stop) = (now.clone(), stop.clone());
+    let server = thread::spawn(move || {
+        let _stop = StopOnDrop(srv_stop.clone());
+        let mut ws = accept(&listener);
+        open_session(&mut ws, "AM.AAPL");
+        srv_now.store(W0 + 2 * MIN + SEC / 5, Ordering::Relaxed);
+        send(&mut ws, &format!("[{}]", am("AAPL", W0 + MIN, 10_100)));
+        sync(&mut ws);
+        srv_stop.store(true, Ordering::Relaxed);
+        serve_until_gone(&mut ws);
+    });
+    let mut cfg = feed_cfg(port, SEC);
+    cfg.feed.history = Some(Box::new(history));
+    cfg.feed.warm_start_ns = 5 * MIN;
+    let (seen, _, _, report) = run_polygon(&table, cfg, clock, stop);
+    server.join().expect("server");
+    assert_eq!(seen, [(aapl.0, W0 + MIN, close_e9(10_100))], "live bars still flow");
+    assert_eq!((report.end.clone(), report.history_requests, report.history_errors), (FeedEnd::Stopped, 1, 1));
+    assert_eq!(report.history_log, ["history request failed: HTTP 500: upstream timeout"]);
+}
+
+#[test]
+fn history_refusing_the_credentials_ends_the_feed() {
+    let (listener, port) = listener();
+    let server = thread::spawn(move || {
+        let mut ws = accept(&listener);
+        send(&mut ws, r#"[{"ev":"status","status":"connected","message":"Connected Successfully"}]"#);
+        assert_eq!(read_text(&mut ws), polygon::auth_message(PKEY));
+        send(&mut ws, r#"[{"ev":"status","status":"auth_success","message":"authenticated"}]"#);
+        assert_eq!(read_text(&mut ws), r#"{"action":"subscribe","params":"AM.AAPL"}"#);
+        serve_until_gone(&mut ws);
+    });
+    let mut symbols = SymbolMap::new();
+    symbols.insert("AAPL", SymbolId(0)).unwrap();
+    let (_now, clock) = fake_clock(W0 + MIN);
+    let mut cfg = feed_cfg(port, SEC);
+    cfg.feed.history =
+        Some(Box::new(FakeHistory { fail: Some(HistoryError::Auth { status: 401 }), ..FakeHistory::default() }));
+    cfg.feed.warm_start_ns = 5 * MIN;
+    let report = spawn(cfg, &Ingress::new(8), symbols, clock).join().expect("feed thread");
+    server.join().expect("server");
+    assert_eq!(report.end, FeedEnd::Fatal(FatalError::History(HistoryError::Auth { status: 401 })), "{report:?}");
+    assert_eq!((report.pushed, report.reconnects), (0, 0));
+}
