@@ -122,8 +122,39 @@ impl BarGate {
 
     /// Offer a version of a bar received at `ts_recv_ns`, then release what became final.
     pub fn offer(&mut self, bar: &Bar, ts_recv_ns: i64, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) -> Offer {
+        let res = self.place(bar, ts_recv_ns, c);
+        if self.cfg.release_on_later {
+            let n = self.pending.partition_point(|p| p.bar.ts_event_ns < bar.ts_event_ns);
+            self.release(n, ts_recv_ns, c, out);
+        }
+        self.flush(ts_recv_ns, c, out);
+        res
+    }
+
+    /// Offer a bar known to be final (history: warm start, gap backfill) received at
+    /// `ts_recv_ns`: counted like [`BarGate::offer`] (`duplicate` or `late` at or before the last
+    /// released window; else `updated`, `duplicate` or `new_windows` against the pending
+    /// version), and unless behind the last release, released at once with every earlier
+    /// pending window (in window order).
+    pub fn offer_final(
+        &mut self,
+        bar: &Bar,
+        ts_recv_ns: i64,
+        c: &mut FeedCounters,
+        out: &mut Vec<ReleasedBar>,
+    ) -> Offer {
+        let res = self.place(bar, ts_recv_ns, c);
+        if !matches!(res, Offer::Late { .. }) {
+            let n = self.pending.partition_point(|p| p.bar.ts_event_ns <= bar.ts_event_ns);
+            self.release(n, ts_recv_ns, c, out);
+        }
+        res
+    }
+
+    /// Count a bar and keep it pending unless its window was already released.
+    fn place(&mut self, bar: &Bar, ts_recv_ns: i64, c: &mut FeedCounters) -> Offer {
         let start = bar.ts_event_ns;
-        let res = match self.last_released {
+        match self.last_released {
             Some(last) if start <= last.ts_event_ns => {
                 if last == *bar {
                     c.duplicates += 1;
@@ -149,60 +180,7 @@ impl BarGate {
                     Offer::New
                 }
             },
-        };
-        if self.cfg.release_on_later {
-            let n = self.pending.partition_point(|p| p.bar.ts_event_ns < start);
-            self.release(n, ts_recv_ns, c, out);
         }
-        self.flush(ts_recv_ns, c, out);
-        res
-    }
-
-    /// Offer a bar known to be final (history: warm start, gap backfill) received at
-    /// `ts_recv_ns`: a window at or before the last released one is a `duplicate` or `late` as
-    /// in [`BarGate::offer`]; otherwise it replaces any pending version of its window (counted
-    /// `updated`, or `duplicate` when identical) or opens it (`new_windows`), and it is released
-    /// at once, after every earlier pending window (in window order).
-    pub fn offer_final(
-        &mut self,
-        bar: &Bar,
-        ts_recv_ns: i64,
-        c: &mut FeedCounters,
-        out: &mut Vec<ReleasedBar>,
-    ) -> Offer {
-        let start = bar.ts_event_ns;
-        if let Some(last) = self.last_released
-            && start <= last.ts_event_ns
-        {
-            return if last == *bar {
-                c.duplicates += 1;
-                Offer::Duplicate
-            } else {
-                c.late += 1;
-                Offer::Late { released_through_ns: last.ts_event_ns }
-            };
-        }
-        let res = match self.pending.binary_search_by_key(&start, |p| p.bar.ts_event_ns) {
-            Ok(i) => {
-                let same = self.pending[i].bar == *bar;
-                self.pending[i] = Pending { bar: *bar, ts_recv_ns };
-                if same {
-                    c.duplicates += 1;
-                    Offer::Duplicate
-                } else {
-                    c.updated += 1;
-                    Offer::Updated
-                }
-            }
-            Err(i) => {
-                self.pending.insert(i, Pending { bar: *bar, ts_recv_ns });
-                c.new_windows += 1;
-                Offer::New
-            }
-        };
-        let n = self.pending.partition_point(|p| p.bar.ts_event_ns <= start);
-        self.release(n, ts_recv_ns, c, out);
-        res
     }
 
     /// Release every window final at `now_ns`.

@@ -279,6 +279,10 @@ impl<P: Protocol> Feed<P> {
         }
         self.report.history_bars += bars.len() as u64;
         crate::order_history(&mut bars);
+        // Live windows already final go first, so every symbol's history follows them in
+        // window order across symbols too.
+        self.gates.flush(now, &mut self.counters, &mut self.released);
+        self.publish_released();
         for h in &bars {
             let offer =
                 self.gates.offer_final(h.symbol, h.interval, &h.bar, now, &mut self.counters, &mut self.released);

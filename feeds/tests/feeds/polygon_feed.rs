@@ -63,6 +63,11 @@ fn px_at(start_ns: i64) -> i64 {
     10_000 + (start_ns - W0) / MIN * 10
 }
 
+/// A source list: `sym`'s minute bars from 14:30, `n` of them, priced by [`px_at`].
+fn minutes(sym: &str, n: i64) -> Vec<(String, Interval, Bar)> {
+    (0..n).map(|i| (sym.to_owned(), Interval::M1, bar_px(W0 + i * MIN, px_at(W0 + i * MIN)))).collect()
+}
+
 /// One call a [`FakeHistory`] answered: (symbols, interval secs, from, to).
 type Call = (Vec<String>, u32, i64, i64);
 
@@ -232,8 +237,7 @@ fn warm_start_then_live_bars_make_one_ordered_stream_with_the_overlapping_window
     let aapl = table.intern("AAPL").unwrap();
     // History holds 14:30..14:33; the feed starts at 14:34:00.2 with a 10 min warm start, so it
     // asks for [14:24:00.2, 14:34) and gets the four bars.
-    let source: Vec<_> =
-        (0..4).map(|i| ("AAPL".to_owned(), Interval::M1, bar_px(W0 + i * MIN, px_at(W0 + i * MIN)))).collect();
+    let source = minutes("AAPL", 4);
     let history = FakeHistory::new(source);
     let calls = history.calls.clone();
     let start = W0 + 4 * MIN + SEC / 5;
@@ -276,8 +280,7 @@ fn after_a_reconnect_the_bars_sent_while_away_are_backfilled_exactly_once() {
     let aapl = table.intern("AAPL").unwrap();
     // The source: AAPL minute bars 14:30..14:39. History has them all; the live server sends
     // 14:33 in the first session, skips 14:34..14:37 (the client was away), sends 14:38, 14:39.
-    let source: Vec<_> =
-        (0..10).map(|i| ("AAPL".to_owned(), Interval::M1, bar_px(W0 + i * MIN, px_at(W0 + i * MIN)))).collect();
+    let source = minutes("AAPL", 10);
     let history = FakeHistory::new(source.clone());
     let calls = history.calls.clone();
     let live = |i: i64| am("AAPL", W0 + i * MIN, px_at(W0 + i * MIN));
