@@ -37,7 +37,7 @@ const TRADE: &str =
 pub(crate) const KEY: &str = "PKTESTKEY";
 const SECRET: &str = "s3cr3t-never-printed";
 
-type Ws = WebSocket<std::net::TcpStream>;
+pub(crate) type Ws = WebSocket<std::net::TcpStream>;
 
 pub(crate) fn listener() -> (TcpListener, u16) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");

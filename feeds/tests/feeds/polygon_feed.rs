@@ -5,7 +5,7 @@
 //! The feed's clock is fake and moved by the server thread between phases (see alpaca_feed.rs).
 
 use super::alpaca_feed::{
-    MIN, Outcome, SEC, StopOnDrop, W0, accept, accept_advancing, close_e9, fake_clock, listener, read_text,
+    MIN, Outcome, SEC, StopOnDrop, W0, Ws, accept, accept_advancing, close_e9, fake_clock, listener, read_text,
     run_pipeline, send, serve_until_gone, sync, test_timers,
 };
 use engine::pipeline::Ingress;
@@ -19,9 +19,10 @@ use feeds::feed::{
 use feeds::ws::TlsConfig;
 use feeds::{FeedCounters, HistBar, History, HistoryError, SymbolMap, polygon};
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use tungstenite::WebSocket;
 
 const PKEY: &str = "pg-key-never-printed";
@@ -153,6 +154,30 @@ fn open_session<S: Read + Write>(ws: &mut WebSocket<S>, params: &str) {
     sync(ws);
 }
 
+/// A Polygon server thread for one feed: it accepts, opens a session subscribing `params`,
+/// runs `script` (which may move the feed's clock, starting at `start_ns`, and accept again;
+/// it returns the connection to end on), then sets the feed's stop flag and serves until the
+/// client is gone. Returns the feed's clock and stop flag, and the thread.
+fn serve(
+    listener: TcpListener,
+    params: &'static str,
+    start_ns: i64,
+    script: impl FnOnce(Ws, &TcpListener, &AtomicI64) -> Ws + Send + 'static,
+) -> (SharedClock, Arc<AtomicBool>, JoinHandle<()>) {
+    let (now, clock) = fake_clock(start_ns);
+    let stop = Arc::new(AtomicBool::new(false));
+    let srv_stop = stop.clone();
+    let server = thread::spawn(move || {
+        let _stop = StopOnDrop(srv_stop.clone());
+        let mut ws = accept(&listener);
+        open_session(&mut ws, params);
+        let mut ws = script(ws, &listener, &now);
+        srv_stop.store(true, Ordering::Relaxed);
+        serve_until_gone(&mut ws);
+    });
+    (clock, stop, server)
+}
+
 /// Spawn a feed, run the pipeline on an 8-slot ingress until the feed ends.
 fn run_polygon(table: &SymbolTable, cfg: PolygonFeedConfig, clock: SharedClock, stop: Arc<AtomicBool>) -> Outcome {
     let ingress = Ingress::new(8);
@@ -165,13 +190,7 @@ fn polygon_auth_then_minute_aggregates_flow_into_a_pipeline_run_in_order() {
     let (listener, port) = listener();
     let mut table = SymbolTable::new();
     let (aapl, msft) = (table.intern("AAPL").unwrap(), table.intern("MSFT").unwrap());
-    let (now, clock) = fake_clock(W0 + 30 * SEC);
-    let stop = Arc::new(AtomicBool::new(false));
-    let (srv_now, srv_stop) = (now.clone(), stop.clone());
-    let server = thread::spawn(move || {
-        let _stop = StopOnDrop(srv_stop.clone());
-        let mut ws = accept(&listener);
-        open_session(&mut ws, "AM.AAPL,AM.MSFT");
+    let (clock, stop, server) = serve(listener, "AM.AAPL,AM.MSFT", W0 + 30 * SEC, |mut ws, _, srv_now| {
         // 14:31:00.2: both 14:30 bars (MSFT first, AAPL twice: a duplicate), pending in the grace.
         srv_now.store(W0 + MIN + SEC / 5, Ordering::Relaxed);
         send(&mut ws, &format!("[{},{},{}]", am("MSFT", W0, 20_000), am("AAPL", W0, 10_000), am("AAPL", W0, 10_000)));
@@ -183,8 +202,7 @@ fn polygon_auth_then_minute_aggregates_flow_into_a_pipeline_run_in_order() {
         send(&mut ws, &format!("[{}]", am("MSFT", W0 + MIN, 20_100)));
         send(&mut ws, &format!("[{}]", am("AAPL", W0 + MIN, 10_100)));
         sync(&mut ws);
-        srv_stop.store(true, Ordering::Relaxed);
-        serve_until_gone(&mut ws);
+        ws
     });
     let (seen, _, r, report) = run_polygon(&table, feed_cfg(port, SEC), clock, stop);
     server.join().expect("server");
@@ -241,13 +259,7 @@ fn warm_start_then_live_bars_make_one_ordered_stream_with_the_overlapping_window
     let history = FakeHistory::new(source);
     let calls = history.calls.clone();
     let start = W0 + 4 * MIN + SEC / 5;
-    let (now, clock) = fake_clock(start);
-    let stop = Arc::new(AtomicBool::new(false));
-    let (srv_now, srv_stop) = (now.clone(), stop.clone());
-    let server = thread::spawn(move || {
-        let _stop = StopOnDrop(srv_stop.clone());
-        let mut ws = accept(&listener);
-        open_session(&mut ws, "AM.AAPL");
+    let (clock, stop, server) = serve(listener, "AM.AAPL", start, |mut ws, _, srv_now| {
         // The live stream re-sends 14:33 (the seam: same bar as history), a different version
         // of 14:32 (late: already released from history), then 14:34.
         srv_now.store(W0 + 5 * MIN + SEC / 5, Ordering::Relaxed);
@@ -256,8 +268,7 @@ fn warm_start_then_live_bars_make_one_ordered_stream_with_the_overlapping_window
             [am("AAPL", w3, px_at(w3)), am("AAPL", W0 + 2 * MIN, 9_999), am("AAPL", W0 + 4 * MIN, px_at(W0 + 4 * MIN))];
         send(&mut ws, &format!("[{}]", frame.join(",")));
         sync(&mut ws);
-        srv_stop.store(true, Ordering::Relaxed);
-        serve_until_gone(&mut ws);
+        ws
     });
     let mut cfg = feed_cfg(port, SEC);
     cfg.feed.history = Some(Box::new(history));
@@ -284,14 +295,7 @@ fn after_a_reconnect_the_bars_sent_while_away_are_backfilled_exactly_once() {
     let history = FakeHistory::new(source.clone());
     let calls = history.calls.clone();
     let live = |i: i64| am("AAPL", W0 + i * MIN, px_at(W0 + i * MIN));
-    let (now, clock) = fake_clock(W0 + 3 * MIN + SEC / 5);
-    let stop = Arc::new(AtomicBool::new(false));
-    let (srv_now, srv_stop) = (now.clone(), stop.clone());
-    let server = thread::spawn(move || {
-        let _stop = StopOnDrop(srv_stop.clone());
-        let mut ws = accept(&listener);
-        open_session(&mut ws, "AM.AAPL"); // warm start: 14:30..14:32 from history
-        srv_now.store(W0 + 4 * MIN + SEC / 5, Ordering::Relaxed);
+    let (clock, stop, server) = serve(listener, "AM.AAPL", W0 + 3 * MIN + SEC / 5, move |mut ws, listener, srv_now| {
         send(&mut ws, &format!("[{}]", live(3)));
         sync(&mut ws);
         // The server drops the client; four minutes pass before it is back.
@@ -299,7 +303,7 @@ fn after_a_reconnect_the_bars_sent_while_away_are_backfilled_exactly_once() {
         serve_until_gone(&mut ws);
         drop(ws);
         srv_now.store(W0 + 8 * MIN + SEC / 5, Ordering::Relaxed);
-        let mut ws = accept_advancing(&listener, &srv_now);
+        let mut ws = accept_advancing(listener, srv_now);
         open_session(&mut ws, "AM.AAPL"); // backfill: 14:34..14:37 from history
         srv_now.store(W0 + 9 * MIN + SEC / 5, Ordering::Relaxed);
         send(&mut ws, &format!("[{}]", live(8)));
@@ -307,8 +311,7 @@ fn after_a_reconnect_the_bars_sent_while_away_are_backfilled_exactly_once() {
         srv_now.store(W0 + 10 * MIN + SEC / 5, Ordering::Relaxed);
         send(&mut ws, &format!("[{}]", live(9)));
         sync(&mut ws);
-        srv_stop.store(true, Ordering::Relaxed);
-        serve_until_gone(&mut ws);
+        ws
     });
     let mut cfg = feed_cfg(port, SEC);
     cfg.feed.history = Some(Box::new(history));
@@ -438,18 +441,11 @@ fn a_failed_history_request_is_counted_and_logged_and_the_feed_goes_on_live() {
         fail: Some(HistoryError::Status { status: 500, body: "upstream timeout".into() }),
         ..FakeHistory::default()
     };
-    let (now, clock) = fake_clock(W0 + MIN + SEC / 5);
-    let stop = Arc::new(AtomicBool::new(false));
-    let (srv_now, srv_stop) = (now.clone(), stop.clone());
-    let server = thread::spawn(move || {
-        let _stop = StopOnDrop(srv_stop.clone());
-        let mut ws = accept(&listener);
-        open_session(&mut ws, "AM.AAPL");
+    let (clock, stop, server) = serve(listener, "AM.AAPL", W0 + MIN + SEC / 5, |mut ws, _, srv_now| {
         srv_now.store(W0 + 2 * MIN + SEC / 5, Ordering::Relaxed);
         send(&mut ws, &format!("[{}]", am("AAPL", W0 + MIN, 10_100)));
         sync(&mut ws);
-        srv_stop.store(true, Ordering::Relaxed);
-        serve_until_gone(&mut ws);
+        ws
     });
     let mut cfg = feed_cfg(port, SEC);
     cfg.feed.history = Some(Box::new(history));
