@@ -96,12 +96,21 @@ pub struct BarGate {
     /// Pending windows, sorted by start (a handful at most).
     pending: Vec<Pending>,
     last_released: Option<Bar>,
+    /// Waiting for history: nothing is released by time or by a later window.
+    held: bool,
 }
 
 impl BarGate {
     /// An empty gate.
     pub fn new(symbol: SymbolId, interval: Interval, cfg: GateConfig) -> Self {
-        BarGate { symbol, interval, cfg, pending: Vec::with_capacity(4), last_released: None }
+        BarGate { symbol, interval, cfg, pending: Vec::with_capacity(4), last_released: None, held: false }
+    }
+
+    /// Hold (or stop holding) the gate's releases while history for its symbol is awaited:
+    /// while held, [`BarGate::offer`] and [`BarGate::flush`] only collect; [`BarGate::offer_final`]
+    /// and [`BarGate::drain`] still release.
+    pub fn set_held(&mut self, held: bool) {
+        self.held = held;
     }
 
     /// Start of the last released window.
@@ -114,8 +123,11 @@ impl BarGate {
         self.pending.len()
     }
 
-    /// When the earliest pending window becomes final by time (`None`: nothing pending).
+    /// When the earliest pending window becomes final by time (`None`: nothing pending, or held).
     pub fn next_final_ns(&self) -> Option<i64> {
+        if self.held {
+            return None;
+        }
         let iv = self.interval.nanos().max(1);
         self.pending.first().map(|p| p.bar.ts_event_ns.saturating_add(iv).saturating_add(self.cfg.grace_ns))
     }
@@ -123,6 +135,9 @@ impl BarGate {
     /// Offer a version of a bar received at `ts_recv_ns`, then release what became final.
     pub fn offer(&mut self, bar: &Bar, ts_recv_ns: i64, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) -> Offer {
         let res = self.place(bar, ts_recv_ns, c);
+        if self.held {
+            return res;
+        }
         if self.cfg.release_on_later {
             let n = self.pending.partition_point(|p| p.bar.ts_event_ns < bar.ts_event_ns);
             self.release(n, ts_recv_ns, c, out);
@@ -185,6 +200,9 @@ impl BarGate {
 
     /// Release every window final at `now_ns`.
     pub fn flush(&mut self, now_ns: i64, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) {
+        if self.held {
+            return;
+        }
         let iv = self.interval.nanos().max(1); // a zero interval must not divide by zero
         let grace = self.cfg.grace_ns;
         let n = self.pending.partition_point(|p| p.bar.ts_event_ns.saturating_add(iv).saturating_add(grace) <= now_ns);
@@ -235,6 +253,8 @@ impl BarGate {
 pub struct BarGates {
     cfg: GateConfig,
     gates: BTreeMap<(SymbolId, u32), BarGate>,
+    /// Symbols whose gates hold their releases (history awaited), also for gates made later.
+    held: std::collections::BTreeSet<SymbolId>,
     /// No pending window is final by time before this (may be early: a flush recomputes it).
     due_ns: i64,
 }
@@ -242,7 +262,35 @@ pub struct BarGates {
 impl BarGates {
     /// Gates sharing one config.
     pub fn new(cfg: GateConfig) -> Self {
-        BarGates { cfg, gates: BTreeMap::new(), due_ns: i64::MAX }
+        BarGates { cfg, gates: BTreeMap::new(), held: Default::default(), due_ns: i64::MAX }
+    }
+
+    fn gate_mut(&mut self, symbol: SymbolId, interval: Interval) -> &mut BarGate {
+        let (cfg, held) = (self.cfg, self.held.contains(&symbol));
+        self.gates.entry((symbol, interval.secs)).or_insert_with(|| {
+            let mut g = BarGate::new(symbol, interval, cfg);
+            g.set_held(held);
+            g
+        })
+    }
+
+    /// Hold every gate of `symbol` (see [`BarGate::set_held`]) until [`BarGates::unhold`].
+    pub fn hold(&mut self, symbol: SymbolId) {
+        self.held.insert(symbol);
+        for g in self.gates.range_mut((symbol, 0)..=(symbol, u32::MAX)).map(|(_, g)| g) {
+            g.set_held(true);
+        }
+    }
+
+    /// Stop holding `symbol`'s gates: windows already final leave at the next flush or offer.
+    pub fn unhold(&mut self, symbol: SymbolId) {
+        self.held.remove(&symbol);
+        for g in self.gates.range_mut((symbol, 0)..=(symbol, u32::MAX)).map(|(_, g)| g) {
+            g.set_held(false);
+            if let Some(due) = g.next_final_ns() {
+                self.due_ns = self.due_ns.min(due);
+            }
+        }
     }
 
     /// Offer a decoded bar (its receive time is the clock); released bars are appended to `out`.
@@ -250,9 +298,7 @@ impl BarGates {
         if u.ts_recv_ns >= self.due_ns {
             self.flush(u.ts_recv_ns, c, out);
         }
-        let cfg = self.cfg;
-        let g =
-            self.gates.entry((u.symbol, u.interval.secs)).or_insert_with(|| BarGate::new(u.symbol, u.interval, cfg));
+        let g = self.gate_mut(u.symbol, u.interval);
         let res = g.offer(&u.bar, u.ts_recv_ns, c, out);
         if let Some(due) = g.next_final_ns() {
             self.due_ns = self.due_ns.min(due);
@@ -275,11 +321,7 @@ impl BarGates {
         c: &mut FeedCounters,
         out: &mut Vec<ReleasedBar>,
     ) -> Offer {
-        let cfg = self.cfg;
-        self.gates
-            .entry((symbol, interval.secs))
-            .or_insert_with(|| BarGate::new(symbol, interval, cfg))
-            .offer_final(bar, ts_recv_ns, c, out)
+        self.gate_mut(symbol, interval).offer_final(bar, ts_recv_ns, c, out)
     }
 
     /// Release every window of every gate final at `now_ns`; what this call releases is appended
@@ -306,6 +348,7 @@ impl BarGates {
     /// Forget a symbol's gates (it left the universe); its pending bars are dropped and returned
     /// as a count.
     pub fn remove_symbol(&mut self, symbol: SymbolId) -> usize {
+        self.held.remove(&symbol);
         let keys: Vec<_> = self.gates.range((symbol, 0)..=(symbol, u32::MAX)).map(|(k, _)| *k).collect();
         keys.iter().filter_map(|k| self.gates.remove(k)).map(|g| g.pending()).sum()
     }

@@ -39,6 +39,8 @@ pub(super) struct Feed<P: Protocol> {
     controls: Vec<Control>,
     /// Events the ingress refused, in order, with their frame's receive time.
     backlog: VecDeque<(Event, i64)>,
+    /// Symbol batches waiting for history (one batch per loop turn); their gates are held.
+    fill_queue: VecDeque<Vec<String>>,
     session: SessionState,
     ingress_closed: bool,
     last_recv_ns: i64,
@@ -73,6 +75,7 @@ impl<P: Protocol> Feed<P> {
             released: Vec::with_capacity(64),
             controls: Vec::new(),
             backlog: VecDeque::new(),
+            fill_queue: VecDeque::new(),
             session: SessionState::Down,
             ingress_closed: false,
             last_recv_ns: 0,
@@ -201,10 +204,10 @@ impl<P: Protocol> Feed<P> {
             match self.proto.control(c) {
                 ControlAction::Authenticated if self.session == SessionState::Authenticating => {
                     self.set_session(SessionState::Live);
+                    // A new server session: every symbol is subscribed and filled again.
+                    self.fill_queue.clear();
                     let names: Vec<String> = self.symbols.names().into_iter().map(str::to_owned).collect();
-                    if let Err(end) = self.subscribe(client, &names) {
-                        return Some(end);
-                    }
+                    self.subscribe(client, &names);
                 }
                 ControlAction::Authenticated | ControlAction::Ignore => {}
                 ControlAction::Continue => self.report.server_errors += 1,
@@ -218,14 +221,38 @@ impl<P: Protocol> Feed<P> {
         None
     }
 
-    /// Subscribe `names` on the live connection, then fetch their history.
-    fn subscribe(&mut self, client: &mut WsClient, names: &[String]) -> Result<(), FeedEnd> {
+    /// Subscribe `names` on the live connection, then queue their history (their gates hold
+    /// live bars until it is in).
+    fn subscribe(&mut self, client: &mut WsClient, names: &[String]) {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         if let Some(msg) = self.proto.subscription(Action::Subscribe, &refs) {
             // A failed send closed the connection: the client reconnects and subscribes again.
             let _ = client.send_text(&msg);
         }
-        self.fill_from_history(&refs)
+        if self.cfg.history.is_none() {
+            return;
+        }
+        for id in refs.iter().filter_map(|n| self.symbols.get(n)) {
+            self.gates.hold(id);
+        }
+        for chunk in names.chunks(self.cfg.history_chunk.max(1)) {
+            self.fill_queue.push_back(chunk.to_vec());
+        }
+    }
+
+    /// Fetch the history of the next queued batch (on a live session) and stop holding its
+    /// symbols' gates; `Some` ends the feed.
+    fn next_fill(&mut self) -> Option<FeedEnd> {
+        if self.session != SessionState::Live {
+            return None; // the next session queues every symbol again
+        }
+        let batch = self.fill_queue.pop_front()?;
+        let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let res = self.fill_from_history(&refs);
+        for id in refs.iter().filter_map(|n| self.symbols.get(n)) {
+            self.gates.unhold(id);
+        }
+        res.err()
     }
 
     /// Warm start (symbols with nothing released) and gap backfill (the others) from history:
@@ -319,10 +346,8 @@ impl<P: Protocol> Feed<P> {
                         continue;
                     }
                     self.report.commands += 1;
-                    if self.session == SessionState::Live
-                        && let Err(end) = self.subscribe(client, std::slice::from_ref(&name))
-                    {
-                        return Some(end);
+                    if self.session == SessionState::Live {
+                        self.subscribe(client, std::slice::from_ref(&name));
                     }
                 }
                 FeedCommand::Unsubscribe { name } => {
@@ -397,6 +422,10 @@ impl<P: Protocol> Feed<P> {
             }
             if let Some(t) = t {
                 self.on_transition(t, &mut client);
+            }
+            if let Some(end) = self.next_fill() {
+                client.close();
+                break end;
             }
             self.gates.flush(clock(), &mut self.counters, &mut self.released);
             self.publish_released();

@@ -13,14 +13,19 @@
 //! reconnects with backoff and jitter; [`ControlAction::Continue`] is counted.
 //!
 //! **History.** Right after each subscribe (so no window can fall between the history's end and
-//! the subscription's start), per bar interval of the protocol and per symbol: a symbol whose
+//! the subscription's start) the subscribed symbols' gates are held (live bars are collected,
+//! not released) and queued for history in batches of [`FeedConfig::history_chunk`] symbols;
+//! one batch is fetched per loop turn (the first in the subscribe's own turn), so the socket is
+//! read between batches. Per bar interval of the protocol and per symbol: a symbol whose
 //! gate already released a window gets `[last released + interval, now floored)` (gap backfill;
 //! bars it adds are counted in [`FeedCounters::gaps_filled`]); a symbol with none gets
 //! `[now - warm_start, now floored)` (warm start). The bars are ordered with
 //! [`crate::order_history`] and offered to the gates as final ([`BarGates::offer_final`]), so
 //! the strategy sees history then live bars in one ordered stream, and a live bar for a window
-//! history already released is a `duplicate` or `late`, never published twice. Frames that
-//! arrive during the (blocking) request wait in the socket and are read after it. A
+//! history already released is a `duplicate` or `late`, never published twice; then the batch's
+//! gates stop holding. Frames that arrive during a (blocking) request wait in the socket and are
+//! read after it. Order across symbols is exact within a batch; across batches each symbol's
+//! stream is still in order (history, then live). A
 //! [`HistoryError::Auth`] ends the feed ([`FatalError::History`]); any other history error is
 //! counted and logged in the report, and the feed goes on live.
 //!
@@ -139,6 +144,9 @@ pub struct FeedConfig {
     pub history: Option<Box<dyn History>>,
     /// How far back the warm start reaches, ns (0: no warm start; gap backfill still runs).
     pub warm_start_ns: i64,
+    /// Symbols per history batch: one batch is fetched per loop turn, so the socket is read
+    /// between batches of a large universe.
+    pub history_chunk: usize,
 }
 
 impl FeedConfig {
@@ -152,6 +160,7 @@ impl FeedConfig {
             max_wait_ns: 50_000_000,
             history: None,
             warm_start_ns: 0,
+            history_chunk: 100,
         }
     }
 }
@@ -166,6 +175,7 @@ impl std::fmt::Debug for FeedConfig {
             .field("max_wait_ns", &self.max_wait_ns)
             .field("history", &self.history.as_ref().map(|_| "History"))
             .field("warm_start_ns", &self.warm_start_ns)
+            .field("history_chunk", &self.history_chunk)
             .finish()
     }
 }

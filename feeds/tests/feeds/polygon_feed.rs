@@ -480,3 +480,32 @@ fn history_refusing_the_credentials_ends_the_feed() {
     assert_eq!(report.end, FeedEnd::Fatal(FatalError::History(HistoryError::Auth { status: 401 })), "{report:?}");
     assert_eq!((report.pushed, report.reconnects), (0, 0));
 }
+
+#[test]
+fn history_in_batches_of_one_symbol_keeps_each_symbols_stream_in_order() {
+    let (listener, port) = listener();
+    let mut table = SymbolTable::new();
+    let (aapl, msft) = (table.intern("AAPL").unwrap(), table.intern("MSFT").unwrap());
+    let history = FakeHistory::new([minutes("AAPL", 3), minutes("MSFT", 3)].concat());
+    let calls = history.calls.clone();
+    let w3 = W0 + 3 * MIN;
+    let (clock, stop, server) = serve(listener, "AM.AAPL,AM.MSFT", w3 + SEC / 5, move |mut ws, _, srv_now| {
+        srv_now.store(w3 + MIN + SEC / 5, Ordering::Relaxed);
+        send(&mut ws, &format!("[{},{}]", am("MSFT", w3, px_at(w3)), am("AAPL", w3, px_at(w3))));
+        sync(&mut ws);
+        ws
+    });
+    let mut cfg = feed_cfg(port, SEC);
+    cfg.feed.history = Some(Box::new(history));
+    cfg.feed.warm_start_ns = 4 * MIN;
+    cfg.feed.history_chunk = 1;
+    let (seen, _, _, report) = run_polygon(&table, cfg, clock, stop);
+    server.join().expect("server");
+    let names: Vec<_> = calls.lock().unwrap().iter().map(|c| c.0.clone()).collect();
+    assert_eq!(names, [["AAPL"], ["MSFT"]], "one request per batch");
+    let bars = |s: SymbolId| (0..4).map(move |i| (s.0, W0 + i * MIN, close_e9(px_at(W0 + i * MIN))));
+    let mut want: Vec<_> = bars(aapl).take(3).chain(bars(msft).take(3)).collect();
+    want.extend([(aapl.0, w3, close_e9(px_at(w3))), (msft.0, w3, close_e9(px_at(w3)))]);
+    assert_eq!(seen, want, "AAPL's history, MSFT's history, then the live windows (drained on stop)");
+    assert_eq!((report.warm_start_bars, report.counters.released), (6, 8), "{report:?}");
+}
