@@ -154,10 +154,16 @@ impl StrategyFactory for Recorder {
 
 /// The run's primary source: idle until the feed thread has finished (its last push is then in
 /// the ingress, which the sequencer drains first).
-pub(crate) struct UntilFinished<'h>(pub(crate) &'h FeedHandle);
+/// (The sequencer asks this source only when the ingress is empty; a thread seen finished gets
+/// one more turn so its last pushes, made before it finished, are drained before the end.)
+pub(crate) struct UntilFinished<'h>(pub(crate) &'h FeedHandle, pub(crate) bool);
 impl Source for UntilFinished<'_> {
     fn next(&mut self) -> Next {
-        if self.0.is_finished() { Next::End } else { Next::Idle }
+        if self.1 {
+            return Next::End;
+        }
+        self.1 = self.0.is_finished();
+        Next::Idle
     }
 }
 
@@ -214,7 +220,7 @@ pub(crate) fn run_pipeline(table: &SymbolTable, ingress: &Ingress, handle: FeedH
     let mut engine_cfg = EngineConfig::default();
     engine_cfg.pipeline.shards = 1; // one shard thread sees every bar in sequence order
     let spec = RunSpec::new(&engine_cfg, table, &factory).ingress(ingress.clone());
-    let r = run(spec, UntilFinished(&handle), &mut |_| {}).expect("run");
+    let r = run(spec, UntilFinished(&handle, false), &mut |_| {}).expect("run");
     let report = handle.join().expect("feed thread");
     // Refused `try_push`es are retried from the feed's backlog, never lost.
     assert_eq!(report.backlog_at_end, 0, "{report:?}");
