@@ -10,7 +10,7 @@ use crate::{BarGates, Control, FeedCounters, FeedMsg, HistBar, HistoryError, Off
 use engine::pipeline::{Ingress, IngressFull};
 use engine::records::{Event, SymbolId};
 use mio::{Events, Poll};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -262,27 +262,27 @@ impl<P: Protocol> Feed<P> {
         let now = (self.clock)();
         let mut bars: Vec<HistBar> = Vec::new();
         // (symbol, interval secs) whose requests are backfills.
-        let mut backfill: Vec<(SymbolId, u32)> = Vec::new();
+        let mut backfill: HashSet<(SymbolId, u32)> = HashSet::new();
         let mut errors: Vec<HistoryError> = Vec::new();
         for iv in self.proto.intervals() {
             let ivn = iv.nanos().max(1);
             let to = now.div_euclid(ivn) * ivn;
-            let mut fresh: Vec<&str> = Vec::new();
-            let mut requests: Vec<(Vec<&str>, i64)> = Vec::new();
+            // One request per start time: symbols released through the same window (the usual
+            // case after a reconnect) share a backfill request; fresh symbols share the warm start.
+            let mut requests: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
             for &name in names {
                 let Some(id) = self.symbols.get(name) else { continue };
-                match self.gates.gate(id, iv).and_then(|g| g.released_through_ns()) {
+                let from = match self.gates.gate(id, iv).and_then(|g| g.released_through_ns()) {
                     Some(last) => {
-                        backfill.push((id, iv.secs));
-                        requests.push((vec![name], last.saturating_add(ivn)));
+                        backfill.insert((id, iv.secs));
+                        last.saturating_add(ivn)
                     }
-                    None => fresh.push(name),
-                }
+                    None if self.cfg.warm_start_ns > 0 => now.saturating_sub(self.cfg.warm_start_ns),
+                    None => continue,
+                };
+                requests.entry(from).or_default().push(name);
             }
-            if !fresh.is_empty() && self.cfg.warm_start_ns > 0 {
-                requests.push((fresh, now.saturating_sub(self.cfg.warm_start_ns)));
-            }
-            for (syms, from) in requests {
+            for (from, syms) in requests {
                 if from >= to {
                     continue;
                 }
