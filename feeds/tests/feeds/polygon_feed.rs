@@ -369,6 +369,8 @@ fn a_full_ingress_never_stops_the_socket_reader_and_nothing_is_lost_or_reordered
     assert_eq!(seen, want, "nothing lost, order kept");
     assert_eq!((report.pushed, report.backlog_at_end), (N as u64, 0), "{report:?}");
     assert!(report.backlog_max >= (N - 2) as usize, "backlog_max {}", report.backlog_max);
+    let s = status.snapshot();
+    assert_eq!((s.bars_pushed, s.backlog, s.last_recv_ns), (N as u64, 0, W0 + (N + 10) * MIN), "{s:?}");
 }
 
 #[test]
