@@ -141,7 +141,8 @@ impl<P: Protocol> Feed<P> {
     /// Move what fits from the backlog into the ingress, in order.
     fn retry_backlog(&mut self) {
         while let Some(&(ev, recv_ns)) = self.backlog.front() {
-            if self.ingress.try_push(ev).is_err() {
+            // A full ingress is not asked (each refusal would be counted as one).
+            if self.ingress.is_full() || self.ingress.try_push(ev).is_err() {
                 self.ingress_closed = self.ingress.is_closed();
                 return;
             }

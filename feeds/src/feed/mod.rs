@@ -32,9 +32,10 @@
 //! **Never the slow consumer.** Events go into the ingress with [`Ingress::try_push`]; what does
 //! not fit waits in a local FIFO backlog (nothing is dropped, order is kept) retried on every
 //! loop turn, and while a backlog exists the poll wait is bounded to 1 ms. The socket is read on
-//! every turn whatever the backlog ([`FeedReport::backlog_max`] says how far it grew). Each
-//! refused `try_push` is counted by the ingress ([`Ingress::rejected`]) even though the event is
-//! retried, never lost. Once the run has ended ([`Ingress::is_closed`]) the thread ends.
+//! every turn whatever the backlog ([`FeedReport::backlog_max`] says how far it grew). A retry
+//! is skipped while the ingress [`Ingress::is_full`]; the refusals [`Ingress::rejected`] counts
+//! are then about one per event that entered the backlog (retried, never lost), not one per
+//! turn. Once the run has ended ([`Ingress::is_closed`]) the thread ends.
 //!
 //! **Universe.** [`FeedHandle::subscribe`] and [`FeedHandle::unsubscribe`] send a
 //! [`FeedCommand`] to the thread (and wake it): the symbol map grows or shrinks, the subscribe

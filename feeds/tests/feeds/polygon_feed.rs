@@ -362,6 +362,7 @@ fn a_full_ingress_never_stops_the_socket_reader_and_nothing_is_lost_or_reordered
     assert_eq!(s.state, SessionState::Live);
     assert!(s.backlog > 0, "events wait in the backlog: {s:?}");
     assert_eq!(s.messages, N as u64 + 3, "every frame was read (3 status messages): {s:?}");
+    assert_eq!(ingress.rejected(), 1, "one refusal sent events to the backlog; a full ingress is not asked again");
     h.stop(); // the stop publishes the whole backlog while the run drains it
     let (seen, _, _, report) = run_pipeline(&table, &ingress, h);
     server.join().expect("server");
