@@ -33,9 +33,9 @@
 //! not fit waits in a local FIFO backlog (nothing is dropped, order is kept) retried on every
 //! loop turn, and while a backlog exists the poll wait is bounded to 1 ms. The socket is read on
 //! every turn whatever the backlog ([`FeedReport::backlog_max`] says how far it grew). A retry
-//! is skipped while the ingress [`Ingress::is_full`]; the refusals [`Ingress::rejected`] counts
-//! are then about one per event that entered the backlog (retried, never lost), not one per
-//! turn. Once the run has ended ([`Ingress::is_closed`]) the thread ends.
+//! is skipped while the ingress [`Ingress::is_full`], so the refusals [`Ingress::rejected`]
+//! counts are about one each time a backlog formed (its events are retried, never lost), not one
+//! per turn. Once the run has ended ([`Ingress::is_closed`]) the thread ends.
 //!
 //! **Universe.** [`FeedHandle::subscribe`] and [`FeedHandle::unsubscribe`] send a
 //! [`FeedCommand`] to the thread (and wake it): the symbol map grows or shrinks, the subscribe

@@ -440,3 +440,47 @@ fn the_feed_speaks_tls_to_a_local_exchange_with_its_generated_root() {
     assert_eq!(seen, [(aapl.0, W0, close_e9(10_000)), (aapl.0, W0 + MIN, close_e9(10_100))]);
     assert_eq!((report.end.clone(), report.ws.opens, report.pushed), (FeedEnd::Stopped, 1, 2), "{report:?}");
 }
+
+#[test]
+fn a_symbol_added_and_one_removed_at_runtime_send_alpaca_subscribe_and_unsubscribe_messages() {
+    let (listener, port) = listener();
+    let mut symbols = SymbolMap::new();
+    symbols.insert("AAPL", engine::records::SymbolId(0)).unwrap();
+    let (_now, clock) = fake_clock(W0 + 30 * SEC);
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = spawn_alpaca_feed(feed_cfg(port, SECRET, SEC), Ingress::new(8), symbols, clock, stop).expect("spawn");
+    let (to_main, from_server) = std::sync::mpsc::channel::<String>();
+    let (to_server, from_main) = std::sync::mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let mut ws = accept(&listener);
+        open_session(&mut ws);
+        sync(&mut ws);
+        for _ in 0..2 {
+            to_main.send(String::new()).expect("ready");
+            from_main.recv().expect("command sent");
+            to_main.send(read_text(&mut ws)).expect("message");
+        }
+        let reply =
+            r#"[{"T":"subscription","trades":[],"quotes":[],"bars":["MSFT"],"updatedBars":["MSFT"],"dailyBars":[]}]"#;
+        send(&mut ws, reply);
+        sync(&mut ws);
+        to_main.send(String::new()).expect("done");
+        serve_until_gone(&mut ws);
+    });
+    let only = |s: &str| vec![s.to_owned()];
+    let ch = |s: &str| feeds::AlpacaChannels { bars: only(s), updated_bars: only(s), ..Default::default() };
+    from_server.recv().expect("live");
+    assert!(h.subscribe("MSFT", engine::records::SymbolId(1)));
+    to_server.send(()).unwrap();
+    assert_eq!(from_server.recv().unwrap(), alpaca::subscribe_message(alpaca::Action::Subscribe, &ch("MSFT")));
+    from_server.recv().expect("ready");
+    assert!(h.unsubscribe("AAPL"));
+    to_server.send(()).unwrap();
+    assert_eq!(from_server.recv().unwrap(), alpaca::subscribe_message(alpaca::Action::Unsubscribe, &ch("AAPL")));
+    from_server.recv().expect("done");
+    h.stop();
+    let report = h.join().expect("feed thread");
+    server.join().expect("server");
+    assert_eq!((report.commands, report.command_errors, report.end.clone()), (2, 0, FeedEnd::Stopped), "{report:?}");
+    assert_eq!(report.subscribed, ["MSFT"], "the server's last confirmation");
+}
