@@ -46,6 +46,9 @@ pub struct FeedCounters {
     pub gaps_seen: u64,
     /// Gate: windows missing in those gaps (normal for minute bars: no trades, no bar).
     pub windows_missing: u64,
+    /// Feed: bars released from history after a reconnect that the live stream had missed
+    /// (gap backfill).
+    pub gaps_filled: u64,
 }
 
 impl FeedCounters {

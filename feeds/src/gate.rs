@@ -13,6 +13,10 @@
 //! not follow the previous one directly is a gap (`gaps_seen`, `windows_missing`): normal for
 //! minute bars, which exist only for minutes with trades.
 //!
+//! History bars (warm start, gap backfill) are final when they arrive: [`BarGates::offer_final`]
+//! releases them at once, so a live bar for the same window later counts as a `duplicate` or
+//! `late` and is never released twice.
+//!
 //! Call [`BarGates::flush`] on every timer tick so the last window of a quiet symbol is released
 //! once its grace passes, and [`BarGates::drain`] at the end of a warm start or shutdown.
 
@@ -92,12 +96,21 @@ pub struct BarGate {
     /// Pending windows, sorted by start (a handful at most).
     pending: Vec<Pending>,
     last_released: Option<Bar>,
+    /// Waiting for history: nothing is released by time or by a later window.
+    held: bool,
 }
 
 impl BarGate {
     /// An empty gate.
     pub fn new(symbol: SymbolId, interval: Interval, cfg: GateConfig) -> Self {
-        BarGate { symbol, interval, cfg, pending: Vec::with_capacity(4), last_released: None }
+        BarGate { symbol, interval, cfg, pending: Vec::with_capacity(4), last_released: None, held: false }
+    }
+
+    /// Hold (or stop holding) the gate's releases while history for its symbol is awaited:
+    /// while held, [`BarGate::offer`] and [`BarGate::flush`] only collect; [`BarGate::offer_final`]
+    /// and [`BarGate::drain`] still release.
+    pub fn set_held(&mut self, held: bool) {
+        self.held = held;
     }
 
     /// Start of the last released window.
@@ -110,10 +123,53 @@ impl BarGate {
         self.pending.len()
     }
 
+    /// When the earliest pending window becomes final by time (`None`: nothing pending, or held).
+    pub fn next_final_ns(&self) -> Option<i64> {
+        if self.held {
+            return None;
+        }
+        let iv = self.interval.nanos().max(1);
+        self.pending.first().map(|p| p.bar.ts_event_ns.saturating_add(iv).saturating_add(self.cfg.grace_ns))
+    }
+
     /// Offer a version of a bar received at `ts_recv_ns`, then release what became final.
     pub fn offer(&mut self, bar: &Bar, ts_recv_ns: i64, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) -> Offer {
+        let res = self.place(bar, ts_recv_ns, c);
+        if self.held {
+            return res;
+        }
+        if self.cfg.release_on_later {
+            let n = self.pending.partition_point(|p| p.bar.ts_event_ns < bar.ts_event_ns);
+            self.release(n, ts_recv_ns, c, out);
+        }
+        self.flush(ts_recv_ns, c, out);
+        res
+    }
+
+    /// Offer a bar known to be final (history: warm start, gap backfill) received at
+    /// `ts_recv_ns`: counted like [`BarGate::offer`] (`duplicate` or `late` at or before the last
+    /// released window; else `updated`, `duplicate` or `new_windows` against the pending
+    /// version), and unless behind the last release, released at once with every earlier
+    /// pending window (in window order).
+    pub fn offer_final(
+        &mut self,
+        bar: &Bar,
+        ts_recv_ns: i64,
+        c: &mut FeedCounters,
+        out: &mut Vec<ReleasedBar>,
+    ) -> Offer {
+        let res = self.place(bar, ts_recv_ns, c);
+        if !matches!(res, Offer::Late { .. }) {
+            let n = self.pending.partition_point(|p| p.bar.ts_event_ns <= bar.ts_event_ns);
+            self.release(n, ts_recv_ns, c, out);
+        }
+        res
+    }
+
+    /// Count a bar and keep it pending unless its window was already released.
+    fn place(&mut self, bar: &Bar, ts_recv_ns: i64, c: &mut FeedCounters) -> Offer {
         let start = bar.ts_event_ns;
-        let res = match self.last_released {
+        match self.last_released {
             Some(last) if start <= last.ts_event_ns => {
                 if last == *bar {
                     c.duplicates += 1;
@@ -139,17 +195,14 @@ impl BarGate {
                     Offer::New
                 }
             },
-        };
-        if self.cfg.release_on_later {
-            let n = self.pending.partition_point(|p| p.bar.ts_event_ns < start);
-            self.release(n, ts_recv_ns, c, out);
         }
-        self.flush(ts_recv_ns, c, out);
-        res
     }
 
     /// Release every window final at `now_ns`.
     pub fn flush(&mut self, now_ns: i64, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) {
+        if self.held {
+            return;
+        }
         let iv = self.interval.nanos().max(1); // a zero interval must not divide by zero
         let grace = self.cfg.grace_ns;
         let n = self.pending.partition_point(|p| p.bar.ts_event_ns.saturating_add(iv).saturating_add(grace) <= now_ns);
@@ -190,27 +243,85 @@ impl BarGate {
 
 /// One [`BarGate`] per (symbol, interval), created on first use, iterated in (symbol, interval)
 /// order so flushes are deterministic.
+///
+/// **Order across symbols.** An offer whose receive time reaches the earliest time a pending
+/// window of *any* gate becomes final first flushes every gate at that time, so windows final by
+/// time leave in (window start, symbol, interval) order across symbols, not in the order their
+/// gates happened to see a later bar. The earliest due time is kept, so this costs one compare
+/// per offer until something is due.
 #[derive(Clone, Debug, Default)]
 pub struct BarGates {
     cfg: GateConfig,
     gates: BTreeMap<(SymbolId, u32), BarGate>,
+    /// Symbols whose gates hold their releases (history awaited), also for gates made later.
+    held: std::collections::BTreeSet<SymbolId>,
+    /// No pending window is final by time before this (may be early: a flush recomputes it).
+    due_ns: i64,
 }
 
 impl BarGates {
     /// Gates sharing one config.
     pub fn new(cfg: GateConfig) -> Self {
-        BarGates { cfg, gates: BTreeMap::new() }
+        BarGates { cfg, gates: BTreeMap::new(), held: Default::default(), due_ns: i64::MAX }
+    }
+
+    fn gate_mut(&mut self, symbol: SymbolId, interval: Interval) -> &mut BarGate {
+        let (cfg, held) = (self.cfg, self.held.contains(&symbol));
+        self.gates.entry((symbol, interval.secs)).or_insert_with(|| {
+            let mut g = BarGate::new(symbol, interval, cfg);
+            g.set_held(held);
+            g
+        })
+    }
+
+    /// Hold every gate of `symbol` (see [`BarGate::set_held`]) until [`BarGates::unhold`].
+    pub fn hold(&mut self, symbol: SymbolId) {
+        self.held.insert(symbol);
+        for g in self.gates.range_mut((symbol, 0)..=(symbol, u32::MAX)).map(|(_, g)| g) {
+            g.set_held(true);
+        }
+    }
+
+    /// Stop holding `symbol`'s gates: windows already final leave at the next flush or offer.
+    pub fn unhold(&mut self, symbol: SymbolId) {
+        self.held.remove(&symbol);
+        for g in self.gates.range_mut((symbol, 0)..=(symbol, u32::MAX)).map(|(_, g)| g) {
+            g.set_held(false);
+            if let Some(due) = g.next_final_ns() {
+                self.due_ns = self.due_ns.min(due);
+            }
+        }
     }
 
     /// Offer a decoded bar (its receive time is the clock); released bars are appended to `out`.
     pub fn offer(&mut self, u: &BarUpdate, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) -> Offer {
-        let cfg = self.cfg;
-        self.gates.entry((u.symbol, u.interval.secs)).or_insert_with(|| BarGate::new(u.symbol, u.interval, cfg)).offer(
-            &u.bar,
-            u.ts_recv_ns,
-            c,
-            out,
-        )
+        if u.ts_recv_ns >= self.due_ns {
+            self.flush(u.ts_recv_ns, c, out);
+        }
+        let g = self.gate_mut(u.symbol, u.interval);
+        let res = g.offer(&u.bar, u.ts_recv_ns, c, out);
+        if let Some(due) = g.next_final_ns() {
+            self.due_ns = self.due_ns.min(due);
+        }
+        res
+    }
+
+    fn recompute_due(&mut self) {
+        self.due_ns = self.gates.values().filter_map(BarGate::next_final_ns).min().unwrap_or(i64::MAX);
+    }
+
+    /// Offer a final (history) bar received at `ts_recv_ns` to its gate: see
+    /// [`BarGate::offer_final`]. Released bars are appended to `out` in window order.
+    pub fn offer_final(
+        &mut self,
+        symbol: SymbolId,
+        interval: Interval,
+        bar: &Bar,
+        ts_recv_ns: i64,
+        c: &mut FeedCounters,
+        out: &mut Vec<ReleasedBar>,
+    ) -> Offer {
+        self.gate_mut(symbol, interval).offer_final(bar, ts_recv_ns, c, out)
     }
 
     /// Release every window of every gate final at `now_ns`; what this call releases is appended
@@ -221,6 +332,7 @@ impl BarGates {
             g.flush(now_ns, c, out);
         }
         out[from..].sort_by_key(|r| (r.bar.ts_event_ns, r.symbol, r.interval.secs));
+        self.recompute_due();
     }
 
     /// Release everything pending, ordered like [`BarGates::flush`].
@@ -230,11 +342,13 @@ impl BarGates {
             g.drain(now_ns, c, out);
         }
         out[from..].sort_by_key(|r| (r.bar.ts_event_ns, r.symbol, r.interval.secs));
+        self.due_ns = i64::MAX;
     }
 
     /// Forget a symbol's gates (it left the universe); its pending bars are dropped and returned
     /// as a count.
     pub fn remove_symbol(&mut self, symbol: SymbolId) -> usize {
+        self.held.remove(&symbol);
         let keys: Vec<_> = self.gates.range((symbol, 0)..=(symbol, u32::MAX)).map(|(k, _)| *k).collect();
         keys.iter().filter_map(|k| self.gates.remove(k)).map(|g| g.pending()).sum()
     }

@@ -16,8 +16,11 @@
 //! - **REST history** ([`rest`], behind the [`History`] seam): blocking Alpaca bars and Polygon
 //!   aggregates clients over ureq, with bounded retries, for warm start and gap backfill on a
 //!   feed's own thread.
-//! - **the Alpaca feed thread** ([`alpaca_feed`]): one connection authenticated and subscribed,
-//!   frames decoded and gated, bars, quotes and trades pushed into the engine's ingress.
+//! - **the live feed threads** ([`feed`]; Alpaca also at [`alpaca_feed`]): one loop for Alpaca
+//!   and Polygon, one connection carrying every symbol, authenticated and subscribed, warm
+//!   started and backfilled from a [`History`], frames decoded and gated, bars, quotes and
+//!   trades published into the engine's ingress without ever blocking the socket reader, the
+//!   universe changed at runtime through a [`feed::FeedHandle`].
 //!
 //! **Protocol layer, consumes:** one frame (`&[u8]`) plus the feed thread's receive time; a
 //! [`SymbolMap`] the universe fills. **Produces:** [`FeedMsg`]s (quotes and trades ready as
@@ -65,6 +68,7 @@ pub mod alpaca;
 pub mod alpaca_feed;
 mod counters;
 pub mod credentials;
+pub mod feed;
 pub mod gate;
 pub mod history;
 mod msg;

@@ -7,6 +7,8 @@
 mod alpaca_feed;
 #[path = "feeds/credentials.rs"]
 mod credentials;
+#[path = "feeds/polygon_feed.rs"]
+mod polygon_feed;
 #[path = "feeds/protocol.rs"]
 mod protocol;
 #[path = "feeds/replay.rs"]

@@ -85,6 +85,18 @@ impl Ingress {
         }
     }
 
+    /// True when no event fits right now (a sender holding a backlog can skip a `try_push`
+    /// that would only be refused and counted).
+    pub fn is_full(&self) -> bool {
+        self.inner.q.is_full()
+    }
+
+    /// True once the run has ended and the sequencer no longer drains the ingress (a sender
+    /// holding events back after a refused [`Ingress::try_push`] can stop retrying).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Relaxed)
+    }
+
     /// Events refused so far.
     pub fn rejected(&self) -> u64 {
         self.inner.rejected.load(Ordering::Relaxed)

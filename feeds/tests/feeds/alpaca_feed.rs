@@ -12,37 +12,40 @@ use engine::pipeline::{Ingress, Next, RunOutput, RunSpec, Source, run};
 use engine::records::{Bar, Quote, Trade};
 use engine::strategy::{Ctx, Strategy, StrategyFactory};
 use engine::symbols::SymbolTable;
-use feeds::alpaca_feed::{AlpacaFeedConfig, FeedEnd, FeedReport, SharedClock, THREAD_NAME, spawn_alpaca_feed};
+use feeds::alpaca_feed::{
+    AlpacaFeedConfig, FatalError, FeedEnd, FeedHandle, FeedReport, SharedClock, THREAD_NAME, spawn_alpaca_feed,
+};
 use feeds::credentials::Secret;
+use feeds::feed::FeedConfig;
 use feeds::ws::{TlsConfig, WsConfig};
-use feeds::{AlpacaChannels, AlpacaError, GateConfig, SymbolMap, alpaca};
+use feeds::{AlpacaError, GateConfig, SymbolMap, alpaca};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 use tungstenite::{Message, WebSocket};
 
-const SEC: i64 = 1_000_000_000;
-const MIN: i64 = 60 * SEC;
+pub(crate) const SEC: i64 = 1_000_000_000;
+pub(crate) const MIN: i64 = 60 * SEC;
 /// 2024-03-01T14:30:00Z.
-const W0: i64 = 1_709_303_400 * SEC;
+pub(crate) const W0: i64 = 1_709_303_400 * SEC;
 const QUOTE: &str = r#"{"T":"q","S":"AAPL","bx":"V","bp":100.10,"bs":2,"ax":"V","ap":100.12,"as":3,"t":"2024-03-01T14:31:00.1Z","c":["R"],"z":"C"}"#;
 const TRADE: &str =
     r#"{"T":"t","S":"AAPL","i":52983525,"x":"V","p":100.11,"s":100,"t":"2024-03-01T14:31:00.15Z","c":["@"],"z":"C"}"#;
-const KEY: &str = "PKTESTKEY";
+pub(crate) const KEY: &str = "PKTESTKEY";
 const SECRET: &str = "s3cr3t-never-printed";
 
-type Ws = WebSocket<std::net::TcpStream>;
+pub(crate) type Ws = WebSocket<std::net::TcpStream>;
 
-fn listener() -> (TcpListener, u16) {
+pub(crate) fn listener() -> (TcpListener, u16) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().expect("addr").port();
     (l, port)
 }
 
-fn accept(listener: &TcpListener) -> Ws {
+pub(crate) fn accept(listener: &TcpListener) -> Ws {
     let (tcp, _) = listener.accept().expect("accept");
     tcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     tungstenite::accept(tcp).expect("server handshake")
@@ -50,7 +53,7 @@ fn accept(listener: &TcpListener) -> Ws {
 
 /// Accept the client's next connection while moving its clock on by 100 ms every 5 ms (of real
 /// time): its reconnect is due on its own clock, whenever it noticed the close. Gives up after 5 s.
-fn accept_advancing(listener: &TcpListener, now: &AtomicI64) -> Ws {
+pub(crate) fn accept_advancing(listener: &TcpListener, now: &AtomicI64) -> Ws {
     listener.set_nonblocking(true).expect("nonblocking");
     for _ in 0..1_000 {
         match listener.accept() {
@@ -71,7 +74,7 @@ fn accept_advancing(listener: &TcpListener, now: &AtomicI64) -> Ws {
 
 /// Sets the feed's stop flag when the server thread ends, even by a failed assertion (the run
 /// would otherwise wait for the feed forever).
-struct StopOnDrop(Arc<AtomicBool>);
+pub(crate) struct StopOnDrop(pub(crate) Arc<AtomicBool>);
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
@@ -79,7 +82,7 @@ impl Drop for StopOnDrop {
 }
 
 /// The next text message from the client (pings are answered by tungstenite).
-fn read_text<S: Read + Write>(ws: &mut WebSocket<S>) -> String {
+pub(crate) fn read_text<S: Read + Write>(ws: &mut WebSocket<S>) -> String {
     loop {
         match ws.read().expect("read") {
             Message::Text(t) => return t.as_str().to_owned(),
@@ -90,7 +93,7 @@ fn read_text<S: Read + Write>(ws: &mut WebSocket<S>) -> String {
 }
 
 /// Ping and wait for the pong: the client has read every frame sent before.
-fn sync<S: Read + Write>(ws: &mut WebSocket<S>) {
+pub(crate) fn sync<S: Read + Write>(ws: &mut WebSocket<S>) {
     ws.send(Message::Ping(vec![42].into())).expect("ping");
     loop {
         if let Message::Pong(_) = ws.read().expect("read") {
@@ -99,12 +102,12 @@ fn sync<S: Read + Write>(ws: &mut WebSocket<S>) {
     }
 }
 
-fn send<S: Read + Write>(ws: &mut WebSocket<S>, text: &str) {
+pub(crate) fn send<S: Read + Write>(ws: &mut WebSocket<S>, text: &str) {
     ws.send(Message::text(text)).expect("send");
 }
 
 /// Read until the client goes away (or 5 s pass).
-fn serve_until_gone<S: Read + Write>(ws: &mut WebSocket<S>) {
+pub(crate) fn serve_until_gone<S: Read + Write>(ws: &mut WebSocket<S>) {
     while ws.read().is_ok() {}
 }
 
@@ -122,13 +125,13 @@ fn bar(ty: &str, sym: &str, start_ns: i64, px: i64) -> String {
 }
 
 /// Close price in e9 of [`bar`]'s `px`.
-fn close_e9(px: i64) -> i64 {
+pub(crate) fn close_e9(px: i64) -> i64 {
     (px + 1) * 10_000_000
 }
 
 /// Records (symbol, window start, close) of every bar it is given, and counts quotes and trades.
 #[derive(Clone)]
-struct Recorder(Arc<Mutex<Vec<(u32, i64, i64)>>>, Arc<Mutex<(u32, u32)>>);
+pub(crate) struct Recorder(pub(crate) Arc<Mutex<Vec<(u32, i64, i64)>>>, pub(crate) Arc<Mutex<(u32, u32)>>);
 impl Strategy for Recorder {
     fn on_bar(&mut self, ctx: &mut Ctx<'_>, b: &Bar) {
         self.0.lock().unwrap().push((ctx.symbol().0, b.ts_event_ns, b.close_px_e9));
@@ -151,10 +154,16 @@ impl StrategyFactory for Recorder {
 
 /// The run's primary source: idle until the feed thread has finished (its last push is then in
 /// the ingress, which the sequencer drains first).
-struct UntilFinished<'h>(&'h JoinHandle<FeedReport>);
+/// (The sequencer asks this source only when the ingress is empty; a thread seen finished gets
+/// one more turn so its last pushes, made before it finished, are drained before the end.)
+pub(crate) struct UntilFinished<'h>(pub(crate) &'h FeedHandle, pub(crate) bool);
 impl Source for UntilFinished<'_> {
     fn next(&mut self) -> Next {
-        if self.0.is_finished() { Next::End } else { Next::Idle }
+        if self.1 {
+            return Next::End;
+        }
+        self.1 = self.0.is_finished();
+        Next::Idle
     }
 }
 
@@ -165,7 +174,13 @@ fn feed_cfg(port: u16, secret: &str, grace_ns: i64) -> AlpacaFeedConfig {
         Secret::new(KEY),
         Secret::new(secret),
     );
-    // The fake clock jumps by minutes: no pings, no dead-connection or connect timeouts.
+    test_timers(&mut cfg.feed, grace_ns);
+    cfg
+}
+
+/// Transport timers for a fake clock that jumps by minutes (no pings, no dead-connection or
+/// connect timeouts, a 1 s backoff), the gate's grace, a 5 ms loop bound.
+pub(crate) fn test_timers(cfg: &mut FeedConfig, grace_ns: i64) {
     const HOUR: i64 = 60 * MIN;
     cfg.ws = WsConfig {
         ping_interval_ns: HOUR,
@@ -177,17 +192,16 @@ fn feed_cfg(port: u16, secret: &str, grace_ns: i64) -> AlpacaFeedConfig {
     };
     cfg.gate = GateConfig { grace_ns, release_on_later: false };
     cfg.max_wait_ns = 5_000_000;
-    cfg
 }
 
-fn fake_clock(at: i64) -> (Arc<AtomicI64>, SharedClock) {
+pub(crate) fn fake_clock(at: i64) -> (Arc<AtomicI64>, SharedClock) {
     let now = Arc::new(AtomicI64::new(at));
     let n = now.clone();
     (now, Arc::new(move || n.load(Ordering::Relaxed)))
 }
 
 /// Seen bars (symbol, start, close), quotes and trades seen, the run's output and the feed's report.
-type Outcome = (Vec<(u32, i64, i64)>, (u32, u32), RunOutput, FeedReport);
+pub(crate) type Outcome = (Vec<(u32, i64, i64)>, (u32, u32), RunOutput, FeedReport);
 
 /// Spawn the feed into an 8-slot ingress and run the pipeline (one shard, a recording strategy)
 /// until the feed thread ends.
@@ -195,15 +209,21 @@ fn run_feed(table: &SymbolTable, cfg: AlpacaFeedConfig, clock: SharedClock, stop
     let ingress = Ingress::new(8);
     let handle = spawn_alpaca_feed(cfg, ingress.clone(), SymbolMap::from_table(table), clock, stop).expect("spawn");
     assert_eq!(handle.thread().name(), Some(THREAD_NAME));
+    run_pipeline(table, &ingress, handle)
+}
+
+/// Run the pipeline (one shard, a recording strategy) on `ingress` until the feed thread ends.
+pub(crate) fn run_pipeline(table: &SymbolTable, ingress: &Ingress, handle: FeedHandle) -> Outcome {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let ticks = Arc::new(Mutex::new((0, 0)));
     let factory = Recorder(seen.clone(), ticks.clone());
     let mut engine_cfg = EngineConfig::default();
     engine_cfg.pipeline.shards = 1; // one shard thread sees every bar in sequence order
     let spec = RunSpec::new(&engine_cfg, table, &factory).ingress(ingress.clone());
-    let r = run(spec, UntilFinished(&handle), &mut |_| {}).expect("run");
+    let r = run(spec, UntilFinished(&handle, false), &mut |_| {}).expect("run");
     let report = handle.join().expect("feed thread");
-    assert_eq!(ingress.rejected(), 0, "nothing refused");
+    // Refused `try_push`es are retried from the feed's backlog, never lost.
+    assert_eq!(report.backlog_at_end, 0, "{report:?}");
     let (seen, ticks) = (seen.lock().unwrap().clone(), *ticks.lock().unwrap());
     (seen, ticks, r, report)
 }
@@ -255,7 +275,7 @@ fn after_a_reconnect_the_feed_authenticates_and_subscribes_again_and_a_resent_ba
     assert_eq!((report.end.clone(), report.reconnects, report.ws.opens), (FeedEnd::Stopped, 1, 2), "{report:?}");
     let c = report.counters;
     assert_eq!((c.new_windows, c.duplicates, c.late, c.released), (2, 1, 0, 2), "{c:?}");
-    assert_eq!(report.subscribed.bars, ["AAPL"]);
+    assert_eq!(report.subscribed, ["AAPL"]);
 }
 
 #[test]
@@ -332,14 +352,8 @@ fn bars_flow_from_the_stream_through_the_gates_into_a_pipeline_run_exactly_once_
     assert_eq!((c.new_windows, c.duplicates, c.updated, c.late, c.released), (5, 1, 1, 1, 5), "{c:?}");
     assert_eq!((c.parse_errors, c.unknown_symbols), (0, 0), "{c:?}");
     assert_eq!((report.reconnects, report.ws.opens, report.server_errors), (0, 1, 0));
-    let mut subscribed = report.subscribed.clone();
-    subscribed.bars.sort();
-    let want_sub = AlpacaChannels {
-        bars: vec!["AAPL".into(), "MSFT".into()],
-        updated_bars: vec!["AAPL".into(), "MSFT".into()],
-        ..AlpacaChannels::default()
-    };
-    assert_eq!(subscribed.bars, want_sub.bars, "the server's confirmation is kept");
+    assert_eq!(report.subscribed, ["AAPL", "MSFT"], "the server's confirmation is kept");
+    assert_eq!(report.latency_ns.len(), report.pushed, "one latency sample per live event");
 }
 
 #[test]
@@ -368,7 +382,7 @@ fn wrong_credentials_end_the_feed_with_the_typed_error_and_push_nothing() {
     let handle = spawn_alpaca_feed(cfg, ingress, symbols, clock, stop).expect("spawn");
     let report = handle.join().expect("feed thread");
     server.join().expect("server");
-    assert_eq!(report.end, FeedEnd::Fatal(AlpacaError::AuthFailed), "{report:?}");
+    assert_eq!(report.end, FeedEnd::Fatal(FatalError::Alpaca(AlpacaError::AuthFailed)), "{report:?}");
     assert_eq!(report.pushed, 0, "{report:?}");
     assert_eq!(report.counters.released, 0, "{report:?}");
     assert!(report.pending_at_end <= 1, "at most the bar sent after the error, never pushed: {report:?}");
@@ -419,10 +433,54 @@ fn the_feed_speaks_tls_to_a_local_exchange_with_its_generated_root() {
         serve_until_gone(&mut ws);
     });
     let mut cfg = feed_cfg(port, SECRET, SEC);
-    cfg.url = format!("wss://127.0.0.1:{port}/v2/iex");
-    cfg.tls = TlsConfig::with_extra_root_pem(pem);
+    cfg.feed.url = format!("wss://127.0.0.1:{port}/v2/iex");
+    cfg.feed.tls = TlsConfig::with_extra_root_pem(pem);
     let (seen, _, _, report) = run_feed(&table, cfg, clock, stop);
     server.join().expect("server");
     assert_eq!(seen, [(aapl.0, W0, close_e9(10_000)), (aapl.0, W0 + MIN, close_e9(10_100))]);
     assert_eq!((report.end.clone(), report.ws.opens, report.pushed), (FeedEnd::Stopped, 1, 2), "{report:?}");
+}
+
+#[test]
+fn a_symbol_added_and_one_removed_at_runtime_send_alpaca_subscribe_and_unsubscribe_messages() {
+    let (listener, port) = listener();
+    let mut symbols = SymbolMap::new();
+    symbols.insert("AAPL", engine::records::SymbolId(0)).unwrap();
+    let (_now, clock) = fake_clock(W0 + 30 * SEC);
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = spawn_alpaca_feed(feed_cfg(port, SECRET, SEC), Ingress::new(8), symbols, clock, stop).expect("spawn");
+    let (to_main, from_server) = std::sync::mpsc::channel::<String>();
+    let (to_server, from_main) = std::sync::mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let mut ws = accept(&listener);
+        open_session(&mut ws);
+        sync(&mut ws);
+        for _ in 0..2 {
+            to_main.send(String::new()).expect("ready");
+            from_main.recv().expect("command sent");
+            to_main.send(read_text(&mut ws)).expect("message");
+        }
+        let reply =
+            r#"[{"T":"subscription","trades":[],"quotes":[],"bars":["MSFT"],"updatedBars":["MSFT"],"dailyBars":[]}]"#;
+        send(&mut ws, reply);
+        sync(&mut ws);
+        to_main.send(String::new()).expect("done");
+        serve_until_gone(&mut ws);
+    });
+    let only = |s: &str| vec![s.to_owned()];
+    let ch = |s: &str| feeds::AlpacaChannels { bars: only(s), updated_bars: only(s), ..Default::default() };
+    from_server.recv().expect("live");
+    assert!(h.subscribe("MSFT", engine::records::SymbolId(1)));
+    to_server.send(()).unwrap();
+    assert_eq!(from_server.recv().unwrap(), alpaca::subscribe_message(alpaca::Action::Subscribe, &ch("MSFT")));
+    from_server.recv().expect("ready");
+    assert!(h.unsubscribe("AAPL"));
+    to_server.send(()).unwrap();
+    assert_eq!(from_server.recv().unwrap(), alpaca::subscribe_message(alpaca::Action::Unsubscribe, &ch("AAPL")));
+    from_server.recv().expect("done");
+    h.stop();
+    let report = h.join().expect("feed thread");
+    server.join().expect("server");
+    assert_eq!((report.commands, report.command_errors, report.end.clone()), (2, 0, FeedEnd::Stopped), "{report:?}");
+    assert_eq!(report.subscribed, ["MSFT"], "the server's last confirmation");
 }

@@ -104,3 +104,59 @@ fn decode_then_gate_releases_each_window_once() {
     assert_eq!((c.bars, c.duplicates, c.updated, c.late, c.released), (4, 1, 1, 0, 2));
     assert_eq!(c.bars, c.new_windows + c.updated + c.duplicates + c.late);
 }
+
+/// History bars are final: released at once after every earlier pending window, replacing a
+/// pending live version; a live bar for a window history released is a duplicate or late.
+#[test]
+fn offer_final_releases_history_at_once_and_live_bars_at_the_seam_are_never_released_twice() {
+    let mut gates = BarGates::new(GateConfig { grace_ns: GRACE, release_on_later: false });
+    let (mut c, mut out) = (FeedCounters::default(), Vec::new());
+    let now = T1431 + 10 * MIN;
+    let live = |w, close, recv| feeds::BarUpdate {
+        symbol: AAPL,
+        interval: Interval::M1,
+        kind: BarKind::Closed,
+        bar: bar_at(w, close),
+        ts_recv_ns: recv,
+    };
+    // A live window 0 is pending (inside its grace), and history brings windows 0..=2.
+    assert_eq!(gates.offer(&live(0, 50, T1431 + MIN), &mut c, &mut out), Offer::New);
+    assert!(out.is_empty());
+    let fin = |gates: &mut BarGates, w, close, c: &mut FeedCounters, out: &mut Vec<_>| {
+        gates.offer_final(AAPL, Interval::M1, &bar_at(w, close), now, c, out)
+    };
+    assert_eq!(fin(&mut gates, 0, 51, &mut c, &mut out), Offer::Updated, "history replaces the live version");
+    assert_eq!(fin(&mut gates, 1, 60, &mut c, &mut out), Offer::New);
+    assert_eq!(fin(&mut gates, 2, 70, &mut c, &mut out), Offer::New);
+    let got: Vec<_> = out.iter().map(|r| (r.bar.ts_event_ns, r.bar.close_px_e9, r.ts_recv_ns)).collect();
+    assert_eq!(got, [(T1431, 51, now), (T1431 + MIN, 60, now), (T1431 + 2 * MIN, 70, now)]);
+    // The live stream then re-sends window 2 (same bar: duplicate) and an older version of 1 (late).
+    assert_eq!(gates.offer(&live(2, 70, now), &mut c, &mut out), Offer::Duplicate);
+    assert_eq!(gates.offer(&live(1, 61, now), &mut c, &mut out), Offer::Late { released_through_ns: T1431 + 2 * MIN });
+    assert_eq!(fin(&mut gates, 2, 70, &mut c, &mut out), Offer::Duplicate, "history again: nothing released");
+    assert_eq!(out.len(), 3);
+    assert_eq!((c.new_windows, c.updated, c.duplicates, c.late, c.released), (3, 1, 2, 1, 3), "{c:?}");
+    assert_eq!(gates.pending(), 0);
+}
+
+/// A bar whose arrival makes other symbols' windows final releases those first, in window order,
+/// even though their gates saw no bar.
+#[test]
+fn an_offer_past_the_due_time_releases_every_symbols_final_windows_in_order() {
+    let mut gates = BarGates::new(GateConfig { grace_ns: GRACE, release_on_later: false });
+    let (mut c, mut out) = (FeedCounters::default(), Vec::new());
+    let upd = |symbol, w, recv| feeds::BarUpdate {
+        symbol,
+        interval: Interval::M1,
+        kind: BarKind::Closed,
+        bar: bar_at(w, 50),
+        ts_recv_ns: recv,
+    };
+    gates.offer(&upd(MSFT, 0, T1431 + MIN), &mut c, &mut out);
+    gates.offer(&upd(AAPL, 0, T1431 + MIN), &mut c, &mut out);
+    assert!(out.is_empty());
+    // MSFT's next window arrives after window 0's grace: AAPL 0 leaves before MSFT 0.
+    gates.offer(&upd(MSFT, 1, T1431 + 2 * MIN), &mut c, &mut out);
+    let got: Vec<_> = out.iter().map(|r| (r.bar.ts_event_ns, r.symbol)).collect();
+    assert_eq!(got, [(T1431, AAPL), (T1431, MSFT)]);
+}

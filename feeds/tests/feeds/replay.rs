@@ -325,10 +325,16 @@ fn a_paced_run_on_a_fake_clock_trades_exactly_like_an_unpaced_run() {
 
 /// The run's primary source while a feed thread pushes into the ingress: idle until the thread
 /// has finished (its last push is then in the ingress, which the sequencer drains first).
-struct UntilFinished<'h>(&'h JoinHandle<ReplayEnd>);
+/// (The sequencer asks this source only when the ingress is empty; a thread seen finished gets
+/// one more turn so its last pushes, made before it finished, are drained before the end.)
+struct UntilFinished<'h>(&'h JoinHandle<ReplayEnd>, bool);
 impl Source for UntilFinished<'_> {
     fn next(&mut self) -> Next {
-        if self.0.is_finished() { Next::End } else { Next::Idle }
+        if self.1 {
+            return Next::End;
+        }
+        self.1 = self.0.is_finished();
+        Next::Idle
     }
 }
 
@@ -352,7 +358,7 @@ fn the_feed_thread_delivers_every_bar_once_and_in_order_through_a_4_slot_ingress
     let handle = spawn_replay_into(ingress.clone(), SetBars::new(set.clone()), feed).unwrap();
     assert_eq!(handle.thread().name(), Some(THREAD_NAME));
     let spec = RunSpec::new(&cfg, set.symbols(), &factory).ingress(ingress.clone());
-    let r = run(spec, UntilFinished(&handle), &mut |_| {}).unwrap();
+    let r = run(spec, UntilFinished(&handle, false), &mut |_| {}).unwrap();
     let end = handle.join().unwrap();
     assert_eq!(r.topology, Topology::Threads, "an ingress means a live run");
     assert_eq!(end, ReplayEnd { pushed: want.len() as u64, reason: EndReason::Done });
@@ -449,7 +455,7 @@ fn one_stop_flag_ends_the_run_and_a_feed_blocked_on_a_full_ingress() {
     cfg.pipeline.ring_size = 64;
     let handle = spawn_replay_into(ingress.clone(), set, feed).unwrap();
     let spec = RunSpec::new(&cfg, &symbols, &factory).ingress(ingress).stop(&stop);
-    let r = run(spec, UntilFinished(&handle), &mut |_| {}).unwrap();
+    let r = run(spec, UntilFinished(&handle, false), &mut |_| {}).unwrap();
     assert!(r.interrupted);
     // The run ended; the feed sees the flag between bars, or the closed ingress if it was blocked.
     for _ in 0..2_000 {
