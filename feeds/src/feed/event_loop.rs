@@ -8,7 +8,7 @@ use crate::alpaca::Action;
 use crate::ws::{Transition, WsClient};
 use crate::{BarGates, Control, FeedCounters, FeedMsg, HistBar, HistoryError, Offer, ReleasedBar, SymbolMap};
 use engine::pipeline::{Ingress, IngressFull};
-use engine::records::{Event, SymbolId};
+use engine::records::{ControlKind, Event, SymbolId};
 use mio::{Events, Poll};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
@@ -44,6 +44,8 @@ pub(super) struct Feed<P: Protocol> {
     session: SessionState,
     ingress_closed: bool,
     last_recv_ns: i64,
+    /// Symbols whose `LiveStart` was published (once per symbol id).
+    live: HashSet<SymbolId>,
     report: FeedReport,
 }
 
@@ -79,6 +81,7 @@ impl<P: Protocol> Feed<P> {
             session: SessionState::Down,
             ingress_closed: false,
             last_recv_ns: 0,
+            live: HashSet::new(),
             report: FeedReport {
                 counters: FeedCounters::default(),
                 ws: Default::default(),
@@ -231,6 +234,7 @@ impl<P: Protocol> Feed<P> {
             let _ = client.send_text(&msg);
         }
         if self.cfg.history.is_none() {
+            self.go_live(&refs);
             return;
         }
         for id in refs.iter().filter_map(|n| self.symbols.get(n)) {
@@ -253,7 +257,27 @@ impl<P: Protocol> Feed<P> {
         for id in refs.iter().filter_map(|n| self.symbols.get(n)) {
             self.gates.unhold(id);
         }
+        if res.is_ok() {
+            self.go_live(&refs);
+        }
         res.err()
+    }
+
+    /// Publish a `LiveStart` for each symbol of `names` that has not had one: its warm-start
+    /// history (if any) is in the ingress, what follows is live (risk's `warmup_gate` opens).
+    fn go_live(&mut self, names: &[&str]) {
+        if !self.cfg.live_start {
+            return;
+        }
+        let now = (self.clock)();
+        let ids: Vec<SymbolId> = names.iter().filter_map(|n| self.symbols.get(n)).collect();
+        for id in ids {
+            if self.live.insert(id) {
+                let mut ev = Event::control(ControlKind::LiveStart, now, [0; 4]);
+                ev.symbol = id;
+                self.publish(ev, NO_FRAME);
+            }
+        }
     }
 
     /// Warm start (symbols with nothing released) and gap backfill (the others) from history:

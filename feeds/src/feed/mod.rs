@@ -148,6 +148,10 @@ pub struct FeedConfig {
     /// Symbols per history batch: one batch is fetched per loop turn, so the socket is read
     /// between batches of a large universe.
     pub history_chunk: usize,
+    /// Publish a `LiveStart` control event for each symbol once its warm-start history is in
+    /// the ingress (right after its first subscribe when there is no history): the engine's
+    /// `risk.warmup_gate` lets orders through only after it. Paper and live runs turn it on.
+    pub live_start: bool,
 }
 
 impl FeedConfig {
@@ -162,6 +166,7 @@ impl FeedConfig {
             history: None,
             warm_start_ns: 0,
             history_chunk: 100,
+            live_start: false,
         }
     }
 }
@@ -177,6 +182,7 @@ impl std::fmt::Debug for FeedConfig {
             .field("history", &self.history.as_ref().map(|_| "History"))
             .field("warm_start_ns", &self.warm_start_ns)
             .field("history_chunk", &self.history_chunk)
+            .field("live_start", &self.live_start)
             .finish()
     }
 }
