@@ -164,7 +164,7 @@ pub(crate) fn check_config(rc: RunConfig, strategy_flag: Option<&str>, what: &st
 }
 
 /// The effective config as TOML: engine tables, `[account]` and `[strategy]` with every parameter.
-fn effective_config_toml(c: &Checked) -> Result<String> {
+pub(crate) fn effective_config_toml(c: &Checked) -> Result<String> {
     let mut t = match toml::Value::try_from(&c.rc.engine)? {
         toml::Value::Table(t) => t,
         _ => anyhow::bail!("engine config is not a table"),
@@ -367,7 +367,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let incomplete_reason =
         out.interrupted.then(|| format!("interrupted by a signal after {} of {total} bars", out.bars));
-    let summary = Summary { complete: incomplete_reason.is_none(), incomplete_reason, results, perf };
+    let summary =
+        Summary { command: "backtest".into(), complete: incomplete_reason.is_none(), incomplete_reason, results, perf };
     summary.write(&rd.path().join("summary.json"))?;
     drop(set); // unmap the data before the directory holding built-in data moves
     let run_dir = rd.finish()?;

@@ -33,6 +33,7 @@ pub mod export;
 pub mod import_csv;
 pub mod interrupt;
 pub mod journal;
+pub mod paper;
 pub mod progress;
 pub mod replay;
 pub mod rundir;

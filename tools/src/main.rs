@@ -31,6 +31,8 @@ enum Command {
     Replay(ringtape_tools::replay::Args),
     /// The local exchange: Alpaca and Polygon market data (stream and REST) with fault injection
     Exchange(ringtape_tools::exchange::cli::Args),
+    /// Trade live market data through the whole pipeline against the simulated venue
+    Paper(ringtape_tools::paper::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Journal(args) => ringtape_tools::journal::run(args),
         Command::Replay(args) => ringtape_tools::replay::run(args),
         Command::Exchange(args) => ringtape_tools::exchange::cli::run(args),
+        Command::Paper(args) => ringtape_tools::paper::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,9 @@ pub const SHARPE_MIN_DAYS: usize = 20;
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The command that made the run: `backtest` or `paper`.
+    #[serde(default = "backtest_command")]
+    pub command: String,
     /// False when the run did not reach the end of its data (interrupted) or its results are not
     /// trustworthy; `incomplete_reason` says why.
     pub complete: bool,
@@ -30,6 +33,10 @@ pub struct Summary {
     pub results: Results,
     /// Timings and placement (vary run to run).
     pub perf: Perf,
+}
+
+fn backtest_command() -> String {
+    "backtest".into()
 }
 
 /// Deterministic results of a run.
@@ -260,7 +267,8 @@ impl Summary {
             other => other.to_string(),
         };
         let head = format!(
-            "ringtape backtest: {} on {} symbol(s), {} bars ({}), {shape}\n",
+            "ringtape {}: {} on {} symbol(s), {} bars ({}), {shape}\n",
+            self.command,
             r.strategy,
             r.symbols,
             r.bars,
@@ -305,6 +313,7 @@ mod tests {
 
     fn sample() -> Summary {
         Summary {
+            command: "backtest".into(),
             complete: false,
             incomplete_reason: Some("interrupted".into()),
             results: Results {
