@@ -486,3 +486,6 @@ mod journal_cases;
 
 #[path = "cli/replay.rs"]
 mod replay_cases;
+
+#[path = "cli/paper.rs"]
+mod paper_cases;

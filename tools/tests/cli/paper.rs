@@ -1,0 +1,147 @@
+//! `ringtape paper`: the demo end to end (the local exchange in the process, the real Alpaca feed
+//! over TLS, warm start from REST, the threads pipeline), stopped by SIGINT, replayed; and the
+//! ways it refuses to start or fails.
+
+use super::{Out, assert_one_line_error, ringtape, s};
+use ringtape_tools::exchange::{DEMO_SECRET, Exchange, ExchangeConfig};
+use ringtape_tools::summary::Summary;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Every file of a run directory, as text (lossy), for secret checks.
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            out.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("paper");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringtape"))
+        .args(["paper", "--demo", "--speed", "3000", "--out", &s(&run)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the status lines until the run has filled a few orders (or give up after 60 s).
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let fills = |l: &str| -> u64 {
+        l.split(" fills ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    let mut traded = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if line.starts_with("paper ") && fills(&line) >= 4 {
+            traded = true;
+            break;
+        }
+    }
+    assert!(traded, "the demo never reached 4 fills");
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let stderr = reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends a paper run normally: {stderr}");
+    assert!(stdout.starts_with("ringtape paper: sma_cross on 1 symbol(s)"), "{stdout}");
+
+    // A complete run directory, like a backtest's.
+    for f in ["journal.rtj", "journal.meta.json", "config.toml", "fills.csv", "summary.json", "feed.json"] {
+        assert!(run.join(f).is_file(), "{f} written");
+    }
+    let summary = Summary::read(&run.join("summary.json")).unwrap();
+    assert!(summary.complete, "{:?}", summary.incomplete_reason);
+    assert_eq!((summary.command.as_str(), summary.perf.topology.as_str()), ("paper", "threads"));
+    assert!(summary.results.fills >= 4, "{:?}", summary.results);
+    let feed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("feed.json")).unwrap()).unwrap();
+    assert_eq!(feed["end"], "Stopped", "{feed}");
+    assert_eq!(feed["history"]["warm_start_bars"], 60, "an hour of history before the exchange's start: {feed}");
+    assert_eq!(feed["counters"]["late"], 0);
+    assert_eq!(feed["counters"]["parse_errors"], 0);
+    // Every bar the feed released reached the engine: warm start, then live, each window once.
+    assert_eq!(feed["counters"]["released"].as_u64(), Some(summary.results.bars), "{feed}");
+
+    // The journal holds every input: history bars, the live start, live bars, wall-clock ticks.
+    let j = ringtape(&["journal", &s(&run), "--format", "jsonl"]);
+    assert_eq!(j.code, 0, "{}", j.stderr);
+    assert!(j.stdout.contains("live_start"), "the feed's LiveStart is journaled");
+    let no_trade_on_history = j.stdout.lines().position(|l| l.contains("live_start")).unwrap()
+        < j.stdout.lines().position(|l| l.contains("\"kind\":\"decision\"")).expect("the run decided");
+    assert!(no_trade_on_history, "no decision before the symbol went live");
+
+    // Replay reproduces every decision from the journal.
+    let r: Out = ringtape(&["replay", &s(&run)]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("reproduced exactly"), "{}", r.stdout);
+
+    // The demo's secret is nowhere: not in the run directory, not on the terminal.
+    assert!(!all_text(&run).contains(DEMO_SECRET));
+    assert!(!stderr.contains(DEMO_SECRET) && !stdout.contains(DEMO_SECRET));
+}
+
+#[test]
+fn paper_refuses_what_it_cannot_do_in_one_line() {
+    let o = ringtape(&["paper", "--broker", "alpaca", "--demo"]);
+    assert_one_line_error(&o, &["--broker alpaca", "only `sim`"]);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("p.toml");
+    std::fs::write(&cfg, "[feed]\nprovider = \"alpaca\"\n").unwrap();
+    let o = ringtape(&["paper", "--config", &s(&cfg)]);
+    assert_one_line_error(&o, &["[feed] symbols is empty", "--demo"]);
+    let o = ringtape(&["paper", "--demo", "--speed", "0"]);
+    assert_one_line_error(&o, &["--speed 0"]);
+}
+
+#[test]
+fn refused_credentials_end_the_run_with_exit_1_a_kept_incomplete_run_and_no_secret() {
+    // A local exchange (plain, on loopback) that knows other credentials than the file gives.
+    let ex = Exchange::start(ExchangeConfig { plain: true, speed: 60.0, ..ExchangeConfig::default() }).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let creds = d.path().join("creds.toml");
+    let secret = "wrong-secret-value-never-printed";
+    std::fs::write(&creds, format!("APCA_API_KEY_ID = \"PKWRONG\"\nAPCA_API_SECRET_KEY = \"{secret}\"\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cfg = d.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[feed]\nprovider = \"alpaca\"\nsymbols = [\"SP500\"]\nstream_url = \"ws://{0}/v2/iex\"\nrest_url = \"http://{0}\"\nwarm_start_min = 0\ncredentials_file = \"{1}\"\n[paper]\nstatus_ms = 0\n",
+            ex.addr(),
+            s(&creds)
+        ),
+    )
+    .unwrap();
+    let run = d.path().join("run");
+    let o = ringtape(&["paper", "--config", &s(&cfg), "--out", &s(&run), "--quiet"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("the feed failed") && o.stderr.contains("402"), "{}", o.stderr);
+    let summary = Summary::read(&run.join("summary.json")).unwrap();
+    assert!(!summary.complete);
+    assert!(summary.incomplete_reason.unwrap().contains("auth failed"));
+    assert!(!all_text(&run).contains(secret) && !o.stderr.contains(secret) && !o.stdout.contains(secret));
+}
