@@ -131,6 +131,8 @@ pub struct Risk {
     /// Working orders: the order, its unfilled shares, and the price its notional is counted at
     /// (0 for reduce-only orders).
     open: std::collections::HashMap<OrderId, (Order, u32, i64), IdHash>,
+    /// Replace requests risk accepted, waiting for the venue's answer: the changed order.
+    replacing: std::collections::HashMap<OrderId, Order, IdHash>,
     /// Notional of working orders that add exposure, 1e-9 USD.
     open_notional_e9: i128,
     flatten: Vec<Order>,
@@ -171,6 +173,7 @@ impl Risk {
             max_drawdown_e9: 0,
             daily: Vec::with_capacity(1024),
             open: std::collections::HashMap::with_capacity_and_hasher(4096, IdHash::default()),
+            replacing: std::collections::HashMap::default(),
             open_notional_e9: 0,
             flatten: Vec::new(),
             next_risk_order: 1,
@@ -410,6 +413,65 @@ impl Risk {
         }
     }
 
+    /// The working order `id` as risk counts it (the order as last changed), if any.
+    pub fn open_order(&self, id: OrderId) -> Option<Order> {
+        self.open.get(&id).map(|&(o, _, _)| o)
+    }
+
+    /// Check a request to change working order `id` to `qty` total shares (what already filled
+    /// included) and new prices (0 keeps a price): the changed order must pass every check a
+    /// new order passes, with the order's current rest left out of the limits. Nothing changes
+    /// until the venue reports `Replaced`. Returns the changed order with the decision.
+    pub fn check_replace(
+        &mut self,
+        id: OrderId,
+        qty: u32,
+        limit_px_e9: i64,
+        stop_px_e9: i64,
+        ts: i64,
+    ) -> (Option<Order>, Decision) {
+        let Some(&(order, leaves, px)) = self.open.get(&id) else { return (None, Err(Reason::InvalidOrder)) };
+        let filled = order.qty.saturating_sub(leaves);
+        let mut changed = order;
+        changed.qty = qty;
+        if limit_px_e9 > 0 {
+            changed.limit_px_e9 = limit_px_e9;
+        }
+        if stop_px_e9 > 0 {
+            changed.stop_px_e9 = stop_px_e9;
+        }
+        if qty <= filled {
+            self.rejects[Reason::InvalidOrder.raw() as usize] += 1;
+            return (Some(changed), Err(Reason::InvalidOrder));
+        }
+        // The rest as it would be, checked with the current rest taken out (then put back).
+        let mut rest = changed;
+        rest.qty = qty - filled;
+        let i = order.symbol.0 as usize;
+        let saved = (self.syms[i], self.open_orders, self.open_notional_e9);
+        self.release(&order, leaves, px);
+        self.syms[i].open_orders -= 1;
+        self.open_orders -= 1;
+        if order.reduce_only == 0 {
+            self.syms[i].open_entries -= 1;
+        }
+        let d = self.check_inner(&rest, ts);
+        (self.syms[i], self.open_orders, self.open_notional_e9) = saved;
+        match d {
+            Ok(()) => {
+                self.replacing.insert(id, changed);
+                if self.cfg.max_orders_per_sec > 0 {
+                    if self.rate.len() == self.cfg.max_orders_per_sec as usize {
+                        self.rate.pop_front();
+                    }
+                    self.rate.push_back(ts);
+                }
+            }
+            Err(reason) => self.rejects[reason.raw() as usize] += 1,
+        }
+        (Some(changed), d)
+    }
+
     /// Count an order as working.
     fn register(&mut self, o: &Order, px: i64) {
         let i = o.symbol.0 as usize;
@@ -551,21 +613,28 @@ impl Risk {
         }
         if kind == ExecKind::Replaced {
             if let Some(&(order, leaves, px)) = self.open.get(&r.order_id) {
-                // Release the old rest and count the new one.
+                // Release the old rest and count the new one (at the changed order's price).
                 self.release(&order, leaves, px);
-                let mut grown = order;
-                grown.qty = r.leaves_qty;
+                let filled = order.qty.saturating_sub(leaves);
+                let mut changed = self.replacing.remove(&r.order_id).unwrap_or(order);
+                changed.qty = filled + r.leaves_qty;
+                let mut rest = changed;
+                rest.qty = r.leaves_qty;
                 self.syms[i].open_orders -= 1;
                 self.open_orders -= 1;
                 if order.reduce_only == 0 {
                     self.syms[i].open_entries -= 1;
                 }
-                self.register(&grown, px);
+                let new_px = if rest.reduce_only != 0 { 0 } else { self.notional_px(&rest) };
+                self.register(&rest, new_px);
                 if let Some(e) = self.open.get_mut(&r.order_id) {
-                    e.0 = order;
+                    e.0 = changed;
                 }
             }
             return;
+        }
+        if kind == ExecKind::ReplaceRejected {
+            self.replacing.remove(&r.order_id);
         }
         if let Some(&(order, leaves, px)) = self.open.get(&r.order_id) {
             let done = if kind.is_fill() { r.fill_qty.min(leaves) } else { 0 };

@@ -75,6 +75,18 @@ pub enum Intent {
     Submit(OrderId, OrderRequest),
     /// Cancel a working order.
     Cancel(OrderId),
+    /// Change a working order: `qty` is the new total (shares already filled included), a price
+    /// of 0 keeps the order's price.
+    Replace {
+        /// The order.
+        id: OrderId,
+        /// New total quantity.
+        qty: u32,
+        /// New limit price (0: unchanged).
+        limit_px_e9: i64,
+        /// New stop price (0: unchanged).
+        stop_px_e9: i64,
+    },
 }
 
 /// The strategy's view of its symbol during a callback, and its outbox.
@@ -128,6 +140,13 @@ impl<'a> Ctx<'a> {
     /// Ask to cancel a working order.
     pub fn cancel(&mut self, id: OrderId) {
         self.intents.push(Intent::Cancel(id));
+    }
+    /// Ask to change a working order: `qty` is the new total (what already filled included),
+    /// a price of 0 keeps the order's price. Risk checks the changed order like a new one; the
+    /// answer comes back as a `Replaced` or `ReplaceRejected` report (with risk's or the venue's
+    /// reason).
+    pub fn replace(&mut self, id: OrderId, qty: u32, limit_px_e9: i64, stop_px_e9: i64) {
+        self.intents.push(Intent::Replace { id, qty, limit_px_e9, stop_px_e9 });
     }
 }
 

@@ -217,6 +217,107 @@ fn without_flatten_at_end_positions_stay_open_and_working_orders_are_canceled() 
     }
 }
 
+/// Places buy limits far below the market and changes them: the first to a marketable price,
+/// the second to a size past the position limit; then tries to change the filled first one.
+#[derive(Clone, Default)]
+struct Replacer {
+    n: usize,
+    ids: Vec<engine::records::OrderId>,
+    seen: Seen,
+}
+/// Reports a strategy saw: kind, filled, leaves, reason.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(ExecKind, u32, u32, String)>>>;
+impl Strategy for Replacer {
+    fn on_bar(&mut self, ctx: &mut Ctx<'_>, _b: &Bar) {
+        match self.n {
+            0 => self.ids.push(ctx.submit(OrderRequest::limit(Side::Buy, 100, 5 * D))),
+            1 => ctx.replace(self.ids[0], 100, 13 * D, 0), // bar 2 trades down to 12: fills at its open, 13
+            2 => {
+                self.ids.push(ctx.submit(OrderRequest::limit(Side::Buy, 10, 5 * D)));
+            }
+            3 => {
+                ctx.replace(self.ids[1], 10_000, 0, 0); // past max_position: refused by risk
+                ctx.replace(self.ids[0], 50, 0, 0); // filled and done: refused
+                ctx.replace(self.ids[1], 20, 6 * D, 0); // allowed: 20 @ 6, fills on bar 4 (low 5)
+            }
+            _ => {}
+        }
+        self.n += 1;
+    }
+    fn on_order(&mut self, _ctx: &mut Ctx<'_>, r: &ExecReport) {
+        let reason = r.exec_reason().map_or("?", |x| x.as_str()).to_string();
+        self.seen.lock().unwrap().push((r.exec_kind().unwrap(), r.fill_qty, r.leaves_qty, reason));
+    }
+}
+
+#[test]
+fn a_strategy_changes_working_orders_through_risk_and_the_venue() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let bars = [
+        bar(0, 10, 11, 9, 10),
+        bar(1, 12, 13, 11, 12),
+        bar(2, 13, 14, 12, 13),
+        bar(3, 12, 12, 10, 11),
+        bar(4, 8, 9, 5, 6),
+        bar(5, 7, 8, 6, 7),
+    ];
+    write_bar_file(&data.join("T.1m.rtb"), "T", 60, &bars).unwrap();
+    let mut base = EngineConfig::default();
+    base.risk.max_position_shares = 500;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let f = ScriptFactory2(Replacer { seen: seen.clone(), ..Default::default() });
+    let mut first: Option<Vec<(ExecKind, u32, u32, String)>> = None;
+    for (name, cfg) in topologies(&base) {
+        seen.lock().unwrap().clear();
+        let out = d.path().join(&name);
+        let r = run_dir(&data, Some(&out), &cfg, &f);
+        // columns: ts,symbol,side,qty,price,commission,order_id,reason,position,realized_pnl
+        let got = fills(&out);
+        assert_eq!(
+            got[0], "2024-01-02T14:32:00Z,T,buy,100,13.00,0.50,T-1,none,100,0.00",
+            "{name}: the changed limit filled"
+        );
+        assert_eq!(
+            got[1], "2024-01-02T14:34:00Z,T,buy,20,6.00,0.10,T-2,none,120,0.00",
+            "{name}: 20 @ 6 after the change"
+        );
+        assert_eq!(r.rejects_for(engine::records::Reason::MaxPosition), 1, "{name}");
+        let s = seen.lock().unwrap().clone();
+        let kinds: Vec<(ExecKind, &str)> = s.iter().map(|(k, _, _, why)| (*k, why.as_str())).collect();
+        assert!(kinds.contains(&(ExecKind::Replaced, "none")), "{name}: {kinds:?}");
+        assert!(
+            kinds.contains(&(ExecKind::ReplaceRejected, "max_position")),
+            "{name}: risk's reason reaches the strategy: {kinds:?}"
+        );
+        assert!(
+            kinds.contains(&(ExecKind::ReplaceRejected, "invalid_order")),
+            "{name}: a done order cannot change: {kinds:?}"
+        );
+        // The replace decisions are journaled (decision records with sub = 1).
+        let replaces = std::fs::read(out.join("journal.rtj")).unwrap()[16..]
+            .chunks(72)
+            .filter(|rec| rec[16] == 2 && rec[17] == 1)
+            .count();
+        assert_eq!(replaces, 4, "{name}: four replace decisions");
+        match &first {
+            None => first = Some(s),
+            Some(f0) => assert_eq!(&s, f0, "{name}: the same reports on every topology"),
+        }
+    }
+}
+
+struct ScriptFactory2(Replacer);
+impl StrategyFactory for ScriptFactory2 {
+    fn name(&self) -> &str {
+        "replacer"
+    }
+    fn build(&self, _s: &str) -> Box<dyn Strategy> {
+        Box::new(self.0.clone())
+    }
+}
+
 /// A busy strategy for determinism checks: trades on price patterns with all order types.
 #[derive(Clone, Default)]
 struct Busy {

@@ -18,6 +18,8 @@ pub(crate) enum OrdState {
     Working,
     /// A cancel was sent.
     PendingCancel,
+    /// A replace was sent.
+    PendingReplace,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +73,30 @@ impl Execution {
         self.venue.cancel(id, symbol, ts, reason, &mut self.out);
     }
 
+    /// Ask the venue to change a working order (risk accepted the change). An order that is not
+    /// working (pending new, pending cancel or replace, or done) is refused by the venue's answer:
+    /// a simulated venue reports `ReplaceRejected`.
+    pub fn replace(&mut self, id: OrderId, qty: u32, limit_px_e9: i64, stop_px_e9: i64, ts: i64) {
+        let symbol = match self.orders.get_mut(&id) {
+            Some(t) => {
+                if t.state == OrdState::Working {
+                    t.state = OrdState::PendingReplace;
+                }
+                t.order.symbol
+            }
+            None => {
+                return self.out.push(ExecReport {
+                    ts_event_ns: ts,
+                    order_id: id,
+                    kind: ExecKind::ReplaceRejected.raw(),
+                    reason: Reason::VenueRejected.raw(),
+                    ..Default::default()
+                });
+            }
+        };
+        self.venue.replace(id, symbol, qty, limit_px_e9, stop_px_e9, ts, &mut self.out);
+    }
+
     /// Market data for the venue.
     #[inline]
     pub fn on_bar(&mut self, s: SymbolId, bar: &Bar) {
@@ -101,6 +127,7 @@ impl Execution {
         } else if (matches!(kind, ExecKind::Accepted | ExecKind::PartiallyFilled | ExecKind::Replaced)
             && t.state == OrdState::PendingNew)
             || kind == ExecKind::CancelRejected
+            || (matches!(kind, ExecKind::Replaced | ExecKind::ReplaceRejected) && t.state == OrdState::PendingReplace)
         {
             t.state = OrdState::Working;
         }

@@ -13,6 +13,8 @@ pub(crate) enum ToRisk {
     Intent { order: Order, placed_ns: i64 },
     /// Cancel an order.
     Cancel { id: OrderId, symbol: SymbolId, ts: i64, reason: Reason },
+    /// Change a working order (new total quantity; a 0 price keeps the old one).
+    Replace { id: OrderId, symbol: SymbolId, qty: u32, limit_px_e9: i64, stop_px_e9: i64, ts: i64 },
     /// A step in a symbol's life (added, removing, removed, faulted); `name` set for `Added`.
     Lifecycle { symbol: SymbolId, step: Lifecycle, policy: u8, ts: i64, name: [i64; 4] },
 }
@@ -22,7 +24,9 @@ impl ToRisk {
     pub fn symbol(&self) -> SymbolId {
         match self {
             ToRisk::Intent { order, .. } => order.symbol,
-            ToRisk::Cancel { symbol, .. } | ToRisk::Lifecycle { symbol, .. } => *symbol,
+            ToRisk::Cancel { symbol, .. } | ToRisk::Replace { symbol, .. } | ToRisk::Lifecycle { symbol, .. } => {
+                *symbol
+            }
         }
     }
 }
@@ -104,6 +108,17 @@ pub enum FlowBody {
         /// Event time of the decision.
         ts: i64,
     },
+    /// Risk's decision on a replace request: `order` is the order as it would be after the
+    /// change (same id, new total quantity and prices). Journaled as a decision record with
+    /// `sub` = 1.
+    Replace {
+        /// The changed order.
+        order: Order,
+        /// Accepted (`None`) or why not.
+        reason: Reason,
+        /// Event time of the decision.
+        ts: i64,
+    },
     /// A cancel request sent to the venue.
     Cancel {
         /// The order.
@@ -146,7 +161,8 @@ pub use crate::journal::{MAGIC as JOURNAL_MAGIC, RECORD_SIZE as JOURNAL_RECORD, 
 pub mod jkind {
     /// An input event; `sub` is its [`crate::records::EventKind`], `aux` the bar interval.
     pub const INPUT: u8 = 1;
-    /// A risk decision; payload is the [`crate::records::Order`], `aux` the reason.
+    /// A risk decision; payload is the [`crate::records::Order`], `aux` the reason, `sub` 0 for
+    /// a new order and 1 for a replace (the order as changed).
     pub const DECISION: u8 = 2;
     /// A cancel request; payload word 0 is the order id.
     pub const CANCEL: u8 = 3;
@@ -170,6 +186,9 @@ impl Flow {
             FlowBody::Input(e) => (e.ts_recv_ns, jkind::INPUT, e.kind, e.interval_s, e.symbol.0, e.payload),
             FlowBody::Decision { order, reason, ts } => {
                 (*ts, jkind::DECISION, 0, reason.raw(), order.symbol.0, bytemuck::cast(*order))
+            }
+            FlowBody::Replace { order, reason, ts } => {
+                (*ts, jkind::DECISION, 1, reason.raw(), order.symbol.0, bytemuck::cast(*order))
             }
             FlowBody::Cancel { id, symbol, ts } => (*ts, jkind::CANCEL, 0, 0, symbol.0, [id.0, 0, 0, 0, 0, 0]),
             FlowBody::Report(r) => (r.ts_event_ns, jkind::REPORT, r.kind, r.reason, r.symbol.0, bytemuck::cast(*r)),

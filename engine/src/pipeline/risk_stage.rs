@@ -313,6 +313,35 @@ impl<'a> RiskStage<'a> {
                     link.to_shard(shard_of(order.symbol, self.n_shards), ShardMsg { seq, before: false, report: r });
                 }
             }
+            ToRisk::Replace { id, symbol, qty, limit_px_e9, stop_px_e9, ts } => {
+                let (changed, d) = self.risk.check_replace(id, qty, limit_px_e9, stop_px_e9, ts);
+                let reason = d.err().unwrap_or(Reason::None);
+                // An order risk no longer holds (done, or never accepted) is journaled by id.
+                let order = changed.unwrap_or(Order {
+                    order_id: id,
+                    symbol,
+                    qty,
+                    limit_px_e9,
+                    stop_px_e9,
+                    ..Default::default()
+                });
+                link.flow(Flow { seq, body: FlowBody::Replace { order, reason, ts } });
+                if reason == Reason::None {
+                    self.exec.replace(id, qty, limit_px_e9, stop_px_e9, ts);
+                    self.apply_out(seq, false, link);
+                } else {
+                    let r = ExecReport {
+                        ts_event_ns: ts,
+                        order_id: id,
+                        symbol,
+                        kind: ExecKind::ReplaceRejected.raw(),
+                        side: order.side,
+                        reason: reason.raw(),
+                        ..Default::default()
+                    };
+                    link.to_shard(shard_of(symbol, self.n_shards), ShardMsg { seq, before: false, report: r });
+                }
+            }
             ToRisk::Cancel { id, symbol, ts, reason } => {
                 link.flow(Flow { seq, body: FlowBody::Cancel { id, symbol, ts } });
                 self.exec.cancel(id, ts, reason);
@@ -334,7 +363,7 @@ impl<'a> RiskStage<'a> {
     fn last_ts(&self, m: &RiskMsg) -> i64 {
         match m.body {
             ToRisk::Intent { placed_ns, .. } => placed_ns,
-            ToRisk::Cancel { ts, .. } | ToRisk::Lifecycle { ts, .. } => ts,
+            ToRisk::Cancel { ts, .. } | ToRisk::Replace { ts, .. } | ToRisk::Lifecycle { ts, .. } => ts,
         }
     }
 }

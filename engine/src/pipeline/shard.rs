@@ -396,6 +396,10 @@ impl<'a> Shard<'a> {
                     let symbol = SymbolId(i as u32);
                     link.send(RiskMsg { seq, body: ToRisk::Cancel { id, symbol, ts, reason: Reason::Requested } });
                 }
+                Intent::Replace { id, qty, limit_px_e9, stop_px_e9 } => {
+                    let symbol = SymbolId(i as u32);
+                    link.send(RiskMsg { seq, body: ToRisk::Replace { id, symbol, qty, limit_px_e9, stop_px_e9, ts } });
+                }
             }
         }
         self.intents = intents;

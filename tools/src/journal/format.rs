@@ -184,7 +184,13 @@ pub(super) fn describe(r: &Record, names: &Names) -> (String, Vec<Field>) {
                 f.push(kv("payload", V::Words(r.payload)));
             }
         },
-        Body::Decision { order, .. } => order_fields(order, r.aux, names, &mut f),
+        Body::Decision { order, .. } => {
+            if r.sub == 1 {
+                // A replace: the order as it would be after the change.
+                f.push(Field { key: "replace", val: V::Flag(true), show: Show::Bare });
+            }
+            order_fields(order, r.aux, names, &mut f)
+        }
         Body::Cancel { order_id } => f.push(kv("id", V::S(order_id_text(*order_id, names)))),
         Body::Report(rep) => report_fields(rep, names, &mut f),
         Body::Lifecycle { change, .. } => {
