@@ -55,7 +55,7 @@ pub struct Args {
     /// Where orders go: `sim` (the simulated venue); `alpaca` comes with the broker gateway
     #[arg(long, value_name = "KIND", default_value = "sim")]
     pub broker: String,
-    /// TOML config: the backtest's tables plus [feed] and [paper] (see ringtape.paper.toml)
+    /// TOML config: the backtest's tables plus `[feed]` and `[paper]` (see ringtape.paper.toml)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Strategy name (built-in: sma_cross, orb); overrides the config's `strategy.name`
