@@ -318,6 +318,119 @@ impl StrategyFactory for ScriptFactory2 {
     }
 }
 
+/// A broker-like venue: acknowledges every order, fills nothing, confirms cancels with the
+/// reason asked (its fills would come back through the sequencer, as a real broker's do).
+#[derive(Debug, Default)]
+struct Holding;
+impl engine::venue::Venue for Holding {
+    fn name(&self) -> &'static str {
+        "holding"
+    }
+    fn simulated(&self) -> bool {
+        false
+    }
+    fn ensure_symbols(&mut self, _n: usize) {}
+    fn submit(&mut self, o: &engine::records::Order, ts: i64, out: &mut Vec<ExecReport>) {
+        let kind = ExecKind::Accepted.raw();
+        out.push(ExecReport {
+            ts_event_ns: ts,
+            order_id: o.order_id,
+            symbol: o.symbol,
+            leaves_qty: o.qty,
+            kind,
+            side: o.side,
+            ..Default::default()
+        });
+    }
+    fn cancel(
+        &mut self,
+        id: engine::records::OrderId,
+        symbol: engine::records::SymbolId,
+        ts: i64,
+        why: engine::records::Reason,
+        out: &mut Vec<ExecReport>,
+    ) {
+        out.push(ExecReport {
+            ts_event_ns: ts,
+            order_id: id,
+            symbol,
+            kind: ExecKind::Canceled.raw(),
+            reason: why.raw(),
+            ..Default::default()
+        });
+    }
+    fn replace(
+        &mut self,
+        _: engine::records::OrderId,
+        _: engine::records::SymbolId,
+        _: u32,
+        _: i64,
+        _: i64,
+        _: i64,
+        _: &mut Vec<ExecReport>,
+    ) {
+    }
+    fn on_bar(&mut self, _: engine::records::SymbolId, _: &Bar, _: &mut Vec<ExecReport>) {}
+    fn on_timer(&mut self, _: i64, _: &mut Vec<ExecReport>) {}
+    fn has_working(&self, _: engine::records::SymbolId) -> bool {
+        false
+    }
+    fn close_out(&mut self, o: &engine::records::Order, ts: i64, out: &mut Vec<ExecReport>) {
+        self.submit(o, ts, out);
+    }
+}
+
+#[test]
+fn at_a_broker_execution_cancels_orders_past_their_timeout_on_clock_ticks() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let bars: Vec<Bar> = (0..8).map(|i| bar(i, 10, 11, 9, 10)).collect();
+    write_bar_file(&data.join("T.1m.rtb"), "T", 60, &bars).unwrap();
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // Two limits on the first bar (placed at 14:31, its end): one times out after 150 s, one never.
+    let script = Script {
+        orders: vec![
+            (0, OrderRequest::limit(Side::Buy, 10, 5 * D).timeout_ns(150_000_000_000)),
+            (0, OrderRequest::limit(Side::Buy, 10, 4 * D)),
+        ],
+        n: 0,
+        reports: reports.clone(),
+    };
+    for (name, cfg) in topologies(&EngineConfig::default()) {
+        reports.lock().unwrap().clear();
+        let set = BarSet::open_dir(&data, 1).unwrap();
+        let out = d.path().join(&name);
+        let f = ScriptFactory(script.clone());
+        let spec = RunSpec::new(&cfg, set.symbols(), &f).bars(&set).out_dir(&out).venue(Box::new(Holding));
+        let r = run(spec, BarReplay::new(set.merged()), &mut |_| {}).unwrap();
+        assert_eq!(r.venue, "holding");
+        let seen = reports.lock().unwrap().clone();
+        assert_eq!(seen.iter().filter(|(k, _)| *k == ExecKind::Accepted).count(), 2, "{name}");
+        // Canceled: the first by its timeout, then the second at the end of data.
+        let canceled: Vec<_> = seen.iter().filter(|(k, _)| *k == ExecKind::Canceled).collect();
+        assert_eq!(canceled.len(), 2, "{name}: {seen:?}");
+        let j = std::fs::read(out.join("journal.rtj")).unwrap();
+        let cancel_reports: Vec<(i64, u16)> = j[16..]
+            .chunks(72)
+            .filter(|rec| rec[16] == 4 && rec[17] == ExecKind::Canceled.raw())
+            .map(|rec| {
+                (
+                    i64::from_le_bytes(rec[8..16].try_into().unwrap()),
+                    u16::from_le_bytes(rec[18..20].try_into().unwrap()),
+                )
+            })
+            .collect();
+        let t0 = bar(1, 0, 0, 0, 0).ts_event_ns; // placed at the first bar's end
+        assert_eq!(
+            cancel_reports[0],
+            (t0 + 3 * MIN, engine::records::Reason::Timeout.raw()),
+            "{name}: due at 14:33:30, canceled on the first tick after it: event-time ticks come at the last boundary before each input, 14:34:00"
+        );
+        assert_eq!(cancel_reports[1].1, engine::records::Reason::EndOfRun.raw(), "{name}");
+    }
+}
+
 /// A busy strategy for determinism checks: trades on price patterns with all order types.
 #[derive(Clone, Default)]
 struct Busy {

@@ -26,6 +26,8 @@ pub(crate) enum OrdState {
 struct Tracked {
     order: Order,
     state: OrdState,
+    /// When risk sent it, ns (its timeout counts from here).
+    placed_ns: i64,
 }
 
 /// The order manager and the venue behind it.
@@ -58,7 +60,7 @@ impl Execution {
 
     /// Send an order risk accepted.
     pub fn submit(&mut self, order: &Order, ts: i64) {
-        self.orders.insert(order.order_id, Tracked { order: *order, state: OrdState::PendingNew });
+        self.orders.insert(order.order_id, Tracked { order: *order, state: OrdState::PendingNew, placed_ns: ts });
         self.venue.submit(order, ts, &mut self.out);
     }
 
@@ -103,10 +105,28 @@ impl Execution {
         self.venue.on_bar(s, bar, &mut self.out);
     }
 
-    /// A clock tick for the venue (timeouts).
+    /// A clock tick: the simulated venue expires orders itself; for a broker, execution cancels
+    /// every order still working past its timeout (reason `timeout`), in order id order.
     #[inline]
     pub fn on_timer(&mut self, ts: i64) {
         self.venue.on_timer(ts, &mut self.out);
+        if self.venue.simulated() || self.orders.is_empty() {
+            return;
+        }
+        let mut due: Vec<OrderId> = self
+            .orders
+            .values()
+            .filter(|t| {
+                t.order.timeout_ns > 0
+                    && t.state != OrdState::PendingCancel
+                    && t.placed_ns.saturating_add(t.order.timeout_ns) <= ts
+            })
+            .map(|t| t.order.order_id)
+            .collect();
+        due.sort_unstable();
+        for id in due {
+            self.cancel(id, ts, Reason::Timeout);
+        }
     }
 
     /// Apply a venue report to the order's state and the position. Returns false for a report

@@ -141,6 +141,9 @@ checked_enum! {
         /// The symbol is still warming up on history (`risk.warmup_gate`): no orders until its
         /// `LiveStart`.
         WarmUp = 13,
+        /// The order's timeout passed while it was still working: execution canceled it (a
+        /// broker venue; the simulated venue expires such orders itself).
+        Timeout = 14,
     }
 }
 
@@ -162,10 +165,11 @@ impl Reason {
             Reason::SymbolRemoving => "symbol_removing",
             Reason::VenueRejected => "venue_rejected",
             Reason::WarmUp => "warm_up",
+            Reason::Timeout => "timeout",
         }
     }
     /// All reasons, for counters.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::None,
         Reason::MaxPosition,
         Reason::MaxGrossNotional,
@@ -180,6 +184,7 @@ impl Reason {
         Reason::SymbolRemoving,
         Reason::VenueRejected,
         Reason::WarmUp,
+        Reason::Timeout,
     ];
 }
 
