@@ -431,6 +431,93 @@ fn at_a_broker_execution_cancels_orders_past_their_timeout_on_clock_ticks() {
     }
 }
 
+#[test]
+fn a_remote_venue_sends_orders_to_a_gateway_thread_whose_reports_come_back_through_the_sequencer() {
+    use engine::pipeline::{Ingress, Live};
+    use engine::venue::{VenueCommand, remote_venue};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let bars: Vec<Bar> = (0..4).map(|i| bar(i, 10, 11, 9, 10)).collect();
+    write_bar_file(&data.join("T.1m.rtb"), "T", 60, &bars).unwrap();
+    let set = BarSet::open_dir(&data, 1).unwrap();
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = Script {
+        orders: vec![(0, OrderRequest::market(Side::Buy, 10)), (2, OrderRequest::market(Side::Sell, 10))],
+        n: 0,
+        reports: reports.clone(),
+    };
+    let mut cfg = EngineConfig::default();
+    cfg.journal.inputs = JournalInputs::All;
+    let ingress = Ingress::new(64);
+    let (venue, port) = remote_venue("gateway", 16, ingress.clone());
+    let done = AtomicBool::new(false);
+    let out = d.path().join("run");
+    let f = ScriptFactory(script);
+    let r = std::thread::scope(|sc| {
+        // The gateway: acknowledge and fill each order at 100.00, one ns after it was placed.
+        let gw = sc.spawn(|| {
+            let mut filled = 0;
+            while filled < 2 {
+                let Some(VenueCommand::Submit { order, ts_ns }) = port.next() else {
+                    std::thread::yield_now();
+                    continue;
+                };
+                let base = ExecReport {
+                    order_id: order.order_id,
+                    symbol: order.symbol,
+                    side: order.side,
+                    ..Default::default()
+                };
+                let acc = ExecReport {
+                    ts_event_ns: ts_ns + 1,
+                    kind: ExecKind::Accepted.raw(),
+                    leaves_qty: order.qty,
+                    ..base
+                };
+                let fill = ExecReport {
+                    ts_event_ns: ts_ns + 1,
+                    kind: ExecKind::Filled.raw(),
+                    fill_qty: order.qty,
+                    fill_px_e9: 100 * D,
+                    ..base
+                };
+                port.report(&acc, ts_ns + 1).unwrap();
+                port.report(&fill, ts_ns + 1).unwrap();
+                filled += 1;
+            }
+            done.store(true, Ordering::Release);
+        });
+        let spec = RunSpec::new(&cfg, set.symbols(), &f)
+            .bars(&set)
+            .out_dir(&out)
+            .ingress(ingress.clone())
+            .venue(Box::new(venue))
+            .source(BarReplay::new(set.merged()));
+        let r = run(spec, Live::until(&done), &mut |_| {}).unwrap();
+        gw.join().unwrap();
+        r
+    });
+    assert_eq!((r.venue, r.accepted), ("gateway", 2));
+    let got = fills(&out);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[0].contains(",T,buy,10,100.00,") && got[1].contains(",T,sell,10,100.00,"), "{got:?}");
+    assert!(got[1].ends_with(",0,0.00"), "flat, no PnL at one price: {got:?}");
+    let seen = reports.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![(ExecKind::Accepted, 0), (ExecKind::Filled, 10), (ExecKind::Accepted, 0), (ExecKind::Filled, 10)]
+    );
+    // The broker's reports are journaled as inputs (exec events), so the session replays.
+    let exec_inputs = std::fs::read(out.join("journal.rtj")).unwrap()[16..]
+        .chunks(72)
+        .filter(|rec| rec[16] == 1 && rec[17] == engine::records::EventKind::Exec.raw())
+        .count();
+    assert_eq!(exec_inputs, 4);
+    assert_eq!(r.counters.unknown_order_reports, 0);
+}
+
 /// A busy strategy for determinism checks: trades on price patterns with all order types.
 #[derive(Clone, Default)]
 struct Busy {

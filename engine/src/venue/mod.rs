@@ -23,8 +23,10 @@
 //! Commission is `qty * commission_per_share` on every fill. Slippage is a pluggable
 //! [`Slippage`] model; the same seed and inputs always give the same fills.
 
+mod remote;
 mod sim;
 
+pub use remote::{GatewayPort, RemoteVenue, VenueCommand, remote_venue};
 pub use sim::{SimBook, SimVenue};
 
 use crate::records::{Bar, ExecReport, Order, OrderId, Reason, Side, SymbolId};
