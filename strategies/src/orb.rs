@@ -308,7 +308,7 @@ mod tests {
     fn submit(i: &Intent) -> (OrderId, OrderRequest) {
         match i {
             Intent::Submit(id, r) => (*id, *r),
-            Intent::Cancel(_) => panic!("expected a submit, got {i:?}"),
+            Intent::Cancel(_) | Intent::Replace { .. } => panic!("expected a submit, got {i:?}"),
         }
     }
 
