@@ -695,3 +695,30 @@ fn with_the_warmup_gate_a_symbol_trades_only_after_its_live_start() {
     bar_close(&mut off, 0, T0, 10 * D);
     assert_eq!(off.check(&buy(0, 1, 10), T0), Ok(()), "backtests have no gate");
 }
+
+#[test]
+fn a_replace_is_checked_like_a_new_order_with_the_old_rest_left_out() {
+    let mut r = risk(RiskConfig { max_position_shares: 100, max_gross_notional_usd: 2_000, ..Default::default() });
+    bar_close(&mut r, 0, T0, 10 * D);
+    let limit = order(0, 1, Side::Buy, OrderType::Limit, 60, 9 * D);
+    assert_eq!(r.check(&limit, T0), Ok(()));
+    // 100 shares in all: the old 60 do not count against the new 100.
+    let (changed, d) = r.check_replace(limit.order_id, 100, 0, 0, T0);
+    assert_eq!((d, changed.map(|o| (o.qty, o.limit_px_e9))), (Ok(()), Some((100, 9 * D))));
+    assert_eq!(r.check_replace(limit.order_id, 101, 0, 0, T0).1, Err(Reason::MaxPosition));
+    // 90 x 25.00 = 2,250 USD of working notional is past the 2,000 limit: the new price counts.
+    assert_eq!(r.check_replace(limit.order_id, 90, 25 * D, 0, T0).1, Err(Reason::MaxGrossNotional));
+    // The venue changes it: 20 of the 60 had filled, the new rest is 80 at 9.50.
+    r.on_report(&report(&limit, ExecKind::PartiallyFilled, 20, 9 * D, T0));
+    assert_eq!(r.check_replace(limit.order_id, 100, 9_500_000_000, 0, T0).1, Ok(()));
+    r.on_report(&ExecReport { leaves_qty: 80, ..report(&limit, ExecKind::Replaced, 0, 0, T0) });
+    let now = r.open_order(limit.order_id).expect("still working");
+    assert_eq!((now.qty, now.limit_px_e9), (100, 9_500_000_000), "the changed order, what filled included");
+    // What filled cannot be replaced away; an unknown or done order cannot change.
+    assert_eq!(r.check_replace(limit.order_id, 20, 0, 0, T0).1, Err(Reason::InvalidOrder));
+    fill(&mut r, &Order { qty: 80, ..limit }, 9 * D, T0);
+    assert_eq!(r.open_order(limit.order_id), None);
+    assert_eq!(r.check_replace(limit.order_id, 50, 0, 0, T0), (None, Err(Reason::InvalidOrder)));
+    // Position 100 now: a new buy of one share is refused, so the books agree after the replace.
+    assert_eq!(r.check(&buy(0, 2, 1), T0), Err(Reason::MaxPosition));
+}
