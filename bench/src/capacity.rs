@@ -594,9 +594,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         } else if !st.no_growth() {
             let (pipe, recv) = st.growth_ns();
             let side = if recv >= st.period_ns() {
-                "the receive lag grew too: exchange or socket side"
+                "the receive lag grew too: the exchange, the socket or the feed's read fell behind"
             } else {
-                "the receive lag did not: ringtape's side"
+                "the receive lag did not: the feed -> strategy part fell behind"
             };
             format!("no: lag grew by {} (> one period; {side})", fmt_ns(pipe))
         } else {
