@@ -218,6 +218,14 @@ impl ExchangeSide {
         Ok((ExchangeSide::Child { child, stdin, stdout }, addr, clock))
     }
 
+    /// `/proc/<pid>` of the exchange's process.
+    fn proc_path(&self) -> String {
+        match self {
+            ExchangeSide::Here(_) => "/proc/self".into(),
+            ExchangeSide::Child { child, .. } => format!("/proc/{}", child.id()),
+        }
+    }
+
     fn stats(&mut self) -> anyhow::Result<Stats> {
         match self {
             ExchangeSide::Here(ex) => Ok(ex.stats()),
@@ -261,6 +269,41 @@ pub(crate) fn rss_bytes() -> u64 {
                 .and_then(|v| v.split_whitespace().next().and_then(|k| k.parse::<u64>().ok()))
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+/// CPU seconds (user + system) of each thread under `/proc/<proc>/task`, summed by thread name
+/// (clock ticks of 10 ms, the Linux default `CLK_TCK` of 100).
+pub(crate) fn thread_cpu(proc: &str) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("{proc}/task")) else { return out };
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].to_owned();
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // After the name: state is field 3, utime 14 and stime 15.
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let secs = (ticks(11) + ticks(12)) as f64 / 100.0;
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += secs,
+            None => out.push((name, secs)),
+        }
+    }
+    out
+}
+
+/// CPU use between two [`thread_cpu`] samples over `wall_s`, as `name NN%` for threads above 2 %.
+fn cpu_share(a: &[(String, f64)], b: &[(String, f64)], wall_s: f64) -> String {
+    let mut v: Vec<(String, f64)> = b
+        .iter()
+        .map(|(n, t)| (n.clone(), t - a.iter().find(|(m, _)| m == n).map_or(0.0, |x| x.1)))
+        .filter(|(_, d)| *d / wall_s.max(1e-9) >= 0.02)
+        .collect();
+    v.sort_by(|x, y| y.1.total_cmp(&x.1));
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.iter().map(|(n, d)| format!("{n} {:.0}%", 100.0 * d / wall_s.max(1e-9))).collect::<Vec<_>>().join(", ")
 }
 
 /// What the strategies of a run record (shared by every symbol's instance).
@@ -320,11 +363,15 @@ impl StrategyFactory for LagFactory {
 }
 
 /// Memory figures of a step (bytes).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Memory {
     before: u64,
     live: u64,
     first_bars: u64,
+    /// CPU use of this process's and the exchange child's threads from the first burst's
+    /// arrival to the last bar (or the deadline).
+    cpu_here: String,
+    cpu_exchange: String,
 }
 
 /// One step's outcome.
@@ -449,6 +496,7 @@ pub(crate) fn run_step(symbols: u32, rate: u64, seconds: f64, lead_ms: u64, in_p
     let deadline_ns = state.window_end_wall_ns(T0_NS + i64::from(minutes - 1) * MIN_NS) + 10_000_000_000;
     let first_end_wall = state.window_end_wall_ns(T0_NS);
     let url = format!("ws://{addr}/v2/iex");
+    let ex_proc = if in_process { None } else { Some(ex.proc_path()) };
     let result = std::thread::scope(|s| -> anyhow::Result<(FeedReport, Memory)> {
         let feed = spawn_alpaca_feed(
             feed_config(url, DEMO_KEY, DEMO_SECRET),
@@ -459,7 +507,7 @@ pub(crate) fn run_step(symbols: u32, rate: u64, seconds: f64, lead_ms: u64, in_p
         )
         .context("spawning the feed thread")?;
         let status = feed.status().clone();
-        let (state, stop) = (&state, &stop);
+        let (state, stop, ex_proc) = (&state, &stop, &ex_proc);
         let watcher = s.spawn(move || {
             // (a) live and subscribed: Live, then a moment for the subscribe to go out and the
             // pipeline to build its tables; before the first window ends.
@@ -476,8 +524,16 @@ pub(crate) fn run_step(symbols: u32, rate: u64, seconds: f64, lead_ms: u64, in_p
                 std::thread::sleep(Duration::from_millis(1));
             }
             mem.first_bars = rss_bytes();
+            let t0 = Instant::now();
+            let here0 = thread_cpu("/proc/self");
+            let ex0 = ex_proc.as_deref().map(thread_cpu);
             while state.bars.load(Ordering::Acquire) < expected && wall_ns() < deadline_ns {
                 std::thread::sleep(Duration::from_millis(5));
+            }
+            let wall_s = t0.elapsed().as_secs_f64();
+            mem.cpu_here = cpu_share(&here0, &thread_cpu("/proc/self"), wall_s);
+            if let (Some(p), Some(a)) = (ex_proc.as_deref(), ex0) {
+                mem.cpu_exchange = cpu_share(&a, &thread_cpu(p), wall_s);
             }
             stop.store(true, Ordering::Relaxed);
             mem
@@ -495,6 +551,8 @@ pub(crate) fn run_step(symbols: u32, rate: u64, seconds: f64, lead_ms: u64, in_p
     let (feed, m) = result?;
     memory.live = m.live;
     memory.first_bars = m.first_bars;
+    memory.cpu_here = m.cpu_here;
+    memory.cpu_exchange = m.cpu_exchange;
     let stats = stats.context("the exchange's counters")?;
     let load = |v: &[AtomicI64]| v.iter().map(|a| a.load(Ordering::Relaxed)).filter(|&x| x != i64::MIN).collect();
     let recv = std::mem::replace(&mut *state.recv.lock().unwrap_or_else(|p| p.into_inner()), new_hist());
@@ -630,13 +688,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         best.map_or_else(|| "none of the rates tried".to_owned(), |b| format!("{} bars/s", fmt_count(b)))
     );
     if let Some(first) = steps.first() {
-        let m = first.memory;
+        let m = &first.memory;
         let _ = writeln!(
             s,
             "\nMemory per symbol ({} symbols, VmRSS deltas in the first step): feed live and subscribed {}; after every symbol's first bar reached the strategy {}.",
             fmt_count(u64::from(symbols)),
             per_symbol(m.live, m.before, symbols),
             per_symbol(m.first_bars, m.before, symbols),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nCPU use from the first burst's arrival to the last bar (threads above 2 %; 100 % = one core):\n"
+    );
+    for st in &steps {
+        let _ = writeln!(
+            s,
+            "- {}/s: this process: {}; exchange: {}",
+            fmt_count(st.rate),
+            st.memory.cpu_here,
+            if st.memory.cpu_exchange.is_empty() { "(in this process)" } else { &st.memory.cpu_exchange }
         );
     }
     let _ = writeln!(
@@ -679,6 +750,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                         "recv_to_publish_ns": h(&st.feed.latency_ns)},
                     "exchange": serde_json::to_value(&st.exchange).unwrap_or_default(),
                     "memory": {"before": st.memory.before, "live": st.memory.live, "first_bars": st.memory.first_bars},
+                    "cpu": {"here": st.memory.cpu_here, "exchange": st.memory.cpu_exchange},
                     "delivered": st.delivered(), "sustained": st.sustained(),
                 })
             })
