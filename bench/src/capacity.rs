@@ -85,7 +85,7 @@ pub struct Args {
     #[arg(long)]
     pub seconds: Option<f64>,
     /// Wall time between the exchange's start and the first window's end (connect, auth,
-    /// subscribe), ms [default: 3000; 1000 with --quick]
+    /// subscribe), ms [default: 3000; 500 with --quick]
     #[arg(long)]
     pub lead_ms: Option<u64>,
     /// Run the exchange on threads of this process (default: a child process, so the memory
@@ -595,7 +595,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     ensure!(rates.iter().all(|&r| r > 0), "--rates: give rates > 0");
     let seconds = args.seconds.unwrap_or(if args.quick { 0.5 } else { 6.0 });
-    let lead_ms = args.lead_ms.unwrap_or(if args.quick { 1_000 } else { 3_000 });
+    let lead_ms = args.lead_ms.unwrap_or(if args.quick { 500 } else { 3_000 });
     let command = command_line();
     let machine = machine_info();
     let load_start = loadavg();
