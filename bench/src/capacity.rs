@@ -779,7 +779,8 @@ mod tests {
 
     #[test]
     fn every_bar_of_every_symbol_arrives_once_through_the_real_feed() {
-        let st = run_step(50, 2_000, 0.3, 500, true).unwrap();
+        // A 2 s lead: the feed must be subscribed before the first window ends, even on a busy machine.
+        let st = run_step(50, 2_000, 0.3, 2_000, true).unwrap();
         for (ok, line) in st.checks() {
             assert!(ok, "{line}");
         }
