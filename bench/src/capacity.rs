@@ -34,6 +34,10 @@
 //! starts each burst idle. The highest sustained message rate is the largest `--rates` step that
 //! passes.
 //!
+//! **CPU** (per step): user + system time of every thread of this process and of the exchange
+//! child (`/proc/<pid>/task/*/stat`) from the first burst's arrival to the last bar, as a share of
+//! one core, to tell which side falls behind first.
+//!
 //! **Memory per symbol** (first step only, a fresh process): VmRSS from /proc/self/status before
 //! building the symbol table, then (a) once the feed is live and subscribed (symbol table, feed
 //! symbol map, the pipeline's per-symbol tables and strategy instances, the subscribe message)
@@ -492,7 +496,8 @@ pub(crate) fn run_step(symbols: u32, rate: u64, seconds: f64, lead_ms: u64, in_p
     cfg.pipeline.timer_ms = 0;
     cfg.pipeline.topology = Topology::Threads;
     let stop = Arc::new(AtomicBool::new(false));
-    // When the last window ends on the exchange's clock; then 10 s of slack.
+    // When the last window ends on the exchange's clock; then 10 s of slack (and more while bars
+    // still arrive).
     let deadline_ns = state.window_end_wall_ns(T0_NS + i64::from(minutes - 1) * MIN_NS) + 10_000_000_000;
     let first_end_wall = state.window_end_wall_ns(T0_NS);
     let url = format!("ws://{addr}/v2/iex");
@@ -527,7 +532,20 @@ pub(crate) fn run_step(symbols: u32, rate: u64, seconds: f64, lead_ms: u64, in_p
             let t0 = Instant::now();
             let here0 = thread_cpu("/proc/self");
             let ex0 = ex_proc.as_deref().map(thread_cpu);
-            while state.bars.load(Ordering::Acquire) < expected && wall_ns() < deadline_ns {
+            // Past the deadline, keep waiting while bars still arrive (a step that fell behind
+            // is slow, not lossy), up to 60 s more.
+            let (mut seen, mut seen_at) = (0, wall_ns());
+            loop {
+                let (n, now) = (state.bars.load(Ordering::Acquire), wall_ns());
+                if n >= expected || now >= deadline_ns + 60_000_000_000 {
+                    break;
+                }
+                if n != seen {
+                    (seen, seen_at) = (n, now);
+                }
+                if now >= deadline_ns && now - seen_at > 1_000_000_000 {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
             let wall_s = t0.elapsed().as_secs_f64();
