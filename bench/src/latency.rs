@@ -30,6 +30,7 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,7 +46,7 @@ use hdrhistogram::Histogram;
 use crate::common::{build_profile, command_line, fmt_count, fmt_ns, loadavg, machine_info};
 
 /// Largest latency the histograms hold (60 s).
-const HIST_MAX_NS: u64 = 60_000_000_000;
+pub(crate) const HIST_MAX_NS: u64 = 60_000_000_000;
 
 /// Options of `ringtape-bench latency`.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,25 +79,25 @@ pub struct Args {
 
 /// Wall clock, ns since the Unix epoch.
 #[inline]
-fn wall_ns() -> i64 {
+pub(crate) fn wall_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// What a run hands back from inside the pipeline (filled when the venue and source drop).
 #[derive(Debug, Default)]
-struct Sink {
-    latency: Option<Histogram<u64>>,
-    submits: u64,
-    last_submit_ns: i64,
+pub(crate) struct Sink {
+    pub(crate) latency: Option<Histogram<u64>>,
+    pub(crate) submits: u64,
+    pub(crate) last_submit_ns: i64,
     lateness: Option<Histogram<u64>>,
     emitted: u64,
     first_ns: i64,
     last_ns: i64,
 }
 
-type Shared = Arc<Mutex<Sink>>;
+pub(crate) type Shared = Arc<Mutex<Sink>>;
 
-fn new_hist() -> Histogram<u64> {
+pub(crate) fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("valid histogram bounds")
 }
 
@@ -167,7 +168,7 @@ impl Drop for PacedBars {
 
 /// A market order for one share on every bar, alternating buy and sell.
 #[derive(Debug, Default)]
-struct EveryBar {
+pub(crate) struct EveryBar {
     buy: bool,
 }
 
@@ -179,7 +180,7 @@ impl Strategy for EveryBar {
 }
 
 #[derive(Debug)]
-struct EveryBarFactory;
+pub(crate) struct EveryBarFactory;
 
 impl StrategyFactory for EveryBarFactory {
     fn name(&self) -> &str {
@@ -192,13 +193,43 @@ impl StrategyFactory for EveryBarFactory {
 
 /// `SimVenue` that records `now - placement time` on every submit.
 #[derive(Debug)]
-struct TimingVenue {
+pub(crate) struct TimingVenue {
     inner: SimVenue,
     hist: Histogram<u64>,
     skip: u64,
     submits: u64,
     last_submit_ns: i64,
     sink: Shared,
+    /// Submits so far, readable from other threads while the run goes on (tick-to-trade's
+    /// server waits on it).
+    live: Option<Arc<AtomicU64>>,
+    /// Each symbol's last bar start, when orders are handed to `SimVenue` as placed at the start
+    /// of the bar that triggered them (see [`TimingVenue::place_at_bar_start`]).
+    bar_start: Option<Vec<i64>>,
+}
+
+impl TimingVenue {
+    /// A timing wrapper around `inner`: the first `skip` submits are not recorded.
+    pub(crate) fn new(inner: SimVenue, skip: u64, sink: Shared) -> Self {
+        TimingVenue { inner, hist: new_hist(), skip, submits: 0, last_submit_ns: 0, sink, live: None, bar_start: None }
+    }
+
+    /// Count submits into `counter` as they happen.
+    pub(crate) fn live_counter(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.live = Some(counter);
+        self
+    }
+
+    /// Hand orders to the simulated venue as placed at the start of their symbol's last bar (the
+    /// bar that triggered them) instead of at their real placement time. For bars whose windows
+    /// are long past (a feed replaying old minutes): placed "now", a market order would never
+    /// fill (the venue fills only on bars starting at or after the placement) and every symbol's
+    /// book would grow by one working order per bar. The latency sample still uses the real
+    /// placement time.
+    pub(crate) fn place_at_bar_start(mut self) -> Self {
+        self.bar_start = Some(Vec::new());
+        self
+    }
 }
 
 impl Drop for TimingVenue {
@@ -229,7 +260,14 @@ impl Venue for TimingVenue {
         if self.submits > self.skip {
             self.hist.saturating_record((now - ts_ns).max(1) as u64);
         }
-        self.inner.submit(order, ts_ns, out);
+        if let Some(c) = &self.live {
+            c.store(self.submits, Ordering::Release);
+        }
+        let placed = match &self.bar_start {
+            Some(starts) => starts.get(order.symbol.0 as usize).copied().unwrap_or(ts_ns),
+            None => ts_ns,
+        };
+        self.inner.submit(order, placed, out);
     }
     fn cancel(&mut self, id: OrderId, symbol: SymbolId, ts_ns: i64, reason: Reason, out: &mut Vec<ExecReport>) {
         self.inner.cancel(id, symbol, ts_ns, reason, out);
@@ -247,6 +285,13 @@ impl Venue for TimingVenue {
         self.inner.replace(id, symbol, qty, limit_px_e9, stop_px_e9, ts_ns, out);
     }
     fn on_bar(&mut self, symbol: SymbolId, bar: &Bar, out: &mut Vec<ExecReport>) {
+        if let Some(starts) = &mut self.bar_start {
+            let i = symbol.0 as usize;
+            if starts.len() <= i {
+                starts.resize(i + 1, i64::MIN);
+            }
+            starts[i] = bar.ts_event_ns;
+        }
         self.inner.on_bar(symbol, bar, out);
     }
     fn on_timer(&mut self, ts_ns: i64, out: &mut Vec<ExecReport>) {
@@ -334,14 +379,7 @@ fn run_one(v: &Variant, rate: u64, events: u64, symbols: u32, skip: u64) -> anyh
         table.intern(&format!("LAT{i:03}")).context("symbol name")?;
     }
     let sink: Shared = Arc::new(Mutex::new(Sink::default()));
-    let venue = TimingVenue {
-        inner: SimVenue::new(&VenueConfig::default(), table.len()),
-        hist: new_hist(),
-        skip,
-        submits: 0,
-        last_submit_ns: 0,
-        sink: sink.clone(),
-    };
+    let venue = TimingVenue::new(SimVenue::new(&VenueConfig::default(), table.len()), skip, sink.clone());
     let source = PacedBars::new(rate, events, symbols, sink.clone());
     let cfg = v.cfg.clone();
     let caller_core = v.caller_core;
@@ -396,7 +434,7 @@ fn run_one(v: &Variant, rate: u64, events: u64, symbols: u32, skip: u64) -> anyh
 }
 
 /// Mean cost of one `wall_ns()` call (each sample pays one).
-fn clock_cost_ns() -> f64 {
+pub(crate) fn clock_cost_ns() -> f64 {
     const CALLS: u32 = 1_000_000;
     let t = Instant::now();
     let mut acc = 0i64;
@@ -407,7 +445,7 @@ fn clock_cost_ns() -> f64 {
     t.elapsed().as_nanos() as f64 / f64::from(CALLS)
 }
 
-fn q(h: &Histogram<u64>, p: f64) -> f64 {
+pub(crate) fn q(h: &Histogram<u64>, p: f64) -> f64 {
     h.value_at_quantile(p) as f64
 }
 

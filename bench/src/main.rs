@@ -8,10 +8,12 @@
 //! supported, write JSON with `--json FILE`.
 
 mod backtest;
+mod capacity;
 mod common;
 mod latency;
 mod many;
 mod ring_hop;
+mod tick_to_trade;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +40,15 @@ enum Command {
     /// Per-event latency from sequencer intake to the venue (paced bars, a market order on every
     /// bar, a timing venue), threads and inline topologies, with HdrHistogram.
     Latency(latency::Args),
+    /// Tick-to-trade: a websocket server sends Alpaca bar frames to the real feed thread, whose
+    /// ingress feeds the real pipeline; frame read -> order at the venue seam, in HdrHistogram.
+    TickToTrade(tick_to_trade::Args),
+    /// Capacity: the local exchange streams minute bars of 10,000 symbols to the real Alpaca feed
+    /// (one connection) and pipeline at rising message rates; sustained or not, memory per symbol.
+    Capacity(capacity::Args),
+    /// (internal) The local exchange for `capacity`, in a child process.
+    #[command(hide = true)]
+    CapacityExchange(capacity::ExchangeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +58,8 @@ fn main() -> anyhow::Result<()> {
         Command::Backtest(args) => backtest::run(args),
         Command::Many(args) => many::run(args),
         Command::Latency(args) => latency::run(args),
+        Command::TickToTrade(args) => tick_to_trade::run(args),
+        Command::Capacity(args) => capacity::run(args),
+        Command::CapacityExchange(args) => capacity::serve_exchange(args),
     }
 }
