@@ -179,7 +179,10 @@ pub fn draw_panel(c: &mut Canvas, r: Rect, chart: &SymbolChart, view: View, o: &
             timefmt::hhmm(ts)
         };
         prev_day = Some(day);
-        c.text(x - text_width(&label) / 2, g.time.y + 2, &label, g.time, t.dim);
+        let lx = x - text_width(&label) / 2;
+        if lx >= g.time.x && lx + text_width(&label) <= g.time.right() {
+            c.text(lx, g.time.y + 2, &label, g.time, t.dim);
+        }
     }
     c.text(g.axis.x + 4, g.time.y + 2, "UTC", Rect::new(g.axis.x, g.time.y, AXIS_W, TIME_H), t.dim);
 
@@ -253,7 +256,7 @@ pub fn draw_panel(c: &mut Canvas, r: Rect, chart: &SymbolChart, view: View, o: &
         c.text(g.axis.x + 4, y - GLYPH_H / 2, &lbl, g.axis, t.panel);
         let last = chart.bars[end - 1].close_px_e9;
         let upnl = (last - pos.avg_px_e9) as f64 / PX_SCALE as f64 * pos.qty as f64;
-        right_text = format!("POS {:+} @ {} UPNL {:+.2}", pos.qty, fmt_price(pos.avg_px_e9, dec), upnl);
+        right_text = format!("POS {:+} @ {} UPNL {:+.2}", pos.qty, fmt_price(pos.avg_px_e9, dec.max(2)), upnl);
     }
 
     // Title: symbol, then the crosshair's OHLCV readout or the legend; the position on the right.
