@@ -237,11 +237,11 @@ impl Strategy for Orb {
     }
 
     fn plot(&self, out: &mut Plot) {
-        if self.phase != Phase::Range {
-            if let (Some(hi), Some(lo)) = (self.hi.value(), self.lo.value()) {
-                out.level("range high", hi);
-                out.level("range low", lo);
-            }
+        if self.phase != Phase::Range
+            && let (Some(hi), Some(lo)) = (self.hi.value(), self.lo.value())
+        {
+            out.level("range high", hi);
+            out.level("range low", lo);
         }
         if let Some(v) = self.vwap.value() {
             out.line("VWAP", (v * PX_SCALE as f64).round() as i64);

@@ -1,6 +1,6 @@
 //! A `u32` framebuffer (0RGB, row-major, as minifb wants it) with clipped drawing primitives.
 
-use crate::font::{GLYPH_H, GLYPH_W, glyph};
+use crate::font::{GLYPH_W, glyph};
 
 /// A rectangle in pixels (`x`, `y` top-left; may extend past the canvas: drawing clips).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -110,8 +110,8 @@ impl Canvas {
         let (a, b) = (y0.min(y1), y0.max(y1));
         self.fill_rect(Rect::new(x, a, 1, b - a + 1), clip, c);
     }
-    /// A dashed horizontal line (`on` pixels drawn, `off` skipped).
-    pub fn dashed_hline(&mut self, x0: i32, x1: i32, y: i32, clip: Rect, c: u32, on: i32, off: i32) {
+    /// A dashed horizontal line (`on` pixels drawn, then `off` skipped).
+    pub fn dashed_hline(&mut self, x0: i32, x1: i32, y: i32, clip: Rect, c: u32, (on, off): (i32, i32)) {
         let mut x = x0.min(x1);
         let end = x0.max(x1);
         while x <= end {
@@ -163,7 +163,6 @@ impl Canvas {
             }
             cx += GLYPH_W;
         }
-        debug_assert!(GLYPH_H == 8);
         cx
     }
 }

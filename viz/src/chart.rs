@@ -250,7 +250,7 @@ pub fn draw_panel(c: &mut Canvas, r: Rect, chart: &SymbolChart, view: View, o: &
     let mut right_text = String::new();
     if pos.qty != 0 {
         let y = g.y_of(pos.avg_px_e9);
-        c.dashed_hline(g.price.x, g.price.right() - 1, y, g.price, t.position, 6, 4);
+        c.dashed_hline(g.price.x, g.price.right() - 1, y, g.price, t.position, (6, 4));
         let lbl = format!("{:+}", pos.qty);
         c.fill_rect(Rect::new(g.axis.x, y - 5, AXIS_W, 11), g.axis, t.position);
         c.text(g.axis.x + 4, y - GLYPH_H / 2, &lbl, g.axis, t.panel);
@@ -296,7 +296,7 @@ pub fn draw_panel(c: &mut Canvas, r: Rect, chart: &SymbolChart, view: View, o: &
         let x = g.x_of(i);
         c.vline(x, g.price.y, g.volume.bottom().max(g.price.bottom()) - 1, r, t.cross);
         if g.price.contains(x, cy) {
-            c.dashed_hline(g.price.x, g.price.right() - 1, cy, g.price, t.cross, 3, 3);
+            c.dashed_hline(g.price.x, g.price.right() - 1, cy, g.price, t.cross, (3, 3));
             c.fill_rect(Rect::new(g.axis.x, cy - 5, AXIS_W, 11), g.axis, t.cross);
             c.text(g.axis.x + 4, cy - GLYPH_H / 2, &fmt_price(g.px_at(cy), dec), g.axis, t.panel);
         }

@@ -2,7 +2,7 @@
 //!
 //! Stage: an observer, off the pipeline. It draws bars, volume, the overlays a strategy declares
 //! through [`engine::strategy::Strategy::plot`], fills and the position into a `u32` framebuffer
-//! ([`canvas::Canvas`], 0RGB), which goes to the screen ([`window`], feature `window`, minifb
+//! ([`canvas::Canvas`], 0RGB), which goes to the screen (module `window`, feature `window`, minifb
 //! over X11) or to a PNG ([`png`]). It consumes bars and fills, produces pixels, and must never
 //! make the pipeline wait or know a strategy by name.
 //!
