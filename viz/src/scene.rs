@@ -67,6 +67,8 @@ pub struct Scene {
     pub mouse: Option<(i32, i32)>,
     /// Side panel on.
     pub side_panel: bool,
+    /// Outline the focused panel (the window; a PNG has no focus).
+    pub show_focus: bool,
     /// Colours.
     pub theme: Theme,
 }
@@ -86,6 +88,7 @@ impl Scene {
             crosshair_on: true,
             mouse: None,
             side_panel: false,
+            show_focus: false,
             theme: Theme::default(),
             charts,
         }
@@ -118,7 +121,7 @@ impl Scene {
                 theme: &self.theme,
                 crosshair: cross,
                 overlays: self.overlays[i],
-                focused: i == self.focus && panels.len() > 1,
+                focused: self.show_focus && i == self.focus && panels.len() > 1,
             };
             out.push((i, draw_panel(c, r, &self.charts[i], self.views[i], &o)));
         }

@@ -37,6 +37,7 @@ pub fn run(mut scene: Scene, title: &str, w: usize, h: usize, max_frames: Option
     let mut win = Window::new(title, w, h, opts).map_err(|e| WindowError::NoDisplay(e.to_string()))?;
     win.set_target_fps(60);
     scene.side_panel = true;
+    scene.show_focus = true;
     let mut canvas = Canvas::new(w, h, scene.theme.bg);
     let mut frames = 0u64;
     let mut was_down = false;

@@ -200,8 +200,12 @@ fn a_3x3_grid_draws_nine_panels_and_keys_move_focus_zoom_and_pan() {
     }
     assert_eq!(scene.focus, 9);
     assert_eq!(scene.panels()[0], 9);
-    // The side panel: clicking ticker 0's SHOW box hides it.
+    // The side panel lists the tickers: "S10" in the text colour on the 11th row.
     scene.apply(Action::ToggleSidePanel, &c);
+    scene.draw(&mut c);
+    let want = glyph_pixels(c.width(), c.height(), 6, 4 + 14 * 11, "S10");
+    assert!(want.len() > 20 && want.iter().all(|&(x, y)| px(&c, x, y) == scene.theme.text));
+    // Clicking ticker 0's SHOW box hides it.
     scene.apply(Action::Click(6 + 9 * 8 + 4, 4 + 14 + 3), &c);
     assert!(!scene.shown[0]);
     assert!(!scene.panels().contains(&0));
