@@ -3,15 +3,19 @@
 //! With a run directory (it has `journal.meta.json`), the bars come from the meta's `data_dir`,
 //! the fills from its `fills.csv`, and the overlays from re-running the run's strategy (with its
 //! recorded parameters and config) through the inline pipeline ([`viz::record::run_strategy`]).
-//! With a data directory there are no fills unless `--strategy` names one to run. `ringtape view`
+//! A paper run has no data directory: its bars come from the inputs its journal recorded. With a
+//! data directory there are no fills unless `--strategy` names one to run. `ringtape view`
 //! loads through here too.
 
 use crate::exit::bad_input;
 use anyhow::{Context, Result};
+use engine::journal::{Body, ControlKind, Input, JournalReader};
 use engine::merge::BarSet;
 use engine::pipeline::config::EngineConfig;
-use engine::records::{Interval, Side, parse_px};
+use engine::pipeline::messages::InputRec;
+use engine::records::{Event, EventKind, Interval, Side, parse_px};
 use engine::strategy::StrategyFactory;
+use engine::symbols::SymbolTable;
 use std::path::{Path, PathBuf};
 use viz::canvas::Canvas;
 use viz::layout::Layout;
@@ -143,21 +147,19 @@ fn load_run(run: &Path, meta_path: &Path, pick: &Pick) -> Result<Vec<SymbolChart
     let text = std::fs::read_to_string(meta_path).with_context(|| format!("reading {}", meta_path.display()))?;
     let meta: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad_input(format!("{}: {e}", meta_path.display())))?;
-    let data_dir = meta["data_dir"]
-        .as_str()
-        .map(PathBuf::from)
-        .ok_or_else(|| bad_input(format!("{}: no data_dir", meta_path.display())))?;
-    // One interval per symbol, as the run saw it.
-    let mut secs: Vec<u64> =
-        meta["files"].as_array().into_iter().flatten().filter_map(|f| f["interval_s"].as_u64()).collect();
-    secs.sort_unstable();
-    secs.dedup();
-    let interval = match secs.as_slice() {
-        [s] => u32::try_from(*s).ok().map(|secs| Interval { secs }),
-        _ => None,
+    // A backtest names its data directory; a paper run holds its bars in its journal.
+    let (symbols, charts, inputs) = match meta["data_dir"].as_str() {
+        Some(d) => {
+            let set =
+                open_run_data(Path::new(d), &meta).with_context(|| format!("the data of run {}", run.display()))?;
+            (set.symbols().clone(), viz::record::charts_of(&set), None)
+        }
+        None => {
+            let (symbols, charts, inputs) = journal_bars(run, &meta)?;
+            (symbols, charts, Some(inputs))
+        }
     };
-    let set = open(&data_dir, interval).with_context(|| format!("the data of run {}", run.display()))?;
-    let cfg = match std::fs::read_to_string(run.join("config.toml")) {
+    let mut cfg = match std::fs::read_to_string(run.join("config.toml")) {
         Ok(t) => crate::backtest::parse_config(&t, &run.join("config.toml").display().to_string())?.engine,
         Err(_) => EngineConfig::default(),
     };
@@ -174,16 +176,95 @@ fn load_run(run: &Path, meta_path: &Path, pick: &Pick) -> Result<Vec<SymbolChart
         }
         (None, None) => None,
     };
-    let mut charts = match factory {
-        Some(f) => viz::record::run_strategy(&cfg, &set, f.as_ref())?,
-        None => viz::record::charts_of(&set),
+    let rerun = factory.is_some();
+    let mut charts = match (factory, inputs) {
+        (Some(f), Some(events)) => {
+            // Every input of the run, its ticks included (as `ringtape replay` does).
+            cfg.pipeline.timer_ms = 0;
+            viz::record::run_events(&cfg, &symbols, charts, f.as_ref(), events)?
+        }
+        (Some(f), None) => viz::record::run_strategy_on(&cfg, &symbols, charts, f.as_ref())?,
+        (None, _) => charts,
     };
-    // The run's own fills are the record: they replace the re-run's.
+    // The run's own fills are the record: they replace the re-run's (which should be the same
+    // when the strategy is the run's own; say so when they are not).
     let fills = read_fills(&run.join("fills.csv"))?;
     for c in &mut charts {
-        c.fills = fills.iter().filter(|(s, _)| *s == c.symbol).map(|(_, f)| *f).collect();
+        let recorded: Vec<FillMark> = fills.iter().filter(|(s, _)| *s == c.symbol).map(|(_, f)| *f).collect();
+        if rerun && pick.strategy.is_none() && c.fills != recorded {
+            eprintln!(
+                "warning: {}: re-running the strategy gave {} fills where fills.csv has {}; the chart shows fills.csv and the re-run's overlays",
+                c.symbol,
+                c.fills.len(),
+                recorded.len()
+            );
+        }
+        c.fills = recorded;
     }
     Ok(charts)
+}
+
+/// A backtest's data directory, at the one interval the run used.
+fn open_run_data(dir: &Path, meta: &serde_json::Value) -> Result<BarSet> {
+    let mut secs: Vec<u64> =
+        meta["files"].as_array().into_iter().flatten().filter_map(|f| f["interval_s"].as_u64()).collect();
+    secs.sort_unstable();
+    secs.dedup();
+    let interval = match secs.as_slice() {
+        [s] => u32::try_from(*s).ok().map(|secs| Interval { secs }),
+        _ => None,
+    };
+    open(dir, interval)
+}
+
+/// The bars a run journaled as inputs (paper runs record every input), one chart per symbol of
+/// the meta's `symbols`, each bar once (by start time); and every input as an event, to re-run
+/// the strategy over exactly what it saw.
+fn journal_bars(run: &Path, meta: &serde_json::Value) -> Result<(SymbolTable, Vec<SymbolChart>, Vec<Event>)> {
+    let jpath = run.join("journal.rtj");
+    let names: Vec<&str> = meta["symbols"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+    let mut symbols = SymbolTable::new();
+    for n in &names {
+        symbols.intern(n).map_err(|e| bad_input(format!("{}: symbol {n:?}: {e}", run.display())))?;
+    }
+    let mut charts: Vec<SymbolChart> = names.iter().map(|n| SymbolChart::new(*n, 0, Vec::new())).collect();
+    let mut reader = JournalReader::open(&jpath)
+        .map_err(|e| bad_input(format!("{e} (a run without data_dir is read from its journal)")))?;
+    let mut events = Vec::new();
+    while let Some(r) = reader.next_record().map_err(|e| bad_input(e.to_string()))? {
+        let rec = |kind: u8, interval_s: u16| InputRec {
+            ts_recv_ns: r.ts_ns,
+            symbol: r.symbol,
+            kind,
+            interval_s,
+            payload: r.payload,
+        };
+        match &r.body {
+            Body::Input(Input::Control(c))
+                if matches!(c.kind, Some(ControlKind::EndOfData | ControlKind::Shutdown)) => {}
+            Body::Input(Input::Unknown(_) | Input::BarRefs(_)) => {}
+            Body::Input(i) => {
+                if let Input::Bar { bar, interval_s } = i
+                    && let Some(c) = charts.get_mut(r.symbol.0 as usize)
+                {
+                    c.interval_s = u32::from(*interval_s);
+                    c.bars.push(*bar);
+                }
+                events.push(rec(r.sub, r.aux).to_event());
+            }
+            Body::Timer { .. } => events.push(rec(EventKind::Timer.raw(), 0).to_event()),
+            _ => {}
+        }
+    }
+    for c in &mut charts {
+        c.bars.sort_by_key(|b| b.ts_event_ns);
+        c.bars.dedup_by_key(|b| b.ts_event_ns);
+    }
+    charts.retain(|c| !c.bars.is_empty());
+    if charts.is_empty() {
+        return Err(bad_input(format!("{}: the journal has no bars to draw", jpath.display())));
+    }
+    Ok((symbols, charts, events))
 }
 
 /// `fills.csv` of a run: (symbol, fill) in file order. A missing file is no fills.

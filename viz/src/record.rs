@@ -8,9 +8,10 @@
 use crate::model::{FillMark, Overlay, SymbolChart};
 use engine::merge::BarSet;
 use engine::pipeline::config::{EngineConfig, Topology};
-use engine::pipeline::{BarReplay, PipelineError, RunSpec};
-use engine::records::{Bar, ExecReport, Quote, Trade};
+use engine::pipeline::{PipelineError, RunSpec, Script};
+use engine::records::{Bar, Event, ExecReport, Quote, Trade};
 use engine::strategy::{Ctx, Plot, Strategy, StrategyFactory};
+use engine::symbols::SymbolTable;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -116,13 +117,44 @@ pub fn run_strategy(
     set: &BarSet,
     factory: &dyn StrategyFactory,
 ) -> Result<Vec<SymbolChart>, PipelineError> {
+    run_strategy_on(cfg, set.symbols(), charts_of(set), factory)
+}
+
+/// Run `factory`'s strategy over the bars of `charts` (each chart's symbol in `symbols`; bars
+/// delivered at their close, in (close time, symbol) order as a bar set merges them) and fill in
+/// each chart's overlays and fills.
+pub fn run_strategy_on(
+    cfg: &EngineConfig,
+    symbols: &SymbolTable,
+    charts: Vec<SymbolChart>,
+    factory: &dyn StrategyFactory,
+) -> Result<Vec<SymbolChart>, PipelineError> {
+    let mut events: Vec<Event> = Vec::with_capacity(charts.iter().map(|c| c.bars.len()).sum());
+    for c in &charts {
+        let Some(id) = symbols.get(&c.symbol) else { continue };
+        let len_ns = i64::from(c.interval_s) * 1_000_000_000;
+        events.extend(c.bars.iter().map(|b| Event::bar(id, b, c.interval_s, b.ts_event_ns + len_ns)));
+    }
+    events.sort_by_key(|e| (e.ts_recv_ns, e.symbol.0));
+    run_events(cfg, symbols, charts, factory, events)
+}
+
+/// Run `factory`'s strategy over `events` (any inputs in time order: bars, quotes, control
+/// commands, ticks, e.g. a journal's recorded inputs) through the inline pipeline and fill in
+/// the overlays and fills of `charts` (whose bars should be the bars among the events).
+pub fn run_events(
+    cfg: &EngineConfig,
+    symbols: &SymbolTable,
+    mut charts: Vec<SymbolChart>,
+    factory: &dyn StrategyFactory,
+    events: Vec<Event>,
+) -> Result<Vec<SymbolChart>, PipelineError> {
     let mut cfg = cfg.clone();
     cfg.pipeline.topology = Topology::Inline;
     let wrap = Recording { inner: factory, recs: Mutex::new(HashMap::new()) };
-    let spec = RunSpec::new(&cfg, set.symbols(), &wrap).bars(set);
-    engine::pipeline::run(spec, BarReplay::zero_copy(set.merged()), &mut |_| {})?;
+    let spec = RunSpec::new(&cfg, symbols, &wrap);
+    engine::pipeline::run(spec, Script::new(events), &mut |_| {})?;
     let recs = wrap.recs.into_inner().unwrap_or_else(PoisonError::into_inner);
-    let mut charts = charts_of(set);
     for c in &mut charts {
         if let Some(r) = recs.get(&c.symbol) {
             let mut r = lock(r);

@@ -31,6 +31,8 @@ fn render_a_backtest_run_of_the_real_sp500_data_to_png() {
     let o = ringtape(&["render", "--data", &s(&run), "--out", &s(&png)]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("1600x900, 1 panel(s): SP500"), "{}", o.stdout);
+    // Re-running the run's strategy for its overlays reproduced its fills.csv: no warning.
+    assert!(o.stderr.is_empty(), "{}", o.stderr);
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert!(bytes.len() < 400_000, "compressed: {} bytes", bytes.len());
@@ -86,6 +88,27 @@ fn render_a_data_dir_with_a_strategy_a_day_and_a_size() {
     let (_, _, px) = decode(&png);
     assert_eq!(count(&px, t.series[0]), 0);
     assert!(count(&px, t.up) > 1000);
+}
+
+#[test]
+fn render_a_paper_run_from_its_journal() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("paper");
+    let o = ringtape(&["paper", "--demo", "--speed", "3000", "--duration", "4", "--out", &s(&run)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let fills = std::fs::read_to_string(run.join("fills.csv")).unwrap();
+    let png = d.path().join("paper.png");
+    let o = ringtape(&["render", "--data", &s(&run), "--out", &s(&png), "--width", "1000", "--height", "500"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // The strategy re-run over the journal's inputs (LiveStart, ticks and all) gives the run's fills.
+    assert!(o.stderr.is_empty(), "{}", o.stderr);
+    let (w, h, px) = decode(&png);
+    assert_eq!((w, h), (1000, 500));
+    let t = Theme::default();
+    assert!(count(&px, t.up) > 500 && count(&px, t.series[0]) > 100);
+    if fills.lines().any(|l| l.contains(",buy,")) {
+        assert!(count(&px, t.buy) >= 6, "buy markers");
+    }
 }
 
 #[test]
