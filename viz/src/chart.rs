@@ -265,16 +265,20 @@ pub fn draw_panel(c: &mut Canvas, r: Rect, chart: &SymbolChart, view: View, o: &
     let cross_idx = cross.and_then(|(cx, _)| g.idx_at(cx)).filter(|i| *i < end);
     if let Some(i) = cross_idx {
         let b = &chart.bars[i];
-        let s = format!(
-            "{} {}  O {} H {} L {} C {} V {}",
-            timefmt::date(b.ts_event_ns),
-            timefmt::hhmm(b.ts_event_ns),
+        let ohlcv = format!(
+            "O {} H {} L {} C {} V {}",
             fmt_price(b.open_px_e9, dec),
             fmt_price(b.high_px_e9, dec),
             fmt_price(b.low_px_e9, dec),
             fmt_price(b.close_px_e9, dec),
             b.volume
         );
+        let when = format!("{} {}", timefmt::date(b.ts_event_ns), timefmt::hhmm(b.ts_event_ns));
+        let mut s = format!("{when}  {ohlcv}");
+        if x + text_width(&s) > g.title.right() {
+            // A narrow panel: the time without the date.
+            s = format!("{} {ohlcv}", timefmt::hhmm(b.ts_event_ns));
+        }
         c.text(x, g.title.y + 2, &s, g.title, t.text);
     } else {
         let iv = interval_label(chart.interval_s);

@@ -9,7 +9,7 @@ use crate::model::{SymbolChart, View};
 use crate::theme::Theme;
 
 /// Width of the side panel.
-pub const SIDE_W: i32 = 150;
+pub const SIDE_W: i32 = 164;
 /// Height of one ticker row in the side panel.
 pub const ROW_H: i32 = 14;
 
