@@ -21,9 +21,12 @@ pub struct Args {
     /// Window height
     #[arg(long, default_value_t = 800)]
     pub height: usize,
-    /// Close after this many frames (tests, screenshots)
-    #[arg(long, hide = true)]
+    /// Close after this many frames (default with --screenshot: 30)
+    #[arg(long)]
     pub frames: Option<u64>,
+    /// Write the last frame to this PNG when the window closes (the framebuffer as drawn)
+    #[arg(long, value_name = "FILE.png")]
+    pub screenshot: Option<PathBuf>,
 }
 
 fn no_display(why: &str, a: &Args) -> anyhow::Error {
@@ -46,8 +49,11 @@ pub fn run(args: Args) -> Result<()> {
 #[cfg(feature = "window")]
 fn show(s: viz::scene::Scene, a: &Args) -> Result<()> {
     let title = format!("ringtape view {}", a.path.display());
-    viz::window::run(s, &title, a.width, a.height, a.frames).map_err(|e| match e {
+    let frames = a.frames.or(a.screenshot.as_ref().map(|_| 30));
+    let opts = viz::window::RunOpts { max_frames: frames, screenshot: a.screenshot.as_deref() };
+    viz::window::run(s, &title, a.width, a.height, opts).map_err(|e| match e {
         viz::window::WindowError::NoDisplay(why) => no_display(&why, a),
+        other => anyhow::Error::new(other),
     })
 }
 

@@ -14,21 +14,33 @@ use minifb::{Key, KeyRepeat, MouseButton, MouseMode, Window, WindowOptions};
 pub enum WindowError {
     /// No X display (DISPLAY unset, or the connection failed).
     NoDisplay(String),
+    /// The screenshot could not be written.
+    Screenshot(String),
 }
 
 impl std::fmt::Display for WindowError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WindowError::NoDisplay(why) => write!(f, "no display ({why})"),
+            WindowError::Screenshot(why) => write!(f, "screenshot: {why}"),
         }
     }
 }
 
 impl std::error::Error for WindowError {}
 
-/// Open a `w` x `h` window titled `title` and run until it is closed (or `max_frames` frames
-/// were drawn, for tests).
-pub fn run(mut scene: Scene, title: &str, w: usize, h: usize, max_frames: Option<u64>) -> Result<(), WindowError> {
+/// How the window runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOpts<'a> {
+    /// Close after this many frames (tests, screenshots).
+    pub max_frames: Option<u64>,
+    /// Write the last frame drawn to this PNG when the window closes.
+    pub screenshot: Option<&'a std::path::Path>,
+}
+
+/// Open a `w` x `h` window titled `title` and run until it is closed (Esc, Q, the window
+/// manager) or `opts.max_frames` frames were drawn.
+pub fn run(mut scene: Scene, title: &str, w: usize, h: usize, run: RunOpts<'_>) -> Result<(), WindowError> {
     match std::env::var_os("DISPLAY") {
         Some(d) if !d.is_empty() => {}
         _ => return Err(WindowError::NoDisplay("DISPLAY is not set".into())),
@@ -41,6 +53,7 @@ pub fn run(mut scene: Scene, title: &str, w: usize, h: usize, max_frames: Option
     let mut canvas = Canvas::new(w, h, scene.theme.bg);
     let mut frames = 0u64;
     let mut was_down = false;
+    let max_frames = run.max_frames;
     while win.is_open() && max_frames.is_none_or(|m| frames < m) {
         let (cw, ch) = win.get_size();
         if (cw, ch) != (canvas.width(), canvas.height()) && cw > 0 && ch > 0 {
@@ -61,7 +74,7 @@ pub fn run(mut scene: Scene, title: &str, w: usize, h: usize, max_frames: Option
         let shift = win.is_key_down(Key::LeftShift) || win.is_key_down(Key::RightShift);
         for k in win.get_keys_pressed(KeyRepeat::Yes) {
             let a = match k {
-                Key::Escape | Key::Q => return Ok(()),
+                Key::Escape | Key::Q => return save(&canvas, run.screenshot),
                 Key::Equal | Key::NumPadPlus | Key::Up => Action::ZoomIn,
                 Key::Minus | Key::NumPadMinus | Key::Down => Action::ZoomOut,
                 Key::Left => Action::Pan(if shift { -100 } else { -10 }),
@@ -84,5 +97,12 @@ pub fn run(mut scene: Scene, title: &str, w: usize, h: usize, max_frames: Option
             .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
         frames += 1;
     }
-    Ok(())
+    save(&canvas, run.screenshot)
+}
+
+fn save(canvas: &Canvas, path: Option<&std::path::Path>) -> Result<(), WindowError> {
+    match path {
+        Some(p) => crate::png::write(canvas, p).map_err(|e| WindowError::Screenshot(format!("{}: {e}", p.display()))),
+        None => Ok(()),
+    }
 }

@@ -170,8 +170,30 @@ fn view_without_a_display_says_so_in_one_line_and_with_one_runs_until_killed() {
         }
         child.kill().unwrap();
         child.wait().unwrap();
-        // A bounded run draws its frames and exits 0.
-        let o = ringtape(&["view", &s(&run), "--frames", "5"]);
+        // A bounded run draws its frames, writes its last one and exits 0.
+        let shot = d.path().join("view.png");
+        let o = ringtape(&[
+            "view",
+            &s(&run),
+            "--frames",
+            "5",
+            "--screenshot",
+            &s(&shot),
+            "--width",
+            "900",
+            "--height",
+            "500",
+        ]);
         assert_eq!(o.code, 0, "{}", o.stderr);
+        let (w, h, px) = decode(&shot);
+        assert_eq!((w, h), (900, 500));
+        let t = Theme::default();
+        assert!(count(&px, t.up) > 500, "candles on screen");
+        // The side panel's ticker list: "SP500" in the focus colour on its first row.
+        let mut want = viz::canvas::Canvas::new(900, 500, 0);
+        let r = want.rect();
+        want.text(6, 4 + 14, "SP500", r, 1);
+        let glyphs: Vec<usize> = (0..px.len()).filter(|&i| want.pixels()[i] == 1).collect();
+        assert!(glyphs.len() > 30 && glyphs.iter().all(|&i| px[i] == t.focus));
     }
 }
