@@ -59,10 +59,17 @@ pub struct Pick {
     /// Show only the last N bars of the range
     #[arg(long, value_name = "N")]
     pub bars: Option<usize>,
+    /// The bar interval to show where a directory holds several (1m, 5m, 1d, ...)
+    #[arg(long, value_parser = parse_interval)]
+    pub interval: Option<Interval>,
     /// Run this strategy for its overlays and fills (default: a run's own strategy; none for a
     /// data directory)
     #[arg(long, value_name = "NAME")]
     pub strategy: Option<String>,
+}
+
+fn parse_interval(s: &str) -> Result<Interval, String> {
+    Interval::parse(s).ok_or_else(|| format!("{s:?}: expected an interval such as 1s, 1m, 5m, 1h, 1d"))
 }
 
 fn parse_layout(s: &str) -> Result<Layout, String> {
@@ -136,7 +143,7 @@ fn load_data(dir: &Path, pick: &Pick) -> Result<Vec<SymbolChart>> {
             dir.display()
         )));
     }
-    let set = open(dir, None)?;
+    let set = open(dir, pick.interval)?;
     match &pick.strategy {
         None => Ok(viz::record::charts_of(&set)),
         Some(name) => Ok(viz::record::run_strategy(&EngineConfig::default(), &set, factory(name)?.as_ref())?),
