@@ -168,6 +168,60 @@ pub trait Strategy: Send {
     fn wants_timer(&self) -> bool {
         false
     }
+    /// What this strategy wants drawn for its symbol as of its last callback (moving averages,
+    /// VWAP, stop and target levels). Only a viewer calls it, after `on_bar`; the pipeline never
+    /// does, so a strategy that draws nothing costs nothing.
+    fn plot(&self, _out: &mut Plot) {}
+}
+
+/// How a plotted value is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlotStyle {
+    /// A series joined bar to bar (a moving average, VWAP).
+    Line,
+    /// A horizontal level held from bar to bar (a range edge, a stop, a target).
+    Level,
+}
+
+/// One named value a strategy wants drawn at the current bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlotItem {
+    /// Series name (the legend; the same name on consecutive bars makes one line).
+    pub name: &'static str,
+    /// Line or level.
+    pub style: PlotStyle,
+    /// Value, 1e-9 price units.
+    pub px_e9: i64,
+}
+
+/// The values a strategy wants drawn at one bar, filled by [`Strategy::plot`]. The caller owns
+/// it and clears it between bars, so the buffer is reused.
+#[derive(Clone, Debug, Default)]
+pub struct Plot {
+    items: Vec<PlotItem>,
+}
+
+impl Plot {
+    /// An empty plot.
+    pub fn new() -> Self {
+        Plot::default()
+    }
+    /// Forget the values (keeps the buffer).
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+    /// A line series value.
+    pub fn line(&mut self, name: &'static str, px_e9: i64) {
+        self.items.push(PlotItem { name, style: PlotStyle::Line, px_e9 });
+    }
+    /// A horizontal level.
+    pub fn level(&mut self, name: &'static str, px_e9: i64) {
+        self.items.push(PlotItem { name, style: PlotStyle::Level, px_e9 });
+    }
+    /// The values pushed since the last clear, in push order.
+    pub fn items(&self) -> &[PlotItem] {
+        &self.items
+    }
 }
 
 /// Builds one strategy instance per symbol.

@@ -11,7 +11,7 @@
 
 use crate::indicators::{RollingHigh, RollingLow, Vwap};
 use engine::records::{Bar, ExecKind, ExecReport, OrderId, PX_SCALE, Side};
-use engine::strategy::{Ctx, OrderRequest, Strategy, StrategyFactory};
+use engine::strategy::{Ctx, OrderRequest, Plot, Strategy, StrategyFactory};
 
 /// Parameters (`[strategy]` table).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -235,6 +235,22 @@ impl Strategy for Orb {
             _ => {}
         }
     }
+
+    fn plot(&self, out: &mut Plot) {
+        if self.phase != Phase::Range
+            && let (Some(hi), Some(lo)) = (self.hi.value(), self.lo.value())
+        {
+            out.level("range high", hi);
+            out.level("range low", lo);
+        }
+        if let Some(v) = self.vwap.value() {
+            out.line("VWAP", (v * PX_SCALE as f64).round() as i64);
+        }
+        if self.phase == Phase::InTrade {
+            out.level("stop", self.stop_px);
+            out.level("target", self.target_px);
+        }
+    }
 }
 
 /// Builds [`Orb`] per symbol.
@@ -339,6 +355,29 @@ mod tests {
         let out = h.fill(target_id, Side::Sell, 33, 19);
         assert_eq!(out, vec![Intent::Cancel(stop_id)]);
         assert!(h.bar(6, 20, 21, 9, 9).is_empty());
+    }
+
+    #[test]
+    fn plots_the_range_then_stop_and_target_in_a_trade() {
+        let p = OrbParams { range_bars: 2, ..OrbParams::default() };
+        let mut h = Harness::new(p);
+        let names = |h: &Harness| {
+            let mut plot = Plot::new();
+            h.s.plot(&mut plot);
+            plot.items().iter().map(|i| (i.name, i.px_e9)).collect::<Vec<_>>()
+        };
+        h.bar(0, 11, 12, 10, 11);
+        // Index bars carry no volume: no VWAP; the range is still forming.
+        assert!(names(&h).is_empty());
+        h.bar(1, 11, 12, 10, 11);
+        assert_eq!(names(&h), vec![("range high", 12 * D), ("range low", 10 * D)]);
+        let (entry, _) = submit(&h.bar(2, 12, 13, 12, 13)[0]);
+        h.fill(entry, Side::Buy, 33, 13);
+        // stop at the range low 10, target 13 + 2 x 3 = 19
+        assert_eq!(
+            names(&h),
+            vec![("range high", 12 * D), ("range low", 10 * D), ("stop", 10 * D), ("target", 19 * D)]
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use crate::indicators::Sma;
 use engine::records::{Bar, Side};
-use engine::strategy::{Ctx, OrderRequest, Strategy, StrategyFactory};
+use engine::strategy::{Ctx, OrderRequest, Plot, Strategy, StrategyFactory};
 use std::cmp::Ordering;
 
 /// Parameters (`[strategy]` table).
@@ -75,6 +75,14 @@ impl Strategy for SmaCross {
         } else if now == Ordering::Less && prev != Ordering::Less && ctx.position() > 0 && idle {
             let qty = u32::try_from(ctx.position()).unwrap_or(u32::MAX);
             ctx.submit(OrderRequest::market(Side::Sell, qty).reduce_only());
+        }
+    }
+
+    fn plot(&self, out: &mut Plot) {
+        for (name, sma) in [("SMA fast", &self.fast), ("SMA slow", &self.slow)] {
+            if let (true, Some(sum)) = (sma.is_ready(), sma.sum_e9()) {
+                out.line(name, (sum / sma.period() as i128) as i64);
+            }
         }
     }
 }
@@ -150,6 +158,33 @@ mod tests {
         // bar 3: 5.5 > 5.33 and prev 5 <= 5 -> cross up, buy
         // bar 5: 5.5 < 5.67 and prev 6.5 >= 6 -> cross down, sell
         assert_eq!(signals(&[5, 5, 5, 6, 7, 4, 3, 3], &p), vec![(3, Side::Buy), (5, Side::Sell)]);
+    }
+
+    #[test]
+    fn plots_both_averages_once_ready() {
+        let mut s = SmaCross::new(&SmaCrossParams { fast: 2, slow: 3, qty: 1 });
+        let mut plot = Plot::new();
+        let (mut no, mut intents) = (1u32, Vec::new());
+        for (i, c) in [4i64, 6, 8].into_iter().enumerate() {
+            let px = c * PX_SCALE;
+            let bar = Bar {
+                ts_event_ns: i as i64,
+                open_px_e9: px,
+                high_px_e9: px,
+                low_px_e9: px,
+                close_px_e9: px,
+                volume: 0,
+            };
+            s.on_bar(&mut Ctx::new(SymbolId(0), 0, 0, 0, &mut no, &mut intents), &bar);
+            plot.clear();
+            s.plot(&mut plot);
+            let names: Vec<_> = plot.items().iter().map(|p| p.name).collect();
+            // bar 0: nothing ready; bar 1: fast (2); bar 2: both.
+            assert_eq!(names.len(), i, "bar {i}: {names:?}");
+        }
+        // fast = (6 + 8) / 2 = 7, slow = (4 + 6 + 8) / 3 = 6
+        assert_eq!(plot.items()[0].px_e9, 7 * PX_SCALE);
+        assert_eq!(plot.items()[1].px_e9, 6 * PX_SCALE);
     }
 
     #[test]

@@ -33,6 +33,10 @@ enum Command {
     Exchange(ringtape_tools::exchange::cli::Args),
     /// Trade live market data through the whole pipeline against the simulated venue
     Paper(ringtape_tools::paper::Args),
+    /// Charts of a run or bar files to a PNG (no display needed)
+    Render(ringtape_tools::render::Args),
+    /// The viewer window over a run or bar files
+    View(ringtape_tools::view::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => ringtape_tools::replay::run(args),
         Command::Exchange(args) => ringtape_tools::exchange::cli::run(args),
         Command::Paper(args) => ringtape_tools::paper::run(args),
+        Command::Render(args) => ringtape_tools::render::run(args),
+        Command::View(args) => ringtape_tools::view::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -489,3 +489,6 @@ mod replay_cases;
 
 #[path = "cli/paper.rs"]
 mod paper_cases;
+
+#[path = "cli/render.rs"]
+mod render_cases;
