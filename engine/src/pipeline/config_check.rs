@@ -77,6 +77,14 @@ impl EngineConfig {
                 "use >= 0 (1e-9 USD per share)",
             ));
         }
+        for (key, ppm) in [
+            ("venue.perturb.miss_entry_ppm", v.perturb.miss_entry_ppm),
+            ("venue.perturb.partial_fill_ppm", v.perturb.partial_fill_ppm),
+        ] {
+            if ppm > MAX_VOLUME_PPM {
+                return Err(bad(key, ppm, format!("use 0..={MAX_VOLUME_PPM} (parts per million); 0 = off")));
+            }
+        }
         if v.max_volume_ppm > MAX_VOLUME_PPM {
             return Err(bad("venue.max_volume_ppm", v.max_volume_ppm, format!("use 0..={MAX_VOLUME_PPM}; 0 = no cap")));
         }
@@ -173,6 +181,13 @@ mod tests {
         c.venue.slippage = SlippageConfig::None;
         c.venue.max_volume_ppm = 1_000_001;
         assert!(err(&c, 2).starts_with("venue.max_volume_ppm = 1000001"));
+        c.venue.max_volume_ppm = 0;
+        c.venue.perturb.miss_entry_ppm = 2_000_000;
+        assert!(err(&c, 2).starts_with("venue.perturb.miss_entry_ppm = 2000000"));
+        c.venue.perturb.miss_entry_ppm = 0;
+        c.venue.perturb.partial_fill_ppm = 1_000_001;
+        assert!(err(&c, 2).starts_with("venue.perturb.partial_fill_ppm = 1000001"));
+        c.venue.perturb.partial_fill_ppm = 0;
         c.venue.max_volume_ppm = 0;
         c.risk.day_utc_offset_s = 90_000;
         assert!(err(&c, 2).starts_with("risk.day_utc_offset_s = 90000"));

@@ -105,11 +105,54 @@ pub struct VenueConfig {
     pub slippage: SlippageConfig,
     /// Participation cap in parts per million of bar volume (0 = no cap).
     pub max_volume_ppm: u32,
+    /// Seeded perturbations for Monte Carlo studies (all off by default).
+    pub perturb: PerturbConfig,
 }
 
 impl Default for VenueConfig {
     fn default() -> Self {
-        VenueConfig { commission_per_share_e9: 5_000_000, slippage: SlippageConfig::None, max_volume_ppm: 0 }
+        VenueConfig {
+            commission_per_share_e9: 5_000_000,
+            slippage: SlippageConfig::None,
+            max_volume_ppm: 0,
+            perturb: PerturbConfig::default(),
+        }
+    }
+}
+
+/// What a Monte Carlo study perturbs in the simulated venue (`[venue.perturb]`), each knob off at
+/// 0. Every draw comes from a generator seeded by `seed` and the symbol, consumed in the symbol's
+/// event order, so a seed gives the same run on every topology and machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PerturbConfig {
+    /// The study's seed for this run.
+    pub seed: u64,
+    /// Extra slippage against the taker on market and stop fills: |N(0, sd)| basis points of the
+    /// price, drawn per fill.
+    pub slippage_sd_bps: u32,
+    /// A bid/ask spread, basis points: market and stop fills pay half of it; a limit fills only
+    /// when the market trades through it by half the spread.
+    pub spread_bps: u32,
+    /// Order latency: an order can fill only from the bar after the next `latency_bars` bars it
+    /// could have filled on (fills at a later bar and price).
+    pub latency_bars: u32,
+    /// Entries (orders that are not reduce-only) the venue misses: refused on arrival with
+    /// `venue_rejected`, parts per million.
+    pub miss_entry_ppm: u32,
+    /// Fills that are partial (half the rest, at least one share) instead of complete, parts per
+    /// million; the rest stays working.
+    pub partial_fill_ppm: u32,
+}
+
+impl PerturbConfig {
+    /// True when any knob is on.
+    pub fn any(&self) -> bool {
+        self.slippage_sd_bps > 0
+            || self.spread_bps > 0
+            || self.latency_bars > 0
+            || self.miss_entry_ppm > 0
+            || self.partial_fill_ppm > 0
     }
 }
 

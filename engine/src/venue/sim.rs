@@ -1,7 +1,7 @@
 //! The simulated venue: [`SimBook`] holds one symbol's working orders and the fill rules (see the
 //! module docs of [`crate::venue`]); [`SimVenue`] puts one book per symbol behind the [`Venue`] trait.
 
-use super::{Slippage, Venue, VenueConfig};
+use super::{PerturbConfig, Slippage, Venue, VenueConfig};
 use crate::records::{Bar, ExecKind, ExecReport, Order, OrderId, OrderType, Reason, Side, SymbolId};
 
 #[derive(Debug, Clone, Copy)]
@@ -9,6 +9,35 @@ struct Working {
     order: Order,
     placed_ns: i64,
     leaves: u32,
+    /// Bars it could have filled on that it still lets pass (order latency).
+    skip: u32,
+}
+
+/// SplitMix64: a small, fast, seedable generator (the same sequence everywhere).
+#[derive(Debug, Clone, Copy)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// True with probability `ppm` / 1e6.
+    fn chance(&mut self, ppm: u32) -> bool {
+        ppm > 0 && self.next() % 1_000_000 < u64::from(ppm)
+    }
+    /// A uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+    /// |N(0, 1)| (Box-Muller).
+    fn half_normal(&mut self) -> f64 {
+        let (u1, u2) = (self.unit(), self.unit());
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()).abs()
+    }
 }
 
 impl Working {
@@ -24,17 +53,44 @@ pub struct SimBook {
     slippage: Box<dyn Slippage>,
     commission_per_share_e9: i64,
     max_volume_ppm: u32,
+    perturb: PerturbConfig,
+    rng: Rng,
 }
 
 impl SimBook {
     /// An empty book.
     pub fn new(cfg: &VenueConfig) -> Self {
+        Self::for_symbol(cfg, SymbolId(0))
+    }
+
+    /// An empty book for `symbol` (its perturbation draws are seeded by the study's seed and the
+    /// symbol, so symbols do not share a sequence).
+    pub fn for_symbol(cfg: &VenueConfig, symbol: SymbolId) -> Self {
+        let mut rng = Rng(cfg.perturb.seed ^ (u64::from(symbol.0) + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        rng.next();
         SimBook {
             working: Vec::with_capacity(8),
             slippage: cfg.slippage.build(),
             commission_per_share_e9: cfg.commission_per_share_e9,
             max_volume_ppm: cfg.max_volume_ppm,
+            perturb: cfg.perturb,
+            rng,
         }
+    }
+
+    /// Whether the venue misses this order on arrival (a perturbed entry).
+    pub fn misses(&mut self, order: &Order) -> bool {
+        order.reduce_only == 0 && self.rng.chance(self.perturb.miss_entry_ppm)
+    }
+
+    /// Half the spread plus a slippage draw, in price units, for a taker fill at `px`.
+    fn taker_cost(&mut self, px: i64) -> i64 {
+        let p = self.perturb;
+        let mut bps = f64::from(p.spread_bps) / 2.0;
+        if p.slippage_sd_bps > 0 {
+            bps += self.rng.half_normal() * f64::from(p.slippage_sd_bps);
+        }
+        (px as f64 * bps / 10_000.0).round() as i64
     }
 
     /// Number of working orders.
@@ -49,7 +105,7 @@ impl SimBook {
 
     /// Start working an accepted order placed at `placed_ns`.
     pub fn add(&mut self, order: Order, placed_ns: i64) {
-        self.working.push(Working { order, placed_ns, leaves: order.qty });
+        self.working.push(Working { order, placed_ns, leaves: order.qty, skip: self.perturb.latency_bars });
     }
 
     fn report(&self, w: &Working, ts: i64, kind: ExecKind, reason: Reason, qty: u32, px: i64) -> ExecReport {
@@ -147,16 +203,25 @@ impl SimBook {
                 i += 1;
                 continue;
             }
+            if w.skip > 0 {
+                // Order latency: this bar passes by.
+                self.working[i].skip -= 1;
+                i += 1;
+                continue;
+            }
             let side = w.order.side().unwrap_or(Side::Buy);
+            // A limit fills only when the market trades through it by half the spread.
+            let half_spread = |px: i64, bps: u32| (i128::from(px) * i128::from(bps) / 20_000) as i64;
             let px = match w.order.kind() {
                 Some(OrderType::Market) => Some(self.slippage.apply(side, bar.open_px_e9)),
                 Some(OrderType::Limit) => {
-                    let l = w.order.limit_px_e9;
+                    let hs = half_spread(w.order.limit_px_e9, self.perturb.spread_bps);
+                    let l = w.order.limit_px_e9 - side.sign() * hs;
                     match side {
                         Side::Buy if bar.open_px_e9 <= l => Some(bar.open_px_e9),
-                        Side::Buy if bar.low_px_e9 <= l => Some(l),
+                        Side::Buy if bar.low_px_e9 <= l => Some(w.order.limit_px_e9),
                         Side::Sell if bar.open_px_e9 >= l => Some(bar.open_px_e9),
-                        Side::Sell if bar.high_px_e9 >= l => Some(l),
+                        Side::Sell if bar.high_px_e9 >= l => Some(w.order.limit_px_e9),
                         _ => None,
                     }
                 }
@@ -173,17 +238,25 @@ impl SimBook {
                 }
                 None => None,
             };
-            let Some(px) = px else {
+            let Some(mut px) = px else {
                 i += 1;
                 continue;
             };
+            if !matches!(w.order.kind(), Some(OrderType::Limit))
+                && (self.perturb.spread_bps > 0 || self.perturb.slippage_sd_bps > 0)
+            {
+                px += side.sign() * self.taker_cost(px);
+            }
             let cap = if self.max_volume_ppm > 0 && bar.volume > 0 {
                 let c = (u128::from(bar.volume) * u128::from(self.max_volume_ppm) / 1_000_000).max(1);
                 u32::try_from(c).unwrap_or(u32::MAX)
             } else {
                 u32::MAX
             };
-            let qty = w.leaves.min(cap);
+            let mut qty = w.leaves.min(cap);
+            if qty > 1 && self.rng.chance(self.perturb.partial_fill_ppm) {
+                qty /= 2;
+            }
             let kind = if qty == w.leaves { ExecKind::Filled } else { ExecKind::PartiallyFilled };
             out(self.report(&w, ts, kind, Reason::None, qty, px));
             if kind == ExecKind::Filled {
@@ -197,7 +270,7 @@ impl SimBook {
 
     /// A fill of `qty` shares at `px_e9` outside the order book (end-of-run liquidation).
     pub fn liquidation(&self, order: Order, ts: i64, px_e9: i64) -> ExecReport {
-        let w = Working { order, placed_ns: ts, leaves: order.qty };
+        let w = Working { order, placed_ns: ts, leaves: order.qty, skip: 0 };
         let mut r = self.report(&w, ts, ExecKind::Filled, Reason::EndOfRun, order.qty, px_e9);
         r.leaves_qty = 0;
         r
@@ -224,7 +297,7 @@ impl SimVenue {
 
     fn book(&mut self, s: SymbolId) -> Option<&mut SimBook> {
         let cfg = &self.cfg;
-        self.books.get_mut(s.0 as usize).map(|b| b.get_or_insert_with(|| SimBook::new(cfg)))
+        self.books.get_mut(s.0 as usize).map(|b| b.get_or_insert_with(|| SimBook::for_symbol(cfg, s)))
     }
 }
 
@@ -255,6 +328,18 @@ impl Venue for SimVenue {
             });
             return;
         };
+        if book.misses(order) {
+            out.push(ExecReport {
+                ts_event_ns: ts_ns,
+                order_id: order.order_id,
+                symbol: order.symbol,
+                kind: ExecKind::Rejected.raw(),
+                side: order.side,
+                reason: Reason::VenueRejected.raw(),
+                ..Default::default()
+            });
+            return;
+        }
         book.add(*order, ts_ns);
         if order.timeout_ns > 0 {
             self.next_deadline = self.next_deadline.min(ts_ns.saturating_add(order.timeout_ns));
@@ -484,5 +569,90 @@ mod tests {
         bad.symbol = SymbolId(99);
         v.submit(&bad, 0, &mut out);
         assert_eq!(out[0].exec_reason(), Some(Reason::VenueRejected));
+    }
+
+    fn perturbed(p: PerturbConfig) -> VenueConfig {
+        VenueConfig { commission_per_share_e9: 0, perturb: p, ..Default::default() }
+    }
+
+    /// Reports of one bar with exact prices.
+    fn exact(book: &mut SimBook, b: &Bar) -> Vec<(u64, ExecKind, u32, i64)> {
+        let mut v = Vec::new();
+        book.on_bar(b, &mut |r| v.push((r.order_id.0, r.exec_kind().unwrap(), r.fill_qty, r.fill_px_e9)));
+        v
+    }
+
+    #[test]
+    fn spread_and_latency_move_fills_to_later_bars_and_worse_prices() {
+        // 100 bps spread: a market buy pays half of it; a buy limit at 10 needs the market at 9.95.
+        let mut book = SimBook::new(&perturbed(PerturbConfig { spread_bps: 100, ..Default::default() }));
+        book.add(order(1, Side::Buy, OrderType::Market, 10, 0, 0), 0);
+        book.add(order(2, Side::Buy, OrderType::Limit, 10, 10, 0), 0);
+        let got = exact(&mut book, &bar(20, 21, 10, 20, 0));
+        assert_eq!(
+            got,
+            vec![(1, ExecKind::Filled, 10, 20 * D + D / 10)],
+            "the limit was only touched, not traded through"
+        );
+        let got = exact(&mut book, &bar(11, 11, 9, 10, 0));
+        assert_eq!(got, vec![(2, ExecKind::Filled, 10, 10 * D)], "through by half the spread: at the limit");
+        // Two bars of latency: the order lets two fillable bars pass.
+        let mut book = SimBook::new(&perturbed(PerturbConfig { latency_bars: 2, ..Default::default() }));
+        book.add(order(3, Side::Buy, OrderType::Market, 5, 0, 0), 0);
+        assert!(exact(&mut book, &bar(10, 10, 10, 10, 0)).is_empty());
+        assert!(exact(&mut book, &bar(11, 11, 11, 11, 0)).is_empty());
+        assert_eq!(exact(&mut book, &bar(12, 12, 12, 12, 0)), vec![(3, ExecKind::Filled, 5, 12 * D)]);
+    }
+
+    #[test]
+    fn missed_entries_partial_fills_and_slippage_follow_the_seed() {
+        let cfg = |seed| {
+            perturbed(PerturbConfig {
+                seed,
+                slippage_sd_bps: 10,
+                miss_entry_ppm: 300_000,
+                partial_fill_ppm: 300_000,
+                ..Default::default()
+            })
+        };
+        // One symbol's outcome for 200 market buys of 10 shares, each on its own bar.
+        let outcome = |seed: u64| {
+            let mut v = SimVenue::new(&cfg(seed), 1);
+            let (mut missed, mut partial, mut px_sum, mut out) = (0, 0, 0i64, Vec::new());
+            for n in 0..200u64 {
+                out.clear();
+                let mut o = order(n, Side::Buy, OrderType::Market, 10, 0, 0);
+                if n % 10 == 0 {
+                    o.reduce_only = 1; // exits are never missed
+                }
+                v.submit(&o, 0, &mut out);
+                if out[0].exec_kind() == Some(ExecKind::Rejected) {
+                    assert_eq!((out[0].exec_reason(), o.reduce_only), (Some(Reason::VenueRejected), 0));
+                    missed += 1;
+                    continue;
+                }
+                out.clear();
+                v.on_bar(SymbolId(0), &bar(100, 100, 100, 100, 0), &mut out);
+                if out[0].exec_kind() == Some(ExecKind::PartiallyFilled) {
+                    assert_eq!(out[0].fill_qty, 5);
+                    partial += 1;
+                    v.cancel(OrderId(n), SymbolId(0), 0, Reason::Requested, &mut out);
+                }
+                assert!(out[0].fill_px_e9 >= 100 * D, "slippage is against the buyer");
+                px_sum += out[0].fill_px_e9 - 100 * D;
+            }
+            (missed, partial, px_sum)
+        };
+        let a = outcome(7);
+        assert_eq!(a, outcome(7), "the same seed, the same run");
+        assert_ne!(a, outcome(8), "another seed, another run");
+        let (missed, partial, slip) = a;
+        // 180 entries at 30 %: 54 expected; partials on 30 % of the fills; slippage about
+        // 0.8 x 10 bps = 8 cents a fill on average.
+        assert!((30..80).contains(&missed), "{missed}");
+        assert!((20..70).contains(&partial), "{partial}");
+        let fills = 200 - missed;
+        let mean_cents = slip as f64 / fills as f64 / (D as f64 / 100.0);
+        assert!((4.0..12.0).contains(&mean_cents), "{mean_cents}");
     }
 }
