@@ -188,6 +188,15 @@ fn builtin_data() -> Result<crate::import_csv::Imported> {
     crate::import_csv::import_reader(BUILTIN_CSV.as_bytes(), "built-in SP500_NOV2019_IDay.csv", &opts)
 }
 
+/// Write the built-in S&P 500 sample as bar files into `dir` (created).
+pub(crate) fn write_builtin(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for s in &builtin_data()?.series {
+        engine::barfile::write_bar_file(&dir.join(s.file_name()), &s.symbol, s.interval_s, &s.bars)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn open_data(dir: &Path, interval: Option<Interval>) -> Result<BarSet> {
     BarSet::open_dir_filtered(dir, 2, interval).map_err(|e| match &e {
         BarSetError::MixedIntervals { .. } | BarSetError::NoSuchInterval { .. } => {

@@ -33,6 +33,7 @@ pub mod export;
 pub mod import_csv;
 pub mod interrupt;
 pub mod journal;
+pub mod mc;
 pub mod paper;
 pub mod progress;
 pub mod render;

@@ -31,6 +31,8 @@ enum Command {
     Replay(ringtape_tools::replay::Args),
     /// The local exchange: Alpaca and Polygon market data (stream and REST) with fault injection
     Exchange(ringtape_tools::exchange::cli::Args),
+    /// Monte Carlo robustness: many seeded backtests with a perturbed simulated venue
+    Mc(ringtape_tools::mc::Args),
     /// Trade live market data through the whole pipeline against the simulated venue
     Paper(ringtape_tools::paper::Args),
     /// Charts of a run or bar files to a PNG (no display needed)
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => ringtape_tools::replay::run(args),
         Command::Exchange(args) => ringtape_tools::exchange::cli::run(args),
         Command::Paper(args) => ringtape_tools::paper::run(args),
+        Command::Mc(args) => ringtape_tools::mc::run(args),
         Command::Render(args) => ringtape_tools::render::run(args),
         Command::View(args) => ringtape_tools::view::run(args),
     };

@@ -490,5 +490,8 @@ mod replay_cases;
 #[path = "cli/paper.rs"]
 mod paper_cases;
 
+#[path = "cli/mc.rs"]
+mod mc_cases;
+
 #[path = "cli/render.rs"]
 mod render_cases;

@@ -78,4 +78,7 @@ counters! {
     symbols_removed,
     /// Execution reports for orders execution does not know (counted, applied to positions).
     unknown_order_reports,
+    /// Orders the venue refused (`Rejected` with reason `venue_rejected`: a broker's refusal, a
+    /// full gateway queue, a simulated missed entry).
+    venue_rejects,
 }

@@ -234,6 +234,9 @@ impl<'a> RiskStage<'a> {
         if !self.exec.on_report(&r) {
             self.counters.unknown_order_reports.fetch_add(1, Ordering::Relaxed);
         }
+        if r.kind == ExecKind::Rejected.raw() && r.reason == Reason::VenueRejected.raw() {
+            self.counters.venue_rejects.fetch_add(1, Ordering::Relaxed);
+        }
         self.risk.on_report(&r);
         link.to_shard(shard_of(r.symbol, self.n_shards), ShardMsg { seq, before, report: r });
         link.flow(Flow { seq, body: FlowBody::Report(r) });

@@ -1,0 +1,46 @@
+//! `ringtape mc`: a seeded Monte Carlo study over the built-in data.
+
+use super::{assert_one_line_error, ringtape, s};
+
+#[test]
+fn a_study_is_reproducible_from_its_master_seed_on_any_number_of_threads() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let o = ringtape(&["mc", "--runs", "24", "--seed", "7", "--threads", "1", "--out", &s(&a)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("probability of a loss"), "{}", o.stdout);
+    let o = ringtape(&["mc", "--runs", "24", "--seed", "7", "--threads", "2", "--out", &s(&b), "--quiet"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let runs = std::fs::read_to_string(a.join("runs.csv")).unwrap();
+    assert_eq!(runs, std::fs::read_to_string(b.join("runs.csv")).unwrap(), "same seeds, same runs");
+    assert_eq!(runs.lines().count(), 25);
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("mc.json")).unwrap()).unwrap();
+    // The baseline is the unperturbed reference backtest (-289.00 USD, 64 fills).
+    assert_eq!((j["baseline"]["net_pnl_usd"].as_f64(), j["baseline"]["fills"].as_u64()), (Some(-289.0), Some(64)));
+    // The default knobs cost money and miss entries in some runs; runs differ from each other.
+    assert!(j["net_pnl_usd"]["p50"].as_f64().unwrap() < -289.0, "{j}");
+    assert!(j["missed_entries"]["max"].as_f64().unwrap() >= 1.0, "{j}");
+    let pnls: std::collections::BTreeSet<&str> = runs.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+    assert!(pnls.len() > 12, "perturbed runs differ: {pnls:?}");
+    let o = ringtape(&["mc", "--runs", "24", "--seed", "8", "--out", &s(&a), "--force", "--quiet"]);
+    assert_eq!(o.code, 0);
+    assert_ne!(runs, std::fs::read_to_string(a.join("runs.csv")).unwrap(), "another seed, another study");
+}
+
+#[test]
+fn latency_alone_is_deterministic_and_bad_usage_is_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("c.toml");
+    std::fs::write(&cfg, "[venue.perturb]\nlatency_bars = 1\n").unwrap();
+    let out = d.path().join("mc");
+    let o = ringtape(&["mc", "--runs", "5", "--config", &s(&cfg), "--out", &s(&out), "--quiet"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    let pnls: std::collections::BTreeSet<&str> = runs.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+    assert_eq!(pnls.len(), 1, "latency draws nothing at random: {pnls:?}");
+    assert_ne!(pnls.first().copied(), Some("-289.0000"), "a bar later is another result");
+    let o = ringtape(&["mc", "--runs", "0", "--out", &s(&d.path().join("x"))]);
+    assert_one_line_error(&o, &["--runs 0"]);
+    let o = ringtape(&["mc", "--runs", "2", "--out", &s(&out)]);
+    assert_one_line_error(&o, &["already exists", "--force"]);
+}
