@@ -17,6 +17,7 @@ use engine::pipeline::config::{EngineConfig, Topology};
 use engine::pipeline::{BarReplay, RunSpec, run as run_pipeline};
 use engine::records::PX_SCALE;
 use engine::strategy::StrategyFactory;
+use engine::venue::PerturbConfig;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -54,6 +55,9 @@ pub struct Args {
     /// Replace an existing --out directory
     #[arg(long)]
     pub force: bool,
+    /// Also run the study once per knob with only that knob on, to show what each one costs
+    #[arg(long)]
+    pub by_knob: bool,
     /// No table, no progress bar
     #[arg(long, short)]
     pub quiet: bool,
@@ -202,6 +206,30 @@ pub fn run(args: Args) -> Result<()> {
     pb.set_message("mc");
     let outcomes = study(&base, &set, factory.as_ref(), args.runs, args.seed, threads, &|| pb.inc(1))?;
     pb.finish_and_clear();
+    // Each knob alone: what it costs by itself.
+    let mut by_knob = serde_json::Map::new();
+    if args.by_knob {
+        let p = base.venue.perturb;
+        let alone: [(&str, PerturbConfig); 5] = [
+            ("slippage_sd_bps", PerturbConfig { slippage_sd_bps: p.slippage_sd_bps, ..Default::default() }),
+            ("spread_bps", PerturbConfig { spread_bps: p.spread_bps, ..Default::default() }),
+            ("latency_bars", PerturbConfig { latency_bars: p.latency_bars, ..Default::default() }),
+            ("miss_entry_ppm", PerturbConfig { miss_entry_ppm: p.miss_entry_ppm, ..Default::default() }),
+            ("partial_fill_ppm", PerturbConfig { partial_fill_ppm: p.partial_fill_ppm, ..Default::default() }),
+        ];
+        for (name, knob) in alone.into_iter().filter(|(_, k)| k.any()) {
+            let mut cfg = base.clone();
+            cfg.venue.perturb = knob;
+            let o = study(&cfg, &set, factory.as_ref(), args.runs, args.seed, threads, &|| {})?;
+            let losses = o.iter().filter(|o| o.net_pnl_usd < 0.0).count();
+            by_knob.insert(
+                name.into(),
+                serde_json::json!({"net_pnl_usd": stats(o.iter().map(|o| o.net_pnl_usd)),
+                    "max_drawdown_usd": stats(o.iter().map(|o| o.max_drawdown_usd)),
+                    "probability_of_loss": losses as f64 / o.len() as f64}),
+            );
+        }
+    }
     let wall_s = t0.elapsed().as_secs_f64();
 
     let mut csv = String::from("run,seed,net_pnl_usd,max_drawdown_usd,sharpe,win_rate_pct,trades,fills,missed\n");
@@ -236,6 +264,7 @@ pub fn run(args: Args) -> Result<()> {
         "sharpe": stats(outcomes.iter().filter_map(|o| o.sharpe)),
         "missed_entries": stats(outcomes.iter().map(|o| o.missed as f64)),
         "win_rate_pct": stats(outcomes.iter().map(|o| o.win_rate_pct)),
+        "by_knob": by_knob,
         "wall_s": wall_s,
     });
     std::fs::write(args.out.join("mc.json"), serde_json::to_string_pretty(&json)?)
@@ -283,6 +312,20 @@ fn table(j: &serde_json::Value, base: &Outcome) -> String {
     row(&mut s, "win rate %", "win_rate_pct", base.win_rate_pct);
     row(&mut s, "missed entries", "missed_entries", base.missed as f64);
     let _ = writeln!(s, "  probability of a loss: {:.1} %", 100.0 * j["probability_of_loss"].as_f64().unwrap_or(0.0));
+    if let Some(m) = j["by_knob"].as_object().filter(|m| !m.is_empty()) {
+        let _ = writeln!(s, "  each knob alone:   {:>12}{:>12}{:>12}{:>10}", "net p5", "net p50", "net p95", "P(loss)");
+        for (name, k) in m {
+            let f = |q: &str| k["net_pnl_usd"][q].as_f64().unwrap_or(f64::NAN);
+            let _ = writeln!(
+                s,
+                "    {name:<16}{:>12.2}{:>12.2}{:>12.2}{:>9.1}%",
+                f("p5"),
+                f("p50"),
+                f("p95"),
+                100.0 * k["probability_of_loss"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
     s
 }
 

@@ -39,6 +39,12 @@ fn latency_alone_is_deterministic_and_bad_usage_is_one_line() {
     let pnls: std::collections::BTreeSet<&str> = runs.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
     assert_eq!(pnls.len(), 1, "latency draws nothing at random: {pnls:?}");
     assert_ne!(pnls.first().copied(), Some("-289.0000"), "a bar later is another result");
+    // By knob: only the knobs that are on, each alone.
+    let o = ringtape(&["mc", "--runs", "3", "--config", &s(&cfg), "--out", &s(&out), "--force", "--by-knob"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("each knob alone") && o.stdout.contains("latency_bars"), "{}", o.stdout);
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("mc.json")).unwrap()).unwrap();
+    assert_eq!(j["by_knob"].as_object().unwrap().keys().collect::<Vec<_>>(), ["latency_bars"]);
     let o = ringtape(&["mc", "--runs", "0", "--out", &s(&d.path().join("x"))]);
     assert_one_line_error(&o, &["--runs 0"]);
     let o = ringtape(&["mc", "--runs", "2", "--out", &s(&out)]);
