@@ -40,5 +40,6 @@ pub mod render;
 pub mod replay;
 pub mod rundir;
 pub mod summary;
+pub mod sweep;
 pub mod synth;
 pub mod view;

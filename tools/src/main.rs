@@ -33,6 +33,8 @@ enum Command {
     Exchange(ringtape_tools::exchange::cli::Args),
     /// Monte Carlo robustness: many seeded backtests with a perturbed simulated venue
     Mc(ringtape_tools::mc::Args),
+    /// Grid search over strategy parameters with walk-forward (out-of-sample) folds
+    Sweep(ringtape_tools::sweep::Args),
     /// Trade live market data through the whole pipeline against the simulated venue
     Paper(ringtape_tools::paper::Args),
     /// Charts of a run or bar files to a PNG (no display needed)
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Exchange(args) => ringtape_tools::exchange::cli::run(args),
         Command::Paper(args) => ringtape_tools::paper::run(args),
         Command::Mc(args) => ringtape_tools::mc::run(args),
+        Command::Sweep(args) => ringtape_tools::sweep::run(args),
         Command::Render(args) => ringtape_tools::render::run(args),
         Command::View(args) => ringtape_tools::view::run(args),
     };

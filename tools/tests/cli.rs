@@ -493,5 +493,8 @@ mod paper_cases;
 #[path = "cli/mc.rs"]
 mod mc_cases;
 
+#[path = "cli/sweep.rs"]
+mod sweep_cases;
+
 #[path = "cli/render.rs"]
 mod render_cases;

@@ -1,0 +1,54 @@
+//! `ringtape sweep`: a grid over strategy parameters with walk-forward folds.
+
+use super::{assert_one_line_error, ringtape, s};
+
+#[test]
+fn each_fold_chooses_its_in_sample_best_and_reports_it_out_of_sample() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    let args = ["sweep", "--set", "fast=5,10,20", "--set", "slow=30,60", "--folds", "3"];
+    let o = ringtape(&[&args[..], &["--out", &s(&a), "--threads", "2"]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("out of sample, all folds"), "{}", o.stdout);
+    let o = ringtape(&[&args[..], &["--out", &s(&b), "--threads", "1", "--quiet"]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let read = |p: &std::path::Path, f: &str| std::fs::read_to_string(p.join(f)).unwrap();
+    assert_eq!(read(&a, "folds.csv"), read(&b, "folds.csv"), "threads change nothing");
+    assert_eq!(read(&a, "grid.csv"), read(&b, "grid.csv"));
+    // grid.csv: 3 folds x 6 combinations; each fold's choice is its in-sample maximum.
+    let grid: Vec<(usize, String, f64)> = read(&a, "grid.csv")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[1].trim_matches('"').to_string(), f[2].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(grid.len(), 18);
+    let folds = read(&a, "folds.csv");
+    let folds: Vec<&str> = folds.lines().skip(1).collect();
+    assert_eq!(folds.len(), 3);
+    for (k, line) in folds.iter().enumerate() {
+        let chosen = line.split(',').nth(1).unwrap().trim_matches('"');
+        let best = grid.iter().filter(|g| g.0 == k).map(|g| g.2).fold(f64::MIN, f64::max);
+        let chosen_pnl = grid.iter().find(|g| g.0 == k && g.1 == chosen).unwrap().2;
+        assert_eq!(chosen_pnl, best, "fold {k} chose its in-sample best: {line}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&read(&a, "sweep.json")).unwrap();
+    let oos: f64 =
+        j["folds"].as_array().unwrap().iter().map(|f| f["out_of_sample"]["net_pnl_usd"].as_f64().unwrap()).sum();
+    assert_eq!(j["out_of_sample_net_pnl_usd"].as_f64().unwrap(), oos);
+}
+
+#[test]
+fn sweep_usage_errors_are_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let out = s(&d.path().join("o"));
+    assert_one_line_error(&ringtape(&["sweep", "--set", "fast", "--out", &out]), &["--set fast", "KEY=A,B,C"]);
+    assert_one_line_error(&ringtape(&["sweep", "--set", "fast=5", "--folds", "0", "--out", &out]), &["--folds 0"]);
+    assert_one_line_error(&ringtape(&["sweep", "--set", "fast=40", "--out", &out]), &["--set fast = 40"]);
+    assert_one_line_error(
+        &ringtape(&["sweep", "--set", "fast=5", "--folds", "9", "--out", &out]),
+        &["too few trading days"],
+    );
+}
