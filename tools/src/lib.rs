@@ -38,6 +38,7 @@ pub mod paper;
 pub mod progress;
 pub mod render;
 pub mod replay;
+pub mod report;
 pub mod rundir;
 pub mod summary;
 pub mod sweep;

@@ -35,6 +35,8 @@ enum Command {
     Mc(ringtape_tools::mc::Args),
     /// Grid search over strategy parameters with walk-forward (out-of-sample) folds
     Sweep(ringtape_tools::sweep::Args),
+    /// The results dashboard: one HTML file over run directories
+    Report(ringtape_tools::report::Args),
     /// Trade live market data through the whole pipeline against the simulated venue
     Paper(ringtape_tools::paper::Args),
     /// Charts of a run or bar files to a PNG (no display needed)
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Paper(args) => ringtape_tools::paper::run(args),
         Command::Mc(args) => ringtape_tools::mc::run(args),
         Command::Sweep(args) => ringtape_tools::sweep::run(args),
+        Command::Report(args) => ringtape_tools::report::run(args),
         Command::Render(args) => ringtape_tools::render::run(args),
         Command::View(args) => ringtape_tools::view::run(args),
     };

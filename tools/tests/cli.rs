@@ -496,5 +496,8 @@ mod mc_cases;
 #[path = "cli/sweep.rs"]
 mod sweep_cases;
 
+#[path = "cli/report.rs"]
+mod report_cases;
+
 #[path = "cli/render.rs"]
 mod render_cases;
