@@ -8,8 +8,15 @@
 //! total: the best parameters are never reported on in-sample results alone.
 //!
 //! Every run is an inline backtest in this process (no files), spread over `--threads` workers;
-//! results do not depend on the number of threads. (Sharding a sweep across machines, for Ray,
-//! Slurm or Kubernetes, is not built yet.)
+//! results do not depend on the number of threads.
+//!
+//! **Scaling out.** `--shard I/N` runs only the fitting runs of the combinations with index % N
+//! == I and writes `shard.json` (plain JSON: the study's fingerprint and each (fold, combination)
+//! score); `--merge DIR...` reads every shard's `shard.json`, checks they belong to the same study
+//! (same grid, folds, metric, strategy, config and data) and together cover every fitting run
+//! exactly once, then chooses, runs the out-of-sample tests and writes the usual files. Any job
+//! runner can run the shards: `tools/ray/sweep.py` does it with Ray; a Slurm job array or a
+//! Kubernetes indexed job runs `--shard $INDEX/$COUNT` the same way (docs/scale-out.md).
 #![allow(clippy::disallowed_methods)] // wall-clock timing of the study is reported
 
 use crate::backtest::{RunConfig, check_config, machine_cores, open_data, parse_config};
@@ -59,9 +66,35 @@ pub struct Args {
     /// Replace an existing --out directory
     #[arg(long)]
     pub force: bool,
+    /// Run one shard of the fitting runs, `I/N` (0-based): writes shard.json only
+    #[arg(long, value_name = "I/N", conflicts_with = "merge")]
+    pub shard: Option<String>,
+    /// Merge the shard.json of these shard directories, then finish the study
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    pub merge: Vec<PathBuf>,
     /// No table
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// How a sweep runs its fitting runs.
+enum Mode {
+    /// All of them, here.
+    Full,
+    /// Only `i` of `n`, then stop.
+    Shard(usize, usize),
+    /// Read them from shard directories.
+    Merge(Vec<PathBuf>),
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let bad = || bad_input(format!("--shard {s}: use I/N with 0 <= I < N (e.g. --shard 0/4)"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 /// One combination's result on one block.
@@ -200,7 +233,15 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::remove_dir_all(&args.out).with_context(|| format!("removing {}", args.out.display()))?;
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let res = study(&args, &checked, &combos, &factories, by_sharpe);
+    let mode = match (&args.shard, args.merge.is_empty()) {
+        (Some(s), _) => {
+            let (i, n) = parse_shard(s)?;
+            Mode::Shard(i, n)
+        }
+        (None, false) => Mode::Merge(args.merge.clone()),
+        (None, true) => Mode::Full,
+    };
+    let res = study(&args, &checked, &combos, &factories, by_sharpe, mode);
     if res.is_err() {
         // Nothing half-written is left behind.
         let _ = std::fs::remove_dir_all(&args.out);
@@ -214,6 +255,7 @@ fn study(
     combos: &[toml::Table],
     factories: &[Box<dyn StrategyFactory>],
     by_sharpe: bool,
+    mode: Mode,
 ) -> Result<()> {
     let set = match &args.data {
         Some(d) => open_data(d, None)?,
@@ -236,7 +278,48 @@ fn study(
     let threads = args.threads.unwrap_or_else(machine_cores).max(1);
     // Every (fold, combination) on the fold's fitting block, then each fold's choice on its test block.
     let jobs: Vec<(usize, usize)> = (0..args.folds).flat_map(|f| (0..combos.len()).map(move |c| (f, c))).collect();
-    let fit: Vec<Score> = par(&jobs, threads, |&(f, c)| score(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1))?;
+    // The study's fingerprint: shards of one study agree on it.
+    let fingerprint = engine::records::session_id(
+        "sweep",
+        format!(
+            "{}|{}|{}|{}|{:?}|{}",
+            checked.strategy,
+            args.metric,
+            args.folds,
+            combos.iter().map(|c| toml::to_string(c).unwrap_or_default()).collect::<Vec<_>>().join(";"),
+            set.fingerprint(),
+            toml::to_string(&checked.rc.engine).unwrap_or_default()
+        )
+        .as_bytes(),
+    );
+    let fit: Vec<Score> = match mode {
+        Mode::Full => par(&jobs, threads, |&(f, c)| score(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1))?,
+        Mode::Shard(i, n) => {
+            let mine: Vec<(usize, usize)> = jobs.iter().copied().filter(|&(_, c)| c % n == i).collect();
+            let got = par(&mine, threads, |&(f, c)| score(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1))?;
+            let scores: Vec<serde_json::Value> = mine
+                .iter()
+                .zip(&got)
+                // The exact bits too: a merged study must equal one run in one process.
+                .map(|(&(f, c), s)| {
+                    serde_json::json!({"fold": f, "combination": c, "score": s,
+                        "bits": [s.net_pnl_usd.to_bits(), s.sharpe_like.to_bits()]})
+                })
+                .collect();
+            let j = serde_json::json!({"study": fingerprint, "shard": [i, n], "scores": scores});
+            std::fs::write(args.out.join("shard.json"), serde_json::to_string_pretty(&j)?)?;
+            if !args.quiet {
+                println!(
+                    "ringtape sweep: shard {i}/{n}: {} of {} fitting runs in {}",
+                    mine.len(),
+                    jobs.len(),
+                    args.out.display()
+                );
+            }
+            return Ok(());
+        }
+        Mode::Merge(dirs) => merge(&dirs, &fingerprint, args.folds, combos.len())?,
+    };
     let key = |s: &Score| if by_sharpe { s.sharpe_like } else { s.net_pnl_usd };
     let chosen: Vec<usize> = (0..args.folds)
         .map(|f| {
@@ -291,6 +374,51 @@ fn study(
         println!("  out of sample, all folds: {oos_total:+.2} USD");
     }
     Ok(())
+}
+
+/// Every fitting score from shard directories, checked: one study, each run exactly once.
+fn merge(dirs: &[PathBuf], fingerprint: &str, folds: usize, n_combos: usize) -> Result<Vec<Score>> {
+    let mut fit: Vec<Option<Score>> = vec![None; folds * n_combos];
+    for d in dirs {
+        let p = d.join("shard.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            bad_input(format!("{}: {e} (give directories written by `ringtape sweep --shard`)", p.display()))
+        })?;
+        let j: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad_input(format!("{}: {e} (a damaged shard)", p.display())))?;
+        if j["study"].as_str() != Some(fingerprint) {
+            return Err(bad_input(format!(
+                "{}: a shard of another study (different grid, folds, metric, strategy, config or data): run every shard with the same arguments",
+                p.display()
+            )));
+        }
+        for s in j["scores"].as_array().into_iter().flatten() {
+            let (f, c) = (
+                s["fold"].as_u64().unwrap_or(u64::MAX) as usize,
+                s["combination"].as_u64().unwrap_or(u64::MAX) as usize,
+            );
+            let bits = |k: usize| s["bits"][k].as_u64().map_or(f64::NAN, f64::from_bits);
+            let score = Score {
+                net_pnl_usd: bits(0),
+                trades: s["score"]["trades"].as_u64().unwrap_or(0),
+                sharpe_like: bits(1),
+            };
+            let slot = fit
+                .get_mut(f * n_combos + c)
+                .filter(|_| f < folds && c < n_combos)
+                .ok_or_else(|| bad_input(format!("{}: fold {f} combination {c} is outside the study", p.display())))?;
+            if slot.replace(score).is_some() {
+                return Err(bad_input(format!("{}: fold {f} combination {c} is in two shards", p.display())));
+            }
+        }
+    }
+    let missing = fit.iter().filter(|s| s.is_none()).count();
+    if missing > 0 {
+        return Err(bad_input(format!(
+            "--merge: {missing} fitting runs are in no shard (a shard is missing or failed)"
+        )));
+    }
+    Ok(fit.into_iter().flatten().collect())
 }
 
 /// Run `f` over `items` on `threads` workers; results in item order.

@@ -52,3 +52,31 @@ fn sweep_usage_errors_are_one_line() {
         &["too few trading days"],
     );
 }
+
+#[test]
+fn shards_merged_give_the_same_study_and_bad_merges_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| s(&d.path().join(n));
+    let args = ["sweep", "--set", "fast=5,10,20", "--set", "slow=30,60", "--folds", "2", "--quiet"];
+    assert_eq!(ringtape(&[&args[..], &["--out", &p("full")]].concat()).code, 0);
+    for i in 0..3 {
+        let o = ringtape(&[&args[..], &["--shard", &format!("{i}/3"), "--out", &p(&format!("s{i}"))]].concat());
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(d.path().join(format!("s{i}/shard.json")).is_file());
+        assert!(!d.path().join(format!("s{i}/folds.csv")).exists(), "a shard only fits");
+    }
+    let o = ringtape(&[&args[..], &["--merge", &p("s0"), &p("s1"), &p("s2"), "--out", &p("merged")]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let read = |dir: &str, f: &str| std::fs::read_to_string(d.path().join(dir).join(f)).unwrap();
+    for f in ["grid.csv", "folds.csv", "sweep.json"] {
+        assert_eq!(read("full", f), read("merged", f), "{f}: sharded and merged = run here");
+    }
+    let o = ringtape(&[&args[..], &["--merge", &p("s0"), &p("s1"), "--out", &p("m2")]].concat());
+    assert_one_line_error(&o, &["fitting runs are in no shard"]);
+    let o = ringtape(&[&args[..], &["--merge", &p("s0"), &p("s0"), &p("s1"), &p("s2"), "--out", &p("m3")]].concat());
+    assert_one_line_error(&o, &["in two shards"]);
+    let other = ["sweep", "--set", "fast=5,10", "--set", "slow=30,60", "--folds", "2", "--quiet"];
+    let o = ringtape(&[&other[..], &["--merge", &p("s0"), &p("s1"), &p("s2"), "--out", &p("m4")]].concat());
+    assert_one_line_error(&o, &["a shard of another study"]);
+    assert_one_line_error(&ringtape(&[&args[..], &["--shard", "3/3", "--out", &p("x")]].concat()), &["--shard 3/3"]);
+}
