@@ -19,8 +19,8 @@ use std::time::Duration;
 
 /// The receive time of an event that came from no frame (history): no latency sample.
 const NO_FRAME: i64 = i64::MIN;
-/// The poll bound while a backlog waits, ns.
-const BACKLOG_WAIT_NS: i64 = 1_000_000;
+/// The poll bound while a backlog waits, wall ns.
+const BACKLOG_WAIT_NS: u64 = 1_000_000;
 /// History error lines kept in the report.
 const HISTORY_LOG_MAX: usize = 32;
 
@@ -429,12 +429,15 @@ impl<P: Protocol> Feed<P> {
                 break end;
             }
             let now = clock();
-            let mut bound = self.cfg.max_wait_ns.max(0);
+            let wait_ns = client.next_deadline_ns().saturating_sub(now).clamp(0, self.cfg.max_wait_ns.max(0));
+            // The wait is on the feed's clock; the poll's timeout is wall time.
+            let speed = self.cfg.clock_speed;
+            let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
+            let mut wall_ns = (wait_ns as f64 / speed) as u64;
             if !self.backlog.is_empty() {
-                bound = bound.min(BACKLOG_WAIT_NS);
+                wall_ns = wall_ns.min(BACKLOG_WAIT_NS);
             }
-            let wait_ns = client.next_deadline_ns().saturating_sub(now).clamp(0, bound);
-            match poll.poll(&mut events, Some(Duration::from_nanos(wait_ns.unsigned_abs()))) {
+            match poll.poll(&mut events, Some(Duration::from_nanos(wall_ns))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break FeedEnd::Io(e.to_string()),

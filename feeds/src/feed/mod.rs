@@ -141,6 +141,12 @@ pub struct FeedConfig {
     /// Longest wait for socket readiness before the loop turns again (flushes the gates, checks
     /// commands and the stop flag), ns. Bounded to 1 ms while a backlog waits.
     pub max_wait_ns: i64,
+    /// How many feed-clock nanoseconds pass per wall nanosecond: 1 on the wall clock (live), the
+    /// speed of a replayed market clock (a local exchange at `--speed`). Every wait the loop
+    /// computes on its clock (`max_wait_ns`, the transport's ping, dead-connection and reconnect
+    /// deadlines) is divided by it to become the readiness poll's wall timeout; without it a
+    /// market clock running 1800x would turn a 100 ms ping deadline into a 180 s sleep.
+    pub clock_speed: f64,
     /// Where warm start and gap backfill get bars; `None`: live only.
     pub history: Option<Box<dyn History>>,
     /// How far back the warm start reaches, ns (0: no warm start; gap backfill still runs).
@@ -163,6 +169,7 @@ impl FeedConfig {
             ws: WsConfig::default(),
             gate: GateConfig::default(),
             max_wait_ns: 50_000_000,
+            clock_speed: 1.0,
             history: None,
             warm_start_ns: 0,
             history_chunk: 100,
@@ -179,6 +186,7 @@ impl std::fmt::Debug for FeedConfig {
             .field("ws", &self.ws)
             .field("gate", &self.gate)
             .field("max_wait_ns", &self.max_wait_ns)
+            .field("clock_speed", &self.clock_speed)
             .field("history", &self.history.as_ref().map(|_| "History"))
             .field("warm_start_ns", &self.warm_start_ns)
             .field("history_chunk", &self.history_chunk)
