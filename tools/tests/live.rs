@@ -16,8 +16,8 @@ use engine::strategy::{Ctx, Strategy, StrategyFactory};
 use engine::symbols::SymbolTable;
 use feeds::credentials::Secret;
 use feeds::feed::{
-    AlpacaFeedConfig, FatalError, FeedConfig, FeedEnd, FeedHandle, FeedReport, PolygonFeedConfig, SharedClock,
-    spawn_alpaca_feed, spawn_polygon_feed,
+    AlpacaFeedConfig, FatalError, FeedConfig, FeedEnd, FeedHandle, FeedLogLine, FeedReport, LogLevel,
+    PolygonFeedConfig, SharedClock, spawn_alpaca_feed, spawn_polygon_feed,
 };
 use feeds::rest::{AlpacaFeedName, AlpacaHistory, PolygonHistory, RestConfig};
 use feeds::ws::{TlsConfig, WsConfig};
@@ -128,6 +128,20 @@ struct Outcome {
     report: FeedReport,
     stats: Stats,
     tape: Arc<Tape>,
+    /// The feed's log lines, in order.
+    log: Vec<FeedLogLine>,
+}
+
+impl Outcome {
+    /// The log lines of one kind.
+    fn lines(&self, kind: &str) -> Vec<&FeedLogLine> {
+        self.log.iter().filter(|l| l.kind == kind).collect()
+    }
+
+    /// The log lines of one kind whose detail contains `text`.
+    fn lines_with(&self, kind: &str, text: &str) -> Vec<&FeedLogLine> {
+        self.log.iter().filter(|l| l.kind == kind && l.detail.contains(text)).collect()
+    }
 }
 
 /// Records every bar and quote it is given, in order.
@@ -276,6 +290,9 @@ fn run_live(setup: Setup, script: impl FnOnce(&Ctl<'_>) + Send) -> Outcome {
     fc.history = Some(history);
     // Reaches back past the tape's first bar: the warm start is the whole history.
     fc.warm_start_ns = 24 * 60 * MIN;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    fc.log = Some(Arc::new(move |l: &FeedLogLine| sink.lock().unwrap().push(l.clone())));
 
     let ingress = Ingress::new(64);
     let stop = Arc::new(AtomicBool::new(false));
@@ -318,7 +335,16 @@ fn run_live(setup: Setup, script: impl FnOnce(&Ctl<'_>) + Send) -> Outcome {
     ex.stop();
     let bars = rec.bars.lock().unwrap().clone();
     let quotes = rec.quotes.lock().unwrap().clone();
-    Outcome { bars, quotes, report, stats, tape }
+    let log = log.lock().unwrap().clone();
+    for l in &log {
+        let text = format!("{l} {:?}", l.symbol);
+        assert!(!text.contains(DEMO_SECRET) && !text.contains(DEMO_KEY), "a secret in the log: {text}");
+    }
+    let o = Outcome { bars, quotes, report, stats, tape, log };
+    // Every run logs its first connection and how it ended.
+    assert!(o.lines_with("connected", "connection 1 opened").len() == 1, "{:#?}", o.log);
+    assert_eq!(o.lines("ended").len(), 1, "{:#?}", o.log);
+    o
 }
 
 // ---- checks -------------------------------------------------------------------------------------
@@ -407,6 +433,11 @@ fn alpaca_over_tls_warm_starts_from_rest_then_streams_every_bar_once_with_quotes
         let n = o.quotes.iter().filter(|(s, _)| *s == sym as u32).count();
         assert!(n >= 40, "{n} quotes for symbol {sym}");
     }
+    // The log: one connection, no trouble, a clean end.
+    assert!(o.lines("disconnected").is_empty() && o.lines("reconnected").is_empty(), "{:#?}", o.log);
+    assert!(o.lines("rejected").is_empty() && o.lines("late").is_empty(), "{:#?}", o.log);
+    assert_eq!(o.lines("ended")[0].detail, "stopped");
+    assert_eq!(o.lines("ended")[0].level, LogLevel::Info);
 }
 
 #[test]
@@ -440,6 +471,24 @@ fn a_disconnect_mid_stream_is_backfilled_from_rest_with_no_bar_lost_or_doubled()
     assert!(r.history_requests >= 2, "warm start and backfill: {r:?}");
     assert_eq!(r.counters.late, 0, "{r:?}");
     assert_eq!(o.stats.faults["disconnect"], 1);
+    // Logged: the close (the exchange drops the TCP connection), the reconnect, and each
+    // symbol's backfilled windows, which add up to the counter.
+    let closed = o.lines_with("disconnected", "without a websocket close");
+    assert!(!closed.is_empty() && closed[0].level == LogLevel::Warn, "{:#?}", o.log);
+    assert!(!o.lines_with("reconnected", "reconnect 1").is_empty(), "{:#?}", o.log);
+    assert_gap_lines(&o);
+}
+
+/// `gap_filled` lines name a symbol and count windows that add up to `gaps_filled`.
+fn assert_gap_lines(o: &Outcome) {
+    let gaps = o.lines("gap_filled");
+    assert!(!gaps.is_empty(), "{:#?}", o.log);
+    let mut total = 0;
+    for l in gaps {
+        assert!(SYMS.contains(&l.symbol.as_deref().unwrap_or("")), "{l}");
+        total += l.detail.split(' ').next().unwrap().parse::<u64>().unwrap();
+    }
+    assert_eq!(total, o.report.counters.gaps_filled);
 }
 
 #[test]
@@ -471,6 +520,13 @@ fn a_session_day_with_disconnects_every_20_minutes_a_406_and_429s_delivers_every
     assert!(r.server_errors >= 1, "the 406: {r:?}");
     assert!(r.counters.gaps_filled > 0, "{r:?}");
     assert_eq!(r.counters.late, 0, "{r:?}");
+    // Logged: the refused upgrades, the 406 and what the feed did about it, the backfills.
+    assert_eq!(o.lines_with("disconnected", "refused with HTTP 429").len(), 2, "{:#?}", o.log);
+    let e406 = o.lines_with("server_error", "406 connection limit exceeded");
+    assert_eq!(e406.len(), 1, "{:#?}", o.log);
+    assert!(e406[0].detail.ends_with("; reconnect"), "{}", e406[0]);
+    assert!(o.lines("reconnected").len() as u64 >= r.reconnects.min(disconnects - 1));
+    assert_gap_lines(&o);
 }
 
 /// What the exchange sends for an `UpdatedBar` fault (close moved to the high, or the low when
@@ -537,6 +593,23 @@ fn assert_stream_faults_survived(o: &Outcome) {
     for k in ["malformed_frame", "duplicate_bar", "out_of_order", "updated_bar"] {
         assert_eq!(o.stats.faults[k], 1, "{k}");
     }
+    // Each has its log line: the refused frame, the duplicate and the update with their symbol
+    // and window (the update's is the window whose released bar changed).
+    let rej = o.lines("rejected");
+    assert_eq!(rej.len(), 1, "{:#?}", o.log);
+    assert!(rej[0].detail.starts_with("BadJson") && rej[0].level == LogLevel::Warn, "{}", rej[0]);
+    let dups = o.lines("duplicate");
+    assert_eq!(dups.len() as u64, c.duplicates, "{:#?}", o.log);
+    assert!(dups.iter().all(|l| l.symbol.is_some() && l.detail.starts_with("window 2024-03-01T")), "{dups:#?}");
+    let upd = o.lines("updated");
+    assert_eq!(upd.len(), 1, "{:#?}", o.log);
+    let changed =
+        o.bars.iter().find(|(s, b)| *b != o.tape.symbols[*s as usize].minute[((b.ts_event_ns - T0) / MIN) as usize]);
+    let (sym, bar) = changed.expect("the updated bar");
+    assert_eq!(upd[0].symbol.as_deref(), Some(SYMS[*sym as usize]));
+    let window = jiff::Timestamp::from_nanosecond(i128::from(bar.ts_event_ns)).unwrap().to_string();
+    assert!(upd[0].detail.contains(&window), "{} vs {window}", upd[0]);
+    assert!(o.lines("late").is_empty(), "{:#?}", o.log);
 }
 
 #[test]
@@ -578,6 +651,11 @@ fn alpaca_402_on_a_reconnect_ends_the_feed_with_the_typed_error() {
     assert_eq!(r.ws.opens, 2, "{r:?}");
     // What was released before is the tape's beginning, exactly.
     assert_tape_prefix(&o, T0 + 135 * MIN);
+    let e = o.lines_with("server_error", "402 auth failed");
+    assert_eq!(e.len(), 1, "{:#?}", o.log);
+    assert!(e[0].detail.ends_with("; fatal") && e[0].level == LogLevel::Error, "{}", e[0]);
+    let end = o.lines("ended");
+    assert!(end[0].level == LogLevel::Error && end[0].detail.contains("402"), "{}", end[0]);
 }
 
 #[test]
@@ -591,6 +669,9 @@ fn polygon_auth_failed_on_a_reconnect_ends_the_feed_with_the_servers_message() {
     assert_eq!(r.end, FeedEnd::Fatal(FatalError::AuthFailed("authentication failed".into())), "{r:?}");
     assert_eq!(o.stats.auth_failed, 1);
     assert_tape_prefix(&o, T0 + 135 * MIN);
+    let e = o.lines_with("server_error", "auth_failed (authentication failed); fatal");
+    assert_eq!(e.len(), 1, "{:#?}", o.log);
+    assert_eq!(o.lines("ended")[0].level, LogLevel::Error);
 }
 
 #[test]
@@ -610,4 +691,7 @@ fn a_silent_stall_is_detected_as_a_dead_connection_and_recovered_with_backfill()
     assert!(r.reconnects >= 1, "{r:?}");
     assert!(r.counters.gaps_filled >= 3, "{r:?}");
     assert_eq!(r.counters.late, 0, "{r:?}");
+    // Logged: the dead connection (no frame for at least 300 ms of wall time), the backfill.
+    assert!(!o.lines_with("disconnected", "dead: no frame").is_empty(), "{:#?}", o.log);
+    assert_gap_lines(&o);
 }
