@@ -588,8 +588,12 @@ fn assert_stream_faults_survived(o: &Outcome) {
     assert!(c.duplicates >= 1, "{c:?}");
     assert_eq!(c.updated, 1, "{c:?}");
     // The out-of-order window (sent after the next one, in the same frame) was put back in order
-    // by the gate within its grace: nothing late, the stream in order (checked above).
+    // by the gate within its grace: counted, nothing late, the stream in order (checked above).
     assert_eq!(c.late, 0, "{c:?}");
+    assert_eq!(c.reordered, 3, "one window of each symbol: {c:?}");
+    let re = o.lines("reordered");
+    assert_eq!(re.len(), 3, "{:#?}", o.log);
+    assert!(re.iter().all(|l| l.symbol.is_some() && l.detail.contains("put back in order")), "{re:#?}");
     for k in ["malformed_frame", "duplicate_bar", "out_of_order", "updated_bar"] {
         assert_eq!(o.stats.faults[k], 1, "{k}");
     }

@@ -216,9 +216,18 @@ impl<P: Protocol> Feed<P> {
         for m in &msgs {
             match m {
                 FeedMsg::Bar(u) => {
+                    let reordered = self.counters.reordered;
                     let offer = self.gates.offer(u, &mut self.counters, &mut self.released);
                     if offer != Offer::New {
                         self.log_offer(offer, u.symbol, u.bar.ts_event_ns);
+                    } else if self.counters.reordered != reordered {
+                        self.log(LogLevel::Info, "reordered", |m| {
+                            let w = rfc3339(u.bar.ts_event_ns);
+                            (
+                                m.name_of(u.symbol).map(str::to_owned),
+                                format!("window {w}: arrived after a later window; put back in order"),
+                            )
+                        });
                     }
                     self.publish_released();
                 }

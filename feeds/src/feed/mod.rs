@@ -63,6 +63,7 @@
 //! | `rejected` | warn | the symbol as sent, if any | the [`crate::RejectKind`], message type and field of a refused frame or message |
 //! | `late` | warn | yes | `window START: at or before the last released START` (counted in `late`, not released) |
 //! | `duplicate` | info | yes | `window START` (counted in `duplicates`) |
+//! | `reordered` | info | yes | `window START: arrived after a later window; put back in order` (`reordered`) |
 //! | `updated` | info | yes | `window START` (the pending version replaced; `updated`) |
 //! | `history_failed` | warn (error when fatal) | - | the request's error |
 //! | `gap_filled` | info | yes | `N windows FIRST..=LAST` backfilled from history after a reconnect |
