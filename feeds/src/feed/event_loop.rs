@@ -44,8 +44,10 @@ pub(super) struct Feed<P: Protocol> {
     /// Symbol batches waiting for history (one batch per loop turn); their gates are held.
     fill_queue: VecDeque<Vec<String>>,
     session: SessionState,
-    /// A subscription was sent and the server has not confirmed it yet: history waits.
+    /// A subscription was sent and the server has not confirmed it yet: history waits (at most
+    /// `ws.dead_after_ns` after `sub_sent_ns`, for a server that never confirms).
     awaiting_sub: bool,
+    sub_sent_ns: i64,
     ingress_closed: bool,
     last_recv_ns: i64,
     /// Symbols whose `LiveStart` was published (once per symbol id).
@@ -85,6 +87,7 @@ impl<P: Protocol> Feed<P> {
             fill_queue: VecDeque::new(),
             session: SessionState::Down,
             awaiting_sub: false,
+            sub_sent_ns: 0,
             ingress_closed: false,
             last_recv_ns: 0,
             live: HashSet::new(),
@@ -312,6 +315,7 @@ impl<P: Protocol> Feed<P> {
             // A failed send closed the connection: the client reconnects and subscribes again.
             if client.send_text(&msg).is_ok() {
                 self.awaiting_sub = true;
+                self.sub_sent_ns = self.now();
             }
         }
         if self.cfg.history.is_none() {
@@ -329,6 +333,9 @@ impl<P: Protocol> Feed<P> {
     /// Fetch the history of the next queued batch (on a live session) and stop holding its
     /// symbols' gates; `Some` ends the feed.
     fn next_fill(&mut self) -> Option<FeedEnd> {
+        if self.awaiting_sub && self.now().saturating_sub(self.sub_sent_ns) >= self.cfg.ws.dead_after_ns {
+            self.awaiting_sub = false; // a server that never confirms: fetch anyway
+        }
         if self.session != SessionState::Live || self.awaiting_sub {
             return None; // the next session queues every symbol again; or not confirmed yet
         }

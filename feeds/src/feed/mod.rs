@@ -16,7 +16,8 @@
 //! collected, not released) and queued for history in batches of [`FeedConfig::history_chunk`]
 //! symbols; fetching starts once the server confirmed the subscription
 //! ([`ControlAction::Subscribed`]: it is applied from then on, so no window can fall between the
-//! history's end and the first live bar, even when the server applies it late), and one batch
+//! history's end and the first live bar, even when the server applies it late; a server that
+//! sends no confirmation within the transport's `dead_after_ns` is not waited for), and one batch
 //! is fetched per loop turn, so the socket is read between batches. Per bar interval of the protocol and per symbol: a symbol whose
 //! gate already released a window gets `[last released + interval, now floored)` (gap backfill;
 //! bars it adds are counted in [`FeedCounters::gaps_filled`]); a symbol with none gets
