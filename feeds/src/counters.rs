@@ -40,6 +40,9 @@ pub struct FeedCounters {
     pub duplicates: u64,
     /// Gate: bars for a window at or before the last released one (never re-released).
     pub late: u64,
+    /// Gate: live bars that opened a window earlier than one already pending (out of order
+    /// within the grace; released in order). Also in `new_windows`.
+    pub reordered: u64,
     /// Gate: bars released, in window order.
     pub released: u64,
     /// Gate: times a released window did not follow the previous one directly.

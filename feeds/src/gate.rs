@@ -7,7 +7,9 @@
 //! 2. with [`GateConfig::release_on_later`], a bar for a later window of the same gate arrives.
 //!
 //! Until then a new version of the window replaces the pending one (`updated`), an identical one
-//! is a `duplicate`. Windows are released in start order and each at most once. A bar for a window
+//! is a `duplicate`. A new window earlier than one already pending (out of order within the
+//! grace) is put back in order and counted in `reordered`. Windows are released in start order
+//! and each at most once. A bar for a window
 //! at or before the last released one is `late`: counted and reported, never re-released (an exact
 //! copy of the last released bar counts as a `duplicate` instead). A released window that does
 //! not follow the previous one directly is a gap (`gaps_seen`, `windows_missing`): normal for
@@ -133,8 +135,14 @@ impl BarGate {
     }
 
     /// Offer a version of a bar received at `ts_recv_ns`, then release what became final.
+    /// A new window earlier than one already pending arrived out of order: it is put back in
+    /// order and counted in `reordered`.
     pub fn offer(&mut self, bar: &Bar, ts_recv_ns: i64, c: &mut FeedCounters, out: &mut Vec<ReleasedBar>) -> Offer {
+        let later_pending = self.pending.last().is_some_and(|p| p.bar.ts_event_ns > bar.ts_event_ns);
         let res = self.place(bar, ts_recv_ns, c);
+        if res == Offer::New && later_pending {
+            c.reordered += 1;
+        }
         if self.held {
             return res;
         }

@@ -81,6 +81,11 @@ impl SymbolMap {
         self.ids.is_empty()
     }
 
+    /// The name mapped to `id` (a scan of the map: for log lines, never the hot path).
+    pub fn name_of(&self, id: SymbolId) -> Option<&str> {
+        self.ids.iter().find(|(_, v)| **v == id).map(|(k, _)| &**k)
+    }
+
     /// Every mapped name, sorted (for subscribe messages).
     pub fn names(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.ids.keys().map(|k| &**k).collect();

@@ -74,7 +74,7 @@ impl Protocol for AlpacaProtocol {
             Control::Authenticated => ControlAction::Authenticated,
             Control::Subscription(ch) => {
                 self.confirmed = ch.clone();
-                ControlAction::Ignore
+                ControlAction::Subscribed
             }
             Control::Error(e, _) => match e.action() {
                 ErrorAction::Fatal => ControlAction::Fatal(FatalError::Alpaca(*e)),

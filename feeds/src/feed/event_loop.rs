@@ -1,8 +1,8 @@
 //! The feed thread's loop, shared by every [`Protocol`] (see the [module docs](super)).
 
 use super::{
-    ControlAction, FatalError, FeedCommand, FeedConfig, FeedEnd, FeedReport, FeedStatus, Protocol, SessionState,
-    SharedClock,
+    ControlAction, FatalError, FeedCommand, FeedConfig, FeedEnd, FeedLogLine, FeedReport, FeedStatus, LogLevel,
+    Protocol, SessionState, SharedClock,
 };
 use crate::alpaca::Action;
 use crate::ws::{Transition, WsClient};
@@ -19,8 +19,8 @@ use std::time::Duration;
 
 /// The receive time of an event that came from no frame (history): no latency sample.
 const NO_FRAME: i64 = i64::MIN;
-/// The poll bound while a backlog waits, ns.
-const BACKLOG_WAIT_NS: i64 = 1_000_000;
+/// The poll bound while a backlog waits, wall ns.
+const BACKLOG_WAIT_NS: u64 = 1_000_000;
 /// History error lines kept in the report.
 const HISTORY_LOG_MAX: usize = 32;
 
@@ -39,9 +39,15 @@ pub(super) struct Feed<P: Protocol> {
     controls: Vec<Control>,
     /// Events the ingress refused, in order, with their frame's receive time.
     backlog: VecDeque<(Event, i64)>,
+    /// The longest the current backlog grew (for its `backlog_end` log line).
+    backlog_peak: usize,
     /// Symbol batches waiting for history (one batch per loop turn); their gates are held.
     fill_queue: VecDeque<Vec<String>>,
     session: SessionState,
+    /// A subscription was sent and the server has not confirmed it yet: history waits (at most
+    /// `ws.dead_after_ns` after `sub_sent_ns`, for a server that never confirms).
+    awaiting_sub: bool,
+    sub_sent_ns: i64,
     ingress_closed: bool,
     last_recv_ns: i64,
     /// Symbols whose `LiveStart` was published (once per symbol id).
@@ -77,8 +83,11 @@ impl<P: Protocol> Feed<P> {
             released: Vec::with_capacity(64),
             controls: Vec::new(),
             backlog: VecDeque::new(),
+            backlog_peak: 0,
             fill_queue: VecDeque::new(),
             session: SessionState::Down,
+            awaiting_sub: false,
+            sub_sent_ns: 0,
             ingress_closed: false,
             last_recv_ns: 0,
             live: HashSet::new(),
@@ -110,6 +119,15 @@ impl<P: Protocol> Feed<P> {
         (self.clock)()
     }
 
+    /// Make a log line and hand it to the sink; nothing is made without a sink. `make` gets the
+    /// symbol map (to name a symbol) and returns (symbol, detail).
+    fn log(&self, level: LogLevel, kind: &'static str, make: impl FnOnce(&SymbolMap) -> (Option<String>, String)) {
+        if let Some(sink) = &self.cfg.log {
+            let (symbol, detail) = make(&self.symbols);
+            sink(&FeedLogLine { ts_ns: self.now(), level, kind, symbol, detail });
+        }
+    }
+
     fn set_session(&mut self, s: SessionState) {
         self.session = s;
         self.status.state.store(s as u8, Ordering::Relaxed);
@@ -133,11 +151,17 @@ impl<P: Protocol> Feed<P> {
         if self.backlog.is_empty() {
             match self.ingress.try_push(ev) {
                 Ok(()) => return self.published(&ev, recv_ns),
-                Err(IngressFull(ev)) => self.backlog.push_back((ev, recv_ns)),
+                Err(IngressFull(ev)) => {
+                    self.backlog.push_back((ev, recv_ns));
+                    self.log(LogLevel::Warn, "backlog_start", |_| {
+                        (None, "the ingress is full: events wait in the backlog, in order".to_owned())
+                    });
+                }
             }
         } else {
             self.backlog.push_back((ev, recv_ns));
         }
+        self.backlog_peak = self.backlog_peak.max(self.backlog.len());
         self.report.backlog_max = self.report.backlog_max.max(self.backlog.len());
     }
 
@@ -152,6 +176,15 @@ impl<P: Protocol> Feed<P> {
             self.backlog.pop_front();
             self.published(&ev, recv_ns);
         }
+        self.backlog_drained();
+    }
+
+    /// After a retry: log the end of a backlog that just emptied.
+    fn backlog_drained(&mut self) {
+        if self.backlog.is_empty() && self.backlog_peak > 0 {
+            let peak = std::mem::take(&mut self.backlog_peak);
+            self.log(LogLevel::Info, "backlog_end", |_| (None, format!("drained, longest {peak}")));
+        }
     }
 
     /// At a stop: the socket is closed, so waiting for room is fine now.
@@ -164,6 +197,7 @@ impl<P: Protocol> Feed<P> {
             }
             self.published(&ev, recv_ns);
         }
+        self.backlog_drained();
     }
 
     fn publish_released(&mut self) {
@@ -185,7 +219,19 @@ impl<P: Protocol> Feed<P> {
         for m in &msgs {
             match m {
                 FeedMsg::Bar(u) => {
-                    self.gates.offer(u, &mut self.counters, &mut self.released);
+                    let reordered = self.counters.reordered;
+                    let offer = self.gates.offer(u, &mut self.counters, &mut self.released);
+                    if offer != Offer::New {
+                        self.log_offer(offer, u.symbol, u.bar.ts_event_ns);
+                    } else if self.counters.reordered != reordered {
+                        self.log(LogLevel::Info, "reordered", |m| {
+                            let w = rfc3339(u.bar.ts_event_ns);
+                            (
+                                m.name_of(u.symbol).map(str::to_owned),
+                                format!("window {w}: arrived after a later window; put back in order"),
+                            )
+                        });
+                    }
                     self.publish_released();
                 }
                 FeedMsg::Quote { ts_recv_ns, .. } | FeedMsg::Trade { ts_recv_ns, .. } => {
@@ -195,10 +241,38 @@ impl<P: Protocol> Feed<P> {
                 }
                 FeedMsg::Control(c) => self.controls.push(c.clone()),
                 // Counted by the decoder.
-                FeedMsg::Rejected(_) => {}
+                FeedMsg::Rejected(r) => self.log(LogLevel::Warn, "rejected", |_| {
+                    let sym = engine::records::unpack_name(&r.symbol).filter(|n| !n.is_empty()).map(str::to_owned);
+                    let what = if r.msg_type.is_empty() { "frame" } else { r.msg_type };
+                    let field = if r.field.is_empty() { String::new() } else { format!(", field {}", r.field) };
+                    (sym, format!("{:?}: {what} message refused{field}", r.kind))
+                }),
             }
         }
         self.msgs = msgs;
+    }
+
+    /// Log a live bar that did not open a new window.
+    fn log_offer(&self, offer: Offer, symbol: SymbolId, start_ns: i64) {
+        let (level, kind, detail): (_, _, fn(i64, Option<i64>) -> String) = match offer {
+            Offer::New => return,
+            Offer::Duplicate => (LogLevel::Info, "duplicate", |w, _| format!("window {}", rfc3339(w))),
+            Offer::Updated => {
+                (LogLevel::Info, "updated", |w, _| format!("window {}: pending version replaced", rfc3339(w)))
+            }
+            Offer::Late { .. } => (LogLevel::Warn, "late", |w, r| {
+                format!(
+                    "window {}: at or before the last released {}; not released",
+                    rfc3339(w),
+                    rfc3339(r.unwrap_or(w))
+                )
+            }),
+        };
+        let released = match offer {
+            Offer::Late { released_through_ns } => Some(released_through_ns),
+            _ => None,
+        };
+        self.log(level, kind, |m| (m.name_of(symbol).map(str::to_owned), detail(start_ns, released)));
     }
 
     /// Act on the control messages of the last poll; `Some` ends the feed.
@@ -213,13 +287,21 @@ impl<P: Protocol> Feed<P> {
                     let names: Vec<String> = self.symbols.names().into_iter().map(str::to_owned).collect();
                     self.subscribe(client, &names);
                 }
+                ControlAction::Subscribed => self.awaiting_sub = false,
                 ControlAction::Authenticated | ControlAction::Ignore => {}
-                ControlAction::Continue => self.report.server_errors += 1,
+                ControlAction::Continue => {
+                    self.report.server_errors += 1;
+                    self.log(LogLevel::Warn, "server_error", |_| (None, format!("{}; continue", describe(c))));
+                }
                 ControlAction::Reconnect => {
                     self.report.server_errors += 1;
+                    self.log(LogLevel::Warn, "server_error", |_| (None, format!("{}; reconnect", describe(c))));
                     client.close();
                 }
-                ControlAction::Fatal(e) => return Some(FeedEnd::Fatal(e)),
+                ControlAction::Fatal(e) => {
+                    self.log(LogLevel::Error, "server_error", |_| (None, format!("{}; fatal", describe(c))));
+                    return Some(FeedEnd::Fatal(e));
+                }
             }
         }
         None
@@ -231,7 +313,10 @@ impl<P: Protocol> Feed<P> {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         if let Some(msg) = self.proto.subscription(Action::Subscribe, &refs) {
             // A failed send closed the connection: the client reconnects and subscribes again.
-            let _ = client.send_text(&msg);
+            if client.send_text(&msg).is_ok() {
+                self.awaiting_sub = true;
+                self.sub_sent_ns = self.now();
+            }
         }
         if self.cfg.history.is_none() {
             self.go_live(&refs);
@@ -248,8 +333,11 @@ impl<P: Protocol> Feed<P> {
     /// Fetch the history of the next queued batch (on a live session) and stop holding its
     /// symbols' gates; `Some` ends the feed.
     fn next_fill(&mut self) -> Option<FeedEnd> {
-        if self.session != SessionState::Live {
-            return None; // the next session queues every symbol again
+        if self.awaiting_sub && self.now().saturating_sub(self.sub_sent_ns) >= self.cfg.ws.dead_after_ns {
+            self.awaiting_sub = false; // a server that never confirms: fetch anyway
+        }
+        if self.session != SessionState::Live || self.awaiting_sub {
+            return None; // the next session queues every symbol again; or not confirmed yet
         }
         let batch = self.fill_queue.pop_front()?;
         let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
@@ -318,12 +406,16 @@ impl<P: Protocol> Feed<P> {
                         got.retain(|h| h.interval == iv && (from..to).contains(&h.bar.ts_event_ns));
                         bars.append(&mut got);
                     }
-                    Err(e @ HistoryError::Auth { .. }) => return Err(FeedEnd::Fatal(FatalError::History(e))),
+                    Err(e @ HistoryError::Auth { .. }) => {
+                        self.log(LogLevel::Error, "history_failed", |_| (None, format!("{e}; fatal")));
+                        return Err(FeedEnd::Fatal(FatalError::History(e)));
+                    }
                     Err(e) => errors.push(e),
                 }
             }
         }
         for e in errors {
+            self.log(LogLevel::Warn, "history_failed", |_| (None, format!("{e}; going on live")));
             self.report.history_errors += 1;
             if self.report.history_log.len() < HISTORY_LOG_MAX {
                 self.report.history_log.push(e.to_string());
@@ -335,12 +427,17 @@ impl<P: Protocol> Feed<P> {
         // window order across symbols too.
         self.gates.flush(now, &mut self.counters, &mut self.released);
         self.publish_released();
+        // Per symbol: windows backfilled, first and last (for the `gap_filled` lines).
+        let mut filled: BTreeMap<SymbolId, (u64, i64, i64)> = BTreeMap::new();
         for h in &bars {
             let offer =
                 self.gates.offer_final(h.symbol, h.interval, &h.bar, now, &mut self.counters, &mut self.released);
             if offer == Offer::New {
                 if backfill.contains(&(h.symbol, h.interval.secs)) {
                     self.counters.gaps_filled += 1;
+                    let t = h.bar.ts_event_ns;
+                    let e = filled.entry(h.symbol).or_insert((0, t, t));
+                    *e = (e.0 + 1, e.1.min(t), e.2.max(t));
                 } else {
                     self.report.warm_start_bars += 1;
                 }
@@ -354,6 +451,14 @@ impl<P: Protocol> Feed<P> {
             }
             self.released = released;
             self.released.clear();
+        }
+        for (id, (n, first, last)) in filled {
+            self.log(LogLevel::Info, "gap_filled", |m| {
+                (
+                    m.name_of(id).map(str::to_owned),
+                    format!("{n} windows {}..={} from history", rfc3339(first), rfc3339(last)),
+                )
+            });
         }
         Ok(())
     }
@@ -392,8 +497,16 @@ impl<P: Protocol> Feed<P> {
 
     fn on_transition(&mut self, t: Transition, client: &mut WsClient) {
         self.proto.reset();
+        self.awaiting_sub = false;
         match t {
             Transition::Opened => {
+                let ws = client.counters();
+                self.log(LogLevel::Info, "connected", |_| {
+                    (None, format!("connection {} opened to {}", ws.opens, self.cfg.url))
+                });
+                if ws.reconnects > 0 {
+                    self.log(LogLevel::Warn, "reconnected", |_| (None, format!("reconnect {}", ws.reconnects)));
+                }
                 let auth = self.proto.auth_message();
                 match client.send_text(&auth) {
                     Ok(()) => self.set_session(SessionState::Authenticating),
@@ -401,7 +514,13 @@ impl<P: Protocol> Feed<P> {
                     Err(_) => self.set_session(SessionState::Down),
                 }
             }
-            Transition::Closed { .. } => self.set_session(SessionState::Down),
+            Transition::Closed { reason, retry_at_ns } => {
+                self.log(LogLevel::Warn, "disconnected", |_| {
+                    let wait_ms = retry_at_ns.saturating_sub(self.now()).max(0) / 1_000_000;
+                    (None, format!("{reason}; retry in {wait_ms} ms (feed clock)"))
+                });
+                self.set_session(SessionState::Down);
+            }
         }
     }
 
@@ -429,12 +548,15 @@ impl<P: Protocol> Feed<P> {
                 break end;
             }
             let now = clock();
-            let mut bound = self.cfg.max_wait_ns.max(0);
+            let wait_ns = client.next_deadline_ns().saturating_sub(now).clamp(0, self.cfg.max_wait_ns.max(0));
+            // The wait is on the feed's clock; the poll's timeout is wall time.
+            let speed = self.cfg.clock_speed;
+            let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
+            let mut wall_ns = (wait_ns as f64 / speed) as u64;
             if !self.backlog.is_empty() {
-                bound = bound.min(BACKLOG_WAIT_NS);
+                wall_ns = wall_ns.min(BACKLOG_WAIT_NS);
             }
-            let wait_ns = client.next_deadline_ns().saturating_sub(now).clamp(0, bound);
-            match poll.poll(&mut events, Some(Duration::from_nanos(wait_ns.unsigned_abs()))) {
+            match poll.poll(&mut events, Some(Duration::from_nanos(wall_ns))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break FeedEnd::Io(e.to_string()),
@@ -462,6 +584,16 @@ impl<P: Protocol> Feed<P> {
             }
         };
         self.update_status(&client);
+        let level = if matches!(end, FeedEnd::Fatal(_) | FeedEnd::Io(_)) { LogLevel::Error } else { LogLevel::Info };
+        self.log(level, "ended", |_| {
+            let why = match &end {
+                FeedEnd::Stopped => "stopped".to_owned(),
+                FeedEnd::IngressClosed => "the run ended (ingress closed)".to_owned(),
+                FeedEnd::Fatal(e) => format!("fatal: {e}"),
+                FeedEnd::Io(e) => format!("poll failed: {e}"),
+            };
+            (None, why)
+        });
         let ws = client.counters();
         FeedReport {
             counters: self.counters,
@@ -474,4 +606,19 @@ impl<P: Protocol> Feed<P> {
             ..self.report
         }
     }
+}
+
+/// A control message for a log line (the server's words; never a secret).
+fn describe(c: &Control) -> String {
+    match c {
+        Control::Error(e, msg) => format!("{e} ({msg})"),
+        Control::AuthFailed(msg) => format!("auth_failed ({msg})"),
+        Control::Status { status, message } => format!("{status} ({message})"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// RFC 3339 UTC of a ns timestamp (the number itself when out of range).
+fn rfc3339(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| ns.to_string(), |t| t.to_string())
 }

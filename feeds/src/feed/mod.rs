@@ -12,11 +12,13 @@
 //! [`FeedReport`]; [`ControlAction::Reconnect`] closes the connection and the [`WsClient`]
 //! reconnects with backoff and jitter; [`ControlAction::Continue`] is counted.
 //!
-//! **History.** Right after each subscribe (so no window can fall between the history's end and
-//! the subscription's start) the subscribed symbols' gates are held (live bars are collected,
-//! not released) and queued for history in batches of [`FeedConfig::history_chunk`] symbols;
-//! one batch is fetched per loop turn (the first in the subscribe's own turn), so the socket is
-//! read between batches. Per bar interval of the protocol and per symbol: a symbol whose
+//! **History.** At each subscribe the subscribed symbols' gates are held (live bars are
+//! collected, not released) and queued for history in batches of [`FeedConfig::history_chunk`]
+//! symbols; fetching starts once the server confirmed the subscription
+//! ([`ControlAction::Subscribed`]: it is applied from then on, so no window can fall between the
+//! history's end and the first live bar, even when the server applies it late; a server that
+//! sends no confirmation within the transport's `dead_after_ns` is not waited for), and one batch
+//! is fetched per loop turn, so the socket is read between batches. Per bar interval of the protocol and per symbol: a symbol whose
 //! gate already released a window gets `[last released + interval, now floored)` (gap backfill;
 //! bars it adds are counted in [`FeedCounters::gaps_filled`]); a symbol with none gets
 //! `[now - warm_start, now floored)` (warm start). The bars are ordered with
@@ -47,6 +49,31 @@
 //! live event (the frame's receive time to the moment the event entered the ingress, so a bar's
 //! includes its wait in the gate and the backlog); [`FeedStatus`] is a live view (session state,
 //! messages, bars published, reconnects, last receive time, backlog) another thread can print.
+//!
+//! **Log.** With [`FeedConfig::log`] set, the thread calls the sink with one [`FeedLogLine`] per
+//! event below (`kind`, level, symbol when there is one, and a detail text); without a sink
+//! nothing is formatted or allocated. No line holds a secret (keys only ever go into the auth
+//! message; history errors are scrubbed of them). Kinds:
+//!
+//! | kind | level | symbol | detail |
+//! |---|---|---|---|
+//! | `connected` | info | - | `connection N opened to URL` |
+//! | `reconnected` | warn | - | `reconnect N` (a connection opened after an earlier one closed) |
+//! | `disconnected` | warn | - | the close reason ([`crate::ws::CloseReason`]) and the retry delay |
+//! | `server_error` | warn (error when fatal) | - | the server's code and message, and what the feed does (`continue`, `reconnect`, `fatal`) |
+//! | `rejected` | warn | the symbol as sent, if any | the [`crate::RejectKind`], message type and field of a refused frame or message |
+//! | `late` | warn | yes | `window START: at or before the last released START` (counted in `late`, not released) |
+//! | `duplicate` | info | yes | `window START` (counted in `duplicates`) |
+//! | `reordered` | info | yes | `window START: arrived after a later window; put back in order` (`reordered`) |
+//! | `updated` | info | yes | `window START` (the pending version replaced; `updated`) |
+//! | `history_failed` | warn (error when fatal) | - | the request's error |
+//! | `gap_filled` | info | yes | `N windows FIRST..=LAST` backfilled from history after a reconnect |
+//! | `backlog_start` | warn | - | the ingress was full: events wait in the backlog |
+//! | `backlog_end` | info | - | `drained, longest N` |
+//! | `ended` | info (error when fatal) | - | why the thread ended ([`FeedEnd`]) |
+//!
+//! Window starts are RFC 3339 UTC. The sink runs on the feed thread: keep it short (write a line,
+//! push into a channel).
 //!
 //! **Stop.** When the stop flag is set ([`FeedHandle::stop`]) the thread closes the connection,
 //! drains the gates and publishes every pending window and the backlog (waiting for room now:
@@ -101,10 +128,13 @@ pub trait Protocol: Send + 'static {
 /// What a control message means (see [`Protocol::control`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlAction {
-    /// Nothing to do (connected, subscription confirmations...).
+    /// Nothing to do (connected, other status messages...).
     Ignore,
     /// The session is authenticated: subscribe now.
     Authenticated,
+    /// The server confirmed a subscription: it delivers the symbols from now on, so the history
+    /// that must cover the time before can be fetched now.
+    Subscribed,
     /// A server error that leaves the connection usable: count it.
     Continue,
     /// A server error that needs a new connection: count it, close, reconnect with backoff.
@@ -127,6 +157,56 @@ pub enum FatalError {
     History(HistoryError),
 }
 
+/// How much a [`FeedLogLine`] matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Normal operation worth a line (connections, duplicates, gaps filled).
+    Info,
+    /// Something went wrong and the feed recovers (a disconnect, a refused message, a late bar).
+    Warn,
+    /// The feed ends because of it.
+    Error,
+}
+
+impl LogLevel {
+    /// `info`, `warn` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// One structured log line of a feed thread (the kinds are in the [module docs](self)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedLogLine {
+    /// The feed clock when it happened, ns UTC.
+    pub ts_ns: i64,
+    /// How much it matters.
+    pub level: LogLevel,
+    /// What happened: `connected`, `disconnected`, `late`...
+    pub kind: &'static str,
+    /// The symbol it is about, if any.
+    pub symbol: Option<String>,
+    /// Details (never a secret).
+    pub detail: String,
+}
+
+impl std::fmt::Display for FeedLogLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.level.as_str(), self.ts_ns, self.kind)?;
+        if let Some(s) = &self.symbol {
+            write!(f, " {s}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// Where a feed thread's [`FeedLogLine`]s go (called on the feed thread).
+pub type FeedLog = Arc<dyn Fn(&FeedLogLine) + Send + Sync>;
+
 /// What a feed thread connects to and how (the provider's credentials are in its own config).
 /// `Debug` shows no secret and only whether a history source is set.
 pub struct FeedConfig {
@@ -141,6 +221,12 @@ pub struct FeedConfig {
     /// Longest wait for socket readiness before the loop turns again (flushes the gates, checks
     /// commands and the stop flag), ns. Bounded to 1 ms while a backlog waits.
     pub max_wait_ns: i64,
+    /// How many feed-clock nanoseconds pass per wall nanosecond: 1 on the wall clock (live), the
+    /// speed of a replayed market clock (a local exchange at `--speed`). Every wait the loop
+    /// computes on its clock (`max_wait_ns`, the transport's ping, dead-connection and reconnect
+    /// deadlines) is divided by it to become the readiness poll's wall timeout; without it a
+    /// market clock running 1800x would turn a 100 ms ping deadline into a 180 s sleep.
+    pub clock_speed: f64,
     /// Where warm start and gap backfill get bars; `None`: live only.
     pub history: Option<Box<dyn History>>,
     /// How far back the warm start reaches, ns (0: no warm start; gap backfill still runs).
@@ -152,6 +238,9 @@ pub struct FeedConfig {
     /// the ingress (right after its first subscribe when there is no history): the engine's
     /// `risk.warmup_gate` lets orders through only after it. Paper and live runs turn it on.
     pub live_start: bool,
+    /// Where the thread's structured log lines go (see the [module docs](self)); `None`: no
+    /// lines are made.
+    pub log: Option<FeedLog>,
 }
 
 impl FeedConfig {
@@ -163,10 +252,12 @@ impl FeedConfig {
             ws: WsConfig::default(),
             gate: GateConfig::default(),
             max_wait_ns: 50_000_000,
+            clock_speed: 1.0,
             history: None,
             warm_start_ns: 0,
             history_chunk: 100,
             live_start: false,
+            log: None,
         }
     }
 }
@@ -179,10 +270,12 @@ impl std::fmt::Debug for FeedConfig {
             .field("ws", &self.ws)
             .field("gate", &self.gate)
             .field("max_wait_ns", &self.max_wait_ns)
+            .field("clock_speed", &self.clock_speed)
             .field("history", &self.history.as_ref().map(|_| "History"))
             .field("warm_start_ns", &self.warm_start_ns)
             .field("history_chunk", &self.history_chunk)
             .field("live_start", &self.live_start)
+            .field("log", &self.log.as_ref().map(|_| "FeedLog"))
             .finish()
     }
 }

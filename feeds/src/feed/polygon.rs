@@ -56,14 +56,14 @@ impl PolygonProtocol {
     }
 
     /// Note a `success` status: `subscribed to: AM.AAPL` / `unsubscribed to: AM.AAPL` (a list
-    /// separated by commas is read too).
-    fn note(&mut self, message: &str) {
+    /// separated by commas is read too). True for a subscription (not an unsubscription).
+    fn note(&mut self, message: &str) -> bool {
         let (add, list) = if let Some(l) = message.strip_prefix("subscribed to: ") {
             (true, l)
         } else if let Some(l) = message.strip_prefix("unsubscribed to: ") {
             (false, l)
         } else {
-            return;
+            return false;
         };
         for p in list.split(',').map(str::trim) {
             if let Some(sym) = p.strip_prefix("AM.") {
@@ -74,6 +74,7 @@ impl PolygonProtocol {
                 }
             }
         }
+        add
     }
 }
 
@@ -92,8 +93,11 @@ impl Protocol for PolygonProtocol {
             Control::AuthFailed(msg) => ControlAction::Fatal(FatalError::AuthFailed(msg.clone())),
             Control::Status { status, message } => match status.as_str() {
                 "success" => {
-                    self.note(message);
-                    ControlAction::Ignore
+                    if self.note(message) {
+                        ControlAction::Subscribed
+                    } else {
+                        ControlAction::Ignore
+                    }
                 }
                 // Another connection of this key is open (or still lingers): retry later.
                 "max_connections" => ControlAction::Reconnect,

@@ -469,6 +469,8 @@ fn history_refusing_the_credentials_ends_the_feed() {
         assert_eq!(read_text(&mut ws), polygon::auth_message(PKEY));
         send(&mut ws, r#"[{"ev":"status","status":"auth_success","message":"authenticated"}]"#);
         assert_eq!(read_text(&mut ws), r#"{"action":"subscribe","params":"AM.AAPL"}"#);
+        // History is asked once the server confirmed the subscription.
+        send(&mut ws, r#"[{"ev":"status","status":"success","message":"subscribed to: AM.AAPL"}]"#);
         serve_until_gone(&mut ws);
     });
     let mut symbols = SymbolMap::new();
