@@ -11,7 +11,7 @@ use engine::records::SymbolId;
 use engine::symbols::SymbolTable;
 use feeds::credentials::{Credentials, Secret};
 use feeds::feed::{
-    AlpacaFeedConfig, FeedConfig, FeedHandle, FeedReport, FeedStatus, PolygonFeedConfig, SessionState,
+    AlpacaFeedConfig, FeedConfig, FeedHandle, FeedLog, FeedReport, FeedStatus, PolygonFeedConfig, SessionState,
     spawn_alpaca_feed, spawn_polygon_feed,
 };
 use feeds::rest::{AlpacaFeedName, AlpacaHistory, PolygonHistory, RestConfig};
@@ -117,7 +117,7 @@ pub(crate) fn configured(file: &PaperFile, what: &str) -> Result<Session> {
 /// Start the session's feed thread, pushing into `ingress`: warm start and gap backfill from the
 /// provider's REST history, a `LiveStart` per symbol once its history is in (risk's warm-up
 /// gate), transport timers scaled to the session's clock.
-pub(crate) fn start(s: &Session, symbols: &SymbolTable, ingress: Ingress) -> Result<Arc<dyn LiveFeed>> {
+pub(crate) fn start(s: &Session, symbols: &SymbolTable, ingress: Ingress, log: FeedLog) -> Result<Arc<dyn LiveFeed>> {
     let mut map = SymbolMap::new();
     for (i, name) in symbols.names().iter().enumerate() {
         map.insert(name, SymbolId(i as u32)).map_err(|e| bad_input(format!("symbol {name:?}: {e}")))?;
@@ -141,6 +141,9 @@ pub(crate) fn start(s: &Session, symbols: &SymbolTable, ingress: Ingress) -> Res
     fc.history = Some(history);
     fc.warm_start_ns = i64::from(s.feed.warm_start_min) * 60_000_000_000;
     fc.live_start = true;
+    // Deadlines are on the session's clock; the socket wait converts them to wall time.
+    fc.clock_speed = s.timer_scale;
+    fc.log = Some(log);
     let stop = Arc::new(AtomicBool::new(false));
     let clock = Arc::clone(&s.clock);
     let handle = match s.feed.provider {
@@ -253,7 +256,8 @@ fn report_json(r: &FeedReport) -> FeedEnd {
         "counters": {"frames": c.frames, "messages": c.messages, "bars": c.bars, "updated_bars": c.updated_bars,
             "quotes": c.quotes, "trades": c.trades, "control": c.control, "unknown_types": c.unknown_types,
             "unknown_symbols": c.unknown_symbols, "parse_errors": c.parse_errors, "new_windows": c.new_windows,
-            "updated": c.updated, "duplicates": c.duplicates, "late": c.late, "released": c.released,
+            "updated": c.updated, "duplicates": c.duplicates, "late": c.late, "reordered": c.reordered,
+            "released": c.released,
             "gaps_seen": c.gaps_seen, "windows_missing": c.windows_missing, "gaps_filled": c.gaps_filled,
             "rejects": rejects},
         "ws": {"attempts": r.ws.attempts, "opens": r.ws.opens, "reconnects": r.ws.reconnects,

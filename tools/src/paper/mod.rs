@@ -128,7 +128,8 @@ pub fn run(args: Args) -> Result<()> {
         symbols.intern(s).map_err(|e| bad_input(format!("{what}: symbol {s:?}: {e}")))?;
     }
     let ingress = Ingress::new(file.feed.ingress_capacity);
-    let feed: Arc<dyn LiveFeed> = feed::start(&session, &symbols, ingress.clone())?;
+    let log = feed_log(&rd.path().join("feed.log"), !args.quiet)?;
+    let feed: Arc<dyn LiveFeed> = feed::start(&session, &symbols, ingress.clone(), log)?;
     if !args.quiet {
         eprintln!("{}", session.banner);
     }
@@ -191,6 +192,22 @@ pub fn run(args: Args) -> Result<()> {
         Some(why) => Err(anyhow::anyhow!("the feed failed: {why}; the run is in {}", run_dir.display())),
         None => Ok(()),
     }
+}
+
+/// The feed's log: every line as a JSON object in `feed.log` (structured, one per line), and
+/// warnings and errors on stderr too (unless quiet).
+fn feed_log(path: &std::path::Path, echo: bool) -> Result<feeds::feed::FeedLog> {
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let out = std::sync::Mutex::new(std::io::LineWriter::new(file));
+    Ok(Arc::new(move |l: &feeds::feed::FeedLogLine| {
+        let ts = jiff::Timestamp::from_nanosecond(i128::from(l.ts_ns))
+            .map_or_else(|_| l.ts_ns.to_string(), |t| t.to_string());
+        let j = serde_json::json!({"ts": ts, "level": l.level.as_str(), "kind": l.kind, "symbol": l.symbol, "detail": l.detail});
+        let _ = writeln!(out.lock().unwrap_or_else(|p| p.into_inner()), "{j}");
+        if echo && l.level != feeds::feed::LogLevel::Info {
+            let _ = writeln!(std::io::stderr().lock(), "feed: {l}");
+        }
+    }))
 }
 
 /// `journal.meta.json` and `config.toml`: what `ringtape replay` reads (no secret: the feed is

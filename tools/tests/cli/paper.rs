@@ -66,7 +66,7 @@ fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
     assert!(stdout.starts_with("ringtape paper: sma_cross on 1 symbol(s)"), "{stdout}");
 
     // A complete run directory, like a backtest's.
-    for f in ["journal.rtj", "journal.meta.json", "config.toml", "fills.csv", "summary.json", "feed.json"] {
+    for f in ["journal.rtj", "journal.meta.json", "config.toml", "fills.csv", "summary.json", "feed.json", "feed.log"] {
         assert!(run.join(f).is_file(), "{f} written");
     }
     let summary = Summary::read(&run.join("summary.json")).unwrap();
@@ -84,6 +84,15 @@ fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
     assert_eq!(feed["counters"]["parse_errors"], 0);
     // Every bar the feed released reached the engine: warm start, then live, each window once.
     assert_eq!(feed["counters"]["released"].as_u64(), Some(summary.results.bars), "{feed}");
+
+    // The feed's structured log: one JSON object per line, from connected to ended.
+    let log = std::fs::read_to_string(run.join("feed.log")).unwrap();
+    let kinds: Vec<String> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("connected"), "{log}");
+    assert_eq!(kinds.last().map(String::as_str), Some("ended"), "{log}");
 
     // The journal holds every input: history bars, the live start, live bars, wall-clock ticks.
     let j = ringtape(&["journal", &s(&run), "--format", "jsonl"]);
