@@ -492,3 +492,6 @@ mod paper_cases;
 
 #[path = "cli/render.rs"]
 mod render_cases;
+
+#[path = "cli/import_dbn.rs"]
+mod import_dbn;
