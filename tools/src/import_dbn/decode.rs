@@ -4,7 +4,7 @@
 //! zstd input by magic ([`dbn::decode::DynReader`]), refuses anything but OHLCV bars, resolves
 //! instrument ids through the metadata's symbol mappings at each record's time, checks every
 //! record and notices truncation. The decoder treats a short read as the end of the stream, so a
-//! [`Counted`] reader between the two counts the bytes handed over (a partial last record is
+//! counting reader between the two counts the bytes handed over (a partial last record is
 //! bytes read but never decoded) and turns zstd's "frame ends early" into an error.
 
 use super::report::{DbnReport, Reject, SeriesSummary};
@@ -44,6 +44,9 @@ pub struct Decoded {
     pub report: DbnReport,
 }
 
+/// A shared copy of [`Counted`]'s bytes read, prefix and cut flag.
+type Seen = std::rc::Rc<std::cell::Cell<(u64, [u8; 8], bool)>>;
+
 /// Counts the bytes the decoder reads and keeps the first 8 (the `DBN` prefix, version and
 /// metadata length). A zstd stream that stops inside a frame is reported as `InvalidData`, since
 /// the decoder would take `UnexpectedEof` for a clean end.
@@ -51,6 +54,19 @@ struct Counted<R> {
     inner: R,
     bytes: u64,
     prefix: [u8; 8],
+    /// The zstd stream stopped inside a frame.
+    cut: bool,
+    /// Copies of the counts while the metadata is decoded (the decoder owns the reader and drops
+    /// it on failure).
+    seen: Option<Seen>,
+}
+
+impl<R> Counted<R> {
+    /// The metadata length from the prefix, when the prefix is DBN's.
+    fn metadata_end(&self) -> Option<u64> {
+        let p = self.prefix;
+        (self.bytes >= 8 && p[..3] == *b"DBN").then(|| 8 + u64::from(u32::from_le_bytes([p[4], p[5], p[6], p[7]])))
+    }
 }
 
 impl<R: Read> Read for Counted<R> {
@@ -58,6 +74,10 @@ impl<R: Read> Read for Counted<R> {
         let n = match self.inner.read(buf) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.cut = true;
+                if let Some(seen) = &self.seen {
+                    seen.set((self.bytes, self.prefix, true));
+                }
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("the zstd stream ends inside a frame ({e}): the file is truncated"),
@@ -73,6 +93,9 @@ impl<R: Read> Read for Counted<R> {
             self.prefix[at] = *b;
         }
         self.bytes += n as u64;
+        if let Some(seen) = &self.seen {
+            seen.set((self.bytes, self.prefix, self.cut));
+        }
         Ok(n)
     }
 }
@@ -107,14 +130,40 @@ pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
     let reader =
         DynReader::inferred_with_buffer(buffered).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
     let zstd = reader.is_compressed();
-    let counted = Counted { inner: reader, bytes: 0, prefix: [0; 8] };
-    let mut decoder =
-        dbn::decode::dbn::Decoder::with_upgrade_policy(counted, VersionUpgradePolicy::AsIs).map_err(|e| {
-            bad_input(format!(
-                "{name}: not a readable DBN file: corrupt or truncated header ({e}); give a Databento .dbn or \
-                 .dbn.zst file (DBN versions 1-3)"
-            ))
-        })?;
+    let stream = if zstd { "decompressed stream" } else { "file" };
+    // The decoder takes the reader and drops it on failure: a second handle on the counts
+    // explains a failure to read the metadata.
+    let counts: Seen = std::rc::Rc::new(std::cell::Cell::new((0, [0; 8], false)));
+    let counted = Counted { inner: reader, bytes: 0, prefix: [0; 8], cut: false, seen: Some(counts.clone()) };
+    let mut decoder = match dbn::decode::dbn::Decoder::with_upgrade_policy(counted, VersionUpgradePolicy::AsIs) {
+        Ok(d) => d,
+        Err(e) => {
+            let (bytes, prefix, cut) = counts.get();
+            let seen = Counted { inner: (), bytes, prefix, cut, seen: None };
+            return Err(bad_input(match seen.metadata_end() {
+                _ if cut => format!(
+                    "{name}: truncated: the zstd stream ends inside a frame, in the DBN metadata; download the file \
+                     again"
+                ),
+                _ if bytes == 0 => {
+                    format!("{name}: the file is empty, not DBN; give a Databento .dbn or .dbn.zst file")
+                }
+                Some(_) if prefix[3] > 3 => format!(
+                    "{name}: DBN version {} is not supported (versions 1, 2 and 3 are); convert it with a dbn \
+                     release that writes version 3",
+                    prefix[3]
+                ),
+                Some(end) if bytes < end => format!(
+                    "{name}: truncated: the {stream} ends inside the DBN metadata ({bytes} of its {end} bytes \
+                     present); download the file again"
+                ),
+                _ => format!(
+                    "{name}: not a readable DBN file: corrupt header ({e}); give a Databento .dbn or .dbn.zst file \
+                     (DBN versions 1-3)"
+                ),
+            }));
+        }
+    };
     let metadata = decoder.metadata().clone();
     if !(1..=3).contains(&metadata.version) {
         return Err(bad_input(format!(
@@ -145,16 +194,12 @@ pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
         schema: metadata.schema.map_or_else(|| "mixed".to_string(), |s| s.to_string()),
         ..DbnReport::default()
     };
-    let stream = if zstd { "decompressed stream" } else { "file" };
     let mut series: Vec<Series> = Vec::new();
     // Per interval: symbol -> index into `series`.
     let mut index: [HashMap<String, usize>; 4] = Default::default();
     // Byte offset of the next record: known once the 8-byte prefix has been seen.
-    let first_offset = {
-        let p = decoder.get_ref().prefix;
-        8 + u64::from(u32::from_le_bytes([p[4], p[5], p[6], p[7]]))
-    };
-    let mut offset = first_offset;
+    decoder.get_mut().seen = None;
+    let mut offset = decoder.get_ref().metadata_end().unwrap_or(0);
     let mut n: u64 = 0;
     loop {
         if n.is_multiple_of(POLL_EVERY) && crate::interrupt::requested() {
@@ -164,11 +209,19 @@ pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
             Ok(Some(rec)) => rec,
             Ok(None) => break,
             Err(e) => {
-                return Err(bad_input(format!(
-                    "{name}: corrupt DBN data at record {} (byte {offset} of the {stream}): {e}; the file is damaged \
-                     or truncated, download it again",
-                    n + 1
-                )));
+                return Err(bad_input(if decoder.get_ref().cut {
+                    format!(
+                        "{name}: truncated: the zstd stream ends inside a frame after record {n} (byte {} of the \
+                         decompressed stream); download the file again",
+                        decoder.get_ref().bytes
+                    )
+                } else {
+                    format!(
+                        "{name}: corrupt DBN data at record {} (byte {offset} of the {stream}): {e}; the file is \
+                         damaged, download it again",
+                        n + 1
+                    )
+                }));
             }
         };
         n += 1;

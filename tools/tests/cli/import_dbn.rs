@@ -323,7 +323,7 @@ fn truncated_files_are_one_line_errors_and_leave_out_untouched() {
             let (out, before) = out_with_a_file(&d.path().join(format!("o-{name}")));
             let o = import(&[&path], &out, &[]);
             if zstd {
-                assert_one_line_error(&o, &[&name, "truncated"]);
+                assert_one_line_error(&o, &[&name, "truncated: the zstd stream ends inside a frame after record 6"]);
             } else {
                 // Record 6 starts 56 bytes before the end of the full file.
                 let at = format!("record 6 at byte {}", full.len() - 56);
@@ -334,9 +334,14 @@ fn truncated_files_are_one_line_errors_and_leave_out_untouched() {
             std::fs::write(&path, &full[..30]).unwrap();
             let o = import(&[&path], &out, &[]);
             if zstd {
-                assert_one_line_error(&o, &[&name]);
+                assert_one_line_error(
+                    &o,
+                    &[&name, "truncated: the zstd stream ends inside a frame, in the DBN metadata"],
+                );
             } else {
-                assert_one_line_error(&o, &[&name, "not a readable DBN file", "corrupt or truncated header"]);
+                let end = 8 + u32::from_le_bytes(full[4..8].try_into().unwrap());
+                let msg = format!("truncated: the file ends inside the DBN metadata (30 of its {end} bytes present)");
+                assert_one_line_error(&o, &[&name, &msg]);
             }
             assert_eq!(snapshot(&out), before);
         }
@@ -363,19 +368,25 @@ fn corrupt_files_are_one_line_errors_and_leave_out_untouched() {
     bytes[3] = 9;
     let bad_version = d.path().join("version.dbn");
     std::fs::write(&bad_version, &bytes).unwrap();
-    assert_one_line_error(&import(&[&bad_version], &out, &[]), &["version.dbn"]);
+    assert_one_line_error(
+        &import(&[&bad_version], &out, &[]),
+        &["version.dbn", "DBN version 9 is not supported (versions 1, 2 and 3 are)"],
+    );
 
     // A metadata length pointing past the end of the file.
     let mut bytes = full.clone();
     bytes[4..8].copy_from_slice(&1_000_000u32.to_le_bytes());
     let bad_len = d.path().join("metalen.dbn");
     std::fs::write(&bad_len, &bytes).unwrap();
-    assert_one_line_error(&import(&[&bad_len], &out, &[]), &["metalen.dbn"]);
+    assert_one_line_error(
+        &import(&[&bad_len], &out, &[]),
+        &["metalen.dbn", "truncated: the file ends inside the DBN metadata", "of its 1000008 bytes present"],
+    );
 
     // An empty file and text.
     let empty = d.path().join("empty.dbn");
     std::fs::write(&empty, b"").unwrap();
-    assert_one_line_error(&import(&[&empty], &out, &[]), &["empty.dbn"]);
+    assert_one_line_error(&import(&[&empty], &out, &[]), &["empty.dbn", "the file is empty, not DBN"]);
     let text = d.path().join("text.dbn");
     std::fs::write(&text, "timestamp,open,high,low,close\n").unwrap();
     assert_one_line_error(&import(&[&text], &out, &[]), &["text.dbn", "not a readable DBN file"]);
@@ -387,7 +398,8 @@ fn corrupt_files_are_one_line_errors_and_leave_out_untouched() {
     let bad_rec = d.path().join("record.dbn");
     std::fs::write(&bad_rec, &bytes).unwrap();
     let o = import(&[&bad_rec], &out, &[]);
-    assert_one_line_error(&o, &["record.dbn", "record 3", &format!("byte {}", first + 2 * 56)]);
+    let at = format!("corrupt DBN data at record 3 (byte {} of the file)", first + 2 * 56);
+    assert_one_line_error(&o, &["record.dbn", &at, "impossible length 0"]);
 
     // A good file given with a bad one writes nothing either.
     let o = import(&[&good, &bad_magic], &out, &[]);
@@ -416,7 +428,7 @@ fn schemas_and_records_other_than_ohlcv_are_refused() {
             &d.path().join(&name),
             &metadata(version, Some(Schema::Trades), maps.clone()),
             false,
-            &[trade.clone()],
+            std::slice::from_ref(&trade),
         );
         assert_one_line_error(&import(&[&file], &out, &[]), &[&name, "schema trades is not OHLCV bars", "ohlcv-1m"]);
     }
