@@ -144,7 +144,6 @@ pub fn run(args: Args) -> Result<()> {
     let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
     // Output file name -> merged bars.
     let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
-    let mut total_rejected = 0u64;
     for (k, path) in args.files.iter().enumerate() {
         if crate::interrupt::requested() {
             return Err(stopped("before reading the next file"));
@@ -192,16 +191,18 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
         crate::exit::report(format_args!("{report}"))?;
-        total_rejected += report.rejected_total();
+        if args.strict && report.rejected_total() > 0 {
+            return Err(bad_input(format!(
+                "{name}: {} records rejected and --strict is set; nothing written",
+                report.rejected_total()
+            )));
+        }
         if series.is_empty() {
             return Err(bad_input(format!(
                 "{name}: no bars imported ({} records read, all rejected; see the reasons above); nothing written",
                 report.records_read
             )));
         }
-    }
-    if args.strict && total_rejected > 0 {
-        return Err(bad_input(format!("{total_rejected} records rejected and --strict is set; nothing written")));
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating output directory {}", args.out.display()))?;
     let staging = Staging::new(&args.out)?;

@@ -296,7 +296,15 @@ fn invalid_records_are_counted_by_reason_and_the_rest_import() {
     let strict = d.path().join("strict");
     let o = import(&[&file], &strict, &["--strict"]);
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.lines().last().unwrap().starts_with("error: 8 records rejected and --strict"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .contains("bad.dbn.zst: 8 records rejected and --strict is set; nothing written"),
+        "{}",
+        o.stderr
+    );
     assert!(!strict.exists());
 
     // A file whose every record is rejected imports nothing: exit 2.
@@ -504,4 +512,48 @@ fn import_dbn_help_says_what_is_accepted() {
     }
     assert!(ringtape(&["import", "--help"]).stdout.contains("dbn"));
     assert_one_line_error(&ringtape(&["import", "dbn", "x.dbn"]), &["--out"]);
+}
+
+#[test]
+fn ctrl_c_during_import_exits_130_and_leaves_out_untouched() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let d = tempfile::tempdir().unwrap();
+    let (out, before) = out_with_a_file(d.path());
+    // A FIFO stands in for a large file: the importer reads what the test writes, when it writes it.
+    let fifo = d.path().join("live.dbn");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringtape"))
+        .args(["import", "dbn", &s(&fifo), "--out", &s(&out)])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let meta = metadata(3, Some(Schema::Ohlcv1M), vec![mapping("AAPL", 11, 1, 31)]);
+    let t0 = utc_ns("2024-01-02T00:00:00Z");
+    let rec = |i: i64| bar_rec(rtype::OHLCV_1M, 11, t0 + i * 60 * D, [100, 110, 90, 105], 1);
+    let mut enc =
+        dbn::encode::dbn::Encoder::new(std::fs::OpenOptions::new().write(true).open(&fifo).unwrap(), &meta).unwrap();
+    for i in 0..10 {
+        enc.encode_record(&rec(i)).unwrap();
+    }
+    enc.flush().unwrap();
+    // Our open returned, so the importer has opened the FIFO, after installing its Ctrl-C handler.
+    // Ctrl-C, then more records: it stops at its next check (every 65,536 records).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    for i in 10..100_000 {
+        // The importer may stop reading (and close the FIFO) before all of these are written.
+        if enc.encode_record(&rec(i)).is_err() {
+            break;
+        }
+    }
+    let _ = enc.get_mut().flush();
+    drop(enc);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted while reading") && stderr.contains("nothing written"), "{stderr}");
+    assert_eq!(snapshot(&out), before, "--out must be untouched");
 }
