@@ -149,8 +149,8 @@ pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
                     format!("{name}: the file is empty, not DBN; give a Databento .dbn or .dbn.zst file")
                 }
                 Some(_) if prefix[3] > 3 => format!(
-                    "{name}: DBN version {} is not supported (versions 1, 2 and 3 are); convert it with a dbn \
-                     release that writes version 3",
+                    "{name}: DBN version {} is not supported (versions 1, 2 and 3 are); convert it to version \
+                     3 or earlier with Databento's dbn tools",
                     prefix[3]
                 ),
                 Some(end) if bytes < end => format!(
@@ -167,8 +167,8 @@ pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
     let metadata = decoder.metadata().clone();
     if !(1..=3).contains(&metadata.version) {
         return Err(bad_input(format!(
-            "{name}: DBN version {} is not supported (versions 1, 2 and 3 are); convert it with the dbn CLI \
-             (`dbn {name} --output out.dbn`) or a matching dbn release",
+            "{name}: DBN version {} is not supported (versions 1, 2 and 3 are); convert it to version 3 \
+             or earlier with Databento's dbn tools",
             metadata.version
         )));
     }

@@ -164,14 +164,26 @@ pub fn run(args: Args) -> Result<()> {
                 bars: Vec::new(),
             });
             if m.symbol != s.symbol {
-                return Err(bad_input(format!(
-                    "{} (symbol {}) and {name} (symbol {}) would both be written to {} (a '/' in a symbol is \
-                     written as '_'); nothing written; import them into different --out directories",
-                    names[m.first_input],
-                    m.symbol,
-                    s.symbol,
-                    args.out.join(&file_name).display()
-                )));
+                let to = args.out.join(&file_name);
+                return Err(bad_input(if m.first_input == k {
+                    format!(
+                        "{name}: symbols {} and {} would both be written to {} (a '/' in a symbol is written as \
+                         '_'); nothing written; request one of them in a separate file and import it into another \
+                         --out directory",
+                        m.symbol,
+                        s.symbol,
+                        to.display()
+                    )
+                } else {
+                    format!(
+                        "{} (symbol {}) and {name} (symbol {}) would both be written to {} (a '/' in a symbol is \
+                         written as '_'); nothing written; import them into different --out directories",
+                        names[m.first_input],
+                        m.symbol,
+                        s.symbol,
+                        to.display()
+                    )
+                }));
             }
             let (identical, conflicts) = merge_bars(&mut m.bars, &s.bars);
             report.identical_duplicates += identical;

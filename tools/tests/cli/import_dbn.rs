@@ -189,11 +189,23 @@ fn each_ohlcv_rtype_gives_its_interval() {
             &recs,
         ));
     }
+    // Old (DBN v1) files may carry the deprecated OHLCV rtype 0x11: the schema gives the interval.
+    #[allow(deprecated, reason = "the deprecated rtype is what such files hold")]
+    let old_rt = rtype::OHLCV_DEPRECATED;
+    let old =
+        vec![bar_rec(old_rt, 8, t, [100, 110, 90, 105], 9), bar_rec(old_rt, 8, t + 3600 * D, [100, 110, 90, 105], 9)];
+    files.push(write_dbn(
+        &d.path().join("old.dbn"),
+        &metadata(1, Some(Schema::Ohlcv1H), vec![mapping("NQ.FUT", 8, 1, 9)]),
+        false,
+        &old,
+    ));
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let out = d.path().join("out");
     let o = import(&refs, &out, &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert_eq!(files_in(&out), ["ES.FUT.1d.rtb", "ES.FUT.1h.rtb", "ES.FUT.1m.rtb", "ES.FUT.1s.rtb"]);
+    assert_eq!(files_in(&out), ["ES.FUT.1d.rtb", "ES.FUT.1h.rtb", "ES.FUT.1m.rtb", "ES.FUT.1s.rtb", "NQ.FUT.1h.rtb"]);
+    assert_eq!(bars(&out.join("NQ.FUT.1h.rtb")), [as_bar(&old[0]), as_bar(&old[1])]);
     for (_, _, secs, iv) in cases {
         let f = BarFile::open(&out.join(format!("ES.FUT.{iv}.rtb"))).unwrap();
         assert_eq!((f.header().interval_s, f.header().count), (secs as u32, 2), "{iv}");
@@ -451,6 +463,14 @@ fn schemas_and_records_other_than_ohlcv_are_refused() {
         &import(&[&path], &out, &[]),
         &["mixed.dbn.zst", "record 2", "rtype 0x00", "not an OHLCV bar"],
     );
+    // OHLCV end-of-day bars (rtype 0x24) are not one of the four intervals: refused too.
+    let eod = write_dbn(
+        &d.path().join("eod.dbn"),
+        &metadata(3, Some(Schema::Ohlcv1D), vec![mapping("AAPL", 11, 2, 3)]),
+        false,
+        &[bar_rec(rtype::OHLCV_EOD, 11, t as i64, [100, 110, 90, 105], 1)],
+    );
+    assert_one_line_error(&import(&[&eod], &out, &[]), &["eod.dbn", "record 1", "rtype 0x24", "not an OHLCV bar"]);
     assert_eq!(snapshot(&out), before);
 }
 
@@ -556,4 +576,31 @@ fn ctrl_c_during_import_exits_130_and_leaves_out_untouched() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted while reading") && stderr.contains("nothing written"), "{stderr}");
     assert_eq!(snapshot(&out), before, "--out must be untouched");
+}
+
+#[test]
+fn symbols_that_would_share_a_file_name_write_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let t = utc_ns("2024-01-02T14:30:00Z");
+    // BRK/B is written as BRK_B.1m.rtb, the name BRK_B itself would have.
+    let file = write_dbn(
+        &d.path().join("brk.dbn"),
+        &metadata(2, Some(Schema::Ohlcv1M), vec![mapping("BRK/B", 1, 2, 3), mapping("BRK_B", 2, 2, 3)]),
+        false,
+        &[
+            bar_rec(rtype::OHLCV_1M, 1, t, [100, 110, 90, 105], 1),
+            bar_rec(rtype::OHLCV_1M, 2, t, [100, 110, 90, 105], 1),
+        ],
+    );
+    let (out, before) = out_with_a_file(d.path());
+    let o = import(&[&file], &out, &[]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    let last = o.stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: ")
+            && last.contains("brk.dbn: symbols BRK/B and BRK_B would both be written to")
+            && last.contains("BRK_B.1m.rtb"),
+        "{last}"
+    );
+    assert_eq!(snapshot(&out), before);
 }
