@@ -31,6 +31,7 @@ pub mod exchange;
 pub mod exit;
 pub mod export;
 pub mod import_csv;
+pub mod import_dbn;
 pub mod interrupt;
 pub mod journal;
 pub mod mc;

@@ -2,7 +2,7 @@
 //! Adding a command = one variant here + one match arm calling its module's `run`.
 
 use clap::{Parser, Subcommand};
-use ringtape_tools::{backtest, exit, export, import_csv, synth};
+use ringtape_tools::{backtest, exit, export, import_csv, import_dbn, synth};
 use std::process::ExitCode;
 
 /// ringtape: a low-latency day-trading engine (same pipeline for backtest, paper and live).
@@ -49,6 +49,8 @@ enum Command {
 enum Import {
     /// CSV -> bar files (columns found by header name; bad rows counted and reported)
     Csv(import_csv::Args),
+    /// Databento DBN (OHLCV 1s/1m/1h/1d, plain or zstd, DBN v1-v3) -> bar files
+    Dbn(import_dbn::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Import(Import::Csv(args)) => import_csv::run(args),
+        Command::Import(Import::Dbn(args)) => import_dbn::run(args),
         Command::Backtest(args) => backtest::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Export(Export::Csv(args)) => export::run(args),

@@ -501,3 +501,6 @@ mod report_cases;
 
 #[path = "cli/render.rs"]
 mod render_cases;
+
+#[path = "cli/import_dbn.rs"]
+mod import_dbn;
