@@ -30,6 +30,7 @@ pub mod backtest;
 pub mod exchange;
 pub mod exit;
 pub mod export;
+pub mod fetch;
 pub mod import_csv;
 pub mod import_dbn;
 pub mod interrupt;

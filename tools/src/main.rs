@@ -37,6 +37,8 @@ enum Command {
     Sweep(ringtape_tools::sweep::Args),
     /// The results dashboard: one HTML file over run directories
     Report(ringtape_tools::report::Args),
+    /// Provider history (Alpaca bars, Polygon aggregates) into bar files, resumable
+    Fetch(ringtape_tools::fetch::Args),
     /// Trade live market data through the whole pipeline against the simulated venue
     Paper(ringtape_tools::paper::Args),
     /// Charts of a run or bar files to a PNG (no display needed)
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Mc(args) => ringtape_tools::mc::run(args),
         Command::Sweep(args) => ringtape_tools::sweep::run(args),
         Command::Report(args) => ringtape_tools::report::run(args),
+        Command::Fetch(args) => ringtape_tools::fetch::run(args),
         Command::Render(args) => ringtape_tools::render::run(args),
         Command::View(args) => ringtape_tools::view::run(args),
     };

@@ -499,6 +499,9 @@ mod sweep_cases;
 #[path = "cli/report.rs"]
 mod report_cases;
 
+#[path = "cli/fetch.rs"]
+mod fetch_cases;
+
 #[path = "cli/render.rs"]
 mod render_cases;
 
