@@ -133,7 +133,7 @@ pub fn run(args: Args) -> Result<()> {
         map.insert(s, SymbolId(i as u32)).map_err(|e| bad_input(format!("--symbols {s}: {e}")))?;
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let interval_s = u32::try_from(interval.secs).unwrap_or(u32::MAX);
+    let interval_s = interval.secs;
     let day = 86_400_000_000_000i64;
     let days = ((to - from + day - 1) / day).max(1) as u64;
     let pb = crate::progress::bar(days * args.symbols.len() as u64, "symbol-days", !args.quiet);
