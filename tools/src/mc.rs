@@ -6,7 +6,8 @@
 //!
 //! Output (`--out DIR`): `runs.csv` (one line per run: seed, net PnL, max drawdown, Sharpe, win
 //! rate, trades, fills, missed entries), `mc.json` (the config, the knobs, the baseline, and per
-//! metric the mean and percentiles, plus the probability of a loss), and the table on stdout.
+//! metric the mean and percentiles, plus the probability of a loss), histograms of net PnL and max
+//! drawdown with the baseline marked (`net_pnl.png`, `max_drawdown.png`), and the table on stdout.
 #![allow(clippy::disallowed_methods)] // wall-clock timing of the study is reported
 
 use crate::backtest::{self, RunConfig, check_config, machine_cores, open_data, parse_config};
@@ -269,10 +270,63 @@ pub fn run(args: Args) -> Result<()> {
     });
     std::fs::write(args.out.join("mc.json"), serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("writing {}/mc.json", args.out.display()))?;
+    for (file, title, values, base) in [
+        (
+            "net_pnl.png",
+            "net PnL (USD) over the runs",
+            outcomes.iter().map(|o| o.net_pnl_usd).collect::<Vec<_>>(),
+            baseline.net_pnl_usd,
+        ),
+        (
+            "max_drawdown.png",
+            "max drawdown (USD) over the runs",
+            outcomes.iter().map(|o| o.max_drawdown_usd).collect(),
+            baseline.max_drawdown_usd,
+        ),
+    ] {
+        let png = histogram_png(&values, base, title)?;
+        std::fs::write(args.out.join(file), png).with_context(|| format!("writing {}/{file}", args.out.display()))?;
+    }
     if !args.quiet {
         print!("{}", table(&json, &baseline));
     }
     Ok(())
+}
+
+/// A histogram of `values` (30 bins) with the baseline marked, as PNG bytes (800x300).
+pub fn histogram_png(values: &[f64], baseline: f64, title: &str) -> Result<Vec<u8>> {
+    use viz::canvas::{Canvas, Rect};
+    let (w, h) = (800usize, 300usize);
+    let mut c = Canvas::new(w, h, 0x00FF_FFFF);
+    let clip = c.rect();
+    let plot = Rect { x: 50, y: 24, w: w as i32 - 70, h: h as i32 - 60 };
+    let lo = values.iter().copied().fold(baseline, f64::min);
+    let hi = values.iter().copied().fold(baseline, f64::max);
+    let span = (hi - lo).max(1e-9);
+    const BINS: usize = 30;
+    let mut counts = [0u32; BINS];
+    for &v in values {
+        counts[(((v - lo) / span * BINS as f64) as usize).min(BINS - 1)] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(1).max(1);
+    let bw = plot.w / BINS as i32;
+    for (i, &n) in counts.iter().enumerate() {
+        let bh = (f64::from(n) / f64::from(top) * f64::from(plot.h)).round() as i32;
+        let r = Rect { x: plot.x + i as i32 * bw + 1, y: plot.bottom() - bh, w: bw - 2, h: bh };
+        c.fill_rect(r, clip, 0x0044_77AA);
+    }
+    let x_of = |v: f64| plot.x + ((v - lo) / span * f64::from(bw * BINS as i32)).round() as i32;
+    c.vline(x_of(baseline), plot.y, plot.bottom(), clip, 0x00CC_0000);
+    if lo < 0.0 && hi > 0.0 {
+        c.vline(x_of(0.0), plot.y, plot.bottom(), clip, 0x0000_0000);
+    }
+    c.hline(plot.x, plot.right(), plot.bottom(), clip, 0x0000_0000);
+    c.text(plot.x, 6, title, clip, 0x0000_0000);
+    c.text(plot.x, plot.bottom() + 8, &format!("{lo:.0}"), clip, 0x0000_0000);
+    let hi_label = format!("{hi:.0}");
+    c.text(plot.right() - viz::font::text_width(&hi_label), plot.bottom() + 8, &hi_label, clip, 0x0000_0000);
+    c.text(plot.x, plot.bottom() + 22, "red: unperturbed baseline; black: zero", clip, 0x0044_4444);
+    Ok(viz::png::encode(&c)?)
 }
 
 /// The printed table.

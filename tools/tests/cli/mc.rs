@@ -14,6 +14,13 @@ fn a_study_is_reproducible_from_its_master_seed_on_any_number_of_threads() {
     let runs = std::fs::read_to_string(a.join("runs.csv")).unwrap();
     assert_eq!(runs, std::fs::read_to_string(b.join("runs.csv")).unwrap(), "same seeds, same runs");
     assert_eq!(runs.lines().count(), 25);
+    // The histograms: 24 runs in blue bars, the baseline as a red line.
+    for f in ["net_pnl.png", "max_drawdown.png"] {
+        let (w, h, px) = viz::png::decode(&std::fs::read(a.join(f)).unwrap()).unwrap();
+        assert_eq!((w, h), (800, 300), "{f}");
+        assert!(px.iter().filter(|&&p| p == 0x0044_77AA).count() > 500, "{f}: bars drawn");
+        assert!(px.iter().filter(|&&p| p == 0x00CC_0000).count() >= 200, "{f}: the baseline marked");
+    }
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("mc.json")).unwrap()).unwrap();
     // The baseline is the unperturbed reference backtest (-289.00 USD, 64 fills).
     assert_eq!((j["baseline"]["net_pnl_usd"].as_f64(), j["baseline"]["fills"].as_u64()), (Some(-289.0), Some(64)));
