@@ -28,7 +28,7 @@ use std::time::Instant;
 /// Arguments of `ringtape mc`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "The knobs are the config's [venue.perturb] table (see ringtape.example.toml): \
-slippage_sd_bps, spread_bps, latency_bars, miss_entry_ppm, partial_fill_ppm; with none set, mc \
+slippage_sd_bps, spread_bps, latency_bars, miss_entry_ppm, partial_fill_ppm; without that table, mc \
 uses slippage_sd_bps = 2, spread_bps = 2, latency_bars = 0, miss_entry_ppm = 50000 (5 %), \
 partial_fill_ppm = 100000 (10 %). Run i uses seed splitmix(--seed + i). Exit 0; 2 bad usage.")]
 pub struct Args {
@@ -167,18 +167,23 @@ pub fn run(args: Args) -> Result<()> {
     if args.runs == 0 {
         return Err(bad_input("--runs 0: give at least one run"));
     }
-    let (rc, what) = match &args.config {
+    let (rc, what, knobs_given) = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| bad_input(format!("{}: {e} (check the --config path)", p.display())))?;
-            (parse_config(&text, &p.display().to_string())?, p.display().to_string())
+            let given = toml::from_str::<toml::Table>(&text)
+                .ok()
+                .and_then(|t| t.get("venue").and_then(|v| v.get("perturb")).map(|_| ()))
+                .is_some();
+            (parse_config(&text, &p.display().to_string())?, p.display().to_string(), given)
         }
-        None => (RunConfig::default(), "config".to_string()),
+        None => (RunConfig::default(), "config".to_string(), false),
     };
     let checked = check_config(rc, args.strategy.as_deref(), &what, machine_cores())?;
     let mut base = checked.rc.engine.clone();
     base.pipeline.topology = Topology::Inline;
-    if !base.venue.perturb.any() {
+    // Without a [venue.perturb] table, the default knobs; a table (even all zeros) is used as is.
+    if !knobs_given {
         let p = &mut base.venue.perturb;
         (p.slippage_sd_bps, p.spread_bps, p.miss_entry_ppm, p.partial_fill_ppm) = (2, 2, 50_000, 100_000);
     }

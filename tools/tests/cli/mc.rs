@@ -57,3 +57,29 @@ fn latency_alone_is_deterministic_and_bad_usage_is_one_line() {
     let o = ringtape(&["mc", "--runs", "2", "--out", &s(&out)]);
     assert_one_line_error(&o, &["already exists", "--force"]);
 }
+
+#[test]
+fn zero_perturbation_reproduces_the_backtest_and_more_slippage_costs_more() {
+    let d = tempfile::tempdir().unwrap();
+    let median = |sd: u32| -> f64 {
+        let cfg = d.path().join(format!("c{sd}.toml"));
+        std::fs::write(&cfg, format!("[venue.perturb]\nslippage_sd_bps = {sd}\n")).unwrap();
+        let out = d.path().join(format!("mc{sd}"));
+        let o = ringtape(&["mc", "--runs", "16", "--config", &s(&cfg), "--out", &s(&out), "--quiet"]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let runs = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+        if sd == 0 {
+            // Every seed gives exactly the plain backtest: -289.00 USD over 64 fills.
+            for l in runs.lines().skip(1) {
+                let f: Vec<&str> = l.split(',').collect();
+                assert_eq!((f[2], f[7]), ("-289.0000", "64"), "{l}");
+            }
+        }
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("mc.json")).unwrap()).unwrap();
+        j["net_pnl_usd"]["p50"].as_f64().unwrap()
+    };
+    let (m0, m1, m5, m20) = (median(0), median(1), median(5), median(20));
+    assert_eq!(m0, -289.0);
+    assert!(m0 > m1 && m1 > m5 && m5 > m20, "more slippage, lower median PnL: {m0} {m1} {m5} {m20}");
+}
