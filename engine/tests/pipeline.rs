@@ -518,6 +518,68 @@ fn a_remote_venue_sends_orders_to_a_gateway_thread_whose_reports_come_back_throu
     assert_eq!(r.counters.unknown_order_reports, 0);
 }
 
+#[test]
+fn hotkey_orders_flatten_and_cancel_travel_through_the_sequencer_and_risk() {
+    use engine::pipeline::Script as Scripted;
+    use engine::records::{Event, MANUAL_TAG, OrderType, SymbolId};
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let bars: Vec<Bar> = (0..6).map(|i| bar(i, 10 + i, 11 + i, 9 + i, 10 + i)).collect();
+    write_bar_file(&data.join("T.1m.rtb"), "T", 60, &bars).unwrap();
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    // The strategy itself does nothing; it sees the manual orders' reports.
+    let script = Script { orders: vec![], n: 0, reports: reports.clone() };
+    let at = |i: i64| bar(i, 0, 0, 0, 0).ts_event_ns + MIN; // bar i's end, when it is delivered
+    let t = SymbolId(0);
+    let hotkeys = vec![
+        // After bar 0: buy 100 at market (fills at bar 1's open, 11), a limit far below, and a
+        // buy of 1,000 past the position limit (refused by risk).
+        Event::manual_order(t, Side::Buy, OrderType::Market, 100, 0, 0, at(0)),
+        Event::manual_order(t, Side::Buy, OrderType::Limit, 5, 2 * D, 0, at(0)),
+        Event::manual_order(t, Side::Buy, OrderType::Market, 1_000, 0, 0, at(0)),
+        // After bar 2: flatten: the limit is canceled, 100 sold at bar 3's open, 13.
+        Event::flatten(t, at(2)),
+        // After bar 4: a limit far below, then a cancel-all that takes it away.
+        Event::manual_order(t, Side::Buy, OrderType::Limit, 7, 3 * D, 0, at(4)),
+        Event::cancel_all(t, at(4)),
+    ];
+    let mut base = EngineConfig::default();
+    base.risk.max_position_shares = 500;
+    for (name, cfg) in topologies(&base) {
+        reports.lock().unwrap().clear();
+        let set = BarSet::open_dir(&data, 1).unwrap();
+        let out = d.path().join(&name);
+        let f = ScriptFactory(script.clone());
+        let spec =
+            RunSpec::new(&cfg, set.symbols(), &f).bars(&set).out_dir(&out).source(Scripted::new(hotkeys.clone()));
+        let r = run(spec, BarReplay::new(set.merged()), &mut |_| {}).unwrap();
+        assert_eq!(
+            fills(&out),
+            vec![
+                "2024-01-02T14:31:00Z,T,buy,100,11.00,0.50,T-1,none,100,0.00",
+                "2024-01-02T14:33:00Z,T,sell,100,13.00,0.50,T-4,none,0,199.00",
+            ],
+            "{name}"
+        );
+        assert_eq!(r.rejects_for(engine::records::Reason::MaxPosition), 1, "{name}");
+        let seen = reports.lock().unwrap().clone();
+        assert_eq!(seen.iter().filter(|(k, _)| *k == ExecKind::Canceled).count(), 2, "{name}: both limits");
+        assert_eq!(seen.iter().filter(|(k, _)| *k == ExecKind::Rejected).count(), 1, "{name}: the 1,000");
+        // Every decision on a manual order carries the manual tag; the hotkeys are journaled inputs.
+        let j = std::fs::read(out.join("journal.rtj")).unwrap();
+        let recs: Vec<&[u8]> = j[16..].chunks(72).collect();
+        let decisions: Vec<u32> = recs
+            .iter()
+            .filter(|r| r[16] == 2)
+            .map(|r| bytemuck::cast::<[u8; 48], engine::records::Order>(r[24..72].try_into().unwrap()).tag)
+            .collect();
+        assert_eq!(decisions, vec![MANUAL_TAG; 5], "{name}");
+        let controls = recs.iter().filter(|r| r[16] == 1 && r[17] == engine::records::EventKind::Control.raw()).count();
+        assert!(controls >= 6, "{name}: {controls}");
+    }
+}
+
 /// A busy strategy for determinism checks: trades on price patterns with all order types.
 #[derive(Clone, Default)]
 struct Busy {

@@ -207,6 +207,9 @@ pub fn control_name(k: ControlKind) -> &'static str {
         ControlKind::AddSymbol => "add_symbol",
         ControlKind::RemoveSymbol => "remove_symbol",
         ControlKind::LiveStart => "live_start",
+        ControlKind::ManualOrder => "manual_order",
+        ControlKind::Flatten => "flatten",
+        ControlKind::CancelAll => "cancel_all",
     }
 }
 

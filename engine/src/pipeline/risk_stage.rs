@@ -218,7 +218,14 @@ impl<'a> RiskStage<'a> {
                 return true;
             }
             Some(ControlKind::LiveStart) if self.member(s) == Member::Active => self.risk.set_live(s),
-            Some(ControlKind::SessionStart | ControlKind::LiveStart) => {}
+            // Manual orders, flattening and cancels become the shard's intents (checked here later).
+            Some(
+                ControlKind::SessionStart
+                | ControlKind::LiveStart
+                | ControlKind::ManualOrder
+                | ControlKind::Flatten
+                | ControlKind::CancelAll,
+            ) => {}
             None => {
                 self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
             }

@@ -14,8 +14,8 @@ use super::messages::{RiskMsg, ShardMsg, ToRisk};
 use super::source::Input;
 use super::{Counters, shard_of};
 use crate::records::{
-    ControlKind, Event, EventKind, ExecReport, Lifecycle, Order, OrderId, OrderType, Reason, RemovalPolicy, Side,
-    SymbolId, pack_name, unpack_name,
+    ControlKind, Event, EventKind, ExecReport, Lifecycle, MANUAL_TAG, Order, OrderId, OrderType, Reason, RemovalPolicy,
+    Side, SymbolId, pack_name, unpack_name,
 };
 use crate::strategy::{Ctx, Intent, Strategy, StrategyFactory};
 use std::collections::VecDeque;
@@ -206,6 +206,9 @@ impl<'a> Shard<'a> {
                     Some(ControlKind::Shutdown) => {
                         self.deliver_all(seq, link);
                         return true;
+                    }
+                    Some(ControlKind::ManualOrder | ControlKind::Flatten | ControlKind::CancelAll) => {
+                        self.manual(seq, ev.symbol, c, link);
                     }
                     Some(ControlKind::SessionStart | ControlKind::LiveStart) | None => {}
                 }
@@ -484,6 +487,59 @@ impl<'a> Shard<'a> {
             }
         }
         self.check_removed(seq, i, ts, link);
+        self.update_sync(i);
+    }
+
+    /// A hand-made command for symbol `s` (a hotkey): a manual order, a flatten or a cancel-all,
+    /// sent to risk like the strategy's own intents (the strategy sees the reports, tagged
+    /// [`MANUAL_TAG`] for manual orders). Ignored for a symbol this shard does not hold live.
+    fn manual<L: ShardLink>(&mut self, seq: u64, s: SymbolId, c: &crate::records::Control, link: &mut L) {
+        let i = s.0 as usize;
+        if !matches!(self.syms.get(i), Some(Some(st)) if !st.removed) {
+            return;
+        }
+        if self.eod {
+            self.counters.intents_after_end.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let ts = c.ts_event_ns;
+        self.prepare(seq, i, link);
+        let st = self.syms[i].as_mut().expect("owned");
+        let kind = ControlKind::from_raw(c.kind);
+        if matches!(kind, Some(ControlKind::Flatten | ControlKind::CancelAll)) {
+            for id in st.open.clone() {
+                link.send(RiskMsg { seq, body: ToRisk::Cancel { id, symbol: s, ts, reason: Reason::Requested } });
+            }
+        }
+        let order = match kind {
+            Some(ControlKind::ManualOrder) => {
+                let a0 = c.args[0];
+                Some(Order {
+                    qty: (a0 & 0xFFFF_FFFF) as u32,
+                    side: ((a0 >> 32) & 0xFF) as u8,
+                    order_type: ((a0 >> 40) & 0xFF) as u8,
+                    limit_px_e9: c.args[1],
+                    stop_px_e9: c.args[2],
+                    ..Default::default()
+                })
+            }
+            Some(ControlKind::Flatten) if st.position != 0 => Some(Order {
+                qty: u32::try_from(st.position.unsigned_abs()).unwrap_or(u32::MAX),
+                side: if st.position > 0 { Side::Sell.raw() } else { Side::Buy.raw() },
+                order_type: OrderType::Market.raw(),
+                reduce_only: 1,
+                ..Default::default()
+            }),
+            _ => None,
+        };
+        if let Some(mut order) = order {
+            order.order_id = OrderId::for_symbol(s, st.next_order_no);
+            order.symbol = s;
+            order.tag = MANUAL_TAG;
+            st.next_order_no += 1;
+            st.open.push(order.order_id);
+            link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts } });
+        }
         self.update_sync(i);
     }
 

@@ -206,6 +206,15 @@ checked_enum! {
         /// The event's symbol has had its warm-start history: what follows is live (a feed sends
         /// it after the history it pushed; with `risk.warmup_gate`, orders wait for it).
         LiveStart = 6,
+        /// A manual order for the event's symbol (a hotkey): `args[0]` = qty | side << 32 |
+        /// order type << 40, `args[1]` the limit price, `args[2]` the stop price (1e-9 units). It
+        /// takes the same road as a strategy's order (risk, execution, journal); its reports reach
+        /// the symbol's strategy with the tag [`crate::records::MANUAL_TAG`].
+        ManualOrder = 7,
+        /// Flatten the event's symbol by hand: cancel its working orders, close its position.
+        Flatten = 8,
+        /// Cancel every working order of the event's symbol by hand.
+        CancelAll = 9,
     }
 }
 

@@ -14,6 +14,9 @@ pub use kinds::{ControlKind, EventKind, ExecKind, Lifecycle, OrderType, Reason, 
 /// Fixed-point scale: 1.0 in price units is `PX_SCALE` in `*_px_e9` fields.
 pub const PX_SCALE: i64 = 1_000_000_000;
 
+/// The tag of a manual order ([`ControlKind::ManualOrder`], a hotkey): `MANU` in ASCII.
+pub const MANUAL_TAG: u32 = 0x4D41_4E55;
+
 /// Convert a fixed-point price to `f64` (for math that needs floats; never for comparisons that
 /// must be exact).
 #[inline]
@@ -492,6 +495,34 @@ impl Event {
     /// Add `symbol` (its id, chosen by whoever owns the symbol table) named `name` to the universe.
     pub fn add_symbol(symbol: SymbolId, name: &str, ts_ns: i64) -> Self {
         let mut e = Event::control(ControlKind::AddSymbol, ts_ns, pack_name(name));
+        e.symbol = symbol;
+        e
+    }
+    /// A manual order (a hotkey) for `symbol`; see [`ControlKind::ManualOrder`].
+    #[allow(clippy::too_many_arguments)] // an order's fields
+    pub fn manual_order(
+        symbol: SymbolId,
+        side: Side,
+        order_type: OrderType,
+        qty: u32,
+        limit_px_e9: i64,
+        stop_px_e9: i64,
+        ts_ns: i64,
+    ) -> Self {
+        let a0 = i64::from(qty) | (i64::from(side.raw()) << 32) | (i64::from(order_type.raw()) << 40);
+        let mut e = Event::control(ControlKind::ManualOrder, ts_ns, [a0, limit_px_e9, stop_px_e9, 0]);
+        e.symbol = symbol;
+        e
+    }
+    /// Flatten `symbol` by hand (a hotkey): cancel its orders, close its position.
+    pub fn flatten(symbol: SymbolId, ts_ns: i64) -> Self {
+        let mut e = Event::control(ControlKind::Flatten, ts_ns, [0; 4]);
+        e.symbol = symbol;
+        e
+    }
+    /// Cancel every working order of `symbol` by hand (a hotkey).
+    pub fn cancel_all(symbol: SymbolId, ts_ns: i64) -> Self {
+        let mut e = Event::control(ControlKind::CancelAll, ts_ns, [0; 4]);
         e.symbol = symbol;
         e
     }
