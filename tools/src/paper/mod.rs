@@ -23,6 +23,7 @@
 pub mod config;
 mod demo;
 mod feed;
+pub mod metrics;
 pub mod status;
 
 use crate::backtest::{self, check_config, machine_cores};
@@ -73,6 +74,10 @@ pub struct Args {
     /// Replace an existing run directory at --out
     #[arg(long)]
     pub force: bool,
+    /// Serve runtime metrics as Prometheus text on http://ADDR/metrics while the run is live
+    /// (e.g. 127.0.0.1:9464; port 0 picks a free one, printed at start)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// No status line and no table
     #[arg(long, short)]
     pub quiet: bool,
@@ -133,6 +138,15 @@ pub fn run(args: Args) -> Result<()> {
     if !args.quiet {
         eprintln!("{}", session.banner);
     }
+    let latest: metrics::Latest = Arc::default();
+    if let Some(addr) = args.metrics {
+        let bound = metrics::serve(addr, Arc::clone(&latest))?;
+        eprintln!("paper: metrics on http://{bound}/metrics");
+    }
+    let mut metrics_file = std::io::LineWriter::new(
+        std::fs::File::create(rd.path().join("metrics.jsonl"))
+            .with_context(|| format!("creating {}", rd.path().join("metrics.jsonl").display()))?,
+    );
 
     // The stopper: on Ctrl-C, the time limit, or a feed that ended by itself, stop the feed and
     // wait for it (it pushes what it holds), then let the input end.
@@ -161,17 +175,23 @@ pub fn run(args: Args) -> Result<()> {
         .ingress(ingress)
         .clock(Clock::Wall(&tick));
     let t_run = Instant::now();
-    let status_every = Duration::from_millis(file.paper.status_ms);
+    // Metrics are sampled with the status line (once a second when the line is off).
+    let status_every =
+        Duration::from_millis(if file.paper.status_ms == 0 { 1_000 } else { file.paper.status_ms.max(100) });
     let mut last_status = Instant::now();
     let show = !args.quiet && file.paper.status_ms > 0;
     let out = run_pipeline(spec, Live::until(&done), &mut |c| {
-        if show && last_status.elapsed() >= status_every {
+        if last_status.elapsed() >= status_every {
             last_status = Instant::now();
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "{}",
-                status::line((session.clock)(), symbols.len(), &feed.status(), c)
-            );
+            let (now, fs) = ((session.clock)(), feed.status());
+            if show {
+                let _ = writeln!(std::io::stderr().lock(), "{}", status::line(now, symbols.len(), &fs, c));
+            }
+            let rows = metrics::sample(c, &fs, now);
+            let obj: serde_json::Map<String, serde_json::Value> =
+                rows.iter().map(|(n, _, v)| ((*n).to_string(), serde_json::json!(v))).collect();
+            let _ = writeln!(metrics_file, "{}", serde_json::Value::Object(obj));
+            *latest.lock().unwrap_or_else(|p| p.into_inner()) = metrics::prometheus(&rows);
         }
     })?;
     let engine_s = t_run.elapsed().as_secs_f64();

@@ -28,7 +28,7 @@ fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
     let d = tempfile::tempdir().unwrap();
     let run = d.path().join("paper");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringtape"))
-        .args(["paper", "--demo", "--speed", "3000", "--out", &s(&run)])
+        .args(["paper", "--demo", "--speed", "3000", "--metrics", "127.0.0.1:0", "--out", &s(&run)])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -50,13 +50,27 @@ fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
         l.split(" fills ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0)
     };
     let mut traded = false;
+    let mut metrics_addr = None;
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if let Some(a) = line.strip_prefix("paper: metrics on http://") {
+            metrics_addr = Some(a.trim_end_matches("/metrics").to_string());
+        }
         if line.starts_with("paper ") && fills(&line) >= 4 {
             traded = true;
             break;
         }
     }
     assert!(traded, "the demo never reached 4 fills");
+    // The live metrics endpoint answers in Prometheus text while the run goes.
+    let addr = metrics_addr.expect("the metrics address is printed at start");
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(&mut conn, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    let fills_metric = body.lines().find_map(|l| l.strip_prefix("ringtape_fills_total ")).expect("fills metric");
+    assert!(fills_metric.parse::<f64>().unwrap() >= 4.0, "{body}");
+    assert!(body.contains("ringtape_feed_live 1"), "{body}");
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let status = child.wait().unwrap();
     let mut stdout = String::new();
@@ -66,7 +80,16 @@ fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
     assert!(stdout.starts_with("ringtape paper: sma_cross on 1 symbol(s)"), "{stdout}");
 
     // A complete run directory, like a backtest's.
-    for f in ["journal.rtj", "journal.meta.json", "config.toml", "fills.csv", "summary.json", "feed.json", "feed.log"] {
+    for f in [
+        "journal.rtj",
+        "journal.meta.json",
+        "config.toml",
+        "fills.csv",
+        "summary.json",
+        "feed.json",
+        "feed.log",
+        "metrics.jsonl",
+    ] {
         assert!(run.join(f).is_file(), "{f} written");
     }
     let summary = Summary::read(&run.join("summary.json")).unwrap();
@@ -84,6 +107,11 @@ fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
     assert_eq!(feed["counters"]["parse_errors"], 0);
     // Every bar the feed released reached the engine: warm start, then live, each window once.
     assert_eq!(feed["counters"]["released"].as_u64(), Some(summary.results.bars), "{feed}");
+
+    // Periodic metrics: one JSON object a second, the last one with every fill.
+    let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(m.lines().last().unwrap()).unwrap();
+    assert!(last["ringtape_fills_total"].as_f64().unwrap() >= 4.0, "{last}");
 
     // The feed's structured log: one JSON object per line, from connected to ended.
     let log = std::fs::read_to_string(run.join("feed.log")).unwrap();
