@@ -37,6 +37,7 @@ pub mod interrupt;
 pub mod journal;
 pub mod mc;
 pub mod paper;
+pub mod parallel;
 pub mod progress;
 pub mod render;
 pub mod replay;

@@ -21,8 +21,6 @@ use engine::strategy::StrategyFactory;
 use engine::venue::PerturbConfig;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Arguments of `ringtape mc`.
@@ -139,26 +137,14 @@ pub fn study(
     threads: usize,
     on_done: &(dyn Fn() + Sync),
 ) -> Result<Vec<Outcome>> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Outcome>>>> = Mutex::new((0..runs).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, runs.max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= runs {
-                        break;
-                    }
-                    let mut cfg = base.clone();
-                    cfg.venue.perturb.seed = run_seed(master, i as u64);
-                    let r = one_run(&cfg, set, factory);
-                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
-                    on_done();
-                }
-            });
-        }
-    });
-    results.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().map(|r| r.expect("every run ran")).collect()
+    let indices: Vec<u64> = (0..runs as u64).collect();
+    crate::parallel::map(&indices, threads, |&i| {
+        let mut cfg = base.clone();
+        cfg.venue.perturb.seed = run_seed(master, i);
+        let r = one_run(&cfg, set, factory);
+        on_done();
+        r
+    })
 }
 
 /// Run the command.

@@ -29,8 +29,6 @@ use engine::records::PX_SCALE;
 use engine::strategy::StrategyFactory;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Arguments of `ringtape sweep`.
 #[derive(Debug, clap::Args)]
@@ -293,10 +291,14 @@ fn study(
         .as_bytes(),
     );
     let fit: Vec<Score> = match mode {
-        Mode::Full => par(&jobs, threads, |&(f, c)| score(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1))?,
+        Mode::Full => {
+            crate::parallel::map(&jobs, threads, |&(f, c)| score(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1))?
+        }
         Mode::Shard(i, n) => {
             let mine: Vec<(usize, usize)> = jobs.iter().copied().filter(|&(_, c)| c % n == i).collect();
-            let got = par(&mine, threads, |&(f, c)| score(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1))?;
+            let got = crate::parallel::map(&mine, threads, |&(f, c)| {
+                score(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1)
+            })?;
             let scores: Vec<serde_json::Value> = mine
                 .iter()
                 .zip(&got)
@@ -329,8 +331,9 @@ fn study(
         })
         .collect();
     let tests: Vec<(usize, usize)> = chosen.iter().enumerate().map(|(f, &c)| (f, c)).collect();
-    let oos: Vec<Score> =
-        par(&tests, threads, |&(f, c)| score(&cfg, &set, factories[c].as_ref(), bl[f + 1].0, bl[f + 1].1))?;
+    let oos: Vec<Score> = crate::parallel::map(&tests, threads, |&(f, c)| {
+        score(&cfg, &set, factories[c].as_ref(), bl[f + 1].0, bl[f + 1].1)
+    })?;
 
     let label = |c: usize| toml::to_string(&combos[c]).unwrap_or_default().trim().replace('\n', " ");
     let mut g = String::from("fold,combination,net_pnl_usd,trades,sharpe_like\n");
@@ -419,25 +422,6 @@ fn merge(dirs: &[PathBuf], fingerprint: &str, folds: usize, n_combos: usize) -> 
         )));
     }
     Ok(fit.into_iter().flatten().collect())
-}
-
-/// Run `f` over `items` on `threads` workers; results in item order.
-fn par<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
-    let next = AtomicUsize::new(0);
-    let out: Mutex<Vec<Option<Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, items.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    out.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
-                }
-            });
-        }
-    });
-    out.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().map(|r| r.expect("every item ran")).collect()
 }
 
 #[cfg(test)]
