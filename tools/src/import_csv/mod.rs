@@ -222,14 +222,18 @@ pub fn import_reader_with<R: Read>(reader: R, name: &str, opts: &ImportOptions, 
 
 /// A directory inside `--out` that holds this run's bar files until every input is done; removed
 /// (with whatever is in it) when dropped, so an error or Ctrl-C leaves nothing behind.
+/// A hidden directory inside `--out` where an import writes its files before moving them into
+/// place; removed when dropped (an error or Ctrl-C leaves `--out` as it was). Shared by the CSV
+/// and DBN importers.
 #[derive(Debug)]
-struct Staging {
-    dir: PathBuf,
+pub(crate) struct Staging {
+    pub(crate) dir: PathBuf,
 }
 
 impl Staging {
-    fn new(out: &Path) -> Result<Staging> {
-        let dir = out.join(format!(".import-{}.tmp", std::process::id()));
+    /// `out/.<prefix>-<pid>.tmp`, created.
+    pub(crate) fn new(out: &Path, prefix: &str) -> Result<Staging> {
+        let dir = out.join(format!(".{prefix}-{}.tmp", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Staging { dir })
     }
@@ -262,7 +266,7 @@ pub fn run(args: Args) -> Result<()> {
     let layout =
         Layout { time_format: args.time_format, time_column: args.time_column.clone(), delimiter: args.delimiter };
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating output directory {}", args.out.display()))?;
-    let staging = Staging::new(&args.out)?;
+    let staging = Staging::new(&args.out, "import")?;
     let stopped = |what: &str| {
         interrupted(format!("interrupted {what}; nothing written to {} (run it again)", args.out.display()))
     };

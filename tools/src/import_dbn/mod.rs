@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use engine::barfile::write_bar_file;
 use engine::records::Bar;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What `import dbn --help` says the importer accepts.
 const ACCEPTS: &str = "\
@@ -109,25 +109,6 @@ fn merge_bars(into: &mut Vec<Bar>, incoming: &[Bar]) -> (u64, Vec<i64>) {
 
 /// A directory inside `--out` that holds this run's bar files until every one is written; removed
 /// (with whatever is in it) when dropped, so an error or Ctrl-C leaves nothing behind.
-#[derive(Debug)]
-struct Staging {
-    dir: PathBuf,
-}
-
-impl Staging {
-    fn new(out: &Path) -> Result<Staging> {
-        let dir = out.join(format!(".import-dbn-{}.tmp", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Staging { dir })
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Run `ringtape import dbn`.
 pub fn run(args: Args) -> Result<()> {
     // Install the Ctrl-C handler now: the first signal only sets the flag polled while decoding.
@@ -217,7 +198,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating output directory {}", args.out.display()))?;
-    let staging = Staging::new(&args.out)?;
+    let staging = crate::import_csv::Staging::new(&args.out, "import-dbn")?;
     for (file_name, m) in &merged {
         if crate::interrupt::requested() {
             return Err(stopped("while writing the bar files"));
