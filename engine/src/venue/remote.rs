@@ -116,6 +116,18 @@ impl GatewayPort {
     pub fn refused(&self) -> u64 {
         self.shared.refused.load(Ordering::Relaxed)
     }
+
+    /// Hand the engine a control event of the broker's (a reconcile's [`Event::reconcile`], an
+    /// order taken over with [`Event::adopt_order`]). Waits while the ingress is full; `Err` once
+    /// the run has ended.
+    pub fn control(&self, ev: Event) -> Result<(), IngressFull> {
+        self.ingress.push(ev)
+    }
+
+    /// The ingress the gateway reports into (e.g. for a shutdown's [`Event::halt`]).
+    pub fn ingress(&self) -> &Ingress {
+        &self.ingress
+    }
 }
 
 fn refusal(order_id: OrderId, symbol: SymbolId, side: u8, kind: ExecKind, ts_ns: i64) -> ExecReport {
