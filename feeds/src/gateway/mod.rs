@@ -270,7 +270,7 @@ pub struct GatewayStatus {
 /// A running gateway.
 pub struct GatewayHandle {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for GatewayHandle {
@@ -350,10 +350,11 @@ impl GatewayHandle {
         false
     }
 
-    /// Stop both threads and return the last status.
-    pub fn stop(mut self) -> GatewayStatus {
+    /// Stop both threads (once) and return the last status.
+    pub fn stop(&self) -> GatewayStatus {
         self.shared.live.stopping.store(true, Ordering::Release);
-        for t in self.threads.drain(..) {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
             let _ = t.join();
         }
         self.status()
@@ -362,10 +363,7 @@ impl GatewayHandle {
 
 impl Drop for GatewayHandle {
     fn drop(&mut self) {
-        self.shared.live.stopping.store(true, Ordering::Release);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 
@@ -397,7 +395,7 @@ pub fn spawn(
     let s = Arc::clone(&shared);
     let streamer =
         std::thread::Builder::new().name("rt-gw-stream".into()).spawn(move || stream_loop(&s, broker.as_ref(), stream))?;
-    Ok(GatewayHandle { shared, threads: vec![orders, streamer] })
+    Ok(GatewayHandle { shared, threads: Mutex::new(vec![orders, streamer]) })
 }
 
 fn orders_loop(s: &Shared, broker: &dyn Broker) {
