@@ -66,6 +66,7 @@
 
 pub mod alpaca;
 pub mod alpaca_feed;
+pub mod broker;
 mod counters;
 pub mod credentials;
 pub mod feed;
