@@ -67,6 +67,7 @@
 pub mod alpaca;
 pub mod alpaca_feed;
 pub mod broker;
+pub mod gateway;
 mod counters;
 pub mod credentials;
 pub mod feed;

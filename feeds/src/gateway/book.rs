@@ -30,8 +30,6 @@ pub(crate) struct Entry {
     pub done: bool,
     /// Why the engine asked to cancel it (reported with the broker's `canceled`).
     pub cancel_reason: Option<Reason>,
-    /// A replace the broker took: the new client order id whose `new` is expected.
-    pub replacing: bool,
 }
 
 impl Entry {
@@ -49,7 +47,6 @@ impl Entry {
             accepted: false,
             done: false,
             cancel_reason: None,
-            replacing: false,
         }
     }
 
@@ -113,11 +110,6 @@ impl Book {
 
     pub fn get_mut(&mut self, id: OrderId) -> Option<&mut Entry> {
         self.entries.get_mut(&id)
-    }
-
-    /// A new client order id carries order `id` (a replace).
-    pub fn alias(&mut self, id: OrderId, cid: String) {
-        self.by_cid.insert(cid, id);
     }
 
     pub fn by_cid(&self, cid: &str) -> Option<OrderId> {

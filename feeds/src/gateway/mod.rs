@@ -46,7 +46,7 @@ use crate::broker::{
 };
 use crate::feed::{FeedLog, FeedLogLine, LogLevel};
 use book::{Book, Entry};
-use engine::records::{Event, ExecKind, ExecReport, Order, OrderId, OrderType, ReconcilePolicy, Reason, Side, SymbolId};
+use engine::records::{Event, ExecKind, ExecReport, Order, OrderId, OrderType, ReconcilePolicy, Reason, SymbolId};
 use engine::venue::{GatewayPort, VenueCommand};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -215,8 +215,10 @@ pub fn reason_of(e: &BrokerError) -> Reason {
                 Reason::BrokerRejected
             }
         }
-        BrokerError::Rejected { status: 422, .. } => Reason::BrokerInvalid,
-        BrokerError::Rejected { .. } | BrokerError::Auth { .. } | BrokerError::NotFound => Reason::BrokerRejected,
+        BrokerError::Rejected { status: 422, .. } | BrokerError::Invalid { .. } => Reason::BrokerInvalid,
+        BrokerError::Rejected { .. } | BrokerError::Auth { .. } | BrokerError::NotFound | BrokerError::Config { .. } => {
+            Reason::BrokerRejected
+        }
         BrokerError::RateLimited { .. } => Reason::RateLimited,
         BrokerError::Unavailable { .. } | BrokerError::Unknown { .. } | BrokerError::Decode { .. } => {
             Reason::BrokerUnavailable
