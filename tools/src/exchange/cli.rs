@@ -6,7 +6,8 @@ use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Serve Alpaca and Polygon market data (stream and REST) from bar files on a market clock, with
+/// Serve Alpaca and Polygon market data (stream and REST) from bar files on a market clock, and
+/// Alpaca paper trading (REST and trade_updates) filled by the backtest venue, with
 /// fault injection, on 127.0.0.1.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
@@ -38,13 +39,28 @@ pub struct Args {
     /// Where to write the CA certificate (default: the data directory, or the temp directory)
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Paper broker: starting cash, USD
+    #[arg(long, default_value_t = 100_000.0, value_name = "USD")]
+    pub cash: f64,
+    /// Paper broker: wall milliseconds from `accepted` to `new`
+    #[arg(long, default_value_t = 5, value_name = "MS")]
+    pub ack_ms: u64,
+    /// Paper broker: trading REST requests per minute per key (0 = no limit)
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub rate_limit: u32,
+    /// Paper broker: the simulated venue's settings, a TOML file with the fields of the backtest's
+    /// `[venue]` table (commission_per_share_e9, slippage, max_volume_ppm, [perturb])
+    #[arg(long, value_name = "FILE")]
+    pub venue: Option<PathBuf>,
 }
 
 const AFTER_HELP: &str = "\
 Faults: POST /control/fault with JSON, e.g.
   curl -X POST -d '{\"kind\":\"disconnect\"}' http://127.0.0.1:8765/control/fault
 kinds: disconnect, duplicate_bar, out_of_order, updated_bar, malformed_frame, auth_failure,
-connection_limit, http429 {count}, slow_rest {delay_ms, count}, stall {ms}.
+connection_limit, http429 {count}, slow_rest {delay_ms, count}, stall {ms};
+paper broker: order_reject {count, via: rest|stream}, slow_ack {ms, for_ms}, drop_trade_updates,
+trade_updates_outage {ms}, rate_limit {count}. Broker state: GET /control/broker.
 Scenario file (--scenario):
   [[fault]]
   every_min = 5            # or: at = \"2019-11-05T15:00:00Z\" (market time)
@@ -71,6 +87,22 @@ pub fn run(args: Args) -> Result<()> {
             Scenario::parse(&text).map_err(|e| bad_input(format!("{}: {e}", p.display())))?
         }
     };
+    if !(args.cash >= 0.0 && args.cash < 1e12) {
+        return Err(bad_input(format!("--cash {}: give a non-negative amount of USD below 1e12", args.cash)));
+    }
+    let venue = match &args.venue {
+        None => engine::venue::VenueConfig::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| bad_input(format!("{}: {e}", p.display())))?;
+            toml::from_str(&text).map_err(|e| bad_input(format!("{}: {e}", p.display())))?
+        }
+    };
+    let broker = super::BrokerConfig {
+        starting_cash_e9: (args.cash * 1e9).round() as i64,
+        ack_latency_ms: args.ack_ms,
+        venue,
+        rate_limit_per_min: args.rate_limit,
+    };
     let demo = args.key == DEMO_KEY && args.secret == DEMO_SECRET;
     let stop = crate::interrupt::flag();
     let ex = Exchange::start(ExchangeConfig {
@@ -83,6 +115,7 @@ pub fn run(args: Args) -> Result<()> {
         secret: args.secret,
         state_dir: args.state_dir,
         scenario,
+        broker,
         ..ExchangeConfig::default()
     })
     .map_err(|e| match &args.data {
@@ -101,7 +134,9 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!("  Alpaca REST     {http}://{addr}/v2/stocks/bars");
     eprintln!("  Polygon stream  {ws}://{addr}/stocks");
     eprintln!("  Polygon REST    {http}://{addr}/v2/aggs/ticker/{{T}}/range/1/minute/{{from}}/{{to}}");
-    eprintln!("  control         {http}://{addr}/control/clock, /control/stats, POST /control/fault");
+    eprintln!("  trading REST    {http}://{addr}/v2/orders, /v2/positions, /v2/account");
+    eprintln!("  trade_updates   {ws}://{addr}/stream");
+    eprintln!("  control         {http}://{addr}/control/clock, /control/stats, /control/broker, POST /control/fault");
     if let Some(p) = ex.cert_path() {
         eprintln!("  CA certificate  {}", p.display());
     }

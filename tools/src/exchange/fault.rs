@@ -62,6 +62,48 @@ pub enum Fault {
         /// Stall length in wall milliseconds.
         ms: u64,
     },
+    /// Paper broker: the next `count` new orders are rejected, at the REST answer (`via: rest`,
+    /// 403) or after it with a `rejected` trade update (`via: stream`).
+    OrderReject {
+        /// How many orders to reject.
+        #[serde(default = "one")]
+        count: u32,
+        /// Where the rejection shows.
+        #[serde(default)]
+        via: RejectVia,
+    },
+    /// Paper broker: acks (`new`) and cancels take `ms` wall milliseconds, for `for_ms`.
+    SlowAck {
+        /// Latency in wall milliseconds.
+        ms: u64,
+        /// How long the latency lasts, wall milliseconds.
+        for_ms: u64,
+    },
+    /// Paper broker: close every `trade_updates` connection now (no close frame).
+    DropTradeUpdates,
+    /// Paper broker: close every `trade_updates` connection and refuse new ones (HTTP 503) for
+    /// `ms` wall milliseconds; events of that time are lost (clients reconcile by REST).
+    TradeUpdatesOutage {
+        /// Outage length in wall milliseconds.
+        ms: u64,
+    },
+    /// Paper broker: the next `count` trading REST requests get 429.
+    RateLimit {
+        /// How many requests to refuse.
+        #[serde(default = "one")]
+        count: u32,
+    },
+}
+
+/// Where an `order_reject` fault shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectVia {
+    /// The REST answer is 403 with the broker's message.
+    #[default]
+    Rest,
+    /// The REST answer is `accepted`; a `rejected` trade update follows.
+    Stream,
 }
 
 fn one() -> u32 {
@@ -69,7 +111,7 @@ fn one() -> u32 {
 }
 
 /// Number of fault kinds (for the per-kind counters).
-pub const KINDS: usize = 10;
+pub const KINDS: usize = 15;
 
 impl Fault {
     /// The kind's name (as in the JSON `kind`).
@@ -90,6 +132,11 @@ impl Fault {
             Fault::Http429 { .. } => 7,
             Fault::SlowRest { .. } => 8,
             Fault::Stall { .. } => 9,
+            Fault::OrderReject { .. } => 10,
+            Fault::SlowAck { .. } => 11,
+            Fault::DropTradeUpdates => 12,
+            Fault::TradeUpdatesOutage { .. } => 13,
+            Fault::RateLimit { .. } => 14,
         }
     }
 }
@@ -106,6 +153,11 @@ pub const FAULT_NAMES: [&str; KINDS] = [
     "http429",
     "slow_rest",
     "stall",
+    "order_reject",
+    "slow_ack",
+    "drop_trade_updates",
+    "trade_updates_outage",
+    "rate_limit",
 ];
 
 /// Faults waiting to take effect.
@@ -154,7 +206,14 @@ impl Faults {
             Fault::ConnectionLimit => p.conn_limit += 1,
             Fault::Http429 { count } => p.http429 += count,
             Fault::SlowRest { delay_ms, count } => p.slow_rest = Some((delay_ms, count)),
-            Fault::Disconnect | Fault::Stall { .. } => {}
+            // Stream-wide and broker faults act at injection (`Shared::inject`).
+            Fault::Disconnect
+            | Fault::Stall { .. }
+            | Fault::OrderReject { .. }
+            | Fault::SlowAck { .. }
+            | Fault::DropTradeUpdates
+            | Fault::TradeUpdatesOutage { .. }
+            | Fault::RateLimit { .. } => {}
         });
     }
 
@@ -275,5 +334,14 @@ mod tests {
         assert_eq!(s.faults.len(), 2);
         assert_eq!(s.faults[1], (When::Every(5), Fault::Stall { ms: 200 }));
         assert!(Scenario::parse("[[fault]]\nkind = \"disconnect\"\n").is_err());
+        let f: Fault = serde_json::from_str(r#"{"kind":"order_reject","count":2,"via":"stream"}"#).unwrap();
+        assert_eq!(f, Fault::OrderReject { count: 2, via: RejectVia::Stream });
+        let f: Fault = serde_json::from_str(r#"{"kind":"order_reject"}"#).unwrap();
+        assert_eq!(f, Fault::OrderReject { count: 1, via: RejectVia::Rest });
+        let s = Scenario::parse("[[fault]]\nevery_min = 3\nkind = \"trade_updates_outage\"\nms = 500\n").unwrap();
+        assert_eq!(s.faults[0].1.name(), "trade_updates_outage");
+        for (i, n) in FAULT_NAMES.iter().enumerate() {
+            assert_eq!(FAULT_NAMES.iter().position(|x| x == n), Some(i), "names are unique");
+        }
     }
 }

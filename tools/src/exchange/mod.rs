@@ -15,6 +15,8 @@
 //! | `GET /control/clock` | `{wall_start_ns, market_start_ns, speed, market_now_ns}` ([`MarketClock`]) |
 //! | `POST /control/fault` | inject a [`Fault`] (JSON, e.g. `{"kind":"disconnect"}`) |
 //! | `GET /control/stats` | counters ([`Stats`]) |
+//! | `/v2/orders*`, `/v2/positions*`, `/v2/account`, `GET /stream` (websocket `trade_updates`) | the paper broker (see [`broker`]) |
+//! | `GET /control/broker` | the broker's account, positions and orders ([`BrokerSnapshot`]) |
 //!
 //! **Market clock.** `market_now = market_start + (wall_now - wall_start) * speed`. A bar exists
 //! (on the streams and in REST) only once its window has ended by `market_now`: no look-ahead.
@@ -45,7 +47,12 @@
 //! `SSL_CERT_FILE` and `REQUESTS_CA_BUNDLE` set to the CA file) and polygon-api-client 1.16.3 (`RESTClient(base=...)` `list_aggs` paging through
 //! `next_url`, `WebSocketClient(feed="127.0.0.1:PORT", secure=False)` `AM` events).
 //!
-//! **Not served.** `sort=desc`, daily bars `d`, snapshots, trading and `trade_updates`.
+//! **Paper broker.** Alpaca's trading REST and `trade_updates` stream for one account, filled by
+//! the backtest's simulated venue on the bars the clock releases: see [`broker`]. Checked by hand
+//! with alpaca-py 0.44.0 (`TradingClient` and `TradingStream` with `url_override`, plain):
+//! `tools/scripts/alpaca_py_broker.py`.
+//!
+//! **Not served.** `sort=desc`, daily bars `d`, snapshots.
 //!
 //! ```no_run
 //! use ringtape_tools::exchange::{Exchange, ExchangeConfig, Fault};
@@ -55,6 +62,7 @@
 //! ex.stop();
 //! ```
 
+pub mod broker;
 mod clock;
 mod data;
 mod fault;
@@ -70,7 +78,8 @@ pub mod cli;
 
 pub use clock::MarketClock;
 pub use data::{SymbolBars, Tape};
-pub use fault::{FAULT_NAMES, Fault, Scenario, When};
+pub use broker::{AccountView, BrokerConfig, BrokerSnapshot, OrderView, PositionView};
+pub use fault::{FAULT_NAMES, Fault, RejectVia, Scenario, When};
 
 use std::io;
 use std::net::SocketAddr;
@@ -111,6 +120,8 @@ pub struct ExchangeConfig {
     pub scenario: Scenario,
     /// Wall seconds a stream client has to authenticate (then `404 auth timeout`).
     pub auth_timeout_s: f64,
+    /// The paper broker's settings.
+    pub broker: BrokerConfig,
 }
 
 impl Default for ExchangeConfig {
@@ -127,6 +138,7 @@ impl Default for ExchangeConfig {
             state_dir: None,
             scenario: Scenario::default(),
             auth_timeout_s: 10.0,
+            broker: BrokerConfig::default(),
         }
     }
 }
@@ -173,6 +185,22 @@ pub struct Stats {
     pub messages_sent: u64,
     /// Injected faults by kind.
     pub faults: std::collections::BTreeMap<String, u64>,
+    /// Broker: orders taken (REST `accepted`).
+    pub broker_orders: u64,
+    /// Broker: fill events (partial and full).
+    pub broker_fills: u64,
+    /// Broker: orders canceled (including ioc/fok remainders).
+    pub broker_cancels: u64,
+    /// Broker: orders refused (REST 4xx on submit, stream `rejected`).
+    pub broker_rejects: u64,
+    /// Broker: trading requests answered 429.
+    pub broker_rate_limited: u64,
+    /// Broker: `trade_updates` sessions opened.
+    pub trade_update_sessions: u64,
+    /// Broker: events delivered (one per listening session).
+    pub events_sent: u64,
+    /// Broker: events produced while no session listened (lost, as at the real broker).
+    pub events_lost: u64,
 }
 
 /// The exchange.
@@ -248,6 +276,11 @@ impl ExchangeHandle {
     /// The counters.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// The paper broker's account, positions and every order (what `GET /control/broker` serves).
+    pub fn broker(&self) -> BrokerSnapshot {
+        self.shared.broker.snapshot(self.shared.clock.now_ns())
     }
 
     /// Stop serving: close every connection, join the threads.

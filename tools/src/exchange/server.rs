@@ -30,6 +30,7 @@ pub(crate) struct Shared {
     pub faults: Faults,
     pub counters: Counters,
     pub hub: Hub,
+    pub broker: super::broker::Broker,
     pub stopping: AtomicBool,
     conns: Mutex<HashMap<u64, TcpStream>>,
     next_conn: AtomicU64,
@@ -41,7 +42,7 @@ impl Shared {
         match fault {
             Fault::Disconnect => self.hub.disconnect_all(),
             Fault::Stall { ms } => self.hub.stall_all(ms),
-            _ => {}
+            _ => self.broker.inject(fault),
         }
     }
 
@@ -60,6 +61,14 @@ impl Shared {
             frames_sent: load(&c.frames_sent),
             messages_sent: load(&c.messages_sent),
             faults: self.faults.counts().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            broker_orders: load(&self.broker.counters.orders),
+            broker_fills: load(&self.broker.counters.fills),
+            broker_cancels: load(&self.broker.counters.cancels),
+            broker_rejects: load(&self.broker.counters.rejects),
+            broker_rate_limited: load(&self.broker.counters.rate_limited),
+            trade_update_sessions: load(&self.broker.counters.sessions),
+            events_sent: load(&self.broker.counters.events_sent),
+            events_lost: load(&self.broker.counters.events_lost),
         }
     }
 
@@ -74,6 +83,7 @@ impl Shared {
         // Wake the accept loop.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         self.hub.disconnect_all();
+        self.broker.streams.disconnect_all();
         let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         for c in conns.values() {
             let _ = c.shutdown(std::net::Shutdown::Both);
@@ -115,6 +125,7 @@ pub(crate) fn start(cfg: ExchangeConfig) -> io::Result<ExchangeHandle> {
     };
     let origin = format!("{}://{addr}", if cfg.plain { "http" } else { "https" });
     let start_ns = cfg.start_ns.unwrap_or(first + 3_600_000_000_000);
+    let broker = super::broker::Broker::new(&cfg.broker, &tape, start_ns);
     let shared = Arc::new(Shared {
         addr,
         origin,
@@ -130,6 +141,7 @@ pub(crate) fn start(cfg: ExchangeConfig) -> io::Result<ExchangeHandle> {
         faults: Faults::default(),
         counters: Counters::default(),
         hub: Hub::default(),
+        broker,
         stopping: AtomicBool::new(false),
         conns: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(0),
@@ -140,7 +152,10 @@ pub(crate) fn start(cfg: ExchangeConfig) -> io::Result<ExchangeHandle> {
     let s = Arc::clone(&shared);
     let publisher =
         std::thread::Builder::new().name("exchange-publish".into()).spawn(move || super::publish::run(&s))?;
-    Ok(ExchangeHandle { shared, threads: vec![accept, publisher] })
+    let s = Arc::clone(&shared);
+    let broker =
+        std::thread::Builder::new().name("exchange-broker".into()).spawn(move || super::broker::run(&s))?;
+    Ok(ExchangeHandle { shared, threads: vec![accept, publisher, broker] })
 }
 
 fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
@@ -181,11 +196,22 @@ fn serve(shared: &Arc<Shared>, tcp: TcpStream) {
             Ok(Some(r)) => r,
             _ => return,
         };
+        if req.is_upgrade() && req.path == "/stream" {
+            super::broker::stream::upgrade(shared, conn, &req, std::mem::take(&mut buf));
+            return;
+        }
         if req.is_upgrade() {
             super::session::upgrade(shared, conn, &req, std::mem::take(&mut buf));
             return;
         }
         shared.counters.http_requests.fetch_add(1, Ordering::Relaxed);
+        if super::broker::rest::owns(&req.path) {
+            let resp = super::broker::rest::handle(shared, &req);
+            if super::broker::rest::write(&mut conn, &resp, req.wants_close()).is_err() || req.wants_close() {
+                return;
+            }
+            continue;
+        }
         let resp = route(shared, &req);
         if net::write_response(&mut conn, &resp, req.wants_close()).is_err() || req.wants_close() {
             return;
@@ -207,6 +233,9 @@ fn route(shared: &Shared, req: &Request) -> Response {
                     c.now_ns()
                 ),
             )
+        }
+        ("GET", "/control/broker") => {
+            Response::json(200, serde_json::to_string(&shared.broker.snapshot(shared.clock.now_ns())).unwrap_or_default())
         }
         ("GET", "/control/stats") => Response::json(200, serde_json::to_string(&shared.stats()).unwrap_or_default()),
         ("POST", "/control/fault") => match serde_json::from_slice::<Fault>(&req.body) {
