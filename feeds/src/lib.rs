@@ -67,11 +67,11 @@
 pub mod alpaca;
 pub mod alpaca_feed;
 pub mod broker;
-pub mod gateway;
 mod counters;
 pub mod credentials;
 pub mod feed;
 pub mod gate;
+pub mod gateway;
 pub mod history;
 mod msg;
 pub mod num;

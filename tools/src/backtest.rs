@@ -216,9 +216,19 @@ pub(crate) fn run_engine(
     pb: &indicatif::ProgressBar,
 ) -> Result<RunOutput> {
     let total = set.total_bars();
-    run_source(cfg, set.symbols(), Some(set), BarReplay::zero_copy(set.merged()), factory, out_dir, stop, None, &mut |n| {
-        pb.set_position(n.min(total));
-    })
+    run_source(
+        cfg,
+        set.symbols(),
+        Some(set),
+        BarReplay::zero_copy(set.merged()),
+        factory,
+        out_dir,
+        stop,
+        None,
+        &mut |n| {
+            pb.set_position(n.min(total));
+        },
+    )
 }
 
 /// The one call into the engine: `source` over the universe `symbols` (`bars`: the bar set a

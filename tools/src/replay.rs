@@ -405,7 +405,8 @@ fn replay(plan: &Plan) -> Result<Report> {
                 factory.as_ref(),
                 tmp.path(),
                 stop,
-                plan.broker.map(|name| Box::new(engine::venue::JournaledVenue { name }) as Box<dyn engine::venue::Venue>),
+                plan.broker
+                    .map(|name| Box::new(engine::venue::JournaledVenue { name }) as Box<dyn engine::venue::Venue>),
                 &mut |n| pb.set_position(n.min(total)),
             )?;
             pb.finish_and_clear();

@@ -64,6 +64,8 @@ fn reconciles_adopt_or_halt_and_orders_taken_over_from_the_broker_are_managed_li
             "{name}: two mismatches (0 vs 50, 50 vs 40), 50 shares adopted, one order taken over"
         );
         assert_eq!(r.rejects_for(Reason::Halted), 1, "{name}: the entry while halted");
+        assert_eq!(r.positions.symbols[0].position, 50, "{name}: the position tracker adopted too");
+        assert_eq!(r.positions.symbols[0].fills, 0, "{name}: an adoption is not a fill");
         assert_eq!(c.unknown_order_reports, 0, "{name}: the adopted order's cancel is known");
         let seen = reports.lock().unwrap().clone();
         let canceled = seen.iter().filter(|(k, _)| *k == ExecKind::Canceled).count();

@@ -349,7 +349,11 @@ mod tests {
     fn each_share_is_reported_once_whether_it_comes_from_the_stream_rest_or_a_reconcile() {
         let (mut b, id) = book();
         let mut out = Vec::new();
-        b.on_update(&update(TradeEvent::New, order("s-AAPL-1", 100, 0, None, OrderStatus::New), None, None), 0, &mut out);
+        b.on_update(
+            &update(TradeEvent::New, order("s-AAPL-1", 100, 0, None, OrderStatus::New), None, None),
+            0,
+            &mut out,
+        );
         let o = order("s-AAPL-1", 100, 40, Some(10_000_000_000), OrderStatus::PartiallyFilled);
         b.on_update(&update(TradeEvent::PartialFill, o.clone(), Some(10_000_000_000), Some(40)), 0, &mut out);
         // The same event again (a duplicate) and the order's state from REST: nothing new.
@@ -380,7 +384,12 @@ mod tests {
         let mut out = Vec::new();
         b.get_mut(id).unwrap().cancel_reason = Some(Reason::Timeout);
         b.on_update(
-            &update(TradeEvent::Canceled, order("s-AAPL-1", 100, 10, Some(5_000_000_000), OrderStatus::Canceled), None, None),
+            &update(
+                TradeEvent::Canceled,
+                order("s-AAPL-1", 100, 10, Some(5_000_000_000), OrderStatus::Canceled),
+                None,
+                None,
+            ),
             0,
             &mut out,
         );
@@ -418,9 +427,18 @@ mod tests {
         b.on_update(&update(TradeEvent::Fill, f, Some(3_000_000_000), Some(50)), 0, &mut out);
         assert_eq!(kinds(&out), vec![(ExecKind::Filled, 50, 3_000_000_000, 0)]);
         assert_eq!(b.positions[&SymbolId(0)], 80);
-        b.on_update(&update(TradeEvent::New, order("someone-else", 1, 0, None, OrderStatus::New), None, None), 0, &mut out);
         b.on_update(
-            &update(TradeEvent::Unknown("brand_new".into()), order("s-AAPL-1.r1", 50, 50, None, OrderStatus::Filled), None, None),
+            &update(TradeEvent::New, order("someone-else", 1, 0, None, OrderStatus::New), None, None),
+            0,
+            &mut out,
+        );
+        b.on_update(
+            &update(
+                TradeEvent::Unknown("brand_new".into()),
+                order("s-AAPL-1.r1", 50, 50, None, OrderStatus::Filled),
+                None,
+                None,
+            ),
             0,
             &mut out,
         );

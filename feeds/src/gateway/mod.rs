@@ -46,7 +46,7 @@ use crate::broker::{
 };
 use crate::feed::{FeedLog, FeedLogLine, LogLevel};
 use book::{Book, Entry};
-use engine::records::{Event, ExecKind, ExecReport, Order, OrderId, OrderType, ReconcilePolicy, Reason, SymbolId};
+use engine::records::{Event, ExecKind, ExecReport, Order, OrderId, OrderType, Reason, ReconcilePolicy, SymbolId};
 use engine::venue::{GatewayPort, VenueCommand};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -216,9 +216,10 @@ pub fn reason_of(e: &BrokerError) -> Reason {
             }
         }
         BrokerError::Rejected { status: 422, .. } | BrokerError::Invalid { .. } => Reason::BrokerInvalid,
-        BrokerError::Rejected { .. } | BrokerError::Auth { .. } | BrokerError::NotFound | BrokerError::Config { .. } => {
-            Reason::BrokerRejected
-        }
+        BrokerError::Rejected { .. }
+        | BrokerError::Auth { .. }
+        | BrokerError::NotFound
+        | BrokerError::Config { .. } => Reason::BrokerRejected,
         BrokerError::RateLimited { .. } => Reason::RateLimited,
         BrokerError::Unavailable { .. } | BrokerError::Unknown { .. } | BrokerError::Decode { .. } => {
             Reason::BrokerUnavailable
@@ -395,8 +396,9 @@ pub fn spawn(
     let b = Arc::clone(&broker);
     let orders = std::thread::Builder::new().name("rt-gw-orders".into()).spawn(move || orders_loop(&s, b.as_ref()))?;
     let s = Arc::clone(&shared);
-    let streamer =
-        std::thread::Builder::new().name("rt-gw-stream".into()).spawn(move || stream_loop(&s, broker.as_ref(), stream))?;
+    let streamer = std::thread::Builder::new()
+        .name("rt-gw-stream".into())
+        .spawn(move || stream_loop(&s, broker.as_ref(), stream))?;
     Ok(GatewayHandle { shared, threads: Mutex::new(vec![orders, streamer]) })
 }
 
@@ -567,13 +569,18 @@ fn stream_loop(s: &Shared, broker: &dyn Broker, mut stream: TradeUpdatesClient) 
                     s.log(LogLevel::Warn, "disconnected", None, reason);
                     if s.cfg.cancel_on_disconnect && !s.book().live().is_empty() {
                         s.live.cancel_all_on_disconnect.fetch_add(1, Ordering::Relaxed);
-                        for id in s.book().live() {
-                            if let Some(e) = s.book().get_mut(id) {
-                                e.cancel_reason = Some(Reason::Disconnected);
+                        {
+                            let mut book = s.book();
+                            for id in book.live() {
+                                if let Some(e) = book.get_mut(id) {
+                                    e.cancel_reason = Some(Reason::Disconnected);
+                                }
                             }
                         }
                         match broker.cancel_all() {
-                            Ok(n) => s.log(LogLevel::Warn, "cancel_all", None, format!("{n} orders (cancel on disconnect)")),
+                            Ok(n) => {
+                                s.log(LogLevel::Warn, "cancel_all", None, format!("{n} orders (cancel on disconnect)"))
+                            }
                             Err(e) => s.log(LogLevel::Error, "cancel_all", None, e.to_string()),
                         }
                     }
@@ -614,7 +621,12 @@ fn reconcile(s: &Shared, broker: &dyn Broker, at_start: bool) {
                     adopt(s, o, now);
                 } else {
                     s.live.foreign_orders.fetch_add(1, Ordering::Relaxed);
-                    s.log(LogLevel::Warn, "foreign_order", None, format!("{} {} (left alone)", o.symbol, o.client_order_id));
+                    s.log(
+                        LogLevel::Warn,
+                        "foreign_order",
+                        None,
+                        format!("{} {} (left alone)", o.symbol, o.client_order_id),
+                    );
                 }
             }
             let live = s.book().live();
@@ -643,7 +655,12 @@ fn reconcile(s: &Shared, broker: &dyn Broker, at_start: bool) {
 fn adopt(s: &Shared, o: &BrokerOrder, now: i64) {
     let Some(&symbol) = s.names.get(&o.symbol) else {
         s.live.foreign_orders.fetch_add(1, Ordering::Relaxed);
-        return s.log(LogLevel::Warn, "foreign_order", None, format!("{} {}: not in this run's universe", o.symbol, o.client_order_id));
+        return s.log(
+            LogLevel::Warn,
+            "foreign_order",
+            None,
+            format!("{} {}: not in this run's universe", o.symbol, o.client_order_id),
+        );
     };
     let n = s.live.adopted.fetch_add(1, Ordering::Relaxed) as u32 + 1;
     let id = OrderId::adopted(n);
@@ -668,7 +685,12 @@ fn adopt(s: &Shared, o: &BrokerOrder, now: i64) {
     e.filled_notional_e9 = i128::from(o.filled_avg_px_e9.unwrap_or(0)) * i128::from(o.filled_qty);
     s.book().insert(e);
     let _ = s.port.control(Event::adopt_order(&order, now));
-    s.log(LogLevel::Warn, "adopted", Some(symbol), format!("{} {} {} left (an earlier session's order)", o.client_order_id, o.side.as_str(), leaves));
+    s.log(
+        LogLevel::Warn,
+        "adopted",
+        Some(symbol),
+        format!("{} {} {} left (an earlier session's order)", o.client_order_id, o.side.as_str(), leaves),
+    );
 }
 
 /// Compare the broker's positions with the reported fills; `recheck`: look again once before
@@ -684,7 +706,12 @@ fn positions(s: &Shared, broker: &dyn Broker, now: i64, recheck: bool) {
             Some(&id) => {
                 theirs.insert(id, (p.qty, p.avg_entry_px_e9));
             }
-            None => s.log(LogLevel::Info, "foreign_position", None, format!("{} {} (not in this run's universe)", p.symbol, p.qty)),
+            None => s.log(
+                LogLevel::Info,
+                "foreign_position",
+                None,
+                format!("{} {} (not in this run's universe)", p.symbol, p.qty),
+            ),
         }
     }
     let ours = s.book().positions.clone();

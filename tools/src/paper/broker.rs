@@ -109,12 +109,13 @@ pub(crate) fn plan(
         let file_path = b.credentials_file.as_deref().or(file.feed.credentials_file.as_deref());
         let creds = Credentials::load(file_path).map_err(|e| bad_input(e.to_string()))?;
         let keys = creds.alpaca().map_err(|e| bad_input(format!("[broker] {e}")))?;
-        let tls = match b.ca_file.as_ref().or(file.feed.ca_file.as_ref()) {
-            Some(p) => TlsConfig::with_extra_root_pem(std::fs::read_to_string(p).map_err(|e| {
-                bad_input(format!("{}: {e} (check [broker] ca_file, a PEM certificate)", p.display()))
-            })?),
-            None => TlsConfig::webpki(),
-        };
+        let tls =
+            match b.ca_file.as_ref().or(file.feed.ca_file.as_ref()) {
+                Some(p) => TlsConfig::with_extra_root_pem(std::fs::read_to_string(p).map_err(|e| {
+                    bad_input(format!("{}: {e} (check [broker] ca_file, a PEM certificate)", p.display()))
+                })?),
+                None => TlsConfig::webpki(),
+            };
         TradingConfig {
             base_url: b.trading_url(),
             stream_url: b.stream_url(),

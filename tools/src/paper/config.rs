@@ -199,7 +199,10 @@ impl BrokerConfig {
                 "{what}: broker.live = true trades real money: pass --confirm-live to mean it"
             )));
         }
-        if self.shutdown_wait_s.is_nan() || self.shutdown_wait_s < 0.0 || !(self.request_timeout_s > 0.0) || self.queue == 0
+        if self.shutdown_wait_s.is_nan()
+            || self.shutdown_wait_s < 0.0
+            || !(self.request_timeout_s > 0.0)
+            || self.queue == 0
         {
             return Err(bad_input(format!(
                 "{what}: [broker] shutdown_wait_s must be >= 0, request_timeout_s > 0 and queue > 0"
@@ -236,9 +239,7 @@ pub fn parse(text: &str, what: &str) -> Result<PaperFile> {
         None => PaperConfig::default(),
     };
     let broker: BrokerConfig = match table.remove("broker") {
-        Some(v) => {
-            v.try_into().map_err(|e| bad_input(format!("{what}: [broker]: {e} (see ringtape.paper.toml)")))?
-        }
+        Some(v) => v.try_into().map_err(|e| bad_input(format!("{what}: [broker]: {e} (see ringtape.paper.toml)")))?,
         None => BrokerConfig::default(),
     };
     let rest = toml::to_string(&table)?;
@@ -301,12 +302,16 @@ mod tests {
         let f = parse("", "cfg").unwrap();
         assert_eq!(f.broker.kind, BrokerKind::Sim);
         assert_eq!(f.broker.stream_url(), "wss://paper-api.alpaca.markets/stream");
-        let f = parse("[broker]\nkind = \"alpaca\"\ntrading_url = \"http://127.0.0.1:9/\"\non_mismatch = \"halt\"\n", "cfg")
-            .unwrap();
+        let f = parse(
+            "[broker]\nkind = \"alpaca\"\ntrading_url = \"http://127.0.0.1:9/\"\non_mismatch = \"halt\"\n",
+            "cfg",
+        )
+        .unwrap();
         assert_eq!((f.broker.kind, f.broker.on_mismatch), (BrokerKind::Alpaca, MismatchPolicy::Halt));
         assert_eq!(f.broker.stream_url(), "ws://127.0.0.1:9/stream");
         f.broker.check_live("cfg", false).unwrap();
-        let sneaky = parse("[broker]\nkind = \"alpaca\"\ntrading_url = \"https://api.alpaca.markets\"\n", "cfg").unwrap();
+        let sneaky =
+            parse("[broker]\nkind = \"alpaca\"\ntrading_url = \"https://api.alpaca.markets\"\n", "cfg").unwrap();
         let e = sneaky.broker.check_live("cfg", true).unwrap_err().to_string();
         assert!(e.contains("live (real money)") && e.contains("broker.live = false"), "{e}");
         let live = parse("[broker]\nkind = \"alpaca\"\nlive = true\n", "cfg").unwrap();

@@ -221,7 +221,14 @@ impl Book {
             asset_ids: tape
                 .symbols
                 .iter()
-                .map(|s| uuid(s.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)), 0))
+                .map(|s| {
+                    uuid(
+                        s.name
+                            .bytes()
+                            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)),
+                        0,
+                    )
+                })
                 .collect(),
             bars: tape.symbols.iter().map(|s| s.minute.clone()).collect(),
             created_ns: start_ns,
@@ -737,8 +744,7 @@ impl Book {
             notional: None,
             qty: Some(o.o.qty.to_string()),
             filled_qty: o.filled_qty.to_string(),
-            filled_avg_price: (o.filled_qty > 0)
-                .then(|| dec(o.filled_value_e9 / i128::from(o.filled_qty))),
+            filled_avg_price: (o.filled_qty > 0).then(|| dec(o.filled_value_e9 / i128::from(o.filled_qty))),
             order_class: "simple".into(),
             order_type: o.o.typ.as_str().into(),
             r#type: o.o.typ.as_str().into(),
