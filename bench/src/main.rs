@@ -12,6 +12,7 @@ mod capacity;
 mod common;
 mod latency;
 mod many;
+mod order_path;
 mod ring_hop;
 mod tick_to_trade;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Capacity: the local exchange streams minute bars of 10,000 symbols to the real Alpaca feed
     /// (one connection) and pipeline at rising message rates; sustained or not, memory per symbol.
     Capacity(capacity::Args),
+    /// The broker order path: strategy intent -> the gateway's request, and a trade_updates frame
+    /// -> the strategy's on_order, against the local exchange's paper broker, in HdrHistogram.
+    OrderPath(order_path::Args),
     /// (internal) The local exchange for `capacity`, in a child process.
     #[command(hide = true)]
     CapacityExchange(capacity::ExchangeArgs),
@@ -61,5 +65,6 @@ fn main() -> anyhow::Result<()> {
         Command::TickToTrade(args) => tick_to_trade::run(args),
         Command::Capacity(args) => capacity::run(args),
         Command::CapacityExchange(args) => capacity::serve_exchange(args),
+        Command::OrderPath(args) => order_path::run(args),
     }
 }

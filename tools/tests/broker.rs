@@ -216,6 +216,7 @@ fn session(ex: &ExchangeHandle, setup: &Setup, script: impl FnOnce(&Ctl)) -> (Ru
             cancel_on_disconnect: setup.cancel_on_disconnect,
             tif: Tif::Day,
             symbols: symbols.names().to_vec(),
+            hooks: Default::default(),
         },
         Arc::new(TradingRest::new(&tc).unwrap()),
         TradeUpdatesClient::new(&tc).unwrap(),

@@ -36,6 +36,11 @@
 //! every open order at the broker (their cancels are reported at the reconcile that follows the
 //! reconnect) and refuses new orders with reason `disconnected`.
 
+// The stream's liveness, the REST timeouts and the shutdown's waits are wall time (a demo's
+// session clock runs at market speed); everything the engine sees is stamped with the session
+// clock passed in.
+#![allow(clippy::disallowed_methods)]
+
 mod book;
 
 pub use book::BookStats;
@@ -115,6 +120,27 @@ impl Broker for TradingRest {
     }
 }
 
+/// Callbacks for measuring the order path (benchmarks): `on_send` right before an order's or a
+/// cancel's HTTP request is handed to the client, `on_report` right after a report from a
+/// trade_updates frame entered the ingress (with the frame's receive time). Both get the wall
+/// clock's reading from the caller's side; they must be cheap.
+#[derive(Clone, Default)]
+pub struct GatewayHooks {
+    /// An order (or its cancel) is about to go out.
+    pub on_send: Option<Arc<dyn Fn(OrderId) + Send + Sync>>,
+    /// A report made from a stream frame received at `recv_ns` reached the ingress.
+    pub on_report: Option<Arc<dyn Fn(&ExecReport, i64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for GatewayHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHooks")
+            .field("on_send", &self.on_send.is_some())
+            .field("on_report", &self.on_report.is_some())
+            .finish()
+    }
+}
+
 /// How the gateway behaves.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -132,6 +158,8 @@ pub struct GatewayConfig {
     pub tif: Tif,
     /// Symbol names by id (the run's symbol table).
     pub symbols: Vec<String>,
+    /// Measurement callbacks (none in normal runs).
+    pub hooks: GatewayHooks,
 }
 
 /// Live state for a status line and the shutdown.
@@ -193,6 +221,26 @@ impl Shared {
         }
     }
 
+    /// Reports made from a stream frame received at wall time `recv_ns` (stamped with the
+    /// session clock as they enter the ingress; the hook gets the frame's wall stamp).
+    fn send_received(&self, reports: &[ExecReport], recv_ns: i64) {
+        let now = self.now();
+        for r in reports {
+            if self.port.report(r, now).is_ok() {
+                self.live.reports.fetch_add(1, Ordering::Relaxed);
+                if let Some(h) = &self.cfg.hooks.on_report {
+                    h(r, recv_ns);
+                }
+            }
+        }
+    }
+
+    fn sending(&self, id: OrderId) {
+        if let Some(h) = &self.cfg.hooks.on_send {
+            h(id);
+        }
+    }
+
     fn refuse(&self, id: OrderId, kind: ExecKind, reason: Reason, detail: String) {
         let r = self.book().refused(id, kind, reason, self.now());
         let symbol = r.map(|r| r.symbol);
@@ -203,6 +251,13 @@ impl Shared {
             self.send(&[r]);
         }
     }
+}
+
+/// The wall clock, ns UTC.
+fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// The engine reason for a broker's refusal.
@@ -450,6 +505,7 @@ fn submit(s: &Shared, broker: &dyn Broker, order: &Order) {
         extended_hours: false,
     };
     s.live.submits.fetch_add(1, Ordering::Relaxed);
+    s.sending(order.order_id);
     match broker.submit_idempotent(&req) {
         Ok(o) => {
             let mut out = Vec::new();
@@ -502,6 +558,7 @@ fn cancel(s: &Shared, broker: &dyn Broker, id: OrderId, reason: Reason) {
         return s.refuse(id, ExecKind::CancelRejected, Reason::BrokerRejected, "no such order at the broker".into());
     };
     s.live.cancels.fetch_add(1, Ordering::Relaxed);
+    s.sending(id);
     match broker.cancel(&bid) {
         // The broker's `canceled` (or a fill that won the race) follows on the stream.
         Ok(()) => {}
@@ -545,7 +602,8 @@ fn stream_loop(s: &Shared, broker: &dyn Broker, mut stream: TradeUpdatesClient) 
     let mut out = Vec::new();
     let mut started = false;
     let mut asked = 0;
-    let clock = || s.now();
+    // Wall time for the socket (pings, dead-connection detection, receive stamps for the hooks).
+    let clock = wall_ns;
     while !s.live.stopping.load(Ordering::Acquire) {
         stream.poll(Duration::from_millis(20), &clock, &mut events);
         for ev in events.drain(..) {
@@ -560,7 +618,7 @@ fn stream_loop(s: &Shared, broker: &dyn Broker, mut stream: TradeUpdatesClient) 
                 StreamEvent::Update(u) => {
                     let now = s.now();
                     s.book().on_update(&u, now, &mut out);
-                    s.send(&out);
+                    s.send_received(&out, u.recv_ns);
                     out.clear();
                 }
                 StreamEvent::Disconnected { reason } => {

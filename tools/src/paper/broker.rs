@@ -159,6 +159,7 @@ pub(crate) fn start(
         cancel_on_disconnect: plan.cancel_on_disconnect,
         tif: Tif::Day,
         symbols: symbols.names().to_vec(),
+        hooks: Default::default(),
     };
     let gw = gateway::spawn(cfg, Arc::new(rest), stream, port, Arc::new(move || clock()), Some(log))?;
     if !gw.wait_ready(Duration::from_secs(20)) {

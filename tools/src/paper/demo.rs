@@ -19,8 +19,10 @@ pub(crate) fn start(file: &PaperFile, speed: f64) -> Result<Session> {
             "--speed {speed}: use a positive factor, e.g. 60 (one market minute per second)"
         )));
     }
-    let ex = Exchange::start(ExchangeConfig { speed, ..ExchangeConfig::default() })
-        .context("starting the local exchange on 127.0.0.1")?;
+    let ex = Arc::new(
+        Exchange::start(ExchangeConfig { speed, ..ExchangeConfig::default() })
+            .context("starting the local exchange on 127.0.0.1")?,
+    );
     let pem = ex.cert_pem().context("the local exchange made no certificate")?.to_string();
     let addr = ex.addr();
     let market = ex.clock();
@@ -47,6 +49,10 @@ pub(crate) fn start(file: &PaperFile, speed: f64) -> Result<Session> {
         feed,
         timer_scale: speed,
         banner,
+        exchange_state: Some(Box::new({
+            let ex = std::sync::Arc::clone(&ex);
+            move || serde_json::to_value(ex.broker()).unwrap_or_default()
+        })),
         _keep: Some(Box::new(ex)),
     })
 }

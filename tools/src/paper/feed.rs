@@ -38,6 +38,9 @@ pub(crate) struct Session {
     pub banner: String,
     /// Keeps an in-process exchange running for the session's life (demo).
     pub _keep: Option<Box<dyn std::any::Any + Send>>,
+    /// The demo exchange's paper broker as it stands (account, positions, orders), written to
+    /// `exchange.json` at the end so the run shows what the exchange's side holds.
+    pub exchange_state: Option<Box<dyn Fn() -> serde_json::Value + Send + Sync>>,
 }
 
 /// How a feed thread ended, for `feed.json` and the summary.
@@ -111,6 +114,7 @@ pub(crate) fn configured(file: &PaperFile, what: &str) -> Result<Session> {
         feed: f.clone(),
         timer_scale: 1.0,
         _keep: None,
+        exchange_state: None,
     })
 }
 

@@ -117,6 +117,14 @@ pub fn run(args: Args) -> Result<()> {
         (None, s) => Some(Duration::from_secs(s)),
     };
     // The exchange (demo) or the configured provider; symbols, credentials and the clock.
+    // Real money is refused before anything connects unless the file and the flag both say so.
+    let wants_alpaca = match args.broker.as_deref() {
+        Some(b) => b == "alpaca",
+        None => file.broker.kind == config::BrokerKind::Alpaca,
+    };
+    if wants_alpaca && !args.demo {
+        file.broker.check_live(&what, args.confirm_live)?;
+    }
     let session = if args.demo { demo::start(&file, args.speed)? } else { feed::configured(&file, &what)? };
     let broker_plan = broker::plan(&file, &session, args.broker.as_deref(), args.demo, args.confirm_live, &what)?;
     let checked = check_config(file.run.clone(), args.strategy.as_deref(), &what, machine_cores())?;
@@ -233,6 +241,11 @@ pub fn run(args: Args) -> Result<()> {
     report.json["session_clock_speed"] = serde_json::json!(session.timer_scale);
     std::fs::write(rd.path().join("feed.json"), serde_json::to_string_pretty(&report.json)?)
         .with_context(|| format!("writing {}", rd.path().join("feed.json").display()))?;
+    if let Some(state) = &session.exchange_state {
+        let path = rd.path().join("exchange.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&state())?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if let (Some(gw), Some(p)) = (gw, &broker_plan) {
         let status = gw.stop();
         let w = wound.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -140,11 +140,113 @@ fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
     assert!(!stderr.contains(DEMO_SECRET) && !stdout.contains(DEMO_SECRET));
 }
 
+/// Start `ringtape paper` with `args`, wait until its status line shows `min_fills` fills,
+/// interrupt it; returns (exit code, stdout, stderr).
+fn paper_until_fills(args: &[&str], min_fills: u64) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringtape"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let fills = |l: &str| -> u64 {
+        l.split(" fills ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+    };
+    let mut traded = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if line.starts_with("paper ") && fills(&line) >= min_fills {
+            traded = true;
+            break;
+        }
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let stderr = reader.join().unwrap();
+    assert!(traded, "the run never reached {min_fills} fills: {stderr}");
+    (status.code(), stdout, stderr)
+}
+
+#[test]
+fn the_demo_trades_the_exchanges_paper_broker_through_the_gateway_and_leaves_nothing_working() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("paper");
+    let cfg = d.path().join("p.toml");
+    // Flatten at the end: the shutdown cancels and closes everything at the broker.
+    std::fs::write(&cfg, "[risk]\nflatten_at_end = true\n").unwrap();
+    let (code, stdout, stderr) = paper_until_fills(
+        &["paper", "--demo", "--broker", "alpaca", "--speed", "3000", "--config", &s(&cfg), "--out", &s(&run)],
+        4,
+    );
+    assert_eq!(code, Some(0), "Ctrl-C ends a paper run normally: {stderr}");
+    assert!(stderr.contains("broker: alpaca paper at https://127.0.0.1:"), "{stderr}");
+    for f in ["broker.json", "broker.log", "exchange.json", "journal.rtj", "fills.csv", "summary.json"] {
+        assert!(run.join(f).is_file(), "{f} written");
+    }
+    let summary = Summary::read(&run.join("summary.json")).unwrap();
+    assert_eq!(summary.perf.venue, "alpaca");
+    assert!(summary.results.fills >= 4, "{:?}", summary.results);
+    // The shutdown left nothing: no working order and no position, on either side.
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("broker.json")).unwrap()).unwrap();
+    assert_eq!(b["shutdown"]["open_orders_left"], 0, "{b}");
+    assert_eq!(b["shutdown"]["positions_left"], 0, "{b}");
+    assert_eq!(b["shutdown"]["reconciled"], true, "{b}");
+    assert_eq!(b["gateway"]["mismatches"], 0, "{b}");
+    let ex: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("exchange.json")).unwrap()).unwrap();
+    let orders = ex["orders"].as_array().unwrap();
+    assert!(orders.len() >= 4, "{ex}");
+    let working: Vec<&serde_json::Value> = orders
+        .iter()
+        .filter(|o| !["filled", "canceled", "expired", "rejected", "replaced"].contains(&o["status"].as_str().unwrap()))
+        .collect();
+    assert!(working.is_empty(), "no working order left at the exchange: {working:?}");
+    assert_eq!(ex["positions"].as_array().unwrap().len(), 0, "flat at the exchange: {ex}");
+    // Every fill the engine recorded is one the exchange made.
+    let filled_at_exchange: u64 =
+        orders.iter().map(|o| o["filled_qty"].as_str().unwrap().parse::<u64>().unwrap()).sum();
+    let fills = std::fs::read_to_string(run.join("fills.csv")).unwrap();
+    let filled_here: u64 = fills.lines().skip(1).map(|l| l.split(',').nth(3).unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(filled_here, filled_at_exchange, "{fills}");
+    // Replay feeds the journaled broker reports back and reproduces every decision.
+    let r: Out = ringtape(&["replay", &s(&run)]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("reproduced exactly"), "{}", r.stdout);
+    assert!(!all_text(&run).contains(DEMO_SECRET));
+    assert!(!stderr.contains(DEMO_SECRET) && !stdout.contains(DEMO_SECRET));
+}
+
 #[test]
 fn paper_refuses_what_it_cannot_do_in_one_line() {
-    let o = ringtape(&["paper", "--broker", "alpaca", "--demo"]);
-    assert_one_line_error(&o, &["--broker alpaca", "only `sim`"]);
+    let o = ringtape(&["paper", "--broker", "ib", "--demo"]);
+    assert_one_line_error(&o, &["--broker ib", "`sim`", "`alpaca`"]);
     let d = tempfile::tempdir().unwrap();
+    // Real money needs two yeses: `live = true` in the file and --confirm-live.
+    let live = d.path().join("live.toml");
+    std::fs::write(&live, "[feed]\nsymbols = [\"AAPL\"]\n[broker]\nkind = \"alpaca\"\nlive = true\n").unwrap();
+    let o = ringtape(&["paper", "--config", &s(&live)]);
+    assert_one_line_error(&o, &["broker.live = true", "--confirm-live"]);
+    std::fs::write(
+        &live,
+        "[feed]\nsymbols = [\"AAPL\"]\n[broker]\nkind = \"alpaca\"\ntrading_url = \"https://api.alpaca.markets\"\n",
+    )
+    .unwrap();
+    let o = ringtape(&["paper", "--config", &s(&live), "--confirm-live"]);
+    assert_one_line_error(&o, &["live (real money)", "broker.live = false"]);
     let cfg = d.path().join("p.toml");
     std::fs::write(&cfg, "[feed]\nprovider = \"alpaca\"\n").unwrap();
     let o = ringtape(&["paper", "--config", &s(&cfg)]);
