@@ -25,7 +25,7 @@
 //! [`TradeUpdatesClient::poll`] in its loop. It owns its `mio::Poll`; it reads no clock of its
 //! own (the caller's clock stamps `recv_ns` and drives the transport's timers).
 
-use super::types::{BrokerError, OrderStatus};
+use super::types::{BrokerError, OrderStatus, TradeUpdate};
 use super::types::{StreamEvent, StreamStats, TradeEvent, TradingConfig, WireUpdate};
 use crate::credentials::Secret;
 use crate::rest::scrub;
@@ -293,7 +293,7 @@ fn on_frame(
 #[allow(clippy::large_enum_variant)] // reason: updates are the common case; boxing would allocate per frame
 pub(crate) enum Decoded {
     /// A trade update.
-    Update(super::types::TradeUpdate),
+    Update(TradeUpdate),
     /// `authorization` with status `authorized`.
     Authorized,
     /// `authorization` with any other status (the server's words).
@@ -335,12 +335,13 @@ pub(crate) fn decode_frame(frame: &[u8], recv_ns: i64) -> Result<Decoded, String
     }
 }
 
-/// Decode one frame for the parse benchmark: the update, if the frame is one.
-#[doc(hidden)]
-pub fn decode_update_for_bench(frame: &[u8], recv_ns: i64) -> Option<super::types::TradeUpdate> {
-    match decode_frame(frame, recv_ns) {
-        Ok(Decoded::Update(u)) => Some(u),
-        _ => None,
+/// Decode one `trade_updates` frame (text, or binary holding JSON text) the way the client
+/// does: `Ok(Some(update))` for a trade update, `Ok(None)` for session replies and other
+/// streams, `Err` (what is wrong) for a malformed frame. For tools and the parse benchmark.
+pub fn decode_update(frame: &[u8], recv_ns: i64) -> Result<Option<TradeUpdate>, String> {
+    match decode_frame(frame, recv_ns)? {
+        Decoded::Update(u) => Ok(Some(u)),
+        _ => Ok(None),
     }
 }
 
