@@ -57,7 +57,10 @@ fn bench(name: &str, mut f: impl FnMut(&[u8], i64) -> u64) {
 
 fn main() {
     let u = decode_update(FILL.as_bytes(), 0).expect("valid").expect("an update");
-    assert_eq!((u.event, u.price_e9, u.order.filled_avg_px_e9), (TradeEvent::Fill, Some(189_120_000_000), Some(189_116_000_000)));
+    assert_eq!(
+        (u.event, u.price_e9, u.order.filled_avg_px_e9),
+        (TradeEvent::Fill, Some(189_120_000_000), Some(189_116_000_000))
+    );
     println!("trade_updates fill frame, {} bytes", FILL.len());
     bench("broker decode_update (exact)", |frame, recv_ns| {
         let u = decode_update(frame, recv_ns).ok().flatten().expect("update");

@@ -332,3 +332,28 @@ fn nothing_listening_is_reported_as_disconnected_and_retried() {
     assert!(events.iter().all(|e| matches!(e, StreamEvent::Disconnected { .. })), "{events:#?}");
     assert_eq!(client.stats().connects, 0);
 }
+
+#[test]
+fn a_server_that_never_authorizes_is_dropped_after_the_session_timeout() {
+    let (l, port) = listener();
+    let srv = thread::spawn(move || {
+        let mut first = accept(&l);
+        next_text(&mut first); // the auth message, never answered
+        let mut second = accept(&l);
+        handshake(&mut second);
+        while second.read().is_ok() {}
+        drop(first);
+    });
+    let client = TradeUpdatesClient::with_ws_config(&cfg(port), fast_ws()).expect("client");
+    let mut client = client.with_session_timeout(Duration::from_millis(200));
+    let mut events = Vec::new();
+    drive(&mut client, &mut events, 5_000, |ev| ev.contains(&StreamEvent::Connected));
+    assert!(
+        matches!(&events[0], StreamEvent::Disconnected { reason } if reason.contains("no trade_updates authorization within 200 ms")),
+        "{events:#?}"
+    );
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(client.stats().connects, 2);
+    client.close();
+    srv.join().unwrap();
+}
