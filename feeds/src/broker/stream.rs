@@ -264,6 +264,15 @@ struct WireFrame<'a> {
     data: Option<&'a RawValue>,
 }
 
+/// A frame whose `data` is read as a trade update directly.
+#[derive(Deserialize)]
+struct FastFrame<'a> {
+    #[serde(default, borrow)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    data: Option<WireUpdate<'a>>,
+}
+
 #[derive(Deserialize)]
 struct WireAuth<'a> {
     #[serde(default, borrow)]
@@ -339,6 +348,13 @@ pub(crate) enum Decoded {
 
 /// Decode one `trade_updates` stream frame (text, or binary holding JSON text).
 pub(crate) fn decode_frame(frame: &[u8], recv_ns: i64) -> Result<Decoded, String> {
+    // The common case in one pass: a well-formed trade update. Anything else (session replies,
+    // other streams, malformed updates) takes the general path below, which says what it is.
+    if let Ok(FastFrame { stream: Some(s), data: Some(w) }) = serde_json::from_slice::<FastFrame<'_>>(frame)
+        && s == "trade_updates"
+    {
+        return w.decode(recv_ns).map(Decoded::Update);
+    }
     let f: WireFrame<'_> = serde_json::from_slice(frame).map_err(|e| format!("frame: {e}"))?;
     let data = f.data.map(RawValue::get).unwrap_or("null");
     match f.stream.as_deref() {
