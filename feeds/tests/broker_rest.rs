@@ -670,3 +670,46 @@ fn https_with_a_generated_certificate_trusted_as_the_extra_root() {
     assert!(sleeps.lock().unwrap().is_empty(), "{e:?}");
     assert_eq!(srv.requests().len(), 1);
 }
+
+#[test]
+fn a_late_first_copy_refused_as_a_duplicate_is_found_not_doubled() {
+    // The first POST times out; the lookup does not see the order yet; the second POST is
+    // refused because the first copy landed meanwhile (Alpaca's unique client order id); the
+    // second lookup finds it.
+    let front = Server::plain(|req, n| match (n, req.method.as_str(), req.path.as_str()) {
+        (0, "POST", "/v2/orders") => Reply::Hang(Duration::from_millis(1500)),
+        (1, "GET", "/v2/orders:by_client_order_id") => {
+            Reply::json(404, r#"{"code":40410000,"message":"order not found"}"#)
+        }
+        (2, "POST", "/v2/orders") => {
+            Reply::json(422, r#"{"code":40010001,"message":"client_order_id must be unique"}"#)
+        }
+        (3, "GET", "/v2/orders:by_client_order_id") => Reply::ok(order_json("ord-d", "rt-d", "new", 100, 0)),
+        other => panic!("unexpected {other:?}"),
+    });
+    let mut cfg = front.cfg();
+    cfg.timeout = Duration::from_millis(300);
+    let (rest, _) = client(&cfg);
+    let o = rest.submit_idempotent(&new_order("rt-d")).expect("found after the duplicate refusal");
+    assert_eq!(o.id, "ord-d");
+    let methods: Vec<String> = front.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    assert_eq!(
+        methods,
+        vec![
+            "POST /v2/orders",
+            "GET /v2/orders:by_client_order_id",
+            "POST /v2/orders",
+            "GET /v2/orders:by_client_order_id"
+        ]
+    );
+    let st = rest.stats();
+    assert_eq!((st.unknown_outcomes, st.lookups, st.resubmits), (1, 2, 1));
+}
+
+#[test]
+fn the_clients_are_thread_safe_where_the_gateway_needs_it() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<TradingRest>();
+    send::<feeds::broker::TradeUpdatesClient>();
+}
