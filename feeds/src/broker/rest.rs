@@ -493,8 +493,19 @@ impl TradingRest {
             ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
             _ => false,
         };
+        // rustls errors reach us wrapped in io errors. Certificate and version problems happen in
+        // the handshake only (nothing sent, and retrying will not help); other TLS errors may
+        // come after the request went out.
+        let tls_io = matches!(&e, ureq::Error::Io(io) if io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).is_some_and(|t| matches!(
+            t,
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::PeerIncompatible(_)
+                | rustls::Error::UnsupportedNameType
+        )));
         let detail = self.scrub(format!("{e}"));
         match &e {
+            _ if tls_io => Try::Fatal(BrokerError::Unavailable { detail: format!("TLS failed: {detail}") }),
             ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
                 Try::Fatal(BrokerError::Unavailable { detail: format!("TLS or request setup failed: {detail}") })
             }

@@ -25,7 +25,7 @@
 //! [`TradeUpdatesClient::poll`] in its loop. It owns its `mio::Poll`; it reads no clock of its
 //! own (the caller's clock stamps `recv_ns` and drives the transport's timers).
 
-use super::types::{BrokerError, OrderStatus};
+use super::types::{BrokerError, OrderStatus, TradeUpdate};
 use super::types::{StreamEvent, StreamStats, TradeEvent, TradingConfig, WireUpdate};
 use crate::credentials::Secret;
 use crate::rest::scrub;
@@ -73,7 +73,14 @@ pub struct TradeUpdatesClient {
     actions: Vec<Action>,
     /// This side closed the connection and already reported why.
     closing: bool,
+    /// When the current connection opened (caller's clock).
+    opened_ns: i64,
+    /// Authorization and listen confirmation must arrive within this after opening.
+    session_timeout_ns: i64,
 }
+
+/// Default [`TradeUpdatesClient::with_session_timeout`]: 10 s.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for TradeUpdatesClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,7 +122,24 @@ impl TradeUpdatesClient {
             stats: StreamStats::default(),
             actions: Vec::new(),
             closing: false,
+            opened_ns: 0,
+            session_timeout_ns: SESSION_TIMEOUT.as_nanos() as i64,
         })
+    }
+
+    /// How long an open connection may wait for `authorized` and `listening` before it is
+    /// closed and tried again (default [`SESSION_TIMEOUT`]).
+    pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout_ns = i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// When the session must be confirmed by, while it is not yet (else `i64::MAX`).
+    fn session_deadline_ns(&self) -> i64 {
+        match self.phase {
+            Phase::Authenticating | Phase::Listening => self.opened_ns.saturating_add(self.session_timeout_ns),
+            _ => i64::MAX,
+        }
     }
 
     /// Wait up to `timeout` for socket activity (less when a transport timer is due sooner),
@@ -132,7 +156,8 @@ impl TradeUpdatesClient {
             return;
         }
         let now = clock();
-        let until_deadline = self.ws.next_deadline_ns().saturating_sub(now).max(0);
+        let deadline = self.ws.next_deadline_ns().min(self.session_deadline_ns());
+        let until_deadline = deadline.saturating_sub(now).max(0);
         let wait = timeout.min(Duration::from_nanos(until_deadline as u64));
         if let Err(e) = self.poll.poll(&mut self.events, Some(wait))
             && e.kind() != std::io::ErrorKind::Interrupted
@@ -140,6 +165,13 @@ impl TradeUpdatesClient {
             out.push(StreamEvent::Disconnected { reason: format!("mio poll failed: {e}") });
         }
         self.drive(clock, out);
+        if clock() >= self.session_deadline_ns() {
+            let what = if self.phase == Phase::Authenticating { "authorization" } else { "listen confirmation" };
+            let ms = self.session_timeout_ns / 1_000_000;
+            self.actions.push(Action::Close(format!("no trade_updates {what} within {ms} ms of connecting")));
+            self.act(out);
+            self.drive(clock, out);
+        }
     }
 
     /// Close the connection (a close frame, best effort) and stop for good.
@@ -168,6 +200,7 @@ impl TradeUpdatesClient {
                 Some(Transition::Opened) => {
                     self.stats.connects += 1;
                     self.phase = Phase::Authenticating;
+                    self.opened_ns = clock();
                     let auth = auth_message(&self.key_id, self.secret.expose());
                     // On failure the transport has closed the connection; its Closed comes next.
                     let _ = self.ws.send_text(&auth);
@@ -229,6 +262,15 @@ struct WireFrame<'a> {
     stream: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     data: Option<&'a RawValue>,
+}
+
+/// A frame whose `data` is read as a trade update directly.
+#[derive(Deserialize)]
+struct FastFrame<'a> {
+    #[serde(default, borrow)]
+    stream: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    data: Option<WireUpdate<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -293,7 +335,7 @@ fn on_frame(
 #[allow(clippy::large_enum_variant)] // reason: updates are the common case; boxing would allocate per frame
 pub(crate) enum Decoded {
     /// A trade update.
-    Update(super::types::TradeUpdate),
+    Update(TradeUpdate),
     /// `authorization` with status `authorized`.
     Authorized,
     /// `authorization` with any other status (the server's words).
@@ -306,6 +348,13 @@ pub(crate) enum Decoded {
 
 /// Decode one `trade_updates` stream frame (text, or binary holding JSON text).
 pub(crate) fn decode_frame(frame: &[u8], recv_ns: i64) -> Result<Decoded, String> {
+    // The common case in one pass: a well-formed trade update. Anything else (session replies,
+    // other streams, malformed updates) takes the general path below, which says what it is.
+    if let Ok(FastFrame { stream: Some(s), data: Some(w) }) = serde_json::from_slice::<FastFrame<'_>>(frame)
+        && s == "trade_updates"
+    {
+        return w.decode(recv_ns).map(Decoded::Update);
+    }
     let f: WireFrame<'_> = serde_json::from_slice(frame).map_err(|e| format!("frame: {e}"))?;
     let data = f.data.map(RawValue::get).unwrap_or("null");
     match f.stream.as_deref() {
@@ -335,12 +384,13 @@ pub(crate) fn decode_frame(frame: &[u8], recv_ns: i64) -> Result<Decoded, String
     }
 }
 
-/// Decode one frame for the parse benchmark: the update, if the frame is one.
-#[doc(hidden)]
-pub fn decode_update_for_bench(frame: &[u8], recv_ns: i64) -> Option<super::types::TradeUpdate> {
-    match decode_frame(frame, recv_ns) {
-        Ok(Decoded::Update(u)) => Some(u),
-        _ => None,
+/// Decode one `trade_updates` frame (text, or binary holding JSON text) the way the client
+/// does: `Ok(Some(update))` for a trade update, `Ok(None)` for session replies and other
+/// streams, `Err` (what is wrong) for a malformed frame. For tools and the parse benchmark.
+pub fn decode_update(frame: &[u8], recv_ns: i64) -> Result<Option<TradeUpdate>, String> {
+    match decode_frame(frame, recv_ns)? {
+        Decoded::Update(u) => Ok(Some(u)),
+        _ => Ok(None),
     }
 }
 
