@@ -45,8 +45,12 @@
 //! `opg`/`cls`, crypto and options, market hours (orders are taken at any market time and fill
 //! on bars), short-sale locates.
 //!
-//! **Official clients.** Checked by hand with alpaca-py 0.44.0 (`tools/scripts/alpaca_py_broker.py`):
-//! see the module docs of [`super`].
+//! **Official clients.** Checked by hand with alpaca-py 0.44.0 against `ringtape exchange --plain`
+//! (`tools/scripts/alpaca_py_broker.py`): `TradingClient(url_override=...)` `get_account`,
+//! `submit_order` (market, limit), `get_orders`, `get_order_by_id`, `get_order_by_client_id`,
+//! `replace_order_by_id`, `cancel_order_by_id`, `cancel_orders` (207), `get_all_positions`,
+//! `get_open_position`, `close_position`, and `TradingStream(url_override=...)` receiving `new`,
+//! `fill`, `replaced`, `pending_cancel`, `canceled`: every object parsed into its pydantic models.
 
 mod book;
 pub(crate) mod rest;
