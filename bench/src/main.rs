@@ -8,6 +8,7 @@
 //! supported, write JSON with `--json FILE`.
 
 mod backtest;
+mod broker_load;
 mod capacity;
 mod common;
 mod latency;
@@ -46,6 +47,9 @@ enum Command {
     /// Capacity: the local exchange streams minute bars of 10,000 symbols to the real Alpaca feed
     /// (one connection) and pipeline at rising message rates; sustained or not, memory per symbol.
     Capacity(capacity::Args),
+    /// Paper broker load: K clients send resting limits, cancels and market orders over keep-alive
+    /// HTTP for T seconds while one trade_updates session listens; orders/s and event checks.
+    BrokerLoad(broker_load::Args),
     /// (internal) The local exchange for `capacity`, in a child process.
     #[command(hide = true)]
     CapacityExchange(capacity::ExchangeArgs),
@@ -61,5 +65,6 @@ fn main() -> anyhow::Result<()> {
         Command::TickToTrade(args) => tick_to_trade::run(args),
         Command::Capacity(args) => capacity::run(args),
         Command::CapacityExchange(args) => capacity::serve_exchange(args),
+        Command::BrokerLoad(args) => broker_load::run(args),
     }
 }

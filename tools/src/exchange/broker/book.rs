@@ -6,7 +6,7 @@ use crate::exchange::data::{MINUTE_NS, Tape};
 use engine::records::{Bar, ExecKind, ExecReport, Order, OrderId, OrderType, Reason, Side, SymbolId};
 use engine::venue::{SimVenue, Venue};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
 const E9: i128 = 1_000_000_000;
@@ -171,6 +171,8 @@ pub(crate) struct Book {
     armed: Vec<usize>,
     /// Working ioc/fok orders (canceled after their first eligible bar).
     ioc: Vec<usize>,
+    /// The open orders.
+    open_set: BTreeSet<usize>,
     cash_e9: i128,
     start_cash_e9: i128,
     pos: Vec<Pos>,
@@ -211,6 +213,7 @@ impl Book {
             cancels: Vec::new(),
             armed: Vec::new(),
             ioc: Vec::new(),
+            open_set: BTreeSet::new(),
             cash_e9: i128::from(cfg.starting_cash_e9),
             start_cash_e9: i128::from(cfg.starting_cash_e9),
             pos: vec![Pos::default(); n],
@@ -270,9 +273,9 @@ impl Book {
     }
 
     fn open_notional(&self) -> i128 {
-        self.orders
+        self.open_set
             .iter()
-            .filter(|o| o.status.is_open())
+            .map(|&i| &self.orders[i])
             .map(|o| i128::from(o.o.qty - o.filled_qty) * i128::from(self.ref_px(&o.o)))
             .sum()
     }
@@ -344,6 +347,7 @@ impl Book {
             placed_ns: 0,
         });
         self.acks.push((wall_now + (latency_ms as i64) * 1_000_000, idx));
+        self.open_set.insert(idx);
         b.counters.orders.fetch_add(1, Ordering::Relaxed);
         Ok(idx)
     }
@@ -385,6 +389,7 @@ impl Book {
         self.pull(idx, market_now);
         let o = &mut self.orders[idx];
         o.status = Status::Canceled;
+        self.open_set.remove(&idx);
         o.canceled_ns = Some(market_now);
         o.updated_ns = market_now;
         b.counters.cancels.fetch_add(1, Ordering::Relaxed);
@@ -446,6 +451,7 @@ impl Book {
         self.pull(idx, market_now);
         let o = &mut self.orders[idx];
         o.status = Status::Replaced;
+        self.open_set.remove(&idx);
         o.replaced_ns = Some(market_now);
         o.replaced_by = Some(new);
         o.updated_ns = market_now;
@@ -553,6 +559,7 @@ impl Book {
         self.pull(idx, market_now);
         let o = &mut self.orders[idx];
         o.status = Status::Rejected;
+        self.open_set.remove(&idx);
         o.failed_ns = Some(market_now);
         o.updated_ns = market_now;
         b.counters.rejects.fetch_add(1, Ordering::Relaxed);
@@ -644,6 +651,7 @@ impl Book {
                 self.pull(idx, ts);
                 let o = &mut self.orders[idx];
                 o.status = Status::Expired;
+        self.open_set.remove(&idx);
                 o.expired_ns = Some(ts);
                 o.updated_ns = ts;
                 ev.push(self.event("expired", idx, ts, None));
@@ -665,6 +673,7 @@ impl Book {
         let full = o.filled_qty >= o.o.qty;
         let kind = if full {
             o.status = Status::Filled;
+        self.open_set.remove(&idx);
             "fill"
         } else {
             if o.status != Status::PendingCancel {
@@ -761,6 +770,11 @@ impl Book {
 
     /// Orders for `GET /v2/orders`: `status` open|closed|all, newest first unless `asc`.
     pub fn list(&self, status: &str, limit: usize, asc: bool, symbols: Option<&[String]>) -> Vec<OrderView> {
+        if status == "open" {
+            let it = self.open_set.iter().copied().filter(|&i| symbols.is_none_or(|s| s.iter().any(|n| *n == self.names[self.orders[i].o.sym])));
+            let idx: Vec<usize> = if asc { it.take(limit).collect() } else { it.rev().take(limit).collect() };
+            return idx.into_iter().map(|i| self.order_view(i)).collect();
+        }
         let keep = |o: &BOrder| match status {
             "open" => o.status.is_open(),
             "closed" => !o.status.is_open(),
@@ -774,7 +788,7 @@ impl Book {
 
     /// Indexes of the open orders.
     pub fn open(&self) -> Vec<usize> {
-        (0..self.orders.len()).filter(|&i| self.orders[i].status.is_open()).collect()
+        self.open_set.iter().copied().collect()
     }
 
     pub fn position_view(&self, sym: usize) -> Option<PositionView> {
