@@ -122,7 +122,13 @@ struct ClientResult {
     failures: Vec<String>,
 }
 
-fn client(addr: std::net::SocketAddr, k: usize, symbols: usize, stop: &AtomicBool, hist: &Mutex<Histogram<u64>>) -> ClientResult {
+fn client(
+    addr: std::net::SocketAddr,
+    k: usize,
+    symbols: usize,
+    stop: &AtomicBool,
+    hist: &Mutex<Histogram<u64>>,
+) -> ClientResult {
     let mut r = ClientResult::default();
     let mut h = match TcpStream::connect(addr) {
         Ok(s) => {
@@ -145,13 +151,15 @@ fn client(addr: std::net::SocketAddr, k: usize, symbols: usize, stop: &AtomicBoo
     };
     while !stop.load(Ordering::Relaxed) {
         let sym = format!("S{:03}", (k * 7 + i) % symbols);
-        let side = if i % 2 == 0 { "buy" } else { "sell" };
+        let side = if i.is_multiple_of(2) { "buy" } else { "sell" };
         i += 1;
         let lim = format!(
             r#"{{"symbol":"{sym}","qty":"1","side":"buy","type":"limit","time_in_force":"gtc","limit_price":"1.00"}}"#
         );
         let id = match timed(&mut h, "POST", "/v2/orders", &lim) {
-            Ok((200, body)) => serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["id"].as_str().map(String::from)),
+            Ok((200, body)) => {
+                serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["id"].as_str().map(String::from))
+            }
             Ok((st, body)) => {
                 r.failures.push(format!("limit: {st} {}", String::from_utf8_lossy(&body)));
                 None
@@ -192,7 +200,10 @@ fn client(addr: std::net::SocketAddr, k: usize, symbols: usize, stop: &AtomicBoo
 
 /// Run the benchmark.
 pub fn run(a: &Args) -> anyhow::Result<()> {
-    ensure!(a.clients > 0 && a.symbols > 0 && a.seconds > 0.0 && a.speed > 0.0, "give positive --clients, --symbols, --seconds, --speed");
+    ensure!(
+        a.clients > 0 && a.symbols > 0 && a.seconds > 0.0 && a.speed > 0.0,
+        "give positive --clients, --symbols, --seconds, --speed"
+    );
     // Enough bars for the load plus the drain, at one bar a market minute.
     let minutes = ((a.seconds + 60.0) * a.speed / 60.0) as usize + 120;
     let start_ns = T0 + 60 * MIN;
@@ -357,9 +368,19 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let h = hist.lock().map_err(|_| anyhow::anyhow!("histogram poisoned"))?;
     let us = |q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
     println!("## broker-load: the paper broker under order load\n");
-    println!("`{}` ({} build), {} clients x keep-alive HTTP, {} symbols, x{} market speed, {} s", command_line(), build_profile(), a.clients, a.symbols, a.speed, a.seconds);
+    println!(
+        "`{}` ({} build), {} clients x keep-alive HTTP, {} symbols, x{} market speed, {} s",
+        command_line(),
+        build_profile(),
+        a.clients,
+        a.symbols,
+        a.speed,
+        a.seconds
+    );
     println!("machine: {} ({} CPUs), load average {}\n", machine.cpu_model, machine.nproc, loadavg());
-    println!("| orders | orders/s | REST requests/s | REST p50 | p99 | p99.9 | max | fills | events sent | events lost |");
+    println!(
+        "| orders | orders/s | REST requests/s | REST p50 | p99 | p99.9 | max | fills | events sent | events lost |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
         "| {} | {} | {} | {:.0} us | {:.0} us | {:.0} us | {:.0} us | {} | {} | {} |",
@@ -375,7 +396,9 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         stats.events_lost
     );
     if problems.is_empty() {
-        println!("\ncheck: every order got its events (none lost), fills at the bar opens, positions and cash match the fills: OK");
+        println!(
+            "\ncheck: every order got its events (none lost), fills at the bar opens, positions and cash match the fills: OK"
+        );
         Ok(())
     } else {
         for p in &problems {

@@ -108,7 +108,8 @@ impl<S: Read + Write> Http<S> {
                 }
                 let body = self.buf[end + 4..end + 4 + len].to_vec();
                 self.buf.drain(..end + 4 + len);
-                let body = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("JSON body") };
+                let body =
+                    if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("JSON body") };
                 return Answer { status, head, body };
             }
             let n = self.s.read(&mut chunk).unwrap();
@@ -290,7 +291,10 @@ fn market_order_partial_fills_then_fill_moves_position_and_cash() {
     assert_eq!(o["status"], "accepted");
     assert!(is_uuid(&o["id"]) && is_uuid(&o["client_order_id"]) && is_uuid(&o["asset_id"]), "{o}");
     assert_eq!((o["qty"].as_str(), o["filled_qty"].as_str()), (Some("40"), Some("0")));
-    assert_eq!((o["type"].as_str(), o["order_type"].as_str(), o["side"].as_str()), (Some("market"), Some("market"), Some("buy")));
+    assert_eq!(
+        (o["type"].as_str(), o["order_type"].as_str(), o["side"].as_str()),
+        (Some("market"), Some("market"), Some("buy"))
+    );
     assert!(o["filled_avg_price"].is_null() && o["limit_price"].is_null() && o["filled_at"].is_null());
     assert_eq!(o["created_at"].as_str().unwrap().len(), "2024-03-01T15:30:00.000000000Z".len());
     let id = o["id"].as_str().unwrap().to_string();
@@ -397,7 +401,8 @@ fn limit_rests_then_cancel_and_cancel_all() {
     }
     let all = h.delete("/v2/orders");
     assert_eq!(all.status, 207);
-    let mut got: Vec<String> = all.body.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+    let mut got: Vec<String> =
+        all.body.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
     got.sort();
     let mut want = ids.clone();
     want.sort();
@@ -562,12 +567,27 @@ fn bad_requests_are_clear_errors_not_crashes() {
         (json!({"symbol":"AAA","qty":"1.5","side":"buy","type":"market","time_in_force":"day"}), "whole number"),
         (json!({"symbol":"AAA","qty":"0","side":"buy","type":"market","time_in_force":"day"}), "whole number"),
         (json!({"symbol":"AAA","qty":"1","side":"hold","type":"market","time_in_force":"day"}), "buy or sell"),
-        (json!({"symbol":"AAA","qty":"1","side":"buy","type":"trailing_stop","time_in_force":"day","trail_percent":"1"}), "trailing_stop"),
+        (
+            json!({"symbol":"AAA","qty":"1","side":"buy","type":"trailing_stop","time_in_force":"day","trail_percent":"1"}),
+            "trailing_stop",
+        ),
         (json!({"symbol":"AAA","qty":"1","side":"buy","type":"market","time_in_force":"opg"}), "opg"),
-        (json!({"symbol":"AAA","qty":"1","side":"buy","type":"market","time_in_force":"day","order_class":"bracket"}), "bracket"),
-        (json!({"symbol":"AAA","qty":"1","side":"buy","type":"limit","time_in_force":"day"}), "limit_price is required"),
-        (json!({"symbol":"AAA","qty":"1","side":"buy","type":"limit","time_in_force":"day","limit_price":"10.001"}), "sub-penny"),
-        (json!({"symbol":"AAA","qty":"1","side":"buy","type":"stop_limit","time_in_force":"day","limit_price":"10"}), "stop_price is required"),
+        (
+            json!({"symbol":"AAA","qty":"1","side":"buy","type":"market","time_in_force":"day","order_class":"bracket"}),
+            "bracket",
+        ),
+        (
+            json!({"symbol":"AAA","qty":"1","side":"buy","type":"limit","time_in_force":"day"}),
+            "limit_price is required",
+        ),
+        (
+            json!({"symbol":"AAA","qty":"1","side":"buy","type":"limit","time_in_force":"day","limit_price":"10.001"}),
+            "sub-penny",
+        ),
+        (
+            json!({"symbol":"AAA","qty":"1","side":"buy","type":"stop_limit","time_in_force":"day","limit_price":"10"}),
+            "stop_price is required",
+        ),
         (json!({"symbol":"AAA","qty":[1],"side":"buy","type":"market","time_in_force":"day"}), "qty must be"),
     ];
     for (body, want) in cases {

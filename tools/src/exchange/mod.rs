@@ -76,9 +76,9 @@ mod wire;
 
 pub mod cli;
 
+pub use broker::{AccountView, BrokerConfig, BrokerSnapshot, OrderView, PositionView};
 pub use clock::MarketClock;
 pub use data::{SymbolBars, Tape};
-pub use broker::{AccountView, BrokerConfig, BrokerSnapshot, OrderView, PositionView};
 pub use fault::{FAULT_NAMES, Fault, RejectVia, Scenario, When};
 
 use std::io;

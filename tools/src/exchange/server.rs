@@ -153,8 +153,7 @@ pub(crate) fn start(cfg: ExchangeConfig) -> io::Result<ExchangeHandle> {
     let publisher =
         std::thread::Builder::new().name("exchange-publish".into()).spawn(move || super::publish::run(&s))?;
     let s = Arc::clone(&shared);
-    let broker =
-        std::thread::Builder::new().name("exchange-broker".into()).spawn(move || super::broker::run(&s))?;
+    let broker = std::thread::Builder::new().name("exchange-broker".into()).spawn(move || super::broker::run(&s))?;
     Ok(ExchangeHandle { shared, threads: vec![accept, publisher, broker] })
 }
 
@@ -234,9 +233,10 @@ fn route(shared: &Shared, req: &Request) -> Response {
                 ),
             )
         }
-        ("GET", "/control/broker") => {
-            Response::json(200, serde_json::to_string(&shared.broker.snapshot(shared.clock.now_ns())).unwrap_or_default())
-        }
+        ("GET", "/control/broker") => Response::json(
+            200,
+            serde_json::to_string(&shared.broker.snapshot(shared.clock.now_ns())).unwrap_or_default(),
+        ),
         ("GET", "/control/stats") => Response::json(200, serde_json::to_string(&shared.stats()).unwrap_or_default()),
         ("POST", "/control/fault") => match serde_json::from_slice::<Fault>(&req.body) {
             Ok(f) => {

@@ -224,7 +224,14 @@ impl Book {
             asset_ids: tape
                 .symbols
                 .iter()
-                .map(|s| uuid(s.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)), 0))
+                .map(|s| {
+                    uuid(
+                        s.name
+                            .bytes()
+                            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)),
+                        0,
+                    )
+                })
                 .collect(),
             bars: tape.symbols.iter().map(|s| s.minute.clone()).collect(),
             created_ns: start_ns,
@@ -551,7 +558,7 @@ impl Book {
         if self.orders[idx].o.typ == Type::StopLimit {
             self.armed.push(idx);
         } else {
-            self.to_venue(idx, market_now, b, ev);
+            self.place_at_venue(idx, market_now, b, ev);
         }
     }
 
@@ -567,7 +574,7 @@ impl Book {
     }
 
     /// Hand an order to the venue, placed at `placed_ns`.
-    fn to_venue(&mut self, idx: usize, placed_ns: i64, b: &Broker, ev: &mut Vec<String>) {
+    fn place_at_venue(&mut self, idx: usize, placed_ns: i64, b: &Broker, ev: &mut Vec<String>) {
         let e = self.next_engine;
         self.next_engine += 1;
         let o = &mut self.orders[idx];
@@ -625,7 +632,7 @@ impl Book {
             .collect();
         for i in trig {
             self.armed.retain(|x| *x != i);
-            self.to_venue(i, bar.ts_event_ns + MINUTE_NS, b, ev);
+            self.place_at_venue(i, bar.ts_event_ns + MINUTE_NS, b, ev);
         }
         let done: Vec<usize> = self
             .ioc
@@ -651,7 +658,7 @@ impl Book {
                 self.pull(idx, ts);
                 let o = &mut self.orders[idx];
                 o.status = Status::Expired;
-        self.open_set.remove(&idx);
+                self.open_set.remove(&idx);
                 o.expired_ns = Some(ts);
                 o.updated_ns = ts;
                 ev.push(self.event("expired", idx, ts, None));
@@ -673,7 +680,7 @@ impl Book {
         let full = o.filled_qty >= o.o.qty;
         let kind = if full {
             o.status = Status::Filled;
-        self.open_set.remove(&idx);
+            self.open_set.remove(&idx);
             "fill"
         } else {
             if o.status != Status::PendingCancel {
@@ -746,8 +753,7 @@ impl Book {
             notional: None,
             qty: Some(o.o.qty.to_string()),
             filled_qty: o.filled_qty.to_string(),
-            filled_avg_price: (o.filled_qty > 0)
-                .then(|| dec(o.filled_value_e9 / i128::from(o.filled_qty))),
+            filled_avg_price: (o.filled_qty > 0).then(|| dec(o.filled_value_e9 / i128::from(o.filled_qty))),
             order_class: "simple".into(),
             order_type: o.o.typ.as_str().into(),
             r#type: o.o.typ.as_str().into(),
@@ -771,7 +777,11 @@ impl Book {
     /// Orders for `GET /v2/orders`: `status` open|closed|all, newest first unless `asc`.
     pub fn list(&self, status: &str, limit: usize, asc: bool, symbols: Option<&[String]>) -> Vec<OrderView> {
         if status == "open" {
-            let it = self.open_set.iter().copied().filter(|&i| symbols.is_none_or(|s| s.iter().any(|n| *n == self.names[self.orders[i].o.sym])));
+            let it = self
+                .open_set
+                .iter()
+                .copied()
+                .filter(|&i| symbols.is_none_or(|s| s.iter().any(|n| *n == self.names[self.orders[i].o.sym])));
             let idx: Vec<usize> = if asc { it.take(limit).collect() } else { it.rev().take(limit).collect() };
             return idx.into_iter().map(|i| self.order_view(i)).collect();
         }

@@ -187,7 +187,13 @@ fn text(v: &Value, field: &str) -> Result<Option<String>, Refusal> {
 
 fn qty_of(v: &Value) -> Result<Option<u32>, Refusal> {
     let Some(t) = text(v, "qty")? else { return Ok(None) };
-    let bad = || (422, 40010001, format!("qty {t}: give a whole number of shares > 0 (fractional orders are not supported here)"));
+    let bad = || {
+        (
+            422,
+            40010001,
+            format!("qty {t}: give a whole number of shares > 0 (fractional orders are not supported here)"),
+        )
+    };
     let q = parse_dec(&t).ok_or_else(bad)?;
     if q <= 0 || q % 1_000_000_000 != 0 {
         return Err(bad());
@@ -197,7 +203,8 @@ fn qty_of(v: &Value) -> Result<Option<u32>, Refusal> {
 
 fn price_of(v: &Value, field: &str) -> Result<Option<i64>, Refusal> {
     let Some(t) = text(v, field)? else { return Ok(None) };
-    let p = parse_dec(&t).filter(|p| *p > 0).ok_or_else(|| (422, 40010001, format!("{field} {t}: give a price > 0")))?;
+    let p =
+        parse_dec(&t).filter(|p| *p > 0).ok_or_else(|| (422, 40010001, format!("{field} {t}: give a price > 0")))?;
     // Alpaca's tick rule: 2 decimals at or above $1, 4 below.
     let tick = if p >= 1_000_000_000 { 10_000_000 } else { 100_000 };
     if p % tick != 0 {
@@ -216,9 +223,9 @@ fn body_of(req: &Request) -> Result<Value, Refusal> {
 fn parse_order(shared: &Shared, v: &Value) -> Result<NewOrder, Refusal> {
     let bad = |m: String| (422, 40010001, m);
     let symbol = text(v, "symbol")?.ok_or_else(|| bad("symbol is required".into()))?;
-    let sym = lock(&shared.broker.book)
-        .symbol(&symbol)
-        .ok_or_else(|| bad(format!("asset {symbol} not found: the local exchange trades only the symbols in its data")))?;
+    let sym = lock(&shared.broker.book).symbol(&symbol).ok_or_else(|| {
+        bad(format!("asset {symbol} not found: the local exchange trades only the symbols in its data"))
+    })?;
     if text(v, "notional")?.is_some() {
         return Err(bad("notional orders are not supported here: give qty in whole shares".into()));
     }
@@ -232,7 +239,9 @@ fn parse_order(shared: &Shared, v: &Value) -> Result<NewOrder, Refusal> {
     let typ = match Type::parse(&type_s) {
         Some(t) => t,
         None if type_s == "trailing_stop" => {
-            return Err(bad("trailing_stop orders are not supported here: use market, limit, stop or stop_limit".into()));
+            return Err(bad(
+                "trailing_stop orders are not supported here: use market, limit, stop or stop_limit".into()
+            ));
         }
         None => return Err(bad(format!("type {type_s:?}: give market, limit, stop or stop_limit"))),
     };
@@ -354,7 +363,11 @@ fn patch_order(shared: &Shared, req: &Request, id: &str) -> Resp {
         let stop = price_of(&v, "stop_price")?;
         let tif = match text(&v, "time_in_force")? {
             None => None,
-            Some(t) => Some(Tif::parse(&t).ok_or((422, 40010001, format!("time_in_force {t:?}: give day, gtc, ioc or fok")))?),
+            Some(t) => Some(Tif::parse(&t).ok_or((
+                422,
+                40010001,
+                format!("time_in_force {t:?}: give day, gtc, ioc or fok"),
+            ))?),
         };
         let client = text(&v, "client_order_id")?;
         Ok::<_, Refusal>((qty, limit, stop, tif, client))

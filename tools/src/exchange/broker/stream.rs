@@ -177,10 +177,9 @@ fn on_message(shared: &Shared, ctl: &Ctl, authed: &mut bool, m: &[u8]) -> Option
             }
             Some((auth_reply(ok), !ok))
         }
-        "listen" if !*authed => Some((
-            "{\"stream\":\"listening\",\"data\":{\"streams\":[],\"error\":\"not authenticated\"}}".into(),
-            false,
-        )),
+        "listen" if !*authed => {
+            Some(("{\"stream\":\"listening\",\"data\":{\"streams\":[],\"error\":\"not authenticated\"}}".into(), false))
+        }
         "listen" => {
             let streams: Vec<&str> = v
                 .pointer("/data/streams")
@@ -191,7 +190,10 @@ fn on_message(shared: &Shared, ctl: &Ctl, authed: &mut bool, m: &[u8]) -> Option
                 .filter(|s| *s == "trade_updates")
                 .collect();
             ctl.listening.store(!streams.is_empty(), Ordering::SeqCst);
-            Some((format!("{{\"stream\":\"listening\",\"data\":{{\"streams\":{}}}}}", serde_json::json!(streams)), false))
+            Some((
+                format!("{{\"stream\":\"listening\",\"data\":{{\"streams\":{}}}}}", serde_json::json!(streams)),
+                false,
+            ))
         }
         _ => Some(("{\"stream\":\"error\",\"data\":{\"error_message\":\"unknown action\"}}".into(), false)),
     }
