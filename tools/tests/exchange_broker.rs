@@ -663,3 +663,33 @@ fn tls_rest_and_wss_stream() {
     assert!(px(&f["price"]) <= 100_300_000_000, "{f}");
     assert_eq!(h.get("/v2/positions/AAA").body["qty"], "2");
 }
+
+#[test]
+fn day_orders_expire_at_the_close_and_ioc_remainders_cancel() {
+    // 2024-03-01 is EST: 16:00 New York is 21:00Z, 390 minutes after T0. Start 10 minutes before.
+    let tape = Arc::new(Tape::from_series(vec![("AAA".into(), 60, bars(0, 420))]).unwrap());
+    let ex = start_with(|c| {
+        c.tape = Some(tape);
+        c.start_ns = Some(T0 + 380 * MIN);
+    });
+    let mut h = http(&ex);
+    let mut s = stream(&ex);
+    let day = h.post(
+        "/v2/orders",
+        &json!({"symbol":"AAA","qty":"1","side":"buy","type":"limit","time_in_force":"day","limit_price":"1.00"}),
+    );
+    let day = day.body["id"].as_str().unwrap().to_string();
+    let ioc = h.post(
+        "/v2/orders",
+        &json!({"symbol":"AAA","qty":"1","side":"buy","type":"limit","time_in_force":"ioc","limit_price":"1.00"}),
+    );
+    let ioc = ioc.body["id"].as_str().unwrap().to_string();
+    let gtc = h.post("/v2/orders", &limit("AAA", 1, "buy", "1.00")).body["id"].as_str().unwrap().to_string();
+    let e = s.until(&ioc, "canceled");
+    assert_eq!(e[0]["event"], "new");
+    let e = s.until(&day, "expired");
+    let exp = ts_of(&e.last().unwrap()["order"]["expired_at"]);
+    assert!((T0 + 390 * MIN..T0 + 391 * MIN).contains(&exp), "expires at 16:00 New York: {exp}");
+    assert_eq!(h.order(&day)["status"], "expired");
+    assert_eq!(h.order(&gtc)["status"], "new", "gtc outlives the day");
+}

@@ -1005,3 +1005,17 @@ pub struct AccountView {
     pub options_approved_level: u32,
     pub options_trading_level: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_orders_end_at_16_new_york() {
+        let t = |s: &str| i64::try_from(s.parse::<jiff::Timestamp>().unwrap().as_nanosecond()).unwrap();
+        // Winter (EST, UTC-5) and summer (EDT, UTC-4); after the close: the next day's.
+        assert_eq!(Book::day_end(t("2024-03-01T15:30:00Z")), t("2024-03-01T21:00:00Z"));
+        assert_eq!(Book::day_end(t("2024-07-01T15:30:00Z")), t("2024-07-01T20:00:00Z"));
+        assert_eq!(Book::day_end(t("2024-07-01T20:00:00Z")), t("2024-07-02T20:00:00Z"));
+    }
+}
