@@ -468,6 +468,18 @@ impl Book {
 
     // ---- the broker thread --------------------------------------------------------------------
 
+    /// The earliest queued ack or cancel (wall ns) and the earliest unreleased bar end (market
+    /// ns) of a symbol with open orders.
+    pub fn next_wake(&self) -> (Option<i64>, Option<i64>) {
+        let due = self.acks.iter().chain(&self.cancels).map(|(d, _)| *d).min();
+        let mut syms: Vec<usize> = self.open_set.iter().map(|&i| self.orders[i].o.sym).collect();
+        syms.sort_unstable();
+        syms.dedup();
+        let end =
+            syms.iter().filter_map(|&s| self.bars[s].get(self.cursor[s]).map(|b| b.ts_event_ns + MINUTE_NS)).min();
+        (due, end)
+    }
+
     /// Acks and cancels due by `wall`, then every bar released by `market_now`, then expiries.
     pub fn step(&mut self, wall: i64, market_now: i64, b: &Broker, ev: &mut Vec<String>) {
         if self.acks.iter().any(|(due, _)| *due <= wall) {
