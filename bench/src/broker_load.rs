@@ -7,7 +7,8 @@
 //! `--speed` market seconds per wall second. One `trade_updates` session (auth + listen) records
 //! every event. `--clients` threads, each on its own keep-alive HTTP connection, loop for
 //! `--seconds`: a resting limit buy at 1.00 (`gtc`), its cancel (`DELETE`), and a marketable
-//! market order of 1 share (buys and sells alternate), round-robin over the symbols.
+//! market order of 1 share, round-robin over the symbols (a symbol's market orders alternate buy
+//! and sell from one round to the next, so positions stay small and buying power lasts).
 //!
 //! **Checks** once the clients stop and every order is done (none open): no event lost
 //! (`events_lost == 0`); every order's last event matches its final status (`canceled` for the
@@ -151,7 +152,9 @@ fn client(
     };
     while !stop.load(Ordering::Relaxed) {
         let sym = format!("S{:03}", (k * 7 + i) % symbols);
-        let side = if i.is_multiple_of(2) { "buy" } else { "sell" };
+        // Each symbol's market orders alternate buy, sell from one round over the symbols to the
+        // next, so positions stay within a share or two and buying power never runs out.
+        let side = if (i / symbols).is_multiple_of(2) { "buy" } else { "sell" };
         i += 1;
         let lim = format!(
             r#"{{"symbol":"{sym}","qty":"1","side":"buy","type":"limit","time_in_force":"gtc","limit_price":"1.00"}}"#
