@@ -125,6 +125,9 @@ pub struct Risk {
     day_end_ns: i64,
     day_start_equity_e9: i128,
     halted: bool,
+    /// New entries refused for the whole account (a [`ControlKind::Halt`](crate::records::ControlKind::Halt)
+    /// or a reconcile under the halt policy), with the reason given.
+    stopped: Option<Reason>,
     peak_e9: i128,
     max_drawdown_e9: i128,
     daily: Vec<(i64, i128)>,
@@ -138,7 +141,7 @@ pub struct Risk {
     flatten: Vec<Order>,
     next_risk_order: u32,
     /// Rejections per [`Reason`] (indexed by the raw reason).
-    pub rejects: [u64; 16],
+    pub rejects: [u64; 32],
     /// Number of daily-loss halts.
     pub halts: u64,
 }
@@ -169,6 +172,7 @@ impl Risk {
             day_end_ns: 0,
             day_start_equity_e9: 0,
             halted: false,
+            stopped: None,
             peak_e9: 0,
             max_drawdown_e9: 0,
             daily: Vec::with_capacity(1024),
@@ -177,7 +181,7 @@ impl Risk {
             open_notional_e9: 0,
             flatten: Vec::new(),
             next_risk_order: 1,
-            rejects: [0; 16],
+            rejects: [0; 32],
             halts: 0,
         }
     }
@@ -548,6 +552,9 @@ impl Risk {
         if !reduce && self.halted {
             return Err(Reason::DailyLossHalt);
         }
+        if !reduce && let Some(why) = self.stopped {
+            return Err(why);
+        }
         if !reduce && sym.removing {
             return Err(Reason::SymbolRemoving);
         }
@@ -588,6 +595,55 @@ impl Risk {
         Ok(())
     }
 
+    /// `dq` shares of symbol `i` changed hands at `px`: position, cash and marks move.
+    fn apply_fill(&mut self, i: usize, dq: i64, px: i64, commission_e9: i64) {
+        if self.syms[i].mark_px_e9 == 0 {
+            self.set_mark(i, px);
+        }
+        let sym = &mut self.syms[i];
+        let mark = i128::from(sym.mark_px_e9);
+        self.cash_e9 -= i128::from(dq) * i128::from(px) + i128::from(commission_e9);
+        self.mark_e9 += i128::from(dq) * mark;
+        let old_abs = i128::from(sym.pos.unsigned_abs());
+        sym.pos += dq;
+        self.gross_e9 += (i128::from(sym.pos.unsigned_abs()) - old_abs) * mark;
+    }
+
+    /// Refuse new entries for the whole account with `reason` (`None`: let them through again).
+    /// Exits (reduce-only orders) always pass.
+    pub fn stop_entries(&mut self, reason: Option<Reason>) {
+        self.stopped = reason;
+    }
+
+    /// Why new entries are refused, if they are.
+    pub fn entries_stopped(&self) -> Option<Reason> {
+        self.stopped
+    }
+
+    /// Take the broker's position for symbol `s` (a reconcile under the adopt policy): the
+    /// difference is booked as a fill at `avg_px_e9` (the broker's average entry price; the
+    /// symbol's mark when that is 0), with no commission. Returns the shares adopted.
+    pub fn adopt_position(&mut self, s: SymbolId, broker_qty: i64, avg_px_e9: i64) -> i64 {
+        let i = s.0 as usize;
+        let Some(sym) = self.syms.get(i) else { return 0 };
+        let dq = broker_qty - sym.pos;
+        if dq != 0 {
+            let px = if avg_px_e9 > 0 { avg_px_e9 } else { sym.mark_px_e9 };
+            self.apply_fill(i, dq, px, 0);
+            self.update_active(i);
+        }
+        dq
+    }
+
+    /// Count an order working at the broker that this run takes over (`order.qty` = its leaves)
+    /// as open, like an order risk accepted.
+    pub fn adopt_order(&mut self, order: &Order) {
+        if (order.symbol.0 as usize) < self.syms.len() && !self.open.contains_key(&order.order_id) {
+            let px = if order.reduce_only != 0 { 0 } else { self.notional_px(order) };
+            self.register(order, px);
+        }
+    }
+
     /// Apply an execution report (fills move positions and cash; terminal reports close orders).
     /// Reports for orders risk does not know as open (its own flattening orders, end-of-run
     /// liquidations) only move positions and cash.
@@ -599,17 +655,7 @@ impl Risk {
         let Some(kind) = r.exec_kind() else { return };
         let side = r.exec_side().unwrap_or(Side::Buy);
         if kind.is_fill() && r.fill_qty > 0 {
-            if self.syms[i].mark_px_e9 == 0 {
-                self.set_mark(i, r.fill_px_e9);
-            }
-            let dq = side.sign() * i64::from(r.fill_qty);
-            let sym = &mut self.syms[i];
-            let mark = i128::from(sym.mark_px_e9);
-            self.cash_e9 -= i128::from(dq) * i128::from(r.fill_px_e9) + i128::from(r.commission_e9);
-            self.mark_e9 += i128::from(dq) * mark;
-            let old_abs = i128::from(sym.pos.unsigned_abs());
-            sym.pos += dq;
-            self.gross_e9 += (i128::from(sym.pos.unsigned_abs()) - old_abs) * mark;
+            self.apply_fill(i, side.sign() * i64::from(r.fill_qty), r.fill_px_e9, r.commission_e9);
         }
         if kind == ExecKind::Replaced {
             if let Some(&(order, leaves, px)) = self.open.get(&r.order_id) {

@@ -46,6 +46,28 @@ impl Positions {
         }
     }
 
+    /// Take the broker's position for `s` (a reconcile under the adopt policy): the difference is
+    /// booked like a fill at `px_e9` with no commission, but not counted as one.
+    pub fn adopt(&mut self, s: SymbolId, qty: i64, px_e9: i64) {
+        let Some(b) = self.symbols.get(s.0 as usize) else { return };
+        let dq = qty - b.position;
+        if dq == 0 {
+            return;
+        }
+        let r = ExecReport {
+            symbol: s,
+            kind: crate::records::ExecKind::Filled.raw(),
+            side: if dq > 0 { Side::Buy.raw() } else { Side::Sell.raw() },
+            fill_qty: u32::try_from(dq.unsigned_abs()).unwrap_or(u32::MAX),
+            fill_px_e9: px_e9,
+            ..Default::default()
+        };
+        self.on_report(&r);
+        if let Some(b) = self.symbols.get_mut(s.0 as usize) {
+            b.fills -= 1;
+        }
+    }
+
     /// Apply a report (only fills change anything).
     pub fn on_report(&mut self, r: &ExecReport) {
         let Some(kind) = r.exec_kind() else { return };

@@ -828,3 +828,6 @@ fn risk_rejections_carry_reasons_and_reach_the_strategy() {
 
 #[path = "pipeline/second_shape.rs"]
 mod second_shape;
+
+#[path = "pipeline/broker_seam.rs"]
+mod broker_seam;

@@ -66,10 +66,12 @@
 
 pub mod alpaca;
 pub mod alpaca_feed;
+pub mod broker;
 mod counters;
 pub mod credentials;
 pub mod feed;
 pub mod gate;
+pub mod gateway;
 pub mod history;
 mod msg;
 pub mod num;

@@ -216,9 +216,19 @@ pub(crate) fn run_engine(
     pb: &indicatif::ProgressBar,
 ) -> Result<RunOutput> {
     let total = set.total_bars();
-    run_source(cfg, set.symbols(), Some(set), BarReplay::zero_copy(set.merged()), factory, out_dir, stop, &mut |n| {
-        pb.set_position(n.min(total));
-    })
+    run_source(
+        cfg,
+        set.symbols(),
+        Some(set),
+        BarReplay::zero_copy(set.merged()),
+        factory,
+        out_dir,
+        stop,
+        None,
+        &mut |n| {
+            pb.set_position(n.min(total));
+        },
+    )
 }
 
 /// The one call into the engine: `source` over the universe `symbols` (`bars`: the bar set a
@@ -233,6 +243,7 @@ pub(crate) fn run_source<S: Source>(
     factory: &dyn StrategyFactory,
     out_dir: &Path,
     stop: &'static AtomicBool,
+    venue: Option<Box<dyn engine::venue::Venue>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RunOutput> {
     // A stage stuck in an endless loop cannot be unwound: say which one and exit (1), never hang.
@@ -243,6 +254,9 @@ pub(crate) fn run_source<S: Source>(
     let mut spec = RunSpec::new(cfg, symbols, factory).out_dir(out_dir).stop(stop).on_stuck(&on_stuck);
     if let Some(set) = bars {
         spec = spec.bars(set);
+    }
+    if let Some(v) = venue {
+        spec = spec.venue(v);
     }
     engine::pipeline::run(spec, source, &mut |c| {
         progress(c.published.load(std::sync::atomic::Ordering::Relaxed));

@@ -75,6 +75,8 @@ struct Plan {
     run: PathBuf,
     checked: Checked,
     meta: Meta,
+    /// The broker a paper run traded with (its reports are journal inputs), if not the simulator.
+    broker: Option<&'static str>,
 }
 
 fn read_plan(run: &Path) -> Result<Plan> {
@@ -113,7 +115,7 @@ fn read_plan(run: &Path) -> Result<Plan> {
     };
     let rc = backtest::parse_config(&config_text, &what)?;
     let checked = backtest::check_config(rc, None, &what, backtest::machine_cores())?;
-    check_summary(run, checked.rc.engine.journal.inputs)?;
+    let broker = check_summary(run, checked.rc.engine.journal.inputs)?;
     let jpath = run.join("journal.rtj");
     if !jpath.is_file() {
         return Err(bad_input(format!(
@@ -122,7 +124,7 @@ fn read_plan(run: &Path) -> Result<Plan> {
             run.display()
         )));
     }
-    Ok(Plan { run: run.to_path_buf(), checked, meta })
+    Ok(Plan { run: run.to_path_buf(), checked, meta, broker })
 }
 
 /// A hidden directory in the system's temporary directory, removed when dropped: where the
@@ -156,11 +158,13 @@ impl Drop for TempDir {
 }
 
 /// Refuse runs a replay cannot reproduce, as `summary.json` describes them: a backtest stopped
-/// early (its bar files hold more than it ran on) and runs against another venue than the
-/// simulated one (the replay simulates fills; a broker's reports are not simulated).
-fn check_summary(run: &Path, inputs: JournalInputs) -> Result<()> {
+/// early (its bar files hold more than it ran on) and a backtest against another venue than the
+/// simulated one (a broker's reports are not in a reference journal). A paper run against a
+/// broker journals the broker's reports as inputs: its venue's name comes back, and the replay
+/// feeds those reports instead of simulating fills.
+fn check_summary(run: &Path, inputs: JournalInputs) -> Result<Option<&'static str>> {
     let spath = run.join("summary.json");
-    let Ok(text) = std::fs::read_to_string(&spath) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(&spath) else { return Ok(None) };
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         bad_input(format!("{}: {e} (the file is damaged; it is written by `ringtape backtest`)", spath.display()))
     })?;
@@ -170,15 +174,14 @@ fn check_summary(run: &Path, inputs: JournalInputs) -> Result<()> {
             spath.display()
         )));
     }
-    if let Some(venue) = v["perf"]["venue"].as_str()
-        && venue != "sim"
-    {
-        return Err(bad_input(format!(
-            "{}: venue {venue:?}: only runs against the simulated venue (\"sim\") can be replayed",
+    match v["perf"]["venue"].as_str() {
+        None | Some("sim") => Ok(None),
+        Some("alpaca") if inputs == JournalInputs::All => Ok(Some("alpaca")),
+        Some(venue) => Err(bad_input(format!(
+            "{}: venue {venue:?}: only runs against the simulated venue (\"sim\"), or paper runs against a broker, can be replayed",
             spath.display()
-        )));
+        ))),
     }
-    Ok(())
 }
 
 /// What the replay found, printed on stdout.
@@ -402,6 +405,8 @@ fn replay(plan: &Plan) -> Result<Report> {
                 factory.as_ref(),
                 tmp.path(),
                 stop,
+                plan.broker
+                    .map(|name| Box::new(engine::venue::JournaledVenue { name }) as Box<dyn engine::venue::Venue>),
                 &mut |n| pb.set_position(n.min(total)),
             )?;
             pb.finish_and_clear();

@@ -210,6 +210,9 @@ pub fn control_name(k: ControlKind) -> &'static str {
         ControlKind::ManualOrder => "manual_order",
         ControlKind::Flatten => "flatten",
         ControlKind::CancelAll => "cancel_all",
+        ControlKind::Reconcile => "reconcile",
+        ControlKind::AdoptOrder => "adopt_order",
+        ControlKind::Halt => "halt",
     }
 }
 

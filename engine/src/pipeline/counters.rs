@@ -81,4 +81,10 @@ counters! {
     /// Orders the venue refused (`Rejected` with reason `venue_rejected`: a broker's refusal, a
     /// full gateway queue, a simulated missed entry).
     venue_rejects,
+    /// Reconciles where the broker's position differed from the run's ([`ControlKind::Reconcile`](crate::records::ControlKind::Reconcile)).
+    reconcile_mismatches,
+    /// Shares taken from the broker's view by reconciles under the adopt policy (absolute).
+    reconcile_adopted_shares,
+    /// Orders working at the broker taken over at start ([`ControlKind::AdoptOrder`](crate::records::ControlKind::AdoptOrder)).
+    adopted_orders,
 }

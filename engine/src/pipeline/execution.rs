@@ -64,6 +64,19 @@ impl Execution {
         self.venue.submit(order, ts, &mut self.out);
     }
 
+    /// Track an order already working at the venue that this run did not send (taken over from
+    /// the broker at start): no request goes out.
+    pub fn adopt(&mut self, order: &Order, ts: i64) {
+        self.orders.entry(order.order_id).or_insert(Tracked { order: *order, state: OrdState::Working, placed_ns: ts });
+    }
+
+    /// Set the position of `s` to the broker's (a reconcile under the adopt policy).
+    pub fn set_position(&mut self, s: SymbolId, qty: i64) {
+        if let Some(p) = self.pos.get_mut(s.0 as usize) {
+            *p = qty;
+        }
+    }
+
     /// Ask the venue to cancel a live order; an order that is already done is left alone.
     pub fn cancel(&mut self, id: OrderId, ts: i64, reason: Reason) {
         let Some(t) = self.orders.get_mut(&id) else { return };

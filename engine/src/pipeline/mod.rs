@@ -167,7 +167,7 @@ pub struct RunOutput {
     /// Final equity change (cash + marks), e9.
     pub equity_e9: i128,
     /// Rejections per reason (raw reason index).
-    pub rejects: [u64; 16],
+    pub rejects: [u64; 32],
     /// Daily loss halts.
     pub halts: u64,
     /// Orders accepted by risk.

@@ -6,7 +6,7 @@ use super::PipelineError;
 use super::counters::Gauges;
 use super::journal_writer::JournalWriter;
 use super::messages::{Flow, FlowBody};
-use crate::records::{ExecKind, Lifecycle, Reason, unpack_name};
+use crate::records::{ControlKind, ExecKind, Lifecycle, Reason, ReconcilePolicy, unpack_name};
 use crate::stats::Positions;
 use std::sync::atomic::Ordering;
 
@@ -37,6 +37,16 @@ impl<'c> Recorder<'c> {
                     let delta = i64::try_from(after - before).unwrap_or(0);
                     self.gauges.fills.fetch_add(1, Ordering::Relaxed);
                     self.gauges.realized_pnl_e9.fetch_add(delta, Ordering::Relaxed);
+                }
+            }
+            // A reconcile that adopts the broker's position moves the book as risk's.
+            FlowBody::Input(rec) if rec.kind == crate::records::EventKind::Control.raw() => {
+                let ev = rec.to_event();
+                if let Some(c) = ev.as_control()
+                    && c.kind == ControlKind::Reconcile.raw()
+                    && ReconcilePolicy::from_raw(c.args[2] as u8) == Some(ReconcilePolicy::Adopt)
+                {
+                    self.positions.adopt(ev.symbol, c.args[0], c.args[1]);
                 }
             }
             FlowBody::Decision { reason: Reason::None, .. } => {

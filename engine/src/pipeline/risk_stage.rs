@@ -12,8 +12,24 @@ use super::messages::{Flow, FlowBody, InputRec, RiskMsg, ShardMsg, ToRisk};
 use super::source::Input;
 use super::{Counters, shard_of};
 use crate::records::{
-    ControlKind, Event, EventKind, ExecKind, ExecReport, Lifecycle, Order, Reason, RemovalPolicy, SymbolId, unpack_name,
+    ControlKind, Event, EventKind, ExecKind, ExecReport, Lifecycle, Order, OrderId, Reason, ReconcilePolicy,
+    RemovalPolicy, SymbolId, unpack_name,
 };
+
+/// The order an [`ControlKind::AdoptOrder`] event carries.
+pub(crate) fn adopted_order(s: SymbolId, c: &crate::records::Control) -> Order {
+    let a0 = c.args[0];
+    Order {
+        order_id: OrderId(c.args[3] as u64),
+        symbol: s,
+        qty: (a0 & 0xFFFF_FFFF) as u32,
+        side: ((a0 >> 32) & 0xFF) as u8,
+        order_type: ((a0 >> 40) & 0xFF) as u8,
+        limit_px_e9: c.args[1],
+        stop_px_e9: c.args[2],
+        ..Default::default()
+    }
+}
 use crate::risk::Risk;
 use std::sync::atomic::Ordering;
 
@@ -218,6 +234,29 @@ impl<'a> RiskStage<'a> {
                 return true;
             }
             Some(ControlKind::LiveStart) if self.member(s) == Member::Active => self.risk.set_live(s),
+            Some(ControlKind::Reconcile) if self.member(s) != Member::Unknown => self.reconcile(s, c),
+            Some(ControlKind::AdoptOrder) if self.member(s) != Member::Unknown => {
+                let order = adopted_order(s, c);
+                if order.qty > 0 && order.side().is_some() && order.kind().is_some() {
+                    self.risk.adopt_order(&order);
+                    self.exec.adopt(&order, c.ts_event_ns);
+                    self.counters.adopted_orders.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Some(ControlKind::Halt) => match c.args[0] {
+                0 => self.risk.stop_entries(None),
+                r => match u16::try_from(r).ok().and_then(Reason::from_raw) {
+                    Some(why) => self.risk.stop_entries(Some(why)),
+                    None => {
+                        self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+            },
+            Some(ControlKind::Reconcile | ControlKind::AdoptOrder) => {
+                self.counters.unknown_symbol.fetch_add(1, Ordering::Relaxed);
+            }
             // Manual orders, flattening and cancels become the shard's intents (checked here later).
             Some(
                 ControlKind::SessionStart
@@ -235,13 +274,34 @@ impl<'a> RiskStage<'a> {
         false
     }
 
+    /// The broker's position for `s` after a reconcile: a mismatch is counted, and then adopted
+    /// or halts new entries, by the event's policy.
+    fn reconcile(&mut self, s: SymbolId, c: &crate::records::Control) {
+        let broker = c.args[0];
+        if self.risk.position(s) == broker {
+            return;
+        }
+        self.counters.reconcile_mismatches.fetch_add(1, Ordering::Relaxed);
+        match ReconcilePolicy::from_raw(c.args[2] as u8) {
+            Some(ReconcilePolicy::Adopt) => {
+                let dq = self.risk.adopt_position(s, broker, c.args[1]);
+                self.exec.set_position(s, broker);
+                self.counters.reconcile_adopted_shares.fetch_add(dq.unsigned_abs(), Ordering::Relaxed);
+            }
+            Some(ReconcilePolicy::Halt) => self.risk.stop_entries(Some(Reason::Halted)),
+            None => {
+                self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Apply one venue report: execution's order state, the portfolio, the owning shard, the
     /// recorder.
     fn apply<L: RiskLink>(&mut self, seq: u64, before: bool, r: ExecReport, link: &mut L) {
         if !self.exec.on_report(&r) {
             self.counters.unknown_order_reports.fetch_add(1, Ordering::Relaxed);
         }
-        if r.kind == ExecKind::Rejected.raw() && r.reason == Reason::VenueRejected.raw() {
+        if r.kind == ExecKind::Rejected.raw() && r.exec_reason().is_some_and(Reason::is_venue) {
             self.counters.venue_rejects.fetch_add(1, Ordering::Relaxed);
         }
         self.risk.on_report(&r);

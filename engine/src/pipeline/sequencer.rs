@@ -169,12 +169,17 @@ pub(crate) struct Sequencer<'a, S: Source> {
     next_boundary: i64,
     last_ts: i64,
     ended: bool,
+    /// Ingress events taken in a row (a due wall tick goes next after [`INGRESS_RUN`]).
+    ingress_run: u32,
     tail: u8,
     /// True when the input ended because of a stop request.
     pub interrupted: bool,
     /// Ticks emitted.
     pub ticks: u64,
 }
+
+/// Most ingress events the sequencer takes in a row while a wall tick is due.
+const INGRESS_RUN: u32 = 64;
 
 impl<'a, S: Source> Sequencer<'a, S> {
     pub fn new(
@@ -195,6 +200,7 @@ impl<'a, S: Source> Sequencer<'a, S> {
             next_boundary: i64::MIN,
             last_ts: 0,
             ended: false,
+            ingress_run: 0,
             tail: 0,
             interrupted: false,
             ticks: 0,
@@ -226,6 +232,19 @@ impl<'a, S: Source> Sequencer<'a, S> {
             self.interrupted = true;
             return self.end();
         }
+        // Live inputs waiting in the ingress go before a wall tick (what was pushed before the
+        // run started, e.g. a broker's reconcile, is in before the first tick), but a due tick
+        // gets its turn after at most INGRESS_RUN of them; neither can starve the other, even
+        // with a clock that passes a boundary at every call (a market replayed at high speed).
+        if self.ingress_run < INGRESS_RUN
+            && let Some(ing) = &self.ingress
+            && let Some(ev) = ing.pop()
+        {
+            self.ingress_run += 1;
+            self.note(&Next::Event(ev));
+            return Next::Event(ev);
+        }
+        self.ingress_run = 0;
         if let Clock::Wall(now) = self.clock
             && self.period_ns > 0
         {
@@ -239,6 +258,7 @@ impl<'a, S: Source> Sequencer<'a, S> {
         if let Some(ing) = &self.ingress
             && let Some(ev) = ing.pop()
         {
+            self.ingress_run = 1;
             self.note(&Next::Event(ev));
             return Next::Event(ev);
         }

@@ -210,7 +210,17 @@ impl<'a> Shard<'a> {
                     Some(ControlKind::ManualOrder | ControlKind::Flatten | ControlKind::CancelAll) => {
                         self.manual(seq, ev.symbol, c, link);
                     }
-                    Some(ControlKind::SessionStart | ControlKind::LiveStart) | None => {}
+                    Some(ControlKind::Reconcile) => self.reconcile(ev.symbol, c),
+                    Some(ControlKind::AdoptOrder) => {
+                        let order = super::risk_stage::adopted_order(ev.symbol, c);
+                        if let Some(Some(st)) = self.syms.get_mut(ev.symbol.0 as usize)
+                            && order.qty > 0
+                            && !st.open.contains(&order.order_id)
+                        {
+                            st.open.push(order.order_id);
+                        }
+                    }
+                    Some(ControlKind::SessionStart | ControlKind::LiveStart | ControlKind::Halt) | None => {}
                 }
             }
             Some(EventKind::Bar | EventKind::BarRefs) => {}
@@ -541,6 +551,16 @@ impl<'a> Shard<'a> {
             link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts } });
         }
         self.update_sync(i);
+    }
+
+    /// The broker's position after a reconcile: under the adopt policy the symbol's position
+    /// becomes the broker's (risk books the difference; the strategy sees the new position).
+    fn reconcile(&mut self, s: SymbolId, c: &crate::records::Control) {
+        if crate::records::ReconcilePolicy::from_raw(c.args[2] as u8) == Some(crate::records::ReconcilePolicy::Adopt)
+            && let Some(Some(st)) = self.syms.get_mut(s.0 as usize)
+        {
+            st.position = c.args[0];
+        }
     }
 
     /// A removing symbol that is flat with no live orders is gone: its strategy is dropped.

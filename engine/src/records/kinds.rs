@@ -144,6 +144,22 @@ checked_enum! {
         /// The order's timeout passed while it was still working: execution canceled it (a
         /// broker venue; the simulated venue expires such orders itself).
         Timeout = 14,
+        /// The broker refused the order (its message is in the gateway's log).
+        BrokerRejected = 15,
+        /// The broker refused the order for insufficient buying power.
+        BuyingPower = 16,
+        /// The broker found the order's parameters invalid (HTTP 422).
+        BrokerInvalid = 17,
+        /// The broker kept answering 429 (rate limited) until the gateway gave up.
+        RateLimited = 18,
+        /// The broker could not be reached (transport errors, 5xx) after retries.
+        BrokerUnavailable = 19,
+        /// The broker's order stream is down: orders are refused (and, with
+        /// `cancel_on_disconnect`, working ones canceled) until it is back.
+        Disconnected = 20,
+        /// New orders are halted: a position mismatch with the broker under the `halt` policy,
+        /// or a shutdown in progress ([`ControlKind::Halt`]).
+        Halted = 21,
     }
 }
 
@@ -166,10 +182,31 @@ impl Reason {
             Reason::VenueRejected => "venue_rejected",
             Reason::WarmUp => "warm_up",
             Reason::Timeout => "timeout",
+            Reason::BrokerRejected => "broker_rejected",
+            Reason::BuyingPower => "buying_power",
+            Reason::BrokerInvalid => "broker_invalid",
+            Reason::RateLimited => "rate_limited",
+            Reason::BrokerUnavailable => "broker_unavailable",
+            Reason::Disconnected => "disconnected",
+            Reason::Halted => "halted",
         }
     }
+    /// True for the venue's own refusals (a broker's answer, a gateway that could not deliver),
+    /// as opposed to risk's.
+    pub fn is_venue(self) -> bool {
+        matches!(
+            self,
+            Reason::VenueRejected
+                | Reason::BrokerRejected
+                | Reason::BuyingPower
+                | Reason::BrokerInvalid
+                | Reason::RateLimited
+                | Reason::BrokerUnavailable
+                | Reason::Disconnected
+        )
+    }
     /// All reasons, for counters.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 22] = [
         Reason::None,
         Reason::MaxPosition,
         Reason::MaxGrossNotional,
@@ -185,6 +222,13 @@ impl Reason {
         Reason::VenueRejected,
         Reason::WarmUp,
         Reason::Timeout,
+        Reason::BrokerRejected,
+        Reason::BuyingPower,
+        Reason::BrokerInvalid,
+        Reason::RateLimited,
+        Reason::BrokerUnavailable,
+        Reason::Disconnected,
+        Reason::Halted,
     ];
 }
 
@@ -215,6 +259,41 @@ checked_enum! {
         Flatten = 8,
         /// Cancel every working order of the event's symbol by hand.
         CancelAll = 9,
+        /// The broker's view of the event's symbol after a reconcile (the gateway sends it when
+        /// the broker's position differs from what the run's fills add up to): `args[0]` the
+        /// broker's position (signed shares), `args[1]` its average entry price (1e-9),
+        /// `args[2]` the [`ReconcilePolicy`]. Risk and execution count the mismatch; `Adopt`
+        /// takes the broker's position (as a fill of the difference at the average price),
+        /// `Halt` refuses new entries from then on ([`Reason::Halted`]).
+        Reconcile = 10,
+        /// An order working at the broker that this run did not place in this session (found
+        /// by its client order id at start, e.g. after a restart): execution and risk take it
+        /// over as working, under `args[3]` as its order id. `args[0]` = leaves qty | side <<
+        /// 32 | order type << 40, `args[1]` limit, `args[2]` stop price (as ManualOrder).
+        AdoptOrder = 11,
+        /// Stop (`args[0]` = a [`Reason`], e.g. `Halted`) or resume (`args[0]` = 0) new entries
+        /// for the whole account; exits still pass. A paper run's shutdown sends it first.
+        Halt = 12,
+    }
+}
+
+checked_enum! {
+    /// What a run does when the broker's position differs from its own ([`ControlKind::Reconcile`]).
+    ReconcilePolicy: u8 {
+        /// Take the broker's position and carry on (an alert is logged and counted).
+        Adopt = 1,
+        /// Refuse new entries until the run is restarted; exits still pass.
+        Halt = 2,
+    }
+}
+
+impl ReconcilePolicy {
+    /// `adopt` / `halt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReconcilePolicy::Adopt => "adopt",
+            ReconcilePolicy::Halt => "halt",
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 
 mod kinds;
 
-pub use kinds::{ControlKind, EventKind, ExecKind, Lifecycle, OrderType, Reason, RemovalPolicy, Side};
+pub use kinds::{ControlKind, EventKind, ExecKind, Lifecycle, OrderType, Reason, ReconcilePolicy, RemovalPolicy, Side};
 
 /// Fixed-point scale: 1.0 in price units is `PX_SCALE` in `*_px_e9` fields.
 pub const PX_SCALE: i64 = 1_000_000_000;
@@ -111,6 +111,15 @@ impl OrderId {
     /// Build the id of the `n`-th order created by the risk stage.
     pub fn for_risk(n: u32) -> Self {
         OrderId(u64::from(n))
+    }
+    /// Build the id of the `n`-th order taken over from the broker ([`ControlKind::AdoptOrder`]):
+    /// in risk's space (no symbol bits) from 2^31 up, which risk's own counter never reaches.
+    pub fn adopted(n: u32) -> Self {
+        OrderId(u64::from(n | 0x8000_0000))
+    }
+    /// True for an id made by [`OrderId::adopted`].
+    pub fn is_adopted(self) -> bool {
+        self.0 >> 32 == 0 && self.0 & 0x8000_0000 != 0
     }
     /// The symbol a strategy order belongs to (`None` for risk's own orders).
     pub fn symbol(self) -> Option<SymbolId> {
@@ -525,6 +534,27 @@ impl Event {
         let mut e = Event::control(ControlKind::CancelAll, ts_ns, [0; 4]);
         e.symbol = symbol;
         e
+    }
+    /// The broker's position in `symbol` after a reconcile; see [`ControlKind::Reconcile`].
+    pub fn reconcile(symbol: SymbolId, broker_qty: i64, avg_px_e9: i64, policy: ReconcilePolicy, ts_ns: i64) -> Self {
+        let args = [broker_qty, avg_px_e9, i64::from(policy.raw()), 0];
+        let mut e = Event::control(ControlKind::Reconcile, ts_ns, args);
+        e.symbol = symbol;
+        e
+    }
+    /// Take over an order working at the broker; see [`ControlKind::AdoptOrder`]. `order.qty` is
+    /// what is left of it; its id should come from [`OrderId::adopted`].
+    pub fn adopt_order(order: &Order, ts_ns: i64) -> Self {
+        let a0 = i64::from(order.qty) | (i64::from(order.side) << 32) | (i64::from(order.order_type) << 40);
+        let args = [a0, order.limit_px_e9, order.stop_px_e9, order.order_id.0 as i64];
+        let mut e = Event::control(ControlKind::AdoptOrder, ts_ns, args);
+        e.symbol = order.symbol;
+        e
+    }
+    /// Stop new entries for the account (`Some(reason)`), or let them through again (`None`);
+    /// see [`ControlKind::Halt`].
+    pub fn halt(reason: Option<Reason>, ts_ns: i64) -> Self {
+        Event::control(ControlKind::Halt, ts_ns, [reason.map_or(0, |r| i64::from(r.raw())), 0, 0, 0])
     }
     /// Remove `symbol` from the universe with `policy`.
     pub fn remove_symbol(symbol: SymbolId, policy: RemovalPolicy, ts_ns: i64) -> Self {

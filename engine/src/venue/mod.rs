@@ -26,7 +26,7 @@
 mod remote;
 mod sim;
 
-pub use remote::{GatewayPort, RemoteVenue, VenueCommand, remote_venue};
+pub use remote::{GatewayPort, JournaledVenue, RemoteVenue, VenueCommand, remote_venue};
 pub use sim::{SimBook, SimVenue};
 
 use crate::records::{Bar, ExecReport, Order, OrderId, Reason, Side, SymbolId};

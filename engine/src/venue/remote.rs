@@ -116,6 +116,18 @@ impl GatewayPort {
     pub fn refused(&self) -> u64 {
         self.shared.refused.load(Ordering::Relaxed)
     }
+
+    /// Hand the engine a control event of the broker's (a reconcile's [`Event::reconcile`], an
+    /// order taken over with [`Event::adopt_order`]). Waits while the ingress is full; `Err` once
+    /// the run has ended.
+    pub fn control(&self, ev: Event) -> Result<(), IngressFull> {
+        self.ingress.push(ev)
+    }
+
+    /// The ingress the gateway reports into (e.g. for a shutdown's [`Event::halt`]).
+    pub fn ingress(&self) -> &Ingress {
+        &self.ingress
+    }
 }
 
 fn refusal(order_id: OrderId, symbol: SymbolId, side: u8, kind: ExecKind, ts_ns: i64) -> ExecReport {
@@ -171,4 +183,34 @@ impl Venue for RemoteVenue {
     fn close_out(&mut self, order: &Order, ts_ns: i64, out: &mut Vec<ExecReport>) {
         self.submit(order, ts_ns, out);
     }
+}
+
+/// A broker venue on replay: the broker's reports of the recorded run are inputs of its journal
+/// (exec events), so this venue sends nothing and reports nothing; execution and risk see the
+/// same reports at the same places in the total order as they did live. `name` is the recorded
+/// venue's, so the replay's summary names it too.
+#[derive(Debug, Clone, Copy)]
+pub struct JournaledVenue {
+    /// The recorded venue's name (`alpaca`).
+    pub name: &'static str,
+}
+
+#[allow(clippy::too_many_arguments)] // the trait's replace
+impl Venue for JournaledVenue {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn simulated(&self) -> bool {
+        false
+    }
+    fn ensure_symbols(&mut self, _n: usize) {}
+    fn submit(&mut self, _order: &Order, _ts_ns: i64, _out: &mut Vec<ExecReport>) {}
+    fn cancel(&mut self, _id: OrderId, _s: SymbolId, _ts_ns: i64, _reason: Reason, _out: &mut Vec<ExecReport>) {}
+    fn replace(&mut self, _: OrderId, _: SymbolId, _: u32, _: i64, _: i64, _: i64, _: &mut Vec<ExecReport>) {}
+    fn on_bar(&mut self, _symbol: SymbolId, _bar: &Bar, _out: &mut Vec<ExecReport>) {}
+    fn on_timer(&mut self, _ts_ns: i64, _out: &mut Vec<ExecReport>) {}
+    fn has_working(&self, _symbol: SymbolId) -> bool {
+        false
+    }
+    fn close_out(&mut self, _order: &Order, _ts_ns: i64, _out: &mut Vec<ExecReport>) {}
 }

@@ -225,37 +225,7 @@ impl RestClient {
     /// the ureq agent (no proxy from the environment, no redirects, HTTP statuses returned as
     /// responses, the configured timeouts).
     pub fn new(cfg: RestConfig) -> Result<Self, RestConfigError> {
-        let base_url = cfg.base_url.trim_end_matches('/').to_owned();
-        let bad = |why: &str| RestConfigError::BadUrl { url: cfg.base_url.clone(), why: why.to_owned() };
-        let origin = Origin::of(&base_url).ok_or_else(|| bad("not an absolute http:// or https:// URL"))?;
-        let uri: Uri = base_url.parse().map_err(|_| bad("does not parse"))?;
-        if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/" && !pq.as_str().is_empty()) {
-            return Err(bad("has a path or query (give scheme, host and port only)"));
-        }
-        let tls = match (&cfg.tls, origin.scheme.as_str()) {
-            (TlsConfig::Plain, "http") => None,
-            (TlsConfig::Verified { extra_roots_pem }, "https") => Some(tls_config(extra_roots_pem)?),
-            (TlsConfig::Plain, _) => {
-                return Err(RestConfigError::SchemeMismatch { url: cfg.base_url.clone(), tls: "plain" });
-            }
-            (TlsConfig::Verified { .. }, _) => {
-                return Err(RestConfigError::SchemeMismatch { url: cfg.base_url.clone(), tls: "verified" });
-            }
-        };
-        let mut builder = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .https_only(tls.is_some())
-            .proxy(None)
-            .max_redirects(0)
-            .user_agent(concat!("ringtape/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(cfg.connect_timeout))
-            .timeout_per_read(Some(cfg.read_timeout))
-            .timeout_recv_response(Some(cfg.response_timeout))
-            .timeout_recv_body(Some(cfg.response_timeout));
-        if let Some(tls) = tls {
-            builder = builder.tls_config(tls);
-        }
-        let agent = builder.build().new_agent();
+        let (agent, base_url, origin) = build_agent(&cfg)?;
         let backoff = Backoff::new(dur_ns(cfg.backoff_base), dur_ns(cfg.backoff_cap), cfg.jitter_seed);
         Ok(RestClient {
             agent,
@@ -391,6 +361,44 @@ impl RestClient {
     }
 }
 
+/// The ureq agent of a client for `cfg`: the base URL checked against the TLS setting (no path
+/// or query), the root store built, no proxy from the environment, no redirects, HTTP statuses
+/// returned as responses, the configured timeouts. Returns the agent, the base URL without a
+/// trailing `/`, and its origin. Shared with the broker's trading client.
+pub(crate) fn build_agent(cfg: &RestConfig) -> Result<(ureq::Agent, String, Origin), RestConfigError> {
+    let base_url = cfg.base_url.trim_end_matches('/').to_owned();
+    let bad = |why: &str| RestConfigError::BadUrl { url: cfg.base_url.clone(), why: why.to_owned() };
+    let origin = Origin::of(&base_url).ok_or_else(|| bad("not an absolute http:// or https:// URL"))?;
+    let uri: Uri = base_url.parse().map_err(|_| bad("does not parse"))?;
+    if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/" && !pq.as_str().is_empty()) {
+        return Err(bad("has a path or query (give scheme, host and port only)"));
+    }
+    let tls = match (&cfg.tls, origin.scheme.as_str()) {
+        (TlsConfig::Plain, "http") => None,
+        (TlsConfig::Verified { extra_roots_pem }, "https") => Some(tls_config(extra_roots_pem)?),
+        (TlsConfig::Plain, _) => {
+            return Err(RestConfigError::SchemeMismatch { url: cfg.base_url.clone(), tls: "plain" });
+        }
+        (TlsConfig::Verified { .. }, _) => {
+            return Err(RestConfigError::SchemeMismatch { url: cfg.base_url.clone(), tls: "verified" });
+        }
+    };
+    let mut builder = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .https_only(tls.is_some())
+        .proxy(None)
+        .max_redirects(0)
+        .user_agent(concat!("ringtape/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(cfg.connect_timeout))
+        .timeout_per_read(Some(cfg.read_timeout))
+        .timeout_recv_response(Some(cfg.response_timeout))
+        .timeout_recv_body(Some(cfg.response_timeout));
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls);
+    }
+    Ok((builder.build().new_agent(), base_url, origin))
+}
+
 /// How one request failed.
 enum Failure {
     /// Give up now.
@@ -436,7 +444,7 @@ fn body_start(body: &[u8]) -> String {
     text.trim().trim_end_matches('\u{FFFD}').to_owned()
 }
 
-fn dur_ns(d: Duration) -> i64 {
+pub(crate) fn dur_ns(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 

@@ -91,6 +91,127 @@ impl Default for PaperConfig {
     }
 }
 
+/// Where orders go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    /// The simulated venue (fills from the market data the run sees).
+    #[default]
+    Sim,
+    /// Alpaca's trading API (paper, or live with `live = true` and `--confirm-live`).
+    Alpaca,
+}
+
+/// What a position mismatch with the broker does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MismatchPolicy {
+    /// Take the broker's position (logged and counted as an alert).
+    #[default]
+    Adopt,
+    /// Refuse new entries for the rest of the run; exits still go out.
+    Halt,
+}
+
+/// The `[broker]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `sim` or `alpaca` (`--broker` overrides it).
+    pub kind: BrokerKind,
+    /// Trading REST base URL (default: Alpaca's paper API; its live API when `live`).
+    pub trading_url: Option<String>,
+    /// The trade_updates stream URL (default: the trading host's `/stream`).
+    pub stream_url: Option<String>,
+    /// A live (real money) account: needs `--confirm-live` on the command line as well.
+    pub live: bool,
+    /// What a position mismatch found at a reconcile does.
+    pub on_mismatch: MismatchPolicy,
+    /// Cancel every open order at the broker when the trade_updates stream drops, and refuse new
+    /// orders until it is back.
+    pub cancel_on_disconnect: bool,
+    /// At shutdown, how long to wait for the broker to confirm cancels (and flattening fills).
+    pub shutdown_wait_s: f64,
+    /// HTTP timeout of one trading request, seconds.
+    pub request_timeout_s: f64,
+    /// Retries of a trading request (429, 5xx, transport) before giving up.
+    pub max_retries: u32,
+    /// Commands that may wait for the gateway before orders are refused.
+    pub queue: usize,
+    /// An extra trusted root certificate, PEM (a local exchange's); default: the feed's.
+    pub ca_file: Option<PathBuf>,
+    /// A credentials file (mode 0600); default: the feed's, else the environment.
+    pub credentials_file: Option<PathBuf>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            kind: BrokerKind::Sim,
+            trading_url: None,
+            stream_url: None,
+            live: false,
+            on_mismatch: MismatchPolicy::Adopt,
+            cancel_on_disconnect: true,
+            shutdown_wait_s: 10.0,
+            request_timeout_s: 10.0,
+            max_retries: 4,
+            queue: 4_096,
+            ca_file: None,
+            credentials_file: None,
+        }
+    }
+}
+
+/// Alpaca's paper trading host.
+pub const ALPACA_PAPER: &str = "https://paper-api.alpaca.markets";
+/// Alpaca's live trading host (real money).
+pub const ALPACA_LIVE: &str = "https://api.alpaca.markets";
+
+impl BrokerConfig {
+    /// The trading REST URL.
+    pub fn trading_url(&self) -> String {
+        self.trading_url.clone().unwrap_or_else(|| (if self.live { ALPACA_LIVE } else { ALPACA_PAPER }).to_string())
+    }
+
+    /// The trade_updates stream URL: the trading URL's scheme changed to ws(s), path `/stream`.
+    pub fn stream_url(&self) -> String {
+        self.stream_url.clone().unwrap_or_else(|| {
+            let t = self.trading_url();
+            let t = t.trim_end_matches('/');
+            let ws = t.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+            format!("{ws}/stream")
+        })
+    }
+
+    /// Refuse a setup that could trade real money by mistake: the live host without `live =
+    /// true`, or live without `--confirm-live`.
+    pub fn check_live(&self, what: &str, confirmed: bool) -> Result<()> {
+        let url = self.trading_url();
+        let live_host = url.trim_end_matches('/') == ALPACA_LIVE;
+        if live_host && !self.live {
+            return Err(bad_input(format!(
+                "{what}: broker.trading_url is Alpaca's live (real money) API but broker.live = false: set live = true and pass --confirm-live, or use {ALPACA_PAPER}"
+            )));
+        }
+        if self.live && !confirmed {
+            return Err(bad_input(format!(
+                "{what}: broker.live = true trades real money: pass --confirm-live to mean it"
+            )));
+        }
+        if self.shutdown_wait_s.is_nan()
+            || self.shutdown_wait_s < 0.0
+            || !(self.request_timeout_s > 0.0)
+            || self.queue == 0
+        {
+            return Err(bad_input(format!(
+                "{what}: [broker] shutdown_wait_s must be >= 0, request_timeout_s > 0 and queue > 0"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default)]
 pub struct PaperFile {
@@ -100,6 +221,8 @@ pub struct PaperFile {
     pub feed: FeedConfig,
     /// `[paper]`.
     pub paper: PaperConfig,
+    /// `[broker]`.
+    pub broker: BrokerConfig,
 }
 
 /// Parse a paper config (`what` names it in errors). Paper runs record every input
@@ -114,6 +237,10 @@ pub fn parse(text: &str, what: &str) -> Result<PaperFile> {
     let paper: PaperConfig = match table.remove("paper") {
         Some(v) => v.try_into().map_err(|e| bad_input(format!("{what}: [paper]: {e} (see ringtape.paper.toml)")))?,
         None => PaperConfig::default(),
+    };
+    let broker: BrokerConfig = match table.remove("broker") {
+        Some(v) => v.try_into().map_err(|e| bad_input(format!("{what}: [broker]: {e} (see ringtape.paper.toml)")))?,
+        None => BrokerConfig::default(),
     };
     let rest = toml::to_string(&table)?;
     let mut run = backtest::parse_config(&rest, what)?;
@@ -134,7 +261,7 @@ pub fn parse(text: &str, what: &str) -> Result<PaperFile> {
     if feed.ingress_capacity == 0 {
         return Err(bad_input(format!("{what}: feed.ingress_capacity = 0 (use e.g. 65536)")));
     }
-    Ok(PaperFile { run, feed, paper })
+    Ok(PaperFile { run, feed, paper, broker })
 }
 
 #[cfg(test)]
@@ -168,6 +295,32 @@ mod tests {
         assert!(e.contains("journal.inputs must be \"all\""), "{e}");
         let e = parse("[feed]\ningress_capacity = 0\n", "my.toml").unwrap_err().to_string();
         assert!(e.contains("feed.ingress_capacity = 0"), "{e}");
+    }
+
+    #[test]
+    fn the_broker_table_defaults_to_the_simulator_and_live_trading_needs_two_yeses() {
+        let f = parse("", "cfg").unwrap();
+        assert_eq!(f.broker.kind, BrokerKind::Sim);
+        assert_eq!(f.broker.stream_url(), "wss://paper-api.alpaca.markets/stream");
+        let f = parse(
+            "[broker]\nkind = \"alpaca\"\ntrading_url = \"http://127.0.0.1:9/\"\non_mismatch = \"halt\"\n",
+            "cfg",
+        )
+        .unwrap();
+        assert_eq!((f.broker.kind, f.broker.on_mismatch), (BrokerKind::Alpaca, MismatchPolicy::Halt));
+        assert_eq!(f.broker.stream_url(), "ws://127.0.0.1:9/stream");
+        f.broker.check_live("cfg", false).unwrap();
+        let sneaky =
+            parse("[broker]\nkind = \"alpaca\"\ntrading_url = \"https://api.alpaca.markets\"\n", "cfg").unwrap();
+        let e = sneaky.broker.check_live("cfg", true).unwrap_err().to_string();
+        assert!(e.contains("live (real money)") && e.contains("broker.live = false"), "{e}");
+        let live = parse("[broker]\nkind = \"alpaca\"\nlive = true\n", "cfg").unwrap();
+        assert_eq!(live.broker.trading_url(), ALPACA_LIVE);
+        let e = live.broker.check_live("cfg", false).unwrap_err().to_string();
+        assert!(e.contains("--confirm-live"), "{e}");
+        live.broker.check_live("cfg", true).unwrap();
+        let e = parse("[broker]\nknd = \"x\"\n", "my.toml").unwrap_err().to_string();
+        assert!(e.starts_with("my.toml: [broker]: unknown field `knd`"), "{e}");
     }
 
     #[test]

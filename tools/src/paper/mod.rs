@@ -20,6 +20,7 @@
 
 #![allow(clippy::disallowed_methods)] // a live run's clock is the wall (its one time base); its timings are wall time
 
+mod broker;
 pub mod config;
 mod demo;
 mod feed;
@@ -53,9 +54,13 @@ pub struct Args {
     /// network)
     #[arg(long)]
     pub demo: bool,
-    /// Where orders go: `sim` (the simulated venue); `alpaca` comes with the broker gateway
-    #[arg(long, value_name = "KIND", default_value = "sim")]
-    pub broker: String,
+    /// Where orders go: `sim` (the simulated venue) or `alpaca` (Alpaca's trading API; with
+    /// --demo the local exchange's paper broker). Default: the config's `broker.kind`, else sim
+    #[arg(long, value_name = "KIND")]
+    pub broker: Option<String>,
+    /// Required with `[broker] live = true`: this run trades real money
+    #[arg(long)]
+    pub confirm_live: bool,
     /// TOML config: the backtest's tables plus `[feed]` and `[paper]` (see ringtape.paper.toml)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -95,12 +100,6 @@ pub fn wall_clock() -> SharedClock {
 pub fn run(args: Args) -> Result<()> {
     let t0 = Instant::now();
     let interrupt = crate::interrupt::flag();
-    if args.broker != "sim" {
-        return Err(bad_input(format!(
-            "--broker {}: only `sim` (the simulated venue) is built; the Alpaca gateway is the next issue",
-            args.broker
-        )));
-    }
     let (file, what) = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -119,6 +118,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     // The exchange (demo) or the configured provider; symbols, credentials and the clock.
     let session = if args.demo { demo::start(&file, args.speed)? } else { feed::configured(&file, &what)? };
+    let broker_plan = broker::plan(&file, &session, args.broker.as_deref(), args.demo, args.confirm_live, &what)?;
     let checked = check_config(file.run.clone(), args.strategy.as_deref(), &what, machine_cores())?;
     for w in &checked.warnings {
         eprintln!("warning: {w}");
@@ -126,14 +126,27 @@ pub fn run(args: Args) -> Result<()> {
     let plan = crate::rundir::Plan::new(args.out.as_deref(), args.force)?;
     let rd = plan.start()?;
     let config_toml = backtest::effective_config_toml(&checked)?;
-    write_meta(rd.path(), &session, &checked, &config_toml)?;
+    let session_id = write_meta(rd.path(), &session, &checked, &config_toml, broker_plan.as_ref())?;
 
     let mut symbols = SymbolTable::new();
     for s in &session.symbols {
         symbols.intern(s).map_err(|e| bad_input(format!("{what}: symbol {s:?}: {e}")))?;
     }
     let ingress = Ingress::new(file.feed.ingress_capacity);
-    let log = feed_log(&rd.path().join("feed.log"), !args.quiet)?;
+    // The broker first: its start reconcile is done before any market data arrives.
+    let gateway = match &broker_plan {
+        Some(p) => {
+            if !args.quiet {
+                eprintln!("{}", p.banner());
+            }
+            let log = feed_log(&rd.path().join("broker.log"), !args.quiet, "broker")?;
+            let clock = Arc::clone(&session.clock);
+            let (venue, gw) = broker::start(p, &session_id, &symbols, ingress.clone(), clock, log)?;
+            Some((venue, Arc::new(gw)))
+        }
+        None => None,
+    };
+    let log = feed_log(&rd.path().join("feed.log"), !args.quiet, "feed")?;
     let feed: Arc<dyn LiveFeed> = feed::start(&session, &symbols, ingress.clone(), log)?;
     if !args.quiet {
         eprintln!("{}", session.banner);
@@ -149,10 +162,16 @@ pub fn run(args: Args) -> Result<()> {
     );
 
     // The stopper: on Ctrl-C, the time limit, or a feed that ended by itself, stop the feed and
-    // wait for it (it pushes what it holds), then let the input end.
+    // wait for it (it pushes what it holds); at a broker, wind down there; then let the input end.
     let done = Arc::new(AtomicBool::new(false));
+    let wound: Arc<std::sync::Mutex<Option<broker::WindDown>>> = Arc::default();
     let stopper = {
         let (feed, done) = (Arc::clone(&feed), Arc::clone(&done));
+        let gw = gateway.as_ref().map(|(_, g)| Arc::clone(g));
+        let (ingress, syms, clock, wound) =
+            (ingress.clone(), symbols.clone(), Arc::clone(&session.clock), Arc::clone(&wound));
+        let flatten = checked.rc.engine.risk.flatten_at_end;
+        let wait = broker_plan.as_ref().map_or(Duration::ZERO, |p| p.shutdown_wait);
         std::thread::Builder::new().name("rt-paper-stop".into()).spawn(move || {
             let started = Instant::now();
             while !interrupt.load(Ordering::Relaxed)
@@ -162,6 +181,13 @@ pub fn run(args: Args) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let report = feed.stop_and_join();
+            if let Some(gw) = gw {
+                let w = broker::wind_down(&gw, &ingress, &syms, flatten, wait, clock());
+                *wound.lock().unwrap_or_else(|p| p.into_inner()) = Some(w);
+                // Nothing more goes to the broker: the end of the input's own cancels and
+                // close-outs stay in the gateway's queue (their answers could not come back).
+                gw.stop();
+            }
             done.store(true, Ordering::Release);
             report
         })?
@@ -170,10 +196,17 @@ pub fn run(args: Args) -> Result<()> {
     let factory = checked.params.factory();
     let clock = Arc::clone(&session.clock);
     let tick = move || clock();
-    let spec = RunSpec::new(&checked.rc.engine, &symbols, factory.as_ref())
+    let mut spec = RunSpec::new(&checked.rc.engine, &symbols, factory.as_ref())
         .out_dir(rd.path())
         .ingress(ingress)
         .clock(Clock::Wall(&tick));
+    let gw = match gateway {
+        Some((venue, gw)) => {
+            spec = spec.venue(Box::new(venue));
+            Some(gw)
+        }
+        None => None,
+    };
     let t_run = Instant::now();
     // Metrics are sampled with the status line (once a second when the line is off).
     let status_every =
@@ -200,6 +233,23 @@ pub fn run(args: Args) -> Result<()> {
     report.json["session_clock_speed"] = serde_json::json!(session.timer_scale);
     std::fs::write(rd.path().join("feed.json"), serde_json::to_string_pretty(&report.json)?)
         .with_context(|| format!("writing {}", rd.path().join("feed.json").display()))?;
+    if let (Some(gw), Some(p)) = (gw, &broker_plan) {
+        let status = gw.stop();
+        let w = wound.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let json = serde_json::json!({"broker": p.meta(), "gateway": status, "shutdown": w});
+        let path = rd.path().join("broker.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        if let Some(w) = w
+            && !args.quiet
+            && (w.open_orders_left > 0 || w.positions_left > 0)
+        {
+            eprintln!(
+                "paper: warning: {} orders still open and {} positions at the broker after {:.1} s (see broker.json)",
+                w.open_orders_left, w.positions_left, w.waited_s
+            );
+        }
+    }
 
     let summary = summary(&out, &symbols, &checked, t0, engine_s, report.failure.clone())?;
     summary.write(&rd.path().join("summary.json"))?;
@@ -214,9 +264,10 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-/// The feed's log: every line as a JSON object in `feed.log` (structured, one per line), and
-/// warnings and errors on stderr too (unless quiet).
-fn feed_log(path: &std::path::Path, echo: bool) -> Result<feeds::feed::FeedLog> {
+/// A feed's or the broker gateway's log: every line as a JSON object in `feed.log` /
+/// `broker.log` (structured, one per line), and warnings and errors on stderr too (unless quiet),
+/// prefixed with `who`.
+fn feed_log(path: &std::path::Path, echo: bool, who: &'static str) -> Result<feeds::feed::FeedLog> {
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let out = std::sync::Mutex::new(std::io::LineWriter::new(file));
     Ok(Arc::new(move |l: &feeds::feed::FeedLogLine| {
@@ -225,14 +276,20 @@ fn feed_log(path: &std::path::Path, echo: bool) -> Result<feeds::feed::FeedLog> 
         let j = serde_json::json!({"ts": ts, "level": l.level.as_str(), "kind": l.kind, "symbol": l.symbol, "detail": l.detail});
         let _ = writeln!(out.lock().unwrap_or_else(|p| p.into_inner()), "{j}");
         if echo && l.level != feeds::feed::LogLevel::Info {
-            let _ = writeln!(std::io::stderr().lock(), "feed: {l}");
+            let _ = writeln!(std::io::stderr().lock(), "{who}: {l}");
         }
     }))
 }
 
 /// `journal.meta.json` and `config.toml`: what `ringtape replay` reads (no secret: the feed is
 /// named by provider and URL only).
-fn write_meta(dir: &std::path::Path, s: &feed::Session, c: &backtest::Checked, config_toml: &str) -> Result<()> {
+fn write_meta(
+    dir: &std::path::Path,
+    s: &feed::Session,
+    c: &backtest::Checked,
+    config_toml: &str,
+    broker: Option<&broker::Plan>,
+) -> Result<String> {
     let session_id = engine::records::session_id(
         "pp",
         format!("{config_toml}{:?}{}{}", s.symbols, c.strategy, jiff::Timestamp::now()).as_bytes(),
@@ -242,6 +299,7 @@ fn write_meta(dir: &std::path::Path, s: &feed::Session, c: &backtest::Checked, c
         "session": session_id,
         "kind": "paper",
         "feed": {"provider": s.provider, "stream_url": s.stream_url, "rest_url": s.rest_url},
+        "broker": broker.map_or_else(|| serde_json::json!({"kind": "sim"}), broker::Plan::meta),
         "symbols": s.symbols,
         "strategy": c.strategy,
         "strategy_params": serde_json::to_value(&c.params)?,
@@ -251,7 +309,8 @@ fn write_meta(dir: &std::path::Path, s: &feed::Session, c: &backtest::Checked, c
     std::fs::write(&mpath, serde_json::to_string_pretty(&meta)?)
         .with_context(|| format!("writing {}", mpath.display()))?;
     let cpath = dir.join("config.toml");
-    std::fs::write(&cpath, config_toml).with_context(|| format!("writing {}", cpath.display()))
+    std::fs::write(&cpath, config_toml).with_context(|| format!("writing {}", cpath.display()))?;
+    Ok(session_id)
 }
 
 fn summary(

@@ -158,6 +158,8 @@ pub(crate) struct Limit {
     pub ok: bool,
     pub remaining: u32,
     pub reset_s: i64,
+    /// Refused by an injected `rate_limit` fault (not the window).
+    pub forced: bool,
 }
 
 impl Broker {
@@ -231,16 +233,16 @@ impl Broker {
         }
         let reset_s = (l.window_start_ns + 60_000_000_000) / 1_000_000_000;
         if forced {
-            return Limit { ok: false, remaining: 0, reset_s };
+            return Limit { ok: false, remaining: 0, reset_s, forced: true };
         }
         if per_min == 0 {
-            return Limit { ok: true, remaining: u32::MAX, reset_s };
+            return Limit { ok: true, remaining: u32::MAX, reset_s, forced: false };
         }
         if l.used >= per_min {
-            return Limit { ok: false, remaining: 0, reset_s };
+            return Limit { ok: false, remaining: 0, reset_s, forced: false };
         }
         l.used += 1;
-        Limit { ok: true, remaining: per_min - l.used, reset_s }
+        Limit { ok: true, remaining: per_min - l.used, reset_s, forced: false }
     }
 
     pub fn snapshot(&self, market_now: i64) -> BrokerSnapshot {

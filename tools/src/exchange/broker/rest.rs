@@ -97,7 +97,8 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Resp {
     } else {
         b.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
         let mut r = error(429, 42910000, "too many requests");
-        let wait = (lim.reset_s - wall_now_ns() / 1_000_000_000).max(1);
+        // An injected 429 (a fault) asks for one second; the window's own for the rest of it.
+        let wait = if lim.forced { 1 } else { (lim.reset_s - wall_now_ns() / 1_000_000_000).max(1) };
         r.headers.push(("Retry-After", wait.to_string()));
         r
     };
