@@ -8,6 +8,7 @@
 //! supported, write JSON with `--json FILE`.
 
 mod backtest;
+mod broker_load;
 mod capacity;
 mod common;
 mod latency;
@@ -50,6 +51,9 @@ enum Command {
     /// The broker order path: strategy intent -> the gateway's request, and a trade_updates frame
     /// -> the strategy's on_order, against the local exchange's paper broker, in HdrHistogram.
     OrderPath(order_path::Args),
+    /// Paper broker load: K clients send resting limits, cancels and market orders over keep-alive
+    /// HTTP for T seconds while one trade_updates session listens; orders/s and event checks.
+    BrokerLoad(broker_load::Args),
     /// (internal) The local exchange for `capacity`, in a child process.
     #[command(hide = true)]
     CapacityExchange(capacity::ExchangeArgs),
@@ -66,5 +70,6 @@ fn main() -> anyhow::Result<()> {
         Command::Capacity(args) => capacity::run(args),
         Command::CapacityExchange(args) => capacity::serve_exchange(args),
         Command::OrderPath(args) => order_path::run(args),
+        Command::BrokerLoad(args) => broker_load::run(args),
     }
 }

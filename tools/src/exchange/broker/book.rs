@@ -6,7 +6,7 @@ use crate::exchange::data::{MINUTE_NS, Tape};
 use engine::records::{Bar, ExecKind, ExecReport, Order, OrderId, OrderType, Reason, Side, SymbolId};
 use engine::venue::{SimVenue, Venue};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
 const E9: i128 = 1_000_000_000;
@@ -171,6 +171,8 @@ pub(crate) struct Book {
     armed: Vec<usize>,
     /// Working ioc/fok orders (canceled after their first eligible bar).
     ioc: Vec<usize>,
+    /// The open orders.
+    open_set: BTreeSet<usize>,
     cash_e9: i128,
     start_cash_e9: i128,
     pos: Vec<Pos>,
@@ -211,6 +213,7 @@ impl Book {
             cancels: Vec::new(),
             armed: Vec::new(),
             ioc: Vec::new(),
+            open_set: BTreeSet::new(),
             cash_e9: i128::from(cfg.starting_cash_e9),
             start_cash_e9: i128::from(cfg.starting_cash_e9),
             pos: vec![Pos::default(); n],
@@ -277,9 +280,9 @@ impl Book {
     }
 
     fn open_notional(&self) -> i128 {
-        self.orders
+        self.open_set
             .iter()
-            .filter(|o| o.status.is_open())
+            .map(|&i| &self.orders[i])
             .map(|o| i128::from(o.o.qty - o.filled_qty) * i128::from(self.ref_px(&o.o)))
             .sum()
     }
@@ -351,6 +354,7 @@ impl Book {
             placed_ns: 0,
         });
         self.acks.push((wall_now + (latency_ms as i64) * 1_000_000, idx));
+        self.open_set.insert(idx);
         b.counters.orders.fetch_add(1, Ordering::Relaxed);
         Ok(idx)
     }
@@ -392,6 +396,7 @@ impl Book {
         self.pull(idx, market_now);
         let o = &mut self.orders[idx];
         o.status = Status::Canceled;
+        self.open_set.remove(&idx);
         o.canceled_ns = Some(market_now);
         o.updated_ns = market_now;
         b.counters.cancels.fetch_add(1, Ordering::Relaxed);
@@ -453,6 +458,7 @@ impl Book {
         self.pull(idx, market_now);
         let o = &mut self.orders[idx];
         o.status = Status::Replaced;
+        self.open_set.remove(&idx);
         o.replaced_ns = Some(market_now);
         o.replaced_by = Some(new);
         o.updated_ns = market_now;
@@ -461,6 +467,18 @@ impl Book {
     }
 
     // ---- the broker thread --------------------------------------------------------------------
+
+    /// The earliest queued ack or cancel (wall ns) and the earliest unreleased bar end (market
+    /// ns) of a symbol with open orders.
+    pub fn next_wake(&self) -> (Option<i64>, Option<i64>) {
+        let due = self.acks.iter().chain(&self.cancels).map(|(d, _)| *d).min();
+        let mut syms: Vec<usize> = self.open_set.iter().map(|&i| self.orders[i].o.sym).collect();
+        syms.sort_unstable();
+        syms.dedup();
+        let end =
+            syms.iter().filter_map(|&s| self.bars[s].get(self.cursor[s]).map(|b| b.ts_event_ns + MINUTE_NS)).min();
+        (due, end)
+    }
 
     /// Acks and cancels due by `wall`, then every bar released by `market_now`, then expiries.
     pub fn step(&mut self, wall: i64, market_now: i64, b: &Broker, ev: &mut Vec<String>) {
@@ -552,7 +570,7 @@ impl Book {
         if self.orders[idx].o.typ == Type::StopLimit {
             self.armed.push(idx);
         } else {
-            self.to_venue(idx, market_now, b, ev);
+            self.place_at_venue(idx, market_now, b, ev);
         }
     }
 
@@ -560,6 +578,7 @@ impl Book {
         self.pull(idx, market_now);
         let o = &mut self.orders[idx];
         o.status = Status::Rejected;
+        self.open_set.remove(&idx);
         o.failed_ns = Some(market_now);
         o.updated_ns = market_now;
         b.counters.rejects.fetch_add(1, Ordering::Relaxed);
@@ -567,7 +586,7 @@ impl Book {
     }
 
     /// Hand an order to the venue, placed at `placed_ns`.
-    fn to_venue(&mut self, idx: usize, placed_ns: i64, b: &Broker, ev: &mut Vec<String>) {
+    fn place_at_venue(&mut self, idx: usize, placed_ns: i64, b: &Broker, ev: &mut Vec<String>) {
         let e = self.next_engine;
         self.next_engine += 1;
         let o = &mut self.orders[idx];
@@ -625,7 +644,7 @@ impl Book {
             .collect();
         for i in trig {
             self.armed.retain(|x| *x != i);
-            self.to_venue(i, bar.ts_event_ns + MINUTE_NS, b, ev);
+            self.place_at_venue(i, bar.ts_event_ns + MINUTE_NS, b, ev);
         }
         let done: Vec<usize> = self
             .ioc
@@ -651,6 +670,7 @@ impl Book {
                 self.pull(idx, ts);
                 let o = &mut self.orders[idx];
                 o.status = Status::Expired;
+                self.open_set.remove(&idx);
                 o.expired_ns = Some(ts);
                 o.updated_ns = ts;
                 ev.push(self.event("expired", idx, ts, None));
@@ -672,6 +692,7 @@ impl Book {
         let full = o.filled_qty >= o.o.qty;
         let kind = if full {
             o.status = Status::Filled;
+            self.open_set.remove(&idx);
             "fill"
         } else {
             if o.status != Status::PendingCancel {
@@ -767,6 +788,15 @@ impl Book {
 
     /// Orders for `GET /v2/orders`: `status` open|closed|all, newest first unless `asc`.
     pub fn list(&self, status: &str, limit: usize, asc: bool, symbols: Option<&[String]>) -> Vec<OrderView> {
+        if status == "open" {
+            let it = self
+                .open_set
+                .iter()
+                .copied()
+                .filter(|&i| symbols.is_none_or(|s| s.iter().any(|n| *n == self.names[self.orders[i].o.sym])));
+            let idx: Vec<usize> = if asc { it.take(limit).collect() } else { it.rev().take(limit).collect() };
+            return idx.into_iter().map(|i| self.order_view(i)).collect();
+        }
         let keep = |o: &BOrder| match status {
             "open" => o.status.is_open(),
             "closed" => !o.status.is_open(),
@@ -780,7 +810,7 @@ impl Book {
 
     /// Indexes of the open orders.
     pub fn open(&self) -> Vec<usize> {
-        (0..self.orders.len()).filter(|&i| self.orders[i].status.is_open()).collect()
+        self.open_set.iter().copied().collect()
     }
 
     pub fn position_view(&self, sym: usize) -> Option<PositionView> {
@@ -986,4 +1016,18 @@ pub struct AccountView {
     pub crypto_tier: u32,
     pub options_approved_level: u32,
     pub options_trading_level: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_orders_end_at_16_new_york() {
+        let t = |s: &str| i64::try_from(s.parse::<jiff::Timestamp>().unwrap().as_nanosecond()).unwrap();
+        // Winter (EST, UTC-5) and summer (EDT, UTC-4); after the close: the next day's.
+        assert_eq!(Book::day_end(t("2024-03-01T15:30:00Z")), t("2024-03-01T21:00:00Z"));
+        assert_eq!(Book::day_end(t("2024-07-01T15:30:00Z")), t("2024-07-01T20:00:00Z"));
+        assert_eq!(Book::day_end(t("2024-07-01T20:00:00Z")), t("2024-07-02T20:00:00Z"));
+    }
 }

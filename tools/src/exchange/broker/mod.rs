@@ -45,8 +45,12 @@
 //! `opg`/`cls`, crypto and options, market hours (orders are taken at any market time and fill
 //! on bars), short-sale locates.
 //!
-//! **Official clients.** Checked by hand with alpaca-py 0.44.0 (`tools/scripts/alpaca_py_broker.py`):
-//! see the module docs of [`super`].
+//! **Official clients.** Checked by hand with alpaca-py 0.44.0 against `ringtape exchange --plain`
+//! (`tools/scripts/alpaca_py_broker.py`): `TradingClient(url_override=...)` `get_account`,
+//! `submit_order` (market, limit), `get_orders`, `get_order_by_id`, `get_order_by_client_id`,
+//! `replace_order_by_id`, `cancel_order_by_id`, `cancel_orders` (207), `get_all_positions`,
+//! `get_open_position`, `close_position`, and `TradingStream(url_override=...)` receiving `new`,
+//! `fill`, `replaced`, `pending_cancel`, `canceled`: every object parsed into its pydantic models.
 
 mod book;
 pub(crate) mod rest;
@@ -141,6 +145,8 @@ pub(crate) struct Broker {
     pub counters: BrokerCounters,
     pub faults: Mutex<BrokerFaults>,
     pub limiter: Mutex<Limiter>,
+    /// The broker thread (unparked when an ack or cancel is queued).
+    pub waker: std::sync::OnceLock<std::thread::Thread>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,6 +171,7 @@ impl Broker {
             counters: BrokerCounters::default(),
             faults: Mutex::new(BrokerFaults::default()),
             limiter: Mutex::new(Limiter::default()),
+            waker: std::sync::OnceLock::new(),
         }
     }
 
@@ -242,13 +249,33 @@ impl Broker {
         lock(&self.book).snapshot(market_now)
     }
 
-    /// One step of the broker thread: acks due, cancels due, bars released by `market_now`.
-    pub fn step(&self, market_now: i64) {
+    /// One step of the broker thread: acks due, cancels due, bars released by the clock.
+    /// Returns how long the thread may sleep (until the next due ack or cancel or bar end, at
+    /// most 20 ms; a queued ack or cancel wakes it at once).
+    pub fn step(&self, clock: &super::MarketClock) -> std::time::Duration {
         let wall = wall_now_ns();
+        let market_now = clock.at_wall(wall);
         let mut book = lock(&self.book);
         let mut ev = Vec::new();
         book.step(wall, market_now, self, &mut ev);
         self.emit(&book, ev);
+        let (due_wall, bar_end) = book.next_wake();
+        drop(book);
+        let mut wait = 20_000_000i64;
+        if let Some(d) = due_wall {
+            wait = wait.min(d - wall);
+        }
+        if let Some(e) = bar_end {
+            wait = wait.min(clock.wall_until(e));
+        }
+        std::time::Duration::from_nanos(wait.clamp(200_000, 20_000_000) as u64)
+    }
+
+    /// Wake the broker thread (an ack or cancel was queued).
+    pub fn wake(&self) {
+        if let Some(t) = self.waker.get() {
+            t.unpark();
+        }
     }
 
     /// Take one pending stream rejection.
@@ -287,11 +314,12 @@ impl Broker {
     }
 }
 
-/// The broker thread: every 2 ms, process what is due.
+/// The broker thread: process what is due, sleep until the next thing is (or a request wakes it).
 pub(crate) fn run(shared: &super::server::Shared) {
+    let _ = shared.broker.waker.set(std::thread::current());
     while !shared.stopping() {
-        shared.broker.step(shared.clock.now_ns());
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        let wait = shared.broker.step(&shared.clock);
+        std::thread::park_timeout(wait);
     }
 }
 

@@ -89,7 +89,11 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Resp {
     let lim = b.limit();
     let per_min = b.cfg.rate_limit_per_min;
     let mut resp = if lim.ok {
-        route(shared, req)
+        let r = route(shared, req);
+        if req.method != "GET" {
+            b.wake();
+        }
+        r
     } else {
         b.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
         let mut r = error(429, 42910000, "too many requests");
