@@ -5,6 +5,9 @@
 //! `feed.json` (bars released, duplicates, late and updated bars, gaps filled, reconnects,
 //! receive-to-publish latency).
 
+pub mod journal;
+pub mod metrics;
+
 use crate::exit::bad_input;
 use crate::summary::Summary;
 use anyhow::{Context, Result};
