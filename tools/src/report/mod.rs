@@ -5,6 +5,7 @@
 //! `feed.json` (bars released, duplicates, late and updated bars, gaps filled, reconnects,
 //! receive-to-publish latency).
 
+pub mod charts;
 pub mod journal;
 pub mod metrics;
 
