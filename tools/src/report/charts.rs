@@ -75,7 +75,9 @@ pub fn lines(title: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], fi
         for (i, (name, pts)) in series.iter().enumerate() {
             let c = PALETTE[i % PALETTE.len()];
             if fill && series.len() == 1 {
-                chart.draw_series(AreaSeries::new(pts.iter().copied(), 0.0, c.mix(0.25)).border_style(c)).map_err(err)?;
+                chart
+                    .draw_series(AreaSeries::new(pts.iter().copied(), 0.0, c.mix(0.25)).border_style(c))
+                    .map_err(err)?;
             } else {
                 chart
                     .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
@@ -115,7 +117,11 @@ pub fn bars(title: &str, y_desc: &str, labels: &[String], values: &[f64]) -> Res
             .map_err(err)?;
         let fmt_x = |x: &f64| {
             let i = x.round();
-            if (x - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         };
         let fmt_y = |y: &f64| format!("{y:.0}");
         chart
@@ -219,10 +225,15 @@ mod tests {
     fn charts_are_svg_with_their_title_and_shapes() {
         let s = lines("equity", "USD", &[("a".into(), vec![(0.0, 1.0), (86_400.0, 2.0)])], true).unwrap();
         assert!(s.starts_with("<svg") && s.contains("equity") && s.contains("<polygon"), "{s}");
-        let two = [("run a".to_string(), vec![(0.0, 1.0), (60.0, 2.0)]), ("run b".into(), vec![(0.0, 2.0), (60.0, 1.0)])];
+        let two =
+            [("run a".to_string(), vec![(0.0, 1.0), (60.0, 2.0)]), ("run b".into(), vec![(0.0, 2.0), (60.0, 1.0)])];
         let s = lines("equity", "USD", &two, false).unwrap();
         for colour in ["#1F77B4", "#FF7F0E"] {
-            assert_eq!(s.matches(&format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"{colour}\"")).count(), 2, "a line and its legend mark: {s}");
+            assert_eq!(
+                s.matches(&format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"{colour}\"")).count(),
+                2,
+                "a line and its legend mark: {s}"
+            );
         }
         assert!(s.contains("run b"));
         let s = bars("daily", "USD", &["d1".into(), "d2".into()], &[5.0, -3.0]).unwrap();

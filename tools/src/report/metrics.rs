@@ -5,9 +5,10 @@
 //! - A **trade** is a round trip per symbol: from flat to flat. A fill that flips a position (long
 //!   to short in one order) closes the trade and opens the next; its commission is split between
 //!   the two by quantity.
-//! - **Equity** is starting capital plus cash flows of the fills, minus commissions, plus open
-//!   positions marked at their symbol's latest fill price. It is sampled after every fill, so the
-//!   drawdown here is "at fills" (the summary's drawdown marks every bar and can be deeper).
+//! - **Equity** here is closed-trade equity: starting capital plus the PnL (after commissions) of
+//!   the trades closed so far, sampled after every fill. It is exactly what `fills.csv` says (the
+//!   sum over symbols of its `realized_pnl` column) with no marks of stale prices; the summary's
+//!   drawdown, which marks open positions at every bar, is shown beside it.
 //! - A **day** is a calendar date in the run's risk day (`[risk] day_utc_offset_s` of its
 //!   `config.toml`, else UTC). Days the journal saw without fills count as days with zero PnL.
 
@@ -55,7 +56,10 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
         "a trade's PnL / its initial risk (quantity x |entry price - protective stop|); only for trades whose entry order carried a stop",
     ),
     ("time in market", "share of the run's span (first to last fill) with any position open"),
-    ("exposure", "gross notional of open positions, sum of |shares| x latest fill price, after every fill (USD)"),
+    (
+        "exposure",
+        "gross notional of open positions, sum of |shares| x their symbol's latest fill price, after every fill (USD)",
+    ),
     (
         "daily PnL",
         "equity at a day's last sample minus equity at the previous day's (the first day: minus starting capital)",
@@ -243,7 +247,7 @@ pub fn compute(fills: &[Fill], capital: f64, days: &[i64], offset_s: i64, stops:
     let mut marks: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
     let mut trades = Vec::new();
     let mut curve = Vec::with_capacity(fills.len());
-    let (mut cash, mut fees) = (0.0f64, 0.0f64);
+    let (mut closed, mut fees) = (0.0f64, 0.0f64);
     let mut in_market_ns = 0i64;
     let mut last_ts: Option<i64> = None;
     for f in fills {
@@ -253,7 +257,6 @@ pub fn compute(fills: &[Fill], capital: f64, days: &[i64], offset_s: i64, stops:
             in_market_ns += f.ts_ns - t;
         }
         last_ts = Some(f.ts_ns);
-        cash -= f.qty as f64 * f.price;
         fees += f.commission;
         let mut left = f.qty;
         while left != 0 {
@@ -289,6 +292,7 @@ pub fn compute(fills: &[Fill], capital: f64, days: &[i64], offset_s: i64, stops:
             left -= part;
             if o.qty == 0 {
                 let pnl = o.cash - o.fees;
+                closed += pnl;
                 let direction: i64 = if part < 0 { 1 } else { -1 };
                 let r_multiple = stops
                     .iter()
@@ -317,9 +321,8 @@ pub fn compute(fills: &[Fill], capital: f64, days: &[i64], offset_s: i64, stops:
         }
         let pos = open.get(f.symbol.as_str()).map_or(0, |o| o.qty);
         marks.insert(f.symbol.as_str(), (pos, f.price));
-        let value: f64 = marks.values().map(|&(q, p)| q as f64 * p).sum();
         let exposure: f64 = marks.values().map(|&(q, p)| q.abs() as f64 * p).sum();
-        curve.push(Point { ts_ns: f.ts_ns, equity: capital + cash - fees + value, exposure });
+        curve.push(Point { ts_ns: f.ts_ns, equity: capital + closed, exposure });
     }
 
     // Day ends: the last sample of each day; days without fills carry the equity forward.
@@ -501,7 +504,7 @@ mod tests {
         let m = compute(&f, 100.0, &[], 0, &[]);
         assert_eq!(m.trades.len(), 1);
         assert_eq!(m.open_positions, BTreeMap::from([("A".to_string(), 10)]));
-        assert_eq!(m.ending_equity, 102.0);
+        assert_eq!(m.ending_equity, 102.0, "closed trades only");
         assert_eq!(m.curve.last().unwrap().exposure, 100.0);
     }
 
