@@ -12,6 +12,7 @@ mod capacity;
 mod common;
 mod latency;
 mod many;
+mod research;
 mod ring_hop;
 mod tick_to_trade;
 
@@ -46,6 +47,10 @@ enum Command {
     /// Capacity: the local exchange streams minute bars of 10,000 symbols to the real Alpaca feed
     /// (one connection) and pipeline at rising message rates; sustained or not, memory per symbol.
     Capacity(capacity::Args),
+    /// `ringtape report` over a large journal: MB of journal per second.
+    Report(research::ReportArgs),
+    /// `ringtape import dbn` over a large plain DBN file: records per second.
+    ImportDbn(research::DbnArgs),
     /// (internal) The local exchange for `capacity`, in a child process.
     #[command(hide = true)]
     CapacityExchange(capacity::ExchangeArgs),
@@ -60,6 +65,8 @@ fn main() -> anyhow::Result<()> {
         Command::Latency(args) => latency::run(args),
         Command::TickToTrade(args) => tick_to_trade::run(args),
         Command::Capacity(args) => capacity::run(args),
+        Command::Report(args) => research::run_report(args),
+        Command::ImportDbn(args) => research::run_dbn(args),
         Command::CapacityExchange(args) => capacity::serve_exchange(args),
     }
 }
