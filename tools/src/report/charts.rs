@@ -42,9 +42,18 @@ fn time_label(secs: f64, span_s: f64) -> String {
     if span_s < 3.0 * 86_400.0 { t.strftime("%m-%d %H:%M").to_string() } else { t.strftime("%Y-%m-%d").to_string() }
 }
 
-/// Lines over time (x: seconds since the epoch, UTC): one per `(name, points)` series, a legend
-/// when there are several, the area to zero filled when `fill` and there is one series.
-pub fn lines(title: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], fill: bool) -> Result<String> {
+/// What the x values of [`lines`] are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XAxis {
+    /// Seconds since the epoch, UTC: labelled as dates (and times under three days).
+    Time,
+    /// Days since each series' start (runs of different dates side by side).
+    Elapsed,
+}
+
+/// Lines: one per `(name, points)` series, a legend when there are several, the area to zero
+/// filled when `fill` and there is one series.
+pub fn lines(title: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], fill: bool, x: XAxis) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -60,7 +69,10 @@ pub fn lines(title: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], fi
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         let span = x1 - x0;
-        let fmt_x = |x: &f64| time_label(*x, span);
+        let fmt_x = |v: &f64| match x {
+            XAxis::Time => time_label(*v, span),
+            XAxis::Elapsed => format!("{v:.1}"),
+        };
         let fmt_y = |y: &f64| format!("{y:.0}");
         chart
             .configure_mesh()
@@ -69,6 +81,7 @@ pub fn lines(title: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], fi
             .x_label_formatter(&fmt_x)
             .y_label_formatter(&fmt_y)
             .y_desc(y_desc)
+            .x_desc(if x == XAxis::Elapsed { "days since the run's first fill" } else { "" })
             .light_line_style(WHITE.mix(0.0))
             .draw()
             .map_err(err)?;
@@ -223,11 +236,11 @@ mod tests {
 
     #[test]
     fn charts_are_svg_with_their_title_and_shapes() {
-        let s = lines("equity", "USD", &[("a".into(), vec![(0.0, 1.0), (86_400.0, 2.0)])], true).unwrap();
+        let s = lines("equity", "USD", &[("a".into(), vec![(0.0, 1.0), (86_400.0, 2.0)])], true, XAxis::Time).unwrap();
         assert!(s.starts_with("<svg") && s.contains("equity") && s.contains("<polygon"), "{s}");
         let two =
             [("run a".to_string(), vec![(0.0, 1.0), (60.0, 2.0)]), ("run b".into(), vec![(0.0, 2.0), (60.0, 1.0)])];
-        let s = lines("equity", "USD", &two, false).unwrap();
+        let s = lines("equity", "USD", &two, false, XAxis::Elapsed).unwrap();
         for colour in ["#1F77B4", "#FF7F0E"] {
             assert_eq!(
                 s.matches(&format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"{colour}\"")).count(),

@@ -341,7 +341,7 @@ pub fn compute(fills: &[Fill], capital: f64, days: &[i64], offset_s: i64, stops:
 
     let ending_equity = curve.last().map_or(capital, |p| p.equity);
     let (mut peak, mut max_dd, mut max_dd_pct) = (capital, 0.0f64, 0.0f64);
-    for e in curve.iter().map(|p| p.equity).chain(daily_equity.iter().map(|d| d.1)) {
+    for e in curve.iter().map(|p| p.equity) {
         peak = peak.max(e);
         if peak - e > max_dd {
             max_dd = peak - e;
@@ -522,6 +522,8 @@ mod tests {
         let m = compute(&f, 1000.0, &[2], -3600, &[]);
         assert_eq!(m.daily_equity, vec![(0, 1000.0), (1, 1010.0), (2, 1010.0), (3, 1005.0)]);
         assert_eq!(m.daily_pnl(), vec![(0, 0.0), (1, 10.0), (2, 0.0), (3, -5.0)]);
+        // Peak 1010, trough 1005: the day ends of earlier days are not samples after the peak.
+        assert_eq!(m.max_dd, 5.0);
         let rets = [0.0, 0.01, 0.0, 1005.0 / 1010.0 - 1.0];
         let mean = rets.iter().sum::<f64>() / 4.0;
         let sd = (rets.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / 3.0).sqrt();

@@ -318,6 +318,17 @@ fn drawdown_series(m: &Metrics) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Series against days since their first point.
+fn elapsed(series: Vec<(String, Vec<(f64, f64)>)>) -> Vec<(String, Vec<(f64, f64)>)> {
+    series
+        .into_iter()
+        .map(|(n, pts)| {
+            let t0 = pts.first().map_or(0.0, |p| p.0);
+            (n, pts.into_iter().map(|(t, y)| ((t - t0) / 86_400.0, y)).collect())
+        })
+        .collect()
+}
+
 fn counts_table(h: &mut String, title: &str, rows: &BTreeMap<&str, u64>) {
     if rows.is_empty() {
         let _ = write!(h, "<p>{title}: none</p>");
@@ -421,7 +432,10 @@ fn run_section(h: &mut String, i: usize, r: &RunData) -> Result<()> {
             .flatten()
             .collect();
         h.push_str("<h3 id=\"exposure\">exposure</h3>");
-        svg(h, charts::lines(&format!("{name}: gross exposure"), "USD", &[(name.clone(), exp)], true))?;
+        svg(
+            h,
+            charts::lines(&format!("{name}: gross exposure"), "USD", &[(name.clone(), exp)], true, charts::XAxis::Time),
+        )?;
     }
     h.push_str("<h3>journal</h3>");
     match &r.journal {
@@ -508,7 +522,16 @@ fn operational(h: &mut String, name: &str, r: &RunData) -> Result<()> {
     let pnl = pts("ringtape_realized_pnl_usd");
     if !pnl.is_empty() {
         let _ = write!(h, "<p>{} runtime samples in metrics.jsonl.</p>", r.samples.len());
-        svg(h, charts::lines(&format!("{name}: realized PnL while live"), "USD", &[(name.to_string(), pnl)], true))?;
+        svg(
+            h,
+            charts::lines(
+                &format!("{name}: realized PnL while live"),
+                "USD",
+                &[(name.to_string(), pnl)],
+                true,
+                charts::XAxis::Time,
+            ),
+        )?;
         let backlog = pts("ringtape_feed_backlog");
         svg(
             h,
@@ -517,6 +540,7 @@ fn operational(h: &mut String, name: &str, r: &RunData) -> Result<()> {
                 "events",
                 &[(name.to_string(), backlog)],
                 true,
+                charts::XAxis::Time,
             ),
         )?;
     }
@@ -656,10 +680,16 @@ pub fn html(sources: &[Source]) -> Result<String> {
                 .filter(|r| !r.1.metrics.curve.is_empty())
                 .map(|(i, r)| (label(*i, &r.dir), drawdown_series(&r.metrics)))
                 .collect();
+            // One run: on its dates; several: side by side from each one's start.
+            let (eq, dd, x) = if eq.len() == 1 {
+                (eq, dd, charts::XAxis::Time)
+            } else {
+                (elapsed(eq), elapsed(dd), charts::XAxis::Elapsed)
+            };
             h.push_str("<h3 id=\"equity\">equity</h3>");
-            svg(&mut h, charts::lines("equity (USD, after every fill)", "USD", &eq, false))?;
+            svg(&mut h, charts::lines("equity (USD, after every fill)", "USD", &eq, false, x))?;
             h.push_str("<h3 id=\"drawdown\">drawdown</h3>");
-            svg(&mut h, charts::lines("drawdown from the running peak (USD)", "USD", &dd, dd.len() == 1))?;
+            svg(&mut h, charts::lines("drawdown from the running peak (USD)", "USD", &dd, dd.len() == 1, x))?;
         }
         // Per strategy: the runs of each strategy together.
         let mut by: BTreeMap<&str, (usize, usize, usize, f64, f64)> = BTreeMap::new();
