@@ -232,3 +232,43 @@ fn a_damaged_fills_file_is_one_line_naming_it() {
     let o = ringtape(&["report", &s(&run), "--out", &s(&d.path().join("r.html"))]);
     assert_one_line_error(&o, &["fills.csv: line 2: bad side"]);
 }
+
+/// A headless Chromium on PATH (Debian's `chromium-headless-shell` or `chromium`), if any.
+fn browser() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium-headless-shell", "chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|b| std::env::split_paths(&path).map(move |d| d.join(b)))
+        .find(|p| p.is_file())
+}
+
+/// Opens the page in a real headless browser: every chart is in the parsed DOM as an SVG element
+/// and the browser logs no console error. Skipped (with a note) on a machine without Chromium
+/// (`apt-get install chromium-headless-shell`).
+#[test]
+fn a_headless_browser_renders_every_chart_without_console_errors() {
+    let Some(chromium) = browser() else {
+        eprintln!("skipped: no chromium on PATH (apt-get install chromium-headless-shell)");
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("bt");
+    assert_eq!(ringtape(&["backtest", "--out", &s(&run), "--quiet"]).code, 0);
+    let html = d.path().join("r.html");
+    assert_eq!(ringtape(&["report", &s(&run), "--out", &s(&html)]).code, 0);
+    let text = std::fs::read_to_string(&html).unwrap();
+    let charts = text.matches("<svg").count();
+    assert_eq!(charts, 2 + 5);
+    let o = std::process::Command::new(&chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"])
+        .arg(format!("--user-data-dir={}", d.path().join("profile").display()))
+        .args(["--dump-dom", &format!("file://{}", s(&html))])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dom = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(dom.matches("<svg").count(), charts, "every chart parsed as an SVG element");
+    assert_eq!(dom.matches("<polyline").count(), text.matches("<polyline").count());
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(!log.lines().any(|l| l.contains("CONSOLE") || l.contains("Uncaught")), "console errors: {log}");
+}
