@@ -85,14 +85,31 @@ fn run_ok(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Times `f` once as a warm-up and `rounds` times; returns the seconds of each measured round.
-fn time_rounds(rounds: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+/// CPU seconds (user + system) of this process and its waited-for children, from
+/// `/proc/self/stat` (clock ticks of 10 ms; 0 where it cannot be read).
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with ')'): utime is the 12th, stime, cutime, cstime follow.
+    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+    let f: Vec<f64> = rest.split_whitespace().skip(11).take(4).filter_map(|x| x.parse().ok()).collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
+/// Wall and CPU seconds of one round.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Runs `f` once as a warm-up and `rounds` times; returns each measured round's times.
+fn time_rounds(rounds: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<Round>> {
     f()?;
     let mut v = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_s());
         f()?;
-        v.push(t.elapsed().as_secs_f64());
+        v.push(Round { wall: t.elapsed().as_secs_f64(), cpu: cpu_s() - c });
     }
     Ok(v)
 }
@@ -110,11 +127,27 @@ fn header(title: &str) {
     );
 }
 
-fn row(name: &str, secs: &[f64], unit: f64, unit_name: &str) {
-    let med = median(secs);
-    let (lo, hi) = secs.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
-    println!("| {name} | {:.1} | {:.1}-{:.1} | {:.1} {unit_name} |", med * 1e3, lo * 1e3, hi * 1e3, unit / med);
+/// A table row: wall median, min-max, throughput on the median and on the best round, and the
+/// CPU time median (on a loaded machine the CPU time is the steadier figure).
+fn row(name: &str, rounds: &[Round], unit: f64, unit_name: &str) {
+    let wall: Vec<f64> = rounds.iter().map(|r| r.wall).collect();
+    let cpu: Vec<f64> = rounds.iter().map(|r| r.cpu).collect();
+    let med = median(&wall);
+    let (lo, hi) = wall.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    let cpu_med = median(&cpu);
+    println!(
+        "| {name} | {:.1} | {:.1}-{:.1} | {:.1} {unit_name} | {:.1} {unit_name} | {:.0} | {} |",
+        med * 1e3,
+        lo * 1e3,
+        hi * 1e3,
+        unit / med,
+        unit / lo,
+        cpu_med * 1e3,
+        if cpu_med > 0.0 { format!("{:.1} {unit_name}", unit / cpu_med) } else { "n/a".into() }
+    );
 }
+
+const TABLE_HEAD: &str = "| step | median ms | min-max ms | throughput (median) | throughput (best) | CPU ms (median) | per CPU second |\n|---|--:|--:|--:|--:|--:|--:|";
 
 /// Run `ringtape-bench report`.
 pub fn run_report(args: &ReportArgs) -> Result<()> {
@@ -179,7 +212,7 @@ pub fn run_report(args: &ReportArgs) -> Result<()> {
         jbytes / 1e6,
         html_bytes as f64 / 1e6
     );
-    println!("| step | median ms | min-max ms | journal throughput |\n|---|--:|--:|--:|");
+    println!("{TABLE_HEAD}");
     let mb = jbytes / 1e6;
     row("journal pass (JournalStats::read)", &pass, mb, "MB/s");
     row("read run (journal + fills.csv + metrics)", &read, mb, "MB/s");
@@ -284,10 +317,10 @@ pub fn run_dbn(args: &DbnArgs) -> Result<()> {
         args.instruments,
         bytes / 1e6
     );
-    println!("| step | median ms | min-max ms | throughput |\n|---|--:|--:|--:|");
+    println!("{TABLE_HEAD}");
     let m = records as f64 / 1e6;
     row("decode+check (import_dbn::decode_file)", &decode, m, "M records/s");
-    row("process: `ringtape import dbn FILE --out DIR`", &process, m, "M records/s");
+    row("process: `ringtape import dbn FILE --out DIR` (bar files written and fsynced)", &process, m, "M records/s");
     println!("\nload average at end {}", loadavg());
     Ok(())
 }
