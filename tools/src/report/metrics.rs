@@ -33,7 +33,10 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
         "CAGR",
         "(ending equity / starting capital)^(365.25 / calendar days) - 1, calendar days from the run's first to its last day, both included",
     ),
-    ("Sharpe", "mean / sample standard deviation of daily equity returns, times sqrt(252); shown from 20 days"),
+    (
+        "Sharpe",
+        "mean / sample standard deviation of daily equity returns, times sqrt(252); shown from 20 days. Days: those with a fill, plus those the journal saw inputs on (all of them with [journal] inputs = \"all\")",
+    ),
     (
         "Sortino",
         "mean daily equity return / downside deviation (root mean square of min(return, 0) over all days), times sqrt(252); shown from 20 days",
