@@ -14,6 +14,7 @@ mod common;
 mod latency;
 mod many;
 mod order_path;
+mod research;
 mod ring_hop;
 mod tick_to_trade;
 
@@ -54,6 +55,10 @@ enum Command {
     /// Paper broker load: K clients send resting limits, cancels and market orders over keep-alive
     /// HTTP for T seconds while one trade_updates session listens; orders/s and event checks.
     BrokerLoad(broker_load::Args),
+    /// `ringtape report` over a large journal: MB of journal per second.
+    Report(research::ReportArgs),
+    /// `ringtape import dbn` over a large plain DBN file: records per second.
+    ImportDbn(research::DbnArgs),
     /// (internal) The local exchange for `capacity`, in a child process.
     #[command(hide = true)]
     CapacityExchange(capacity::ExchangeArgs),
@@ -68,6 +73,8 @@ fn main() -> anyhow::Result<()> {
         Command::Latency(args) => latency::run(args),
         Command::TickToTrade(args) => tick_to_trade::run(args),
         Command::Capacity(args) => capacity::run(args),
+        Command::Report(args) => research::run_report(args),
+        Command::ImportDbn(args) => research::run_dbn(args),
         Command::CapacityExchange(args) => capacity::serve_exchange(args),
         Command::OrderPath(args) => order_path::run(args),
         Command::BrokerLoad(args) => broker_load::run(args),

@@ -24,6 +24,33 @@ const INTERVALS: [u32; 4] = [1, 60, 3600, 86_400];
 /// How often (in records) the Ctrl-C flag is polled.
 const POLL_EVERY: u64 = 1 << 16;
 
+/// Nanoseconds in a day.
+const DAY_NS: u64 = 86_400_000_000_000;
+
+/// A hasher for instrument ids (u32): one multiply (Fibonacci hashing). Ids come from the file and
+/// are not attacker-chosen keys worth SipHash's cost on every record.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Per instrument id: the UTC day (ns / [`DAY_NS`]) and the series its records went to that day.
+/// DBN symbol mappings change only at a date, so within one UTC day an id always names the same
+/// symbol: the symbol map lookup and the symbol's hashing run once per id per day, not per record.
+type IdCache = HashMap<u32, (u64, usize), std::hash::BuildHasherDefault<IdHasher>>;
+
 /// The bars of one symbol at one interval from one file: valid, strictly increasing in time.
 #[derive(Clone, Debug)]
 pub struct Series {
@@ -126,7 +153,7 @@ fn rtype_name(rt: u8) -> String {
 /// (with the record number and offset); [`crate::exit::Interrupted`] on Ctrl-C.
 pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
     let file = std::fs::File::open(path).map_err(|e| bad_input(format!("{name}: cannot open: {e}")))?;
-    let buffered = std::io::BufReader::with_capacity(1 << 16, file);
+    let buffered = std::io::BufReader::with_capacity(1 << 20, file);
     let reader =
         DynReader::inferred_with_buffer(buffered).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
     let zstd = reader.is_compressed();
@@ -195,8 +222,18 @@ pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
         ..DbnReport::default()
     };
     let mut series: Vec<Series> = Vec::new();
+    // Room for each new series up front (a plain file's size tells the record count; records are
+    // assumed spread evenly over the mapped symbols): no regrowth copies on the common file.
+    // Capacity not used is address space never touched.
+    let per_series = if zstd {
+        0
+    } else {
+        let records = std::fs::metadata(path).map_or(0, |m| m.len()) / std::mem::size_of::<OhlcvMsg>() as u64;
+        usize::try_from(records / metadata.mappings.len().max(1) as u64 + 1024).unwrap_or(0)
+    };
     // Per interval: symbol -> index into `series`.
     let mut index: [HashMap<String, usize>; 4] = Default::default();
+    let mut cache: [IdCache; 4] = Default::default();
     // Byte offset of the next record: known once the 8-byte prefix has been seen.
     decoder.get_mut().seen = None;
     let mut offset = decoder.get_ref().metadata_end().unwrap_or(0);
@@ -255,12 +292,20 @@ pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
         report.records_read += 1;
         let id = msg.hd.instrument_id;
         let ts = msg.hd.ts_event;
-        let Some(symbol) = symbol_map.get_for_ts(ts, id) else {
-            *report.unmapped_ids.entry(id).or_insert(0) += 1;
-            report.reject(n, Reject::UnmappedInstrument, || {
-                format!("instrument {id} at {}", crate::export::fmt_ts(ts as i64))
-            });
-            continue;
+        let day = ts / DAY_NS;
+        // Ok(series) from the cache, Err(symbol) from the map.
+        let target = match cache[iv].get(&id) {
+            Some(&(d, si)) if d == day => Ok(si),
+            _ => match symbol_map.get_for_ts(ts, id) {
+                Some(symbol) => Err(symbol),
+                None => {
+                    *report.unmapped_ids.entry(id).or_insert(0) += 1;
+                    report.reject(n, Reject::UnmappedInstrument, || {
+                        format!("instrument {id} at {}", crate::export::fmt_ts(ts as i64))
+                    });
+                    continue;
+                }
+            },
         };
         let bar = Bar {
             ts_event_ns: ts as i64,
@@ -288,16 +333,24 @@ pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
             report.reject(n, reason, px);
             continue;
         }
-        let si = match index[iv].get(symbol.as_str()) {
-            Some(&si) => si,
-            None => {
-                if let Err(e) = check_symbol(symbol) {
-                    report.reject(n, Reject::BadSymbol, || format!("instrument {id}: {e}"));
-                    continue;
-                }
-                series.push(Series { symbol: symbol.clone(), interval_s: INTERVALS[iv], bars: Vec::new() });
-                index[iv].insert(symbol.clone(), series.len() - 1);
-                series.len() - 1
+        let si = match target {
+            Ok(si) => si,
+            Err(symbol) => {
+                let si = match index[iv].get(symbol.as_str()) {
+                    Some(&si) => si,
+                    None => {
+                        if let Err(e) = check_symbol(symbol) {
+                            report.reject(n, Reject::BadSymbol, || format!("instrument {id}: {e}"));
+                            continue;
+                        }
+                        let bars = Vec::with_capacity(per_series);
+                        series.push(Series { symbol: symbol.clone(), interval_s: INTERVALS[iv], bars });
+                        index[iv].insert(symbol.clone(), series.len() - 1);
+                        series.len() - 1
+                    }
+                };
+                cache[iv].insert(id, (day, si));
+                si
             }
         };
         let s = &mut series[si];

@@ -69,9 +69,14 @@ struct Merged {
 /// by time; a bar equal to one already there is dropped (`identical`), a different bar for the same
 /// window is rejected (`conflicts`, the earlier bar is kept). Returns (identical, conflicts) with
 /// the conflicting windows' start times.
-fn merge_bars(into: &mut Vec<Bar>, incoming: &[Bar]) -> (u64, Vec<i64>) {
+fn merge_bars(into: &mut Vec<Bar>, incoming: Vec<Bar>) -> (u64, Vec<i64>) {
+    if into.is_empty() {
+        // The first file of this series: its bars move in, no copy.
+        *into = incoming;
+        return (0, Vec::new());
+    }
     if into.last().is_none_or(|l| incoming.first().is_none_or(|f| l.ts_event_ns < f.ts_event_ns)) {
-        into.extend_from_slice(incoming);
+        into.extend_from_slice(&incoming);
         return (0, Vec::new());
     }
     let old = std::mem::take(into);
@@ -136,7 +141,8 @@ pub fn run(args: Args) -> Result<()> {
             }
             r => r?,
         };
-        for s in &series {
+        let no_series = series.is_empty();
+        for s in series {
             let file_name = bar_file_name(&s.symbol, s.interval_s);
             let m = merged.entry(file_name.clone()).or_insert_with(|| Merged {
                 symbol: s.symbol.clone(),
@@ -166,7 +172,7 @@ pub fn run(args: Args) -> Result<()> {
                     )
                 }));
             }
-            let (identical, conflicts) = merge_bars(&mut m.bars, &s.bars);
+            let (identical, conflicts) = merge_bars(&mut m.bars, s.bars);
             report.identical_duplicates += identical;
             if !conflicts.is_empty() {
                 // The conflicting bars were accepted from this file, then dropped in the merge.
@@ -190,7 +196,7 @@ pub fn run(args: Args) -> Result<()> {
                 report.rejected_total()
             )));
         }
-        if series.is_empty() {
+        if no_series {
             return Err(bad_input(format!(
                 "{name}: no bars imported ({} records read, all rejected; see the reasons above); nothing written",
                 report.records_read
@@ -238,11 +244,15 @@ mod tests {
     #[test]
     fn merging_sorts_keeps_identical_bars_once_and_rejects_conflicts() {
         let mut into = vec![bar(1, 10), bar(3, 10), bar(5, 10)];
-        let (identical, conflicts) = merge_bars(&mut into, &[bar(2, 10), bar(3, 10), bar(5, 11), bar(6, 10)]);
+        let (identical, conflicts) = merge_bars(&mut into, vec![bar(2, 10), bar(3, 10), bar(5, 11), bar(6, 10)]);
         assert_eq!((identical, conflicts), (1, vec![5]));
         assert_eq!(into, [bar(1, 10), bar(2, 10), bar(3, 10), bar(5, 10), bar(6, 10)]);
         // Appending after the end takes the fast path.
-        let (identical, conflicts) = merge_bars(&mut into, &[bar(7, 10)]);
+        let (identical, conflicts) = merge_bars(&mut into, vec![bar(7, 10)]);
+        // The first file of a series moves in whole.
+        let mut empty = Vec::new();
+        assert_eq!(merge_bars(&mut empty, vec![bar(1, 10), bar(2, 10)]), (0, vec![]));
+        assert_eq!(empty.len(), 2);
         assert_eq!((identical, conflicts.len(), into.len()), (0, 0, 6));
         assert!(into.windows(2).all(|w| w[0].ts_event_ns < w[1].ts_event_ns));
     }
