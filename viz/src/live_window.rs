@@ -54,6 +54,8 @@ pub struct LiveOpts<'a> {
     pub screenshot: Option<&'a std::path::Path>,
     /// Hotkeys.
     pub keymap: Keymap,
+    /// Close when this is set (Ctrl-C).
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// What the window did.
@@ -178,7 +180,7 @@ pub fn run_live(
     let mut fps = 0.0;
     let mut t_frame = Instant::now();
     let mut quit = false;
-    while win.is_open() && !quit && o.max_frames.is_none_or(|m| st.report.frames < m) {
+    while win.is_open() && !quit && !o.stop.is_some_and(|s| s.load(Relaxed)) && o.max_frames.is_none_or(|m| st.report.frames < m) {
         let (cw, ch) = win.get_size();
         if (cw, ch) != (canvas.width(), canvas.height()) && cw > 0 && ch > 0 {
             canvas.resize(cw, ch, scene.theme.bg);
@@ -339,6 +341,7 @@ pub fn run_live(
 
         // 4. Draw.
         let f = scene.focus.min(scene.charts.len().saturating_sub(1));
+        let released: u64 = (0..streams.len()).map(|i| live.progress(i) as u64).sum();
         let mut status = Status {
             state: if live.done.load(Relaxed) {
                 "done".into()
@@ -349,8 +352,8 @@ pub fn run_live(
             },
             speed: live.speed().as_str().into(),
             published: live.gauges.published.load(Relaxed),
-            bars: ((0..streams.len()).map(|i| live.progress(i) as u64).sum(), total),
-            lag: live.gauges.published.load(Relaxed).saturating_sub(live.strategy_bars.load(Relaxed)),
+            bars: (released, total),
+            lag: released.saturating_sub(live.strategy_bars.load(Relaxed)),
             ring_full: live.gauges.ring_full.load(Relaxed),
             queues_full: live.gauges.queues_full.load(Relaxed),
             drops: live.flow_drops.load(Relaxed) + live.plot_drops.load(Relaxed),

@@ -25,7 +25,7 @@ pub struct Status {
     pub published: u64,
     /// Bars released of the total.
     pub bars: (u64, u64),
-    /// Inputs published but not yet seen by the strategies.
+    /// Bars released but not yet seen by the strategies.
     pub lag: u64,
     /// Times the main ring was full.
     pub ring_full: u64,
