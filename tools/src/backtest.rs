@@ -274,12 +274,12 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(n) = args.shards {
         rc.engine.pipeline.shards = n;
     }
-    let checked = check_config(rc, args.strategy.as_deref(), &what, machine_cores())?;
+    let mut checked = check_config(rc, args.strategy.as_deref(), &what, machine_cores())?;
     for w in &checked.warnings {
         eprintln!("warning: {w}");
     }
     let factory = checked.params.factory();
-    let view = crate::viewer::prepare(&args.view)?;
+    let view = crate::viewer::prepare(&args.view, &mut checked.rc.engine)?;
     let user_set = match &args.data {
         Some(d) => Some(open_data(d, args.interval)?),
         None => None,

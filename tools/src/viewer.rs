@@ -77,11 +77,14 @@ pub struct Prepared {
     keymap: Keymap,
 }
 
-/// Validate the `--view` flags (None without `--view`).
-pub fn prepare(a: &ViewArgs) -> Result<Option<Prepared>> {
+/// Validate the `--view` flags (None without `--view`) and set what a viewed run needs in its
+/// config: hotkeys arrive at moments no data file records, so the journal keeps every input
+/// (`journal.inputs = "all"`) and `ringtape replay` re-runs exactly those inputs in that order.
+pub fn prepare(a: &ViewArgs, cfg: &mut EngineConfig) -> Result<Option<Prepared>> {
     if !a.view {
         return Ok(None);
     }
+    cfg.journal.inputs = engine::pipeline::config::JournalInputs::All;
     let keymap = match &a.keymap {
         Some(p) => {
             let text = std::fs::read_to_string(p)

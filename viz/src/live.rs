@@ -532,6 +532,14 @@ impl Book {
                     }
                     self.fills[i].push(FillMark { ts_ns: r.ts_event_ns, side, qty: r.fill_qty, px_e9: r.fill_px_e9 });
                     self.fill_count += 1;
+                    if self.manual.contains(&id) {
+                        let sym = names.get(i).map_or("?", String::as_str);
+                        let px = crate::chart::fmt_price(r.fill_px_e9, 2);
+                        self.messages.push_back(Message {
+                            text: format!("filled {} {} {sym} @ {px}", side_str(side), r.fill_qty),
+                            error: false,
+                        });
+                    }
                     if let Some(w) = self.working.get_mut(&id) {
                         w.leaves = r.leaves_qty;
                     }
@@ -677,6 +685,7 @@ mod tests {
         assert_eq!(b.messages.pop_front().unwrap().text, "sent buy 50 SPY LMT 100.00");
         // It fills: the working line goes, a fill mark comes, the stop is sent for 50 shares.
         let sent = b.apply(&report(7, ExecKind::Filled, Side::Buy, 50, 0, px, Reason::None), &names);
+        assert_eq!(b.messages.pop_front().unwrap().text, "filled buy 50 SPY @ 100.00");
         assert!(b.working_of(SymbolId(0)).is_empty());
         assert_eq!(b.fills[0], vec![FillMark { ts_ns: 5, side: Side::Buy, qty: 50, px_e9: px }]);
         assert_eq!(sent.len(), 1);
