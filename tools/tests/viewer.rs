@@ -154,3 +154,34 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
     let t = viz::theme::Theme::default();
     assert!(count(t.position, 0..h - viz::status::STATUS_H as usize) > 200, "the position on the chart");
 }
+
+#[test]
+fn without_a_display_view_says_so_in_one_line_and_the_backtest_runs_headless() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_ringtape"))
+        .args(["backtest", "--view", "--quiet", "--out", run.to_str().unwrap()])
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err, "backtest --view: no display (DISPLAY is not set); running headless\n");
+    let fills = std::fs::read_to_string(run.join("fills.csv")).unwrap();
+    assert_eq!(fills.lines().count(), 65, "the usual 64 fills of the quick start");
+
+    // A bad keymap is refused before anything is written (exit 2, one line naming the file).
+    let km = d.path().join("bad.toml");
+    std::fs::write(&km, "[keys]\nB = { action = \"buy\" }\n").unwrap();
+    let run2 = d.path().join("run2");
+    let o = Command::new(env!("CARGO_BIN_EXE_ringtape"))
+        .args(["backtest", "--view", "--keymap", km.to_str().unwrap(), "--out", run2.to_str().unwrap()])
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml: key B: give exactly one of shares, dollars, risk"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!run2.exists());
+}
