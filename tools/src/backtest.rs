@@ -343,7 +343,9 @@ pub fn run(args: Args) -> Result<()> {
     pb.set_message("backtest");
     let t_run = Instant::now();
     let out = match view {
-        Some(v) => crate::viewer::run_engine(v, &args.view, &checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?,
+        Some(v) => {
+            crate::viewer::run_engine(v, &args.view, &checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?
+        }
         None => run_engine(&checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?,
     };
     let engine_s = t_run.elapsed().as_secs_f64();

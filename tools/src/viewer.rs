@@ -52,6 +52,9 @@ pub struct ViewArgs {
     /// Write the window's last frame to this PNG when it closes
     #[arg(long, value_name = "FILE.png", requires = "view")]
     pub screenshot: Option<PathBuf>,
+    /// Close the window when the run ends (its last state drawn), e.g. for a screenshot
+    #[arg(long, requires = "view")]
+    pub view_close_at_end: bool,
     /// Window size
     #[arg(long, value_name = "WxH", default_value = "1280x800", value_parser = parse_size, requires = "view")]
     pub view_size: (usize, usize),
@@ -147,11 +150,20 @@ pub fn run_engine(
             .bars(set)
             .ingress(ingress.clone())
             .observe(&observer);
+        let t0 = std::time::Instant::now();
         let out = engine::pipeline::run(spec, source, &mut |c| {
             live.note_counters(c);
             pb.set_position(c.published.load(Ordering::Relaxed).min(total));
         });
+        let secs = t0.elapsed().as_secs_f64();
         live.done.store(true, Ordering::Relaxed);
+        if let Ok(o) = &out {
+            eprintln!(
+                "viewer: the pipeline ran {} bars in {secs:.3} s ({:.0} bars/s) with the window attached",
+                o.bars,
+                o.bars as f64 / secs.max(1e-9)
+            );
+        }
         // The window stays up on the finished run until it is closed.
         let _ = viewer.join();
         out.map_err(|e| match e {
@@ -183,13 +195,23 @@ fn window(p: &Prepared, a: &ViewArgs, set: &BarSet, live: &Live, ingress: &Ingre
         screenshot: a.screenshot.as_deref(),
         keymap: p.keymap.clone(),
         stop: Some(stop),
+        close_at_end: a.view_close_at_end,
     };
     let mut log = |m: &viz::live::Message| eprintln!("viewer: {}", m.text);
     match run_live(live, &streams, &names, ingress, opts, &mut log) {
-        Ok(r) => eprintln!(
-            "viewer: closed after {} frames; {} hotkey events sent, {} refused, {} manual orders rejected",
-            r.frames, r.sent, r.refused, r.manual_rejects
-        ),
+        Ok(r) => {
+            let fps = r.frames_running as f64 / r.running_s.max(1e-9);
+            eprintln!(
+                "viewer: closed after {} frames ({} while the run went, {fps:.1} fps); {} hotkey events sent, {} refused, {} manual orders rejected; {} flow and {} plot messages dropped",
+                r.frames,
+                r.frames_running,
+                r.sent,
+                r.refused,
+                r.manual_rejects,
+                live.flow_drops.load(Ordering::Relaxed),
+                live.plot_drops.load(Ordering::Relaxed)
+            );
+        }
         Err(viz::window::WindowError::NoDisplay(why)) => {
             eprintln!("backtest --view: no display ({why}); running headless");
         }

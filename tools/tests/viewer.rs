@@ -3,6 +3,7 @@
 //! venue and fills), an order beyond `risk.max_position_shares` is confirmed and rejected on
 //! screen, and the screenshot shows the position. Without a reachable X server or without
 //! `xdotool` the test prints a note and passes (CI runs Xvfb and installs xdotool: .ci/run).
+#![allow(clippy::disallowed_methods)] // deadlines for a child process and an X server; nothing is timed
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -53,7 +54,9 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
         return;
     }
     if xdotool(&["getmouselocation"]).is_none() {
-        eprintln!("note: xdotool is missing or X server {display} is unreachable; the viewer's end-to-end test is skipped");
+        eprintln!(
+            "note: xdotool is missing or X server {display} is unreachable; the viewer's end-to-end test is skipped"
+        );
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -125,7 +128,8 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
 
     // The venue got the manual order: risk accepted it (tag MANU) and the venue filled it; the
     // 5000-share order was rejected with max_position.
-    let o = Command::new(env!("CARGO_BIN_EXE_ringtape")).args(["journal", &s(&run), "--format", "jsonl"]).output().unwrap();
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_ringtape")).args(["journal", &s(&run), "--format", "jsonl"]).output().unwrap();
     assert!(o.status.success());
     let lines: Vec<serde_json::Value> =
         String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -149,7 +153,9 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
     // the position colour (its line, axis label and title).
     let (w, h, px) = decode(&shot);
     assert_eq!((w, h), (1000, 600));
-    let count = |col: u32, rows: std::ops::Range<usize>| rows.flat_map(|y| (0..w).map(move |x| y * w + x)).filter(|&i| px[i] == col).count();
+    let count = |col: u32, rows: std::ops::Range<usize>| {
+        rows.flat_map(|y| (0..w).map(move |x| y * w + x)).filter(|&i| px[i] == col).count()
+    };
     assert!(count(viz::status::REJECT_BG, h - 14..h) > 1000, "the rejection's red box on the status bar");
     let t = viz::theme::Theme::default();
     assert!(count(t.position, 0..h - viz::status::STATUS_H as usize) > 200, "the position on the chart");

@@ -253,7 +253,8 @@ pub fn draw_panel(c: &mut Canvas, r: Rect, chart: &SymbolChart, view: View, o: &
         }
         let col = if w.side == Side::Buy { t.buy } else { t.sell };
         c.dashed_hline(g.price.x, g.price.right() - 1, y, g.price, col, (2, 3));
-        let lbl = format!("{}{} {}", if w.side == Side::Buy { "B" } else { "S" }, if w.stop { "STP" } else { "LMT" }, w.qty);
+        let lbl =
+            format!("{}{} {}", if w.side == Side::Buy { "B" } else { "S" }, if w.stop { "STP" } else { "LMT" }, w.qty);
         c.fill_rect(Rect::new(g.axis.x, y - 5, AXIS_W, 11), g.axis, col);
         c.text(g.axis.x + 4, y - GLYPH_H / 2, &lbl, g.axis, t.panel);
     }

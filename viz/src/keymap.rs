@@ -108,8 +108,21 @@ pub fn valid_key(name: &str) -> bool {
     let num = |p: &str| name.strip_prefix(p).is_some_and(|d| d.len() == 1 && d.chars().all(|c| c.is_ascii_digit()));
     let f = name.strip_prefix('F').and_then(|d| d.parse::<u8>().ok()).is_some_and(|n| (1..=15).contains(&n));
     let named = [
-        "Space", "Enter", "Insert", "Delete", "PageUp", "PageDown", "Backspace", "Apostrophe", "Comma", "Slash",
-        "Semicolon", "LeftBracket", "RightBracket", "Backslash", "Backquote",
+        "Space",
+        "Enter",
+        "Insert",
+        "Delete",
+        "PageUp",
+        "PageDown",
+        "Backspace",
+        "Apostrophe",
+        "Comma",
+        "Slash",
+        "Semicolon",
+        "LeftBracket",
+        "RightBracket",
+        "Backslash",
+        "Backquote",
     ];
     letter || num("Key") || num("NumPad") || f || named.contains(&name)
 }
@@ -136,7 +149,11 @@ impl Keymap {
                 }
             }
         }
-        Ok(Keymap { keys: f.keys, confirm_above_shares: f.confirm_above_shares, confirm_above_usd: f.confirm_above_usd })
+        Ok(Keymap {
+            keys: f.keys,
+            confirm_above_shares: f.confirm_above_shares,
+            confirm_above_usd: f.confirm_above_usd,
+        })
     }
 
     /// The built-in keymap.
@@ -298,8 +315,12 @@ mod tests {
         let p = plan(&bind("{ action = \"buy\", risk = 300.0, stop = 1.5 }"), s, P).unwrap();
         assert_eq!((p.qty, p.stop_px_e9), (200, 48_500_000_000));
         // A sell limit 10 cents over the ask (51.00): 51.10, stop 2.00 above: 53.10, 100 shares.
-        let p = plan(&bind("{ action = \"sell\", type = \"limit\", from = \"ask\", offset = 0.10, risk = 200.0, stop = 2.0 }"), s, P)
-            .unwrap();
+        let p = plan(
+            &bind("{ action = \"sell\", type = \"limit\", from = \"ask\", offset = 0.10, risk = 200.0, stop = 2.0 }"),
+            s,
+            P,
+        )
+        .unwrap();
         assert_eq!((p.side, p.limit_px_e9, p.stop_px_e9, p.qty), (Side::Sell, 51_100_000_000, 53_100_000_000, 100));
         let c = *p.event(9).as_control().unwrap();
         assert_eq!(c.args[1], 51_100_000_000);

@@ -197,7 +197,8 @@ impl Live {
         let g = &self.gauges;
         g.published.store(c.published.load(Relaxed), Relaxed);
         g.ring_full.store(c.ring_full.load(Relaxed), Relaxed);
-        let q = c.full_shard_to_risk.load(Relaxed) + c.full_risk_to_shard.load(Relaxed) + c.full_to_recorder.load(Relaxed);
+        let q =
+            c.full_shard_to_risk.load(Relaxed) + c.full_risk_to_shard.load(Relaxed) + c.full_to_recorder.load(Relaxed);
         g.queues_full.store(q, Relaxed);
         g.control_rejected.store(c.control_rejected.load(Relaxed), Relaxed);
     }
@@ -499,7 +500,8 @@ impl Book {
                         self.orders += 1;
                         if manual {
                             self.manual_orders += 1;
-                            self.messages.push_back(Message { text: format!("sent {}", order_str(order, names)), error: false });
+                            self.messages
+                                .push_back(Message { text: format!("sent {}", order_str(order, names)), error: false });
                         }
                     }
                     if let (Some(side), Some(kind)) = (order.side(), order.kind())
@@ -507,7 +509,8 @@ impl Book {
                     {
                         let px_e9 = if kind == OrderType::Limit { order.limit_px_e9 } else { order.stop_px_e9 };
                         let leaves = self.working.get(&order.order_id.0).map_or(order.qty, |w| w.leaves.min(order.qty));
-                        self.working.insert(order.order_id.0, Working { symbol: order.symbol, side, kind, px_e9, leaves });
+                        self.working
+                            .insert(order.order_id.0, Working { symbol: order.symbol, side, kind, px_e9, leaves });
                     }
                 } else {
                     self.rejects += 1;
@@ -554,7 +557,14 @@ impl Book {
                             a.stop_px_e9,
                             r.ts_event_ns,
                         ));
-                        self.pending.push(Attach { side: exit, order_type: OrderType::Stop, qty: r.fill_qty, limit_px_e9: 0, stop_px_e9: a.stop_px_e9, ..a });
+                        self.pending.push(Attach {
+                            side: exit,
+                            order_type: OrderType::Stop,
+                            qty: r.fill_qty,
+                            limit_px_e9: 0,
+                            stop_px_e9: a.stop_px_e9,
+                            ..a
+                        });
                         if r.leaves_qty == 0 {
                             self.attach.remove(&id);
                         }
@@ -577,7 +587,8 @@ impl Book {
                         self.manual_rejects += 1;
                         let sym = names.get(r.symbol.0 as usize).map_or("?", String::as_str);
                         let why = r.exec_reason().map_or("?", Reason::as_str);
-                        self.messages.push_back(Message { text: format!("REJECTED {sym} order {id}: {why}"), error: true });
+                        self.messages
+                            .push_back(Message { text: format!("REJECTED {sym} order {id}: {why}"), error: true });
                     }
                 }
             }
@@ -606,7 +617,14 @@ mod tests {
     use engine::records::{EventKind, OrderId, PX_SCALE};
 
     fn bar_ev(i: i64) -> Event {
-        let b = Bar { ts_event_ns: i * 60_000_000_000, open_px_e9: 1, high_px_e9: 1, low_px_e9: 1, close_px_e9: 1, volume: 1 };
+        let b = Bar {
+            ts_event_ns: i * 60_000_000_000,
+            open_px_e9: 1,
+            high_px_e9: 1,
+            low_px_e9: 1,
+            close_px_e9: 1,
+            volume: 1,
+        };
         Event::bar(SymbolId(0), &b, 60, (i + 1) * 60_000_000_000)
     }
 
@@ -680,7 +698,10 @@ mod tests {
             stop_px_e9: 98 * PX_SCALE,
         });
         let o = order(7, Side::Buy, OrderType::Limit, 50, px, MANUAL_TAG);
-        assert!(b.apply(&Flow { seq: 1, body: FlowBody::Decision { order: o, reason: Reason::None, ts: 1 } }, &names).is_empty());
+        assert!(
+            b.apply(&Flow { seq: 1, body: FlowBody::Decision { order: o, reason: Reason::None, ts: 1 } }, &names)
+                .is_empty()
+        );
         assert_eq!(b.working_of(SymbolId(0)), vec![WorkingMark { side: Side::Buy, stop: false, qty: 50, px_e9: px }]);
         assert_eq!(b.messages.pop_front().unwrap().text, "sent buy 50 SPY LMT 100.00");
         // It fills: the working line goes, a fill mark comes, the stop is sent for 50 shares.

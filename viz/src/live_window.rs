@@ -56,10 +56,12 @@ pub struct LiveOpts<'a> {
     pub keymap: Keymap,
     /// Close when this is set (Ctrl-C).
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Close once the run is done (its last state drawn): benchmarks, screenshots.
+    pub close_at_end: bool,
 }
 
 /// What the window did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LiveReport {
     /// Frames drawn.
     pub frames: u64,
@@ -69,6 +71,10 @@ pub struct LiveReport {
     pub refused: u64,
     /// Manual orders risk or the venue rejected.
     pub manual_rejects: u64,
+    /// Frames drawn while the pipeline was running.
+    pub frames_running: u64,
+    /// Seconds from the first frame to the end of the run (or the window's close).
+    pub running_s: f64,
 }
 
 /// Lets the run go on at full speed however the window ends.
@@ -155,7 +161,8 @@ pub fn run_live(
     let opts = WindowOptions { resize: true, ..WindowOptions::default() };
     let mut win = Window::new(o.title, o.width, o.height, opts).map_err(|e| WindowError::NoDisplay(e.to_string()))?;
     win.set_target_fps(60);
-    let charts: Vec<SymbolChart> = streams.iter().map(|s| SymbolChart::new(s.symbol, s.interval_s, Vec::new())).collect();
+    let charts: Vec<SymbolChart> =
+        streams.iter().map(|s| SymbolChart::new(s.symbol, s.interval_s, Vec::new())).collect();
     let by_id: HashMap<u32, usize> = streams.iter().enumerate().map(|(i, s)| (s.id.0, i)).collect();
     let total: u64 = streams.iter().map(|s| s.bars.len() as u64).sum();
     let mut scene = Scene::new(charts, START_BARS);
@@ -180,7 +187,13 @@ pub fn run_live(
     let mut fps = 0.0;
     let mut t_frame = Instant::now();
     let mut quit = false;
-    while win.is_open() && !quit && !o.stop.is_some_and(|s| s.load(Relaxed)) && o.max_frames.is_none_or(|m| st.report.frames < m) {
+    let t_open = Instant::now();
+    let mut done_drawn = false;
+    while win.is_open()
+        && !quit
+        && !o.stop.is_some_and(|s| s.load(Relaxed))
+        && o.max_frames.is_none_or(|m| st.report.frames < m)
+    {
         let (cw, ch) = win.get_size();
         if (cw, ch) != (canvas.width(), canvas.height()) && cw > 0 && ch > 0 {
             canvas.resize(cw, ch, scene.theme.bg);
@@ -261,7 +274,10 @@ pub fn run_live(
                         match plan(&b, id, Prices { last, ..Prices::default() }) {
                             Ok(p) if p.needs_confirm(&st.keymap) => {
                                 let name_s = names.get(id.0 as usize).map_or("?", String::as_str);
-                                let text = format!("CONFIRM {}: press {name} again or Enter; any other key cancels", p.describe(name_s));
+                                let text = format!(
+                                    "CONFIRM {}: press {name} again or Enter; any other key cancels",
+                                    p.describe(name_s)
+                                );
                                 (st.log)(&Message { text: text.clone(), error: false });
                                 st.message = Some((text, Some(CONFIRM_BG)));
                                 st.confirm = Some((name, p));
@@ -287,7 +303,10 @@ pub fn run_live(
                             .iter()
                             .all(|&s| st.send(if flat { Event::flatten(s, ts) } else { Event::cancel_all(s, ts) }));
                         if ok {
-                            st.say(format!("hotkey: {} every ticker", if flat { "flatten" } else { "cancel all" }), false);
+                            st.say(
+                                format!("hotkey: {} every ticker", if flat { "flatten" } else { "cancel all" }),
+                                false,
+                            );
                         }
                     }
                     KeyAction::FocusNext => scene.apply(Action::NextSymbol, &canvas),
@@ -378,6 +397,14 @@ pub fn run_live(
         win.update_with_buffer(canvas.pixels(), canvas.width(), canvas.height())
             .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
         st.report.frames += 1;
+        if !live.done.load(Relaxed) {
+            st.report.frames_running += 1;
+            st.report.running_s = t_open.elapsed().as_secs_f64();
+        } else if o.close_at_end {
+            // One more frame after the end so the last state is the one drawn.
+            quit = done_drawn;
+            done_drawn = true;
+        }
         let dt = t_frame.elapsed().as_secs_f64();
         t_frame = Instant::now();
         if dt > 0.0 {

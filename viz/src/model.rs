@@ -70,7 +70,14 @@ pub struct Position {
 impl SymbolChart {
     /// A chart of `bars` with no overlays or fills.
     pub fn new(symbol: impl Into<String>, interval_s: u32, bars: Vec<Bar>) -> Self {
-        SymbolChart { symbol: symbol.into(), interval_s, bars, overlays: Vec::new(), fills: Vec::new(), working: Vec::new() }
+        SymbolChart {
+            symbol: symbol.into(),
+            interval_s,
+            bars,
+            overlays: Vec::new(),
+            fills: Vec::new(),
+            working: Vec::new(),
+        }
     }
 
     /// Index of the bar whose window holds `ts_ns` (the last bar starting at or before it);

@@ -27,7 +27,14 @@ impl<'c> Recorder<'c> {
         gauges: &'c Gauges,
         observer: Option<&'c (dyn Fn(&Flow) + Sync)>,
     ) -> Self {
-        Recorder { positions: Positions::new(names.len()), observer, gauges, journal, names: names.to_vec(), records: 0 }
+        Recorder {
+            positions: Positions::new(names.len()),
+            observer,
+            gauges,
+            journal,
+            names: names.to_vec(),
+            records: 0,
+        }
     }
 
     #[inline]
