@@ -46,6 +46,9 @@ pub struct ViewArgs {
     /// Start paused (Space runs, Period steps one bar)
     #[arg(long, requires = "view")]
     pub view_paused: bool,
+    /// Run to this time (e.g. 2019-11-06T16:00Z), then pause
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "view")]
+    pub view_pause_at: Option<jiff::Timestamp>,
     /// Close the window after this many frames (the run then goes on to its end)
     #[arg(long, value_name = "N", requires = "view")]
     pub view_frames: Option<u64>,
@@ -62,6 +65,10 @@ pub struct ViewArgs {
 
 fn parse_speed(s: &str) -> Result<Speed, String> {
     Speed::parse(s).ok_or_else(|| format!("{s:?} is not a speed (use x1, x10, x100 or max)"))
+}
+
+fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {
+    s.parse::<jiff::Timestamp>().map_err(|e| format!("{s:?}: {e} (use e.g. 2019-11-06T16:00Z)"))
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
@@ -127,6 +134,10 @@ pub fn run_engine(
         return crate::backtest::run_engine(cfg, set, factory, out_dir, stop, pb);
     }
     let live = Live::new(set.streams().len(), a.view_speed, a.view_paused);
+    if let Some(t) = a.view_pause_at {
+        let ns = i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX);
+        live.pause_at.store(ns, Ordering::Relaxed);
+    }
     let ingress = Ingress::new(1024);
     let tap = PlotTap::new(factory, live.clone());
     let obs_live = live.clone();

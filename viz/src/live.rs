@@ -128,6 +128,8 @@ pub struct Live {
     progress: Vec<AtomicU64>,
     /// Receive time of the last input released, ns.
     pub last_ts: AtomicI64,
+    /// Pause before the first input after this time, ns (`i64::MAX`: never).
+    pub pause_at: AtomicI64,
     /// Bars the strategies have seen (the pipeline's lag is `published - strategy_bars`).
     pub strategy_bars: AtomicU64,
     flows: ArrayQueue<Flow>,
@@ -156,6 +158,7 @@ impl Live {
             speed: AtomicU8::new(speed.raw()),
             progress: (0..streams).map(|_| AtomicU64::new(0)).collect(),
             last_ts: AtomicI64::new(0),
+            pause_at: AtomicI64::new(i64::MAX),
             strategy_bars: AtomicU64::new(0),
             flows: ArrayQueue::new(QUEUE_CAP),
             plots: ArrayQueue::new(QUEUE_CAP),
@@ -269,6 +272,10 @@ impl<S: Source> Source for Paced<S> {
             if speed != self.speed_seen {
                 self.speed_seen = speed;
                 self.anchor = None;
+            }
+            if ts > self.live.pause_at.load(Relaxed) {
+                self.live.pause_at.store(i64::MAX, Relaxed);
+                self.live.paused.store(true, Relaxed);
             }
             if self.live.paused.load(Relaxed) {
                 self.anchor = None;
@@ -649,8 +656,13 @@ mod tests {
         assert_eq!(drain(&mut p, 5), 2, "two steps: two bars");
         assert_eq!(live.steps.load(Relaxed), 0);
         assert_eq!(live.last_ts.load(Relaxed), 2 * 60_000_000_000);
+        // Run until the bar ending at 5 minutes, then pause by itself.
+        live.pause_at.store(5 * 60_000_000_000, Relaxed);
+        live.paused.store(false, Relaxed);
+        assert_eq!(drain(&mut p, 10), 3, "bars ending at 3, 4 and 5 minutes");
+        assert!(live.paused.load(Relaxed));
         live.release();
-        assert_eq!(drain(&mut p, 100), 8, "released: the rest at once");
+        assert_eq!(drain(&mut p, 100), 5, "released: the rest at once");
     }
 
     fn order(id: u64, side: Side, kind: OrderType, qty: u32, px: i64, tag: u32) -> Order {
