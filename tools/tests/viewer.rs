@@ -64,7 +64,8 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
         (d.path().join("keys.toml"), d.path().join("cfg.toml"), d.path().join("run"), d.path().join("shot.png"));
     std::fs::write(
         &km,
-        "confirm_above_shares = 1000\n[keys]\nB = { action = \"buy\", shares = 10 }\nX = { action = \"buy\", shares = 5000 }\n",
+        "confirm_above_shares = 1000\n[keys]\nB = { action = \"buy\", shares = 10 }\nX = { action = \"buy\", shares = 5000 }\n\
+         R = { action = \"buy\", risk = 50.0, stop = 1.0 }\n",
     )
     .unwrap();
     std::fs::write(&cfg, "[risk]\nmax_position_shares = 1000\n").unwrap();
@@ -107,6 +108,13 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
     wait_line(&rx, &mut seen, "sent buy 10 SP500 MKT");
     key("period");
     wait_line(&rx, &mut seen, "filled buy 10 SP500 @");
+    // Sized by risk: $50 to a stop $1 under the entry is 50 shares; the stop goes out once the
+    // entry fills.
+    key("r");
+    wait_line(&rx, &mut seen, "sent buy 50 SP500 MKT");
+    key("period");
+    wait_line(&rx, &mut seen, "filled buy 50 SP500 @");
+    wait_line(&rx, &mut seen, "sent sell 50 SP500 STP");
     // 5000 shares is above the confirmation size: asked, confirmed with Enter, then rejected
     // by risk (max_position_shares = 1000) with the reason on screen.
     key("x");
@@ -136,10 +144,25 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
     let manual = u64::from(engine::records::MANUAL_TAG);
     let decisions: Vec<&serde_json::Value> =
         lines.iter().filter(|v| v["kind"] == "decision" && v["tag"].as_u64() == Some(manual)).collect();
-    assert_eq!(decisions.len(), 2, "two manual orders: {decisions:?}");
+    assert_eq!(decisions.len(), 4, "four manual orders: {decisions:?}");
     assert_eq!((decisions[0]["qty"].as_u64(), decisions[0]["status"].as_str()), (Some(10), Some("accepted")));
-    assert_eq!(decisions[1]["qty"].as_u64(), Some(5000));
-    assert_eq!(decisions[1]["reason"], "max_position");
+    assert_eq!((decisions[1]["qty"].as_u64(), decisions[1]["status"].as_str()), (Some(50), Some("accepted")));
+    // The attached stop: sell 50, a stop order, accepted, $1 under the last price when the key
+    // went down (so a little away from the entry's fill at the next bar's open).
+    let stop = decisions[2];
+    assert_eq!(
+        (stop["side"].as_str(), stop["type"].as_str(), stop["qty"].as_u64()),
+        (Some("sell"), Some("stop"), Some(50))
+    );
+    assert_eq!(stop["status"], "accepted");
+    let px = |v: &serde_json::Value| v.as_str().and_then(|p| p.parse::<f64>().ok()).unwrap();
+    let entry_id = decisions[1]["id"].as_str().unwrap();
+    let entry_fill =
+        lines.iter().find(|v| v["kind"] == "report" && v["id"] == entry_id && v["status"] == "filled").unwrap();
+    let gap = px(&entry_fill["price"]) - px(&stop["stop"]);
+    assert!(gap > 0.0 && gap < 3.0, "stop {} vs entry fill {}", stop["stop"], entry_fill["price"]);
+    assert_eq!(decisions[3]["qty"].as_u64(), Some(5000));
+    assert_eq!(decisions[3]["reason"], "max_position");
     let id = decisions[0]["id"].as_str().unwrap();
     assert!(
         lines.iter().any(|v| v["kind"] == "report" && v["id"] == id && v["status"] == "filled" && v["qty"] == 10),

@@ -123,18 +123,19 @@ impl State<'_> {
     }
 
     fn send_order(&mut self, p: Planned) {
-        if p.stop_px_e9 != 0 {
-            self.book.pending.push(Attach {
-                symbol: p.symbol,
-                side: p.side,
-                order_type: p.order_type,
-                qty: p.qty,
-                limit_px_e9: p.limit_px_e9,
-                stop_px_e9: p.stop_px_e9,
-            });
-        }
         let ts = self.live.last_ts.load(Relaxed);
         if self.send(p.event(ts)) {
+            if p.stop_px_e9 != 0 {
+                // The stop goes out when the entry fills (the book matches the entry's decision).
+                self.book.pending.push(Attach {
+                    symbol: p.symbol,
+                    side: p.side,
+                    order_type: p.order_type,
+                    qty: p.qty,
+                    limit_px_e9: p.limit_px_e9,
+                    stop_px_e9: p.stop_px_e9,
+                });
+            }
             let name = self.names.get(p.symbol.0 as usize).map_or("?", String::as_str);
             let text = format!("hotkey: {}", p.describe(name));
             (self.log)(&Message { text: text.clone(), error: false });
