@@ -19,6 +19,7 @@
 
 use crate::model::{FillMark, Overlay, WorkingMark};
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 use engine::pipeline::messages::{Flow, FlowBody};
 use engine::pipeline::{Next, Source};
 use engine::records::{
@@ -130,8 +131,9 @@ pub struct Live {
     pub last_ts: AtomicI64,
     /// Pause before the first input after this time, ns (`i64::MAX`: never).
     pub pause_at: AtomicI64,
-    /// Bars the strategies have seen (the pipeline's lag is `published - strategy_bars`).
-    pub strategy_bars: AtomicU64,
+    /// Bars the strategies have seen (the lag is bars released minus these). On its own cache
+    /// line: the shards write it, the sequencer writes the fields around it.
+    pub strategy_bars: CachePadded<AtomicU64>,
     flows: ArrayQueue<Flow>,
     plots: ArrayQueue<PlotMsg>,
     /// Flow messages dropped because the window was behind (the queue was full).
@@ -159,7 +161,7 @@ impl Live {
             progress: (0..streams).map(|_| AtomicU64::new(0)).collect(),
             last_ts: AtomicI64::new(0),
             pause_at: AtomicI64::new(i64::MAX),
-            strategy_bars: AtomicU64::new(0),
+            strategy_bars: CachePadded::new(AtomicU64::new(0)),
             flows: ArrayQueue::new(QUEUE_CAP),
             plots: ArrayQueue::new(QUEUE_CAP),
             flow_drops: AtomicU64::new(0),
