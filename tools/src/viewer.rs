@@ -170,7 +170,7 @@ pub fn run_engine(
         live.done.store(true, Ordering::Relaxed);
         if let Ok(o) = &out {
             eprintln!(
-                "viewer: the pipeline ran {} bars in {secs:.3} s ({:.0} bars/s) with the window attached",
+                "viewer: the pipeline ran {} bars in {secs:.3} s ({:.0} bars/s) with --view (pacer, plot and flow taps, window)",
                 o.bars,
                 o.bars as f64 / secs.max(1e-9)
             );
