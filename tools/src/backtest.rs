@@ -70,6 +70,8 @@ pub struct Args {
     /// No progress bar and no table
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub view: crate::viewer::ViewArgs,
 }
 
 fn parse_interval(s: &str) -> Result<Interval, String> {
@@ -286,11 +288,12 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(n) = args.shards {
         rc.engine.pipeline.shards = n;
     }
-    let checked = check_config(rc, args.strategy.as_deref(), &what, machine_cores())?;
+    let mut checked = check_config(rc, args.strategy.as_deref(), &what, machine_cores())?;
     for w in &checked.warnings {
         eprintln!("warning: {w}");
     }
     let factory = checked.params.factory();
+    let view = crate::viewer::prepare(&args.view, &mut checked.rc.engine)?;
     let user_set = match &args.data {
         Some(d) => Some(open_data(d, args.interval)?),
         None => None,
@@ -353,7 +356,12 @@ pub fn run(args: Args) -> Result<()> {
     let pb = crate::progress::bar(total, "bars", show);
     pb.set_message("backtest");
     let t_run = Instant::now();
-    let out = run_engine(&checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?;
+    let out = match view {
+        Some(v) => {
+            crate::viewer::run_engine(v, &args.view, &checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?
+        }
+        None => run_engine(&checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?,
+    };
     let engine_s = t_run.elapsed().as_secs_f64();
     pb.finish_and_clear();
 

@@ -47,3 +47,4 @@ pub mod summary;
 pub mod sweep;
 pub mod synth;
 pub mod view;
+pub mod viewer;

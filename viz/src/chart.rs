@@ -245,6 +245,20 @@ pub fn draw_panel(c: &mut Canvas, r: Rect, chart: &SymbolChart, view: View, o: &
         }
     }
 
+    // Working limit and stop orders: a dotted line at the price, side and size on the axis.
+    for w in &chart.working {
+        let y = g.y_of(w.px_e9);
+        if y < g.price.y || y >= g.price.bottom() {
+            continue;
+        }
+        let col = if w.side == Side::Buy { t.buy } else { t.sell };
+        c.dashed_hline(g.price.x, g.price.right() - 1, y, g.price, col, (2, 3));
+        let lbl =
+            format!("{}{} {}", if w.side == Side::Buy { "B" } else { "S" }, if w.stop { "STP" } else { "LMT" }, w.qty);
+        c.fill_rect(Rect::new(g.axis.x, y - 5, AXIS_W, 11), g.axis, col);
+        c.text(g.axis.x + 4, y - GLYPH_H / 2, &lbl, g.axis, t.panel);
+    }
+
     // Position as of the last bar on screen.
     let pos = chart.position_at(end - 1);
     let mut right_text = String::new();

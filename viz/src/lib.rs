@@ -9,7 +9,10 @@
 //! - [`font`]: the embedded 8x8 bitmap font; [`canvas`]: the framebuffer and primitives;
 //! - [`model`]: a panel's data ([`model::SymbolChart`]) and its view window ([`model::View`]);
 //! - [`chart`]: one panel; [`layout`]: 1, 2x2, 3x3; [`scene`]: panels, side panel, key actions;
-//! - [`record`]: a strategy's overlays and fills from one inline pipeline run.
+//! - [`record`]: a strategy's overlays and fills from one inline pipeline run;
+//! - [`live`]: what a running pipeline publishes for the window (never waiting) and the pacing
+//!   of a replay; [`keymap`]: hotkeys to manual orders; [`status`]: the status bar; module
+//!   `live_window` (feature `window`): the window over a running pipeline.
 //!
 //! ```
 //! use engine::records::{Bar, PX_SCALE};
@@ -33,11 +36,16 @@
 pub mod canvas;
 pub mod chart;
 pub mod font;
+pub mod keymap;
 pub mod layout;
+pub mod live;
+#[cfg(feature = "window")]
+pub mod live_window;
 pub mod model;
 pub mod png;
 pub mod record;
 pub mod scene;
+pub mod status;
 pub mod theme;
 pub mod timefmt;
 #[cfg(feature = "window")]

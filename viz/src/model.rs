@@ -28,6 +28,19 @@ pub struct FillMark {
     pub px_e9: i64,
 }
 
+/// A working order to mark on the chart: a price line at its limit or stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkingMark {
+    /// Buy or sell.
+    pub side: Side,
+    /// True for a stop order (else a limit).
+    pub stop: bool,
+    /// Shares still working.
+    pub qty: u32,
+    /// Limit or stop price, 1e-9 units.
+    pub px_e9: i64,
+}
+
 /// Everything one panel draws for one symbol.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SymbolChart {
@@ -41,6 +54,8 @@ pub struct SymbolChart {
     pub overlays: Vec<Overlay>,
     /// Fills in time order.
     pub fills: Vec<FillMark>,
+    /// Working limit and stop orders (a live run).
+    pub working: Vec<WorkingMark>,
 }
 
 /// A position at some point of the chart.
@@ -55,7 +70,14 @@ pub struct Position {
 impl SymbolChart {
     /// A chart of `bars` with no overlays or fills.
     pub fn new(symbol: impl Into<String>, interval_s: u32, bars: Vec<Bar>) -> Self {
-        SymbolChart { symbol: symbol.into(), interval_s, bars, overlays: Vec::new(), fills: Vec::new() }
+        SymbolChart {
+            symbol: symbol.into(),
+            interval_s,
+            bars,
+            overlays: Vec::new(),
+            fills: Vec::new(),
+            working: Vec::new(),
+        }
     }
 
     /// Index of the bar whose window holds `ts_ns` (the last bar starting at or before it);

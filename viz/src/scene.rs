@@ -69,6 +69,8 @@ pub struct Scene {
     pub side_panel: bool,
     /// Outline the focused panel (the window; a PNG has no focus).
     pub show_focus: bool,
+    /// Rows kept free at the bottom (the live viewer's status bar).
+    pub status_h: i32,
     /// Colours.
     pub theme: Theme,
 }
@@ -89,6 +91,7 @@ impl Scene {
             mouse: None,
             side_panel: false,
             show_focus: false,
+            status_h: 0,
             theme: Theme::default(),
             charts,
         }
@@ -103,7 +106,8 @@ impl Scene {
     /// The area left for the charts.
     fn chart_area(&self, c: &Canvas) -> Rect {
         let r = c.rect();
-        if self.side_panel { Rect::new(r.x + SIDE_W, r.y, r.w - SIDE_W, r.h) } else { r }
+        let h = (r.h - self.status_h).max(1);
+        if self.side_panel { Rect::new(r.x + SIDE_W, r.y, r.w - SIDE_W, h) } else { Rect::new(r.x, r.y, r.w, h) }
     }
 
     /// Draw everything; returns each panel's chart index and geometry.
@@ -133,7 +137,7 @@ impl Scene {
 
     fn draw_side(&self, c: &mut Canvas) {
         let t = &self.theme;
-        let r = Rect::new(0, 0, SIDE_W - 2, c.height() as i32);
+        let r = Rect::new(0, 0, SIDE_W - 2, (c.height() as i32 - self.status_h).max(1));
         c.fill_rect(r, r, t.panel);
         c.text(6, 4, "TICKERS  SHOW PLOT", r, t.dim);
         for (i, ch) in self.charts.iter().enumerate() {
@@ -155,7 +159,7 @@ impl Scene {
             "S panel",
             "Esc quit",
         ];
-        let base = c.height() as i32 - ROW_H * help.len() as i32 - 4;
+        let base = r.bottom() - ROW_H * help.len() as i32 - 4;
         for (k, h) in help.iter().enumerate() {
             c.text(6, base + ROW_H * k as i32, h, r, t.dim);
         }

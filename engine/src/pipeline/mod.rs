@@ -92,6 +92,9 @@ pub struct RunSpec<'a> {
     /// `stall_timeout_ms` (threads topology): a thread stuck in an endless loop cannot be unwound,
     /// so a binary would print the error and exit here rather than hang.
     pub on_stuck: Option<&'a (dyn Fn(&PipelineError) + Sync)>,
+    /// Sees every step of the decision flow, in order, on the recorder's thread (a live viewer's
+    /// tap). Must not block: it runs inside the pipeline. None costs nothing.
+    pub observer: Option<&'a (dyn Fn(&messages::Flow) + Sync)>,
 }
 
 impl<'a> RunSpec<'a> {
@@ -109,6 +112,7 @@ impl<'a> RunSpec<'a> {
             clock: Clock::Event,
             venue: None,
             on_stuck: None,
+            observer: None,
         }
     }
     /// Write the journal and fills.csv into `dir`.
@@ -144,6 +148,11 @@ impl<'a> RunSpec<'a> {
     /// What to do when a stuck stage does not return (see [`RunSpec::on_stuck`]).
     pub fn on_stuck(mut self, f: &'a (dyn Fn(&PipelineError) + Sync)) -> Self {
         self.on_stuck = Some(f);
+        self
+    }
+    /// Show every step of the decision flow to `f` (see [`RunSpec::observer`]).
+    pub fn observe(mut self, f: &'a (dyn Fn(&messages::Flow) + Sync)) -> Self {
+        self.observer = Some(f);
         self
     }
     /// Tick from `clock`.
@@ -312,7 +321,7 @@ pub fn run<S: Source>(
         Some(dir) => Some(journal_writer::JournalWriter::create(dir)?),
         None => None,
     };
-    let mut rec = recorder::Recorder::new(names, journal, &counters.gauges);
+    let mut rec = recorder::Recorder::new(names, journal, &counters.gauges, spec.observer);
     let mut seqr =
         sequencer::Sequencer::new(source, spec.sources, spec.ingress, spec.stop, spec.clock, cfg.pipeline.timer_ms);
     let risk_flattens = cfg.risk.max_daily_loss_usd > 0;

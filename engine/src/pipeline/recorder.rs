@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 
 pub(crate) struct Recorder<'c> {
     pub positions: Positions,
+    observer: Option<&'c (dyn Fn(&Flow) + Sync)>,
     gauges: &'c Gauges,
     journal: Option<JournalWriter>,
     names: Vec<String>,
@@ -20,8 +21,20 @@ pub(crate) struct Recorder<'c> {
 }
 
 impl<'c> Recorder<'c> {
-    pub fn new(names: &[String], journal: Option<JournalWriter>, gauges: &'c Gauges) -> Self {
-        Recorder { positions: Positions::new(names.len()), gauges, journal, names: names.to_vec(), records: 0 }
+    pub fn new(
+        names: &[String],
+        journal: Option<JournalWriter>,
+        gauges: &'c Gauges,
+        observer: Option<&'c (dyn Fn(&Flow) + Sync)>,
+    ) -> Self {
+        Recorder {
+            positions: Positions::new(names.len()),
+            observer,
+            gauges,
+            journal,
+            names: names.to_vec(),
+            records: 0,
+        }
     }
 
     #[inline]
@@ -63,6 +76,9 @@ impl<'c> Recorder<'c> {
             _ => {}
         }
         self.records += 1;
+        if let Some(f_obs) = self.observer {
+            f_obs(f);
+        }
         if let Some(j) = self.journal.as_mut() {
             j.write(f, &self.names, &self.positions)?;
         }

@@ -1,0 +1,750 @@
+//! The live side of the viewer: what a running pipeline publishes for the window, and how the
+//! window steers a replay. Nothing here ever makes the pipeline wait.
+//!
+//! - [`Live`]: the one shared state (an `Arc`): pacing controls the window sets (pause, steps,
+//!   speed) and the pipeline reads with relaxed atomic loads; per-stream progress the pacer
+//!   stores; two bounded lock-free queues ([`crossbeam_queue::ArrayQueue`]) the pipeline pushes
+//!   into with `push` that fails instead of waiting (a full queue drops the message and counts
+//!   it: [`Live::flow_drops`], [`Live::plot_drops`]).
+//! - [`Paced`]: wraps a replay source; at `max` speed it only stores the progress of each bar,
+//!   otherwise it holds the next bar back (returning [`Next::Idle`]) until its time at the
+//!   chosen speed, or until a step when paused.
+//! - [`PlotTap`]: a [`StrategyFactory`] around the run's own whose strategies forward every
+//!   callback and, after each bar, publish what [`Strategy::plot`] draws.
+//! - [`observe`]: the pipeline's flow observer ([`engine::pipeline::RunSpec::observe`]):
+//!   decisions, cancels and reports, on the recorder's thread.
+//! - [`Book`]: the window's side: fills, working orders, manual orders and their rejections,
+//!   built from the observed flow.
+#![allow(clippy::disallowed_methods)] // pacing a replay at a chosen speed needs the wall clock
+
+use crate::model::{FillMark, Overlay, WorkingMark};
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
+use engine::pipeline::messages::{Flow, FlowBody};
+use engine::pipeline::{Next, Source};
+use engine::records::{
+    Bar, Event, ExecKind, ExecReport, MANUAL_TAG, Order, OrderType, Quote, Reason, Side, SymbolId, Trade,
+};
+use engine::strategy::{Ctx, Plot, PlotItem, PlotStyle, Strategy, StrategyFactory};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// Replay speed of a backtest with a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speed {
+    /// One bar time per second.
+    X1,
+    /// Ten bar times per second.
+    X10,
+    /// A hundred bar times per second.
+    X100,
+    /// As fast as the pipeline goes.
+    Max,
+}
+
+impl Speed {
+    /// Bar times per second (None: unpaced).
+    pub fn bars_per_s(self) -> Option<f64> {
+        match self {
+            Speed::X1 => Some(1.0),
+            Speed::X10 => Some(10.0),
+            Speed::X100 => Some(100.0),
+            Speed::Max => None,
+        }
+    }
+    /// `x1`, `x10`, `x100`, `max`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speed::X1 => "x1",
+            Speed::X10 => "x10",
+            Speed::X100 => "x100",
+            Speed::Max => "max",
+        }
+    }
+    /// Parse `x1`, `x10`, `x100`, `max` (also without the `x`).
+    pub fn parse(s: &str) -> Option<Speed> {
+        match s.trim_start_matches('x') {
+            "1" => Some(Speed::X1),
+            "10" => Some(Speed::X10),
+            "100" => Some(Speed::X100),
+            "max" => Some(Speed::Max),
+            _ => None,
+        }
+    }
+    fn raw(self) -> u8 {
+        self as u8
+    }
+    fn from_raw(r: u8) -> Speed {
+        match r {
+            0 => Speed::X1,
+            1 => Speed::X10,
+            2 => Speed::X100,
+            _ => Speed::Max,
+        }
+    }
+}
+
+/// What a strategy plotted after one bar: symbol, the bar's index in its stream, up to
+/// [`PLOT_ITEMS`] items.
+#[derive(Clone, Copy, Debug)]
+pub struct PlotMsg {
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// Index of the bar (the strategy's n-th bar).
+    pub idx: u32,
+    /// Items used.
+    pub n: u8,
+    /// The items.
+    pub items: [PlotItem; PLOT_ITEMS],
+}
+
+/// Most plot items published per bar.
+pub const PLOT_ITEMS: usize = 4;
+
+/// Counters the window shows, copied from the pipeline's [`engine::pipeline::Counters`] by the
+/// run's monitor.
+#[derive(Debug, Default)]
+pub struct RunGauges {
+    /// Inputs the sequencer published.
+    pub published: AtomicU64,
+    /// Times the main ring was full.
+    pub ring_full: AtomicU64,
+    /// Times a queue between stages was full.
+    pub queues_full: AtomicU64,
+    /// Control events refused by a full ingress.
+    pub control_rejected: AtomicU64,
+}
+
+/// The state shared by a running pipeline and its window.
+#[derive(Debug)]
+pub struct Live {
+    /// Hold the replay (steps still go through).
+    pub paused: AtomicBool,
+    /// Time slots to release while paused.
+    pub steps: AtomicU64,
+    speed: AtomicU8,
+    /// Bars released so far, per stream of the bar set.
+    progress: Vec<AtomicU64>,
+    /// Receive time of the last input released, ns.
+    pub last_ts: AtomicI64,
+    /// Pause before the first input after this time, ns (`i64::MAX`: never).
+    pub pause_at: AtomicI64,
+    /// Bars the strategies have seen (the lag is bars released minus these). On its own cache
+    /// line: the shards write it, the sequencer writes the fields around it.
+    pub strategy_bars: CachePadded<AtomicU64>,
+    flows: ArrayQueue<Flow>,
+    plots: ArrayQueue<PlotMsg>,
+    /// Flow messages dropped because the window was behind (the queue was full).
+    pub flow_drops: AtomicU64,
+    /// Plot messages dropped.
+    pub plot_drops: AtomicU64,
+    /// Set when the pipeline has returned.
+    pub done: AtomicBool,
+    /// Set when the window has closed.
+    pub closed: AtomicBool,
+    /// Pipeline counters.
+    pub gauges: RunGauges,
+}
+
+/// Room in each queue: a few frames of a full-speed replay.
+pub const QUEUE_CAP: usize = 1 << 15;
+
+impl Live {
+    /// Shared state for a bar set of `streams` streams, starting at `speed`, paused or not.
+    pub fn new(streams: usize, speed: Speed, paused: bool) -> Arc<Live> {
+        Arc::new(Live {
+            paused: AtomicBool::new(paused),
+            steps: AtomicU64::new(0),
+            speed: AtomicU8::new(speed.raw()),
+            progress: (0..streams).map(|_| AtomicU64::new(0)).collect(),
+            last_ts: AtomicI64::new(0),
+            pause_at: AtomicI64::new(i64::MAX),
+            strategy_bars: CachePadded::new(AtomicU64::new(0)),
+            flows: ArrayQueue::new(QUEUE_CAP),
+            plots: ArrayQueue::new(QUEUE_CAP),
+            flow_drops: AtomicU64::new(0),
+            plot_drops: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            gauges: RunGauges::default(),
+        })
+    }
+    /// The replay speed.
+    pub fn speed(&self) -> Speed {
+        Speed::from_raw(self.speed.load(Relaxed))
+    }
+    /// Set the replay speed.
+    pub fn set_speed(&self, s: Speed) {
+        self.speed.store(s.raw(), Relaxed);
+    }
+    /// Bars released so far of stream `i`.
+    pub fn progress(&self, i: usize) -> usize {
+        self.progress.get(i).map_or(0, |p| p.load(Relaxed) as usize)
+    }
+    /// Let the replay run to its end unpaced (the window closed).
+    pub fn release(&self) {
+        self.set_speed(Speed::Max);
+        self.paused.store(false, Relaxed);
+        self.closed.store(true, Relaxed);
+    }
+    /// The next flow message, if any (the window's side).
+    pub fn pop_flow(&self) -> Option<Flow> {
+        self.flows.pop()
+    }
+    /// The next plot message, if any.
+    pub fn pop_plot(&self) -> Option<PlotMsg> {
+        self.plots.pop()
+    }
+    /// Copy the pipeline's counters (the run's monitor calls this).
+    pub fn note_counters(&self, c: &engine::pipeline::Counters) {
+        let g = &self.gauges;
+        g.published.store(c.published.load(Relaxed), Relaxed);
+        g.ring_full.store(c.ring_full.load(Relaxed), Relaxed);
+        let q =
+            c.full_shard_to_risk.load(Relaxed) + c.full_risk_to_shard.load(Relaxed) + c.full_to_recorder.load(Relaxed);
+        g.queues_full.store(q, Relaxed);
+        g.control_rejected.store(c.control_rejected.load(Relaxed), Relaxed);
+    }
+}
+
+/// The flow observer: decisions, cancels and reports go to the window's queue (inputs do not);
+/// never waits, a full queue drops the message and counts it.
+pub fn observe(live: &Live, f: &Flow) {
+    if matches!(f.body, FlowBody::Input(_)) {
+        return;
+    }
+    if live.flows.push(*f).is_err() {
+        live.flow_drops.fetch_add(1, Relaxed);
+    }
+}
+
+/// A replay source paced by the window (see the module docs).
+#[derive(Debug)]
+pub struct Paced<S> {
+    inner: S,
+    live: Arc<Live>,
+    head: Option<Next>,
+    released_ts: i64,
+    interval_ns: i64,
+    /// (wall time, event-time clock) when pacing (re)started.
+    anchor: Option<(Instant, i64)>,
+    /// Event time released so far with gaps cut to one bar.
+    vclock: i64,
+    speed_seen: Speed,
+}
+
+impl<S: Source> Paced<S> {
+    /// Pace `inner` (bars of `interval_s` seconds, the shortest in the set) by `live`.
+    pub fn new(inner: S, live: Arc<Live>, interval_s: u32) -> Self {
+        let speed_seen = live.speed();
+        Paced {
+            inner,
+            live,
+            head: None,
+            released_ts: i64::MIN,
+            interval_ns: i64::from(interval_s.max(1)) * 1_000_000_000,
+            anchor: None,
+            vclock: 0,
+            speed_seen,
+        }
+    }
+
+    /// Hold `n` back for now.
+    fn hold(&mut self, n: Next, wait: Duration) -> Next {
+        self.head = Some(n);
+        // A short nap: the sequencer comes back at once, and the ingress (hotkeys) is drained
+        // between naps, so a held replay costs no core and delays a hotkey by at most this.
+        std::thread::sleep(wait.min(Duration::from_millis(1)));
+        Next::Idle
+    }
+}
+
+impl<S: Source> Source for Paced<S> {
+    #[inline]
+    fn next(&mut self) -> Next {
+        let n = match self.head.take() {
+            Some(n) => n,
+            None => self.inner.next(),
+        };
+        let Some(ts) = n.ts() else { return n };
+        if ts > self.released_ts {
+            let speed = self.live.speed();
+            if speed != self.speed_seen {
+                self.speed_seen = speed;
+                self.anchor = None;
+            }
+            if ts > self.live.pause_at.load(Relaxed) {
+                self.live.pause_at.store(i64::MAX, Relaxed);
+                self.live.paused.store(true, Relaxed);
+            }
+            if self.live.paused.load(Relaxed) {
+                self.anchor = None;
+                if self.live.steps.load(Relaxed) == 0 {
+                    return self.hold(n, Duration::from_millis(1));
+                }
+                self.live.steps.fetch_sub(1, Relaxed);
+            } else if let Some(rate) = speed.bars_per_s() {
+                let gap = if self.released_ts == i64::MIN { 0 } else { (ts - self.released_ts).min(self.interval_ns) };
+                let now = Instant::now();
+                let (t0, v0) = *self.anchor.get_or_insert((now, self.vclock));
+                let due_v = self.vclock + gap;
+                let secs = (due_v - v0) as f64 / (self.interval_ns as f64 * rate);
+                let due = t0 + Duration::from_secs_f64(secs.max(0.0));
+                if now < due {
+                    return self.hold(n, due - now);
+                }
+                self.vclock = due_v;
+            }
+            self.released_ts = ts;
+        }
+        if let Next::BarRef { stream, index, .. } = n
+            && let Some(p) = self.live.progress.get(stream as usize)
+        {
+            p.store(index + 1, Relaxed);
+        }
+        self.live.last_ts.store(ts, Relaxed);
+        n
+    }
+
+    fn by_reference(&self) -> bool {
+        self.inner.by_reference()
+    }
+}
+
+/// A factory whose strategies publish their plots (see the module docs).
+#[allow(missing_debug_implementations)] // holds the run's factory, which has no Debug
+pub struct PlotTap<'a> {
+    inner: &'a dyn StrategyFactory,
+    live: Arc<Live>,
+}
+
+impl<'a> PlotTap<'a> {
+    /// Wrap `inner`.
+    pub fn new(inner: &'a dyn StrategyFactory, live: Arc<Live>) -> Self {
+        PlotTap { inner, live }
+    }
+}
+
+struct Tapped {
+    inner: Box<dyn Strategy>,
+    live: Arc<Live>,
+    plot: Plot,
+    bars: u32,
+}
+
+const BLANK: PlotItem = PlotItem { name: "", style: PlotStyle::Line, px_e9: 0 };
+
+impl Strategy for Tapped {
+    fn on_bar(&mut self, ctx: &mut Ctx<'_>, bar: &Bar) {
+        self.inner.on_bar(ctx, bar);
+        let idx = self.bars;
+        self.bars += 1;
+        self.live.strategy_bars.fetch_add(1, Relaxed);
+        self.plot.clear();
+        self.inner.plot(&mut self.plot);
+        let items = self.plot.items();
+        if items.is_empty() {
+            return;
+        }
+        let mut m = PlotMsg { symbol: ctx.symbol(), idx, n: 0, items: [BLANK; PLOT_ITEMS] };
+        for (slot, it) in m.items.iter_mut().zip(items) {
+            *slot = *it;
+            m.n += 1;
+        }
+        if self.live.plots.push(m).is_err() {
+            self.live.plot_drops.fetch_add(1, Relaxed);
+        }
+    }
+    fn on_quote(&mut self, ctx: &mut Ctx<'_>, q: &Quote) {
+        self.inner.on_quote(ctx, q);
+    }
+    fn on_trade(&mut self, ctx: &mut Ctx<'_>, t: &Trade) {
+        self.inner.on_trade(ctx, t);
+    }
+    fn on_order(&mut self, ctx: &mut Ctx<'_>, r: &ExecReport) {
+        self.inner.on_order(ctx, r);
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>) {
+        self.inner.on_timer(ctx);
+    }
+    fn wants_timer(&self) -> bool {
+        self.inner.wants_timer()
+    }
+    fn plot(&self, out: &mut Plot) {
+        self.inner.plot(out);
+    }
+}
+
+impl StrategyFactory for PlotTap<'_> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn build(&self, symbol: &str) -> Box<dyn Strategy> {
+        Box::new(Tapped { inner: self.inner.build(symbol), live: self.live.clone(), plot: Plot::new(), bars: 0 })
+    }
+}
+
+/// Put plot message `m` into `overlays` (aligned with the chart's bars; grows as needed).
+pub fn apply_plot(overlays: &mut Vec<Overlay>, m: &PlotMsg) {
+    let i = m.idx as usize;
+    for item in &m.items[..usize::from(m.n)] {
+        let k = match overlays.iter().position(|o| o.name == item.name) {
+            Some(k) => k,
+            None => {
+                overlays.push(Overlay { name: item.name.to_string(), style: item.style, values: Vec::new() });
+                overlays.len() - 1
+            }
+        };
+        let v = &mut overlays[k].values;
+        if v.len() <= i {
+            v.resize(i + 1, None);
+        }
+        v[i] = Some(item.px_e9);
+    }
+}
+
+/// A line for the window's message area.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The text.
+    pub text: String,
+    /// A rejection or failure (drawn in red).
+    pub error: bool,
+}
+
+/// A manual entry waiting for its fill to send the stop attached to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attach {
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// Entry side.
+    pub side: Side,
+    /// Entry order type.
+    pub order_type: OrderType,
+    /// Entry shares.
+    pub qty: u32,
+    /// Entry limit (0 for market).
+    pub limit_px_e9: i64,
+    /// The stop price to attach.
+    pub stop_px_e9: i64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Working {
+    symbol: SymbolId,
+    side: Side,
+    kind: OrderType,
+    px_e9: i64,
+    leaves: u32,
+}
+
+/// The window's picture of the run's orders, built from the observed flow.
+#[derive(Debug, Default)]
+pub struct Book {
+    /// Fills per symbol id, in order.
+    pub fills: Vec<Vec<FillMark>>,
+    working: HashMap<u64, Working>,
+    manual: HashSet<u64>,
+    /// Entries sent with a stop to attach, not yet matched to an order id.
+    pub pending: Vec<Attach>,
+    attach: HashMap<u64, Attach>,
+    /// Orders risk accepted.
+    pub orders: u64,
+    /// Fills.
+    pub fill_count: u64,
+    /// Orders rejected (risk or venue).
+    pub rejects: u64,
+    /// Manual orders accepted by risk.
+    pub manual_orders: u64,
+    /// Manual orders rejected.
+    pub manual_rejects: u64,
+    /// New lines for the message area (the window takes them).
+    pub messages: VecDeque<Message>,
+}
+
+fn side_str(s: Side) -> &'static str {
+    if s == Side::Buy { "buy" } else { "sell" }
+}
+
+fn order_str(o: &Order, names: &[String]) -> String {
+    let sym = names.get(o.symbol.0 as usize).map_or("?", String::as_str);
+    let side = o.side().map_or("?", side_str);
+    let px = match o.kind() {
+        Some(OrderType::Limit) => format!("LMT {}", crate::chart::fmt_price(o.limit_px_e9, 2)),
+        Some(OrderType::Stop) => format!("STP {}", crate::chart::fmt_price(o.stop_px_e9, 2)),
+        _ => "MKT".to_string(),
+    };
+    format!("{side} {} {sym} {px}", o.qty)
+}
+
+impl Book {
+    /// Apply one flow message; returns the events to send for it (attached stops whose entry
+    /// filled). `names` are the symbol names by id.
+    pub fn apply(&mut self, f: &Flow, names: &[String]) -> Vec<Event> {
+        let mut out = Vec::new();
+        match &f.body {
+            FlowBody::Decision { order, reason, ts: _ } | FlowBody::Replace { order, reason, ts: _ } => {
+                let replace = matches!(f.body, FlowBody::Replace { .. });
+                let manual = order.tag == MANUAL_TAG;
+                if manual && !replace {
+                    self.manual.insert(order.order_id.0);
+                    let key = |a: &Attach| {
+                        a.symbol == order.symbol
+                            && Some(a.side) == order.side()
+                            && Some(a.order_type) == order.kind()
+                            && a.qty == order.qty
+                            && a.limit_px_e9 == order.limit_px_e9
+                    };
+                    if let Some(k) = self.pending.iter().position(key) {
+                        let a = self.pending.remove(k);
+                        if *reason == Reason::None {
+                            self.attach.insert(order.order_id.0, a);
+                        }
+                    }
+                }
+                if *reason == Reason::None {
+                    if !replace {
+                        self.orders += 1;
+                        if manual {
+                            self.manual_orders += 1;
+                            self.messages
+                                .push_back(Message { text: format!("sent {}", order_str(order, names)), error: false });
+                        }
+                    }
+                    if let (Some(side), Some(kind)) = (order.side(), order.kind())
+                        && kind != OrderType::Market
+                    {
+                        let px_e9 = if kind == OrderType::Limit { order.limit_px_e9 } else { order.stop_px_e9 };
+                        let leaves = self.working.get(&order.order_id.0).map_or(order.qty, |w| w.leaves.min(order.qty));
+                        self.working
+                            .insert(order.order_id.0, Working { symbol: order.symbol, side, kind, px_e9, leaves });
+                    }
+                } else {
+                    self.rejects += 1;
+                    if manual {
+                        self.manual_rejects += 1;
+                        self.messages.push_back(Message {
+                            text: format!("REJECTED {}: {}", order_str(order, names), reason.as_str()),
+                            error: true,
+                        });
+                    }
+                }
+            }
+            FlowBody::Report(r) => {
+                let Some(kind) = r.exec_kind() else { return out };
+                let id = r.order_id.0;
+                if kind.is_fill()
+                    && let Some(side) = r.exec_side()
+                {
+                    let i = r.symbol.0 as usize;
+                    if self.fills.len() <= i {
+                        self.fills.resize_with(i + 1, Vec::new);
+                    }
+                    self.fills[i].push(FillMark { ts_ns: r.ts_event_ns, side, qty: r.fill_qty, px_e9: r.fill_px_e9 });
+                    self.fill_count += 1;
+                    if self.manual.contains(&id) {
+                        let sym = names.get(i).map_or("?", String::as_str);
+                        let px = crate::chart::fmt_price(r.fill_px_e9, 2);
+                        self.messages.push_back(Message {
+                            text: format!("filled {} {} {sym} @ {px}", side_str(side), r.fill_qty),
+                            error: false,
+                        });
+                    }
+                    if let Some(w) = self.working.get_mut(&id) {
+                        w.leaves = r.leaves_qty;
+                    }
+                    if let Some(a) = self.attach.get(&id).copied() {
+                        let exit = if a.side == Side::Buy { Side::Sell } else { Side::Buy };
+                        out.push(Event::manual_order(
+                            a.symbol,
+                            exit,
+                            OrderType::Stop,
+                            r.fill_qty,
+                            0,
+                            a.stop_px_e9,
+                            r.ts_event_ns,
+                        ));
+                        self.pending.push(Attach {
+                            side: exit,
+                            order_type: OrderType::Stop,
+                            qty: r.fill_qty,
+                            limit_px_e9: 0,
+                            stop_px_e9: a.stop_px_e9,
+                            ..a
+                        });
+                        if r.leaves_qty == 0 {
+                            self.attach.remove(&id);
+                        }
+                    }
+                }
+                if kind == ExecKind::Replaced
+                    && let Some(w) = self.working.get_mut(&id)
+                {
+                    w.leaves = r.leaves_qty;
+                }
+                if kind.is_terminal() || (kind.is_fill() && r.leaves_qty == 0) {
+                    self.working.remove(&id);
+                    if kind != ExecKind::Filled {
+                        self.attach.remove(&id);
+                    }
+                }
+                if kind == ExecKind::Rejected {
+                    self.rejects += 1;
+                    if self.manual.contains(&id) {
+                        self.manual_rejects += 1;
+                        let sym = names.get(r.symbol.0 as usize).map_or("?", String::as_str);
+                        let why = r.exec_reason().map_or("?", Reason::as_str);
+                        self.messages
+                            .push_back(Message { text: format!("REJECTED {sym} order {id}: {why}"), error: true });
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Working limit and stop orders of `symbol`, for its chart.
+    pub fn working_of(&self, symbol: SymbolId) -> Vec<WorkingMark> {
+        let mut v: Vec<WorkingMark> = self
+            .working
+            .values()
+            .filter(|w| w.symbol == symbol && w.leaves > 0)
+            .map(|w| WorkingMark { side: w.side, stop: w.kind == OrderType::Stop, qty: w.leaves, px_e9: w.px_e9 })
+            .collect();
+        v.sort_by_key(|w| std::cmp::Reverse(w.px_e9));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::pipeline::Script;
+    use engine::records::{EventKind, OrderId, PX_SCALE};
+
+    fn bar_ev(i: i64) -> Event {
+        let b = Bar {
+            ts_event_ns: i * 60_000_000_000,
+            open_px_e9: 1,
+            high_px_e9: 1,
+            low_px_e9: 1,
+            close_px_e9: 1,
+            volume: 1,
+        };
+        Event::bar(SymbolId(0), &b, 60, (i + 1) * 60_000_000_000)
+    }
+
+    fn drain<S: Source>(p: &mut Paced<S>, tries: usize) -> usize {
+        let mut got = 0;
+        for _ in 0..tries {
+            match p.next() {
+                Next::Event(e) if e.kind == EventKind::Bar.raw() => got += 1,
+                Next::End => break,
+                _ => {}
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_paused_replay_releases_one_bar_per_step_and_all_at_max() {
+        let live = Live::new(1, Speed::Max, true);
+        let mut p = Paced::new(Script::new((0..10).map(bar_ev)), live.clone(), 60);
+        assert_eq!(drain(&mut p, 3), 0, "paused: nothing");
+        live.steps.store(2, Relaxed);
+        assert_eq!(drain(&mut p, 5), 2, "two steps: two bars");
+        assert_eq!(live.steps.load(Relaxed), 0);
+        assert_eq!(live.last_ts.load(Relaxed), 2 * 60_000_000_000);
+        // Run until the bar ending at 5 minutes, then pause by itself.
+        live.pause_at.store(5 * 60_000_000_000, Relaxed);
+        live.paused.store(false, Relaxed);
+        assert_eq!(drain(&mut p, 10), 3, "bars ending at 3, 4 and 5 minutes");
+        assert!(live.paused.load(Relaxed));
+        live.release();
+        assert_eq!(drain(&mut p, 100), 5, "released: the rest at once");
+    }
+
+    fn order(id: u64, side: Side, kind: OrderType, qty: u32, px: i64, tag: u32) -> Order {
+        Order {
+            order_id: OrderId(id),
+            limit_px_e9: if kind == OrderType::Limit { px } else { 0 },
+            stop_px_e9: if kind == OrderType::Stop { px } else { 0 },
+            symbol: SymbolId(0),
+            qty,
+            side: side.raw(),
+            order_type: kind.raw(),
+            tag,
+            ..Default::default()
+        }
+    }
+
+    fn report(id: u64, kind: ExecKind, side: Side, fill: u32, leaves: u32, px: i64, reason: Reason) -> Flow {
+        let r = ExecReport {
+            ts_event_ns: 5,
+            order_id: OrderId(id),
+            fill_px_e9: px,
+            symbol: SymbolId(0),
+            fill_qty: fill,
+            leaves_qty: leaves,
+            kind: kind.raw(),
+            side: side.raw(),
+            reason: reason.raw(),
+            ..Default::default()
+        };
+        Flow { seq: 1, body: FlowBody::Report(r) }
+    }
+
+    #[test]
+    fn the_book_follows_orders_fills_rejections_and_sends_attached_stops() {
+        let names = vec!["SPY".to_string()];
+        let mut b = Book::default();
+        let px = 100 * PX_SCALE;
+        // A manual limit buy with a stop to attach at 98.
+        b.pending.push(Attach {
+            symbol: SymbolId(0),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            qty: 50,
+            limit_px_e9: px,
+            stop_px_e9: 98 * PX_SCALE,
+        });
+        let o = order(7, Side::Buy, OrderType::Limit, 50, px, MANUAL_TAG);
+        assert!(
+            b.apply(&Flow { seq: 1, body: FlowBody::Decision { order: o, reason: Reason::None, ts: 1 } }, &names)
+                .is_empty()
+        );
+        assert_eq!(b.working_of(SymbolId(0)), vec![WorkingMark { side: Side::Buy, stop: false, qty: 50, px_e9: px }]);
+        assert_eq!(b.messages.pop_front().unwrap().text, "sent buy 50 SPY LMT 100.00");
+        // It fills: the working line goes, a fill mark comes, the stop is sent for 50 shares.
+        let sent = b.apply(&report(7, ExecKind::Filled, Side::Buy, 50, 0, px, Reason::None), &names);
+        assert_eq!(b.messages.pop_front().unwrap().text, "filled buy 50 SPY @ 100.00");
+        assert!(b.working_of(SymbolId(0)).is_empty());
+        assert_eq!(b.fills[0], vec![FillMark { ts_ns: 5, side: Side::Buy, qty: 50, px_e9: px }]);
+        assert_eq!(sent.len(), 1);
+        let c = sent[0].as_control().unwrap();
+        assert_eq!(c.args[0], 50 | (i64::from(Side::Sell.raw()) << 32) | (i64::from(OrderType::Stop.raw()) << 40));
+        assert_eq!(c.args[2], 98 * PX_SCALE);
+        // A manual order risk rejects: counted and shown with the reason.
+        let big = order(8, Side::Buy, OrderType::Market, 9_999, 0, MANUAL_TAG);
+        b.apply(&Flow { seq: 2, body: FlowBody::Decision { order: big, reason: Reason::MaxPosition, ts: 2 } }, &names);
+        assert_eq!((b.manual_rejects, b.rejects, b.orders), (1, 1, 1));
+        let m = b.messages.pop_front().unwrap();
+        assert_eq!((m.text.as_str(), m.error), ("REJECTED buy 9999 SPY MKT: max_position", true));
+        // A strategy's rejected order is counted but not shown.
+        let s = order(9, Side::Sell, OrderType::Market, 1, 0, 0);
+        b.apply(&Flow { seq: 3, body: FlowBody::Decision { order: s, reason: Reason::MaxPosition, ts: 3 } }, &names);
+        assert_eq!((b.rejects, b.messages.len()), (2, 0));
+    }
+
+    #[test]
+    fn plots_line_up_with_bars() {
+        let mut ov = Vec::new();
+        let mut m = PlotMsg { symbol: SymbolId(0), idx: 2, n: 1, items: [BLANK; PLOT_ITEMS] };
+        m.items[0] = PlotItem { name: "sma", style: PlotStyle::Line, px_e9: 5 };
+        apply_plot(&mut ov, &m);
+        assert_eq!(ov[0].values, vec![None, None, Some(5)]);
+    }
+}

@@ -1,0 +1,420 @@
+//! The live window (feature `window`): a running pipeline's charts, status bar and hotkeys.
+//!
+//! Each frame (up to 60 a second) it takes what the pipeline published since the last one
+//! ([`crate::live::Live`]: bars released per stream, plots, the decision flow), draws the latest
+//! state and handles keys. The pipeline never waits for it: when the window falls behind, the
+//! queues drop messages and the status bar counts them. Hotkeys become control events pushed
+//! into the pipeline's [`Ingress`] with `try_push` (a refusal is shown, never waited on).
+//!
+//! Keys besides the view's (see [`crate::window`]) and the keymap's: Space pause/run, Period
+//! step one bar (pauses), Key1..Key4 speed x1/x10/x100/max, Enter confirm, Escape cancel a
+//! confirmation (else quit), Q quit. Closing the window lets the run go on to its end at full
+//! speed (the window is an observer: the backtest's results do not depend on it).
+#![allow(clippy::disallowed_methods)] // frames per second are measured on the wall clock
+
+use crate::canvas::Canvas;
+use crate::keymap::{KeyAction, Keymap, Planned, Prices, plan};
+use crate::live::{Attach, Book, Live, Message, Speed, apply_plot};
+use crate::model::{SymbolChart, View};
+use crate::scene::{Action, Scene};
+use crate::status::{CONFIRM_BG, REJECT_BG, STATUS_H, Status};
+use crate::window::WindowError;
+use engine::pipeline::Ingress;
+use engine::records::{Bar, Event, PX_SCALE, SymbolId};
+use minifb::{Key, KeyRepeat, MouseButton, MouseMode, Window, WindowOptions};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+/// One stream of the run's bar set, as the window reads it (the mapped bars).
+#[derive(Clone, Copy, Debug)]
+pub struct LiveStream<'a> {
+    /// Ticker.
+    pub symbol: &'a str,
+    /// Its id in the run.
+    pub id: SymbolId,
+    /// Bar interval, seconds.
+    pub interval_s: u32,
+    /// Every bar of the stream (the window shows those released so far).
+    pub bars: &'a [Bar],
+}
+
+/// How the live window runs.
+#[derive(Debug)]
+pub struct LiveOpts<'a> {
+    /// Window title.
+    pub title: &'a str,
+    /// Size.
+    pub width: usize,
+    /// Size.
+    pub height: usize,
+    /// Close after this many frames.
+    pub max_frames: Option<u64>,
+    /// Write the last frame to this PNG when the window closes.
+    pub screenshot: Option<&'a std::path::Path>,
+    /// Hotkeys.
+    pub keymap: Keymap,
+    /// Close when this is set (Ctrl-C).
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+    /// Close once the run is done (its last state drawn): benchmarks, screenshots.
+    pub close_at_end: bool,
+}
+
+/// What the window did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LiveReport {
+    /// Frames drawn.
+    pub frames: u64,
+    /// Control events pushed into the ingress.
+    pub sent: u64,
+    /// Control events the ingress refused.
+    pub refused: u64,
+    /// Manual orders risk or the venue rejected.
+    pub manual_rejects: u64,
+    /// Frames drawn while the pipeline was running.
+    pub frames_running: u64,
+    /// Seconds from the first frame to the end of the run (or the window's close).
+    pub running_s: f64,
+}
+
+/// Lets the run go on at full speed however the window ends.
+struct Release<'a>(&'a Live);
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// Bars shown per chart until the user zooms.
+const START_BARS: usize = 120;
+
+struct State<'a> {
+    live: &'a Live,
+    ingress: &'a Ingress,
+    names: &'a [String],
+    ids: Vec<SymbolId>,
+    book: Book,
+    keymap: Keymap,
+    confirm: Option<(String, Planned)>,
+    message: Option<(String, Option<u32>)>,
+    report: LiveReport,
+    log: &'a mut dyn FnMut(&Message),
+}
+
+impl State<'_> {
+    fn say(&mut self, text: String, error: bool) {
+        (self.log)(&Message { text: text.clone(), error });
+        self.message = Some((text, error.then_some(REJECT_BG)));
+    }
+
+    fn send(&mut self, ev: Event) -> bool {
+        match self.ingress.try_push(ev) {
+            Ok(()) => {
+                self.report.sent += 1;
+                true
+            }
+            Err(_) => {
+                self.report.refused += 1;
+                let why = if self.ingress.is_closed() { "the run has ended" } else { "the ingress is full" };
+                self.say(format!("hotkey not sent: {why}"), true);
+                false
+            }
+        }
+    }
+
+    fn send_order(&mut self, p: Planned) {
+        let ts = self.live.last_ts.load(Relaxed);
+        if self.send(p.event(ts)) {
+            if p.stop_px_e9 != 0 {
+                // The stop goes out when the entry fills (the book matches the entry's decision).
+                self.book.pending.push(Attach {
+                    symbol: p.symbol,
+                    side: p.side,
+                    order_type: p.order_type,
+                    qty: p.qty,
+                    limit_px_e9: p.limit_px_e9,
+                    stop_px_e9: p.stop_px_e9,
+                });
+            }
+            let name = self.names.get(p.symbol.0 as usize).map_or("?", String::as_str);
+            let text = format!("hotkey: {}", p.describe(name));
+            (self.log)(&Message { text: text.clone(), error: false });
+            self.message = Some((text, None));
+        }
+    }
+}
+
+/// Open the window over a running pipeline and run until it is closed or `o.max_frames` frames
+/// were drawn. `names` are the run's symbol names by id; `log` sees every message shown.
+pub fn run_live(
+    live: &Live,
+    streams: &[LiveStream<'_>],
+    names: &[String],
+    ingress: &Ingress,
+    o: LiveOpts<'_>,
+    log: &mut dyn FnMut(&Message),
+) -> Result<LiveReport, WindowError> {
+    let _release = Release(live);
+    match std::env::var_os("DISPLAY") {
+        Some(d) if !d.is_empty() => {}
+        _ => return Err(WindowError::NoDisplay("DISPLAY is not set".into())),
+    }
+    let opts = WindowOptions { resize: true, ..WindowOptions::default() };
+    let mut win = Window::new(o.title, o.width, o.height, opts).map_err(|e| WindowError::NoDisplay(e.to_string()))?;
+    win.set_target_fps(60);
+    let charts: Vec<SymbolChart> =
+        streams.iter().map(|s| SymbolChart::new(s.symbol, s.interval_s, Vec::new())).collect();
+    let by_id: HashMap<u32, usize> = streams.iter().enumerate().map(|(i, s)| (s.id.0, i)).collect();
+    let total: u64 = streams.iter().map(|s| s.bars.len() as u64).sum();
+    let mut scene = Scene::new(charts, START_BARS);
+    scene.side_panel = true;
+    scene.show_focus = true;
+    scene.status_h = STATUS_H;
+    let mut want = vec![START_BARS; streams.len()];
+    let mut canvas = Canvas::new(o.width, o.height, scene.theme.bg);
+    let mut st = State {
+        live,
+        ingress,
+        names,
+        ids: streams.iter().map(|s| s.id).collect(),
+        book: Book::default(),
+        keymap: o.keymap,
+        confirm: None,
+        message: None,
+        report: LiveReport::default(),
+        log,
+    };
+    let mut was_down = false;
+    let mut fps = 0.0;
+    let mut t_frame = Instant::now();
+    let mut quit = false;
+    let t_open = Instant::now();
+    let mut done_drawn = false;
+    while win.is_open()
+        && !quit
+        && !o.stop.is_some_and(|s| s.load(Relaxed))
+        && o.max_frames.is_none_or(|m| st.report.frames < m)
+    {
+        let (cw, ch) = win.get_size();
+        if (cw, ch) != (canvas.width(), canvas.height()) && cw > 0 && ch > 0 {
+            canvas.resize(cw, ch, scene.theme.bg);
+        }
+
+        // 1. What the pipeline published since the last frame.
+        for (i, s) in streams.iter().enumerate() {
+            let n = live.progress(i).min(s.bars.len());
+            let old = scene.charts[i].bars.len();
+            if n > old {
+                let follow = scene.views[i].end(old) >= old;
+                scene.charts[i].bars.extend_from_slice(&s.bars[old..n]);
+                if follow {
+                    scene.views[i] = View::last(n, want[i]);
+                }
+            }
+        }
+        while let Some(m) = live.pop_plot() {
+            if let Some(&ci) = by_id.get(&m.symbol.0) {
+                apply_plot(&mut scene.charts[ci].overlays, &m);
+            }
+        }
+        let mut changed = false;
+        while let Some(f) = live.pop_flow() {
+            for ev in st.book.apply(&f, names) {
+                st.send(ev);
+            }
+            changed = true;
+        }
+        while let Some(m) = st.book.messages.pop_front() {
+            st.say(m.text, m.error);
+        }
+        if changed {
+            for (i, s) in streams.iter().enumerate() {
+                let c = &mut scene.charts[i];
+                if let Some(f) = st.book.fills.get(s.id.0 as usize)
+                    && f.len() > c.fills.len()
+                {
+                    c.fills.extend_from_slice(&f[c.fills.len()..]);
+                }
+                c.working = st.book.working_of(s.id);
+            }
+        }
+
+        // 2. The mouse.
+        if let Some((mx, my)) = win.get_mouse_pos(MouseMode::Discard) {
+            scene.apply(Action::Mouse(mx as i32, my as i32), &canvas);
+            let down = win.get_mouse_down(MouseButton::Left);
+            if down && !was_down {
+                scene.apply(Action::Click(mx as i32, my as i32), &canvas);
+            }
+            was_down = down;
+        }
+        if let Some((_, dy)) = win.get_scroll_wheel() {
+            let a = if dy > 0.0 { Action::ZoomIn } else { Action::ZoomOut };
+            scene.apply(a, &canvas);
+            want[scene.focus] = scene.views[scene.focus].count;
+        }
+
+        // 3. Keys: hotkeys and run control once per press, view keys with repeat.
+        for k in win.get_keys_pressed(KeyRepeat::No) {
+            let name = format!("{k:?}");
+            if let Some((ckey, p)) = st.confirm.take() {
+                if name == ckey || k == Key::Enter || k == Key::NumPadEnter {
+                    st.send_order(p);
+                } else {
+                    st.message = Some(("order canceled".into(), None));
+                }
+                continue;
+            }
+            if let Some(b) = st.keymap.keys.get(&name).copied() {
+                let f = scene.focus.min(st.ids.len().saturating_sub(1));
+                let Some(&id) = st.ids.get(f) else { continue };
+                let ts = live.last_ts.load(Relaxed);
+                match b.action {
+                    KeyAction::Buy | KeyAction::Sell => {
+                        let last = scene.charts[f].bars.last().map_or(0, |b| b.close_px_e9);
+                        match plan(&b, id, Prices { last, ..Prices::default() }) {
+                            Ok(p) if p.needs_confirm(&st.keymap) => {
+                                let name_s = names.get(id.0 as usize).map_or("?", String::as_str);
+                                let text = format!(
+                                    "CONFIRM {}: press {name} again or Enter; any other key cancels",
+                                    p.describe(name_s)
+                                );
+                                (st.log)(&Message { text: text.clone(), error: false });
+                                st.message = Some((text, Some(CONFIRM_BG)));
+                                st.confirm = Some((name, p));
+                            }
+                            Ok(p) => st.send_order(p),
+                            Err(e) => st.say(format!("hotkey {name}: {e}"), true),
+                        }
+                    }
+                    KeyAction::Flatten => {
+                        if st.send(Event::flatten(id, ts)) {
+                            st.say(format!("hotkey: flatten {}", scene.charts[f].symbol), false);
+                        }
+                    }
+                    KeyAction::CancelAll => {
+                        if st.send(Event::cancel_all(id, ts)) {
+                            st.say(format!("hotkey: cancel all {}", scene.charts[f].symbol), false);
+                        }
+                    }
+                    KeyAction::FlattenAll | KeyAction::CancelAllSymbols => {
+                        let flat = b.action == KeyAction::FlattenAll;
+                        let ids = st.ids.clone();
+                        let ok = ids
+                            .iter()
+                            .all(|&s| st.send(if flat { Event::flatten(s, ts) } else { Event::cancel_all(s, ts) }));
+                        if ok {
+                            st.say(
+                                format!("hotkey: {} every ticker", if flat { "flatten" } else { "cancel all" }),
+                                false,
+                            );
+                        }
+                    }
+                    KeyAction::FocusNext => scene.apply(Action::NextSymbol, &canvas),
+                    KeyAction::FocusPrev => scene.apply(Action::PrevSymbol, &canvas),
+                }
+                continue;
+            }
+            match k {
+                Key::Space => {
+                    let p = !live.paused.load(Relaxed);
+                    live.paused.store(p, Relaxed);
+                }
+                Key::Period => {
+                    live.paused.store(true, Relaxed);
+                    live.steps.fetch_add(1, Relaxed);
+                }
+                Key::Key1 => live.set_speed(Speed::X1),
+                Key::Key2 => live.set_speed(Speed::X10),
+                Key::Key3 => live.set_speed(Speed::X100),
+                Key::Key4 => live.set_speed(Speed::Max),
+                Key::Escape | Key::Q => quit = true,
+                _ => {}
+            }
+        }
+        let shift = win.is_key_down(Key::LeftShift) || win.is_key_down(Key::RightShift);
+        for k in win.get_keys_pressed(KeyRepeat::Yes) {
+            if st.keymap.keys.contains_key(&format!("{k:?}")) {
+                continue;
+            }
+            let a = match k {
+                Key::Equal | Key::NumPadPlus | Key::Up => Action::ZoomIn,
+                Key::Minus | Key::NumPadMinus | Key::Down => Action::ZoomOut,
+                Key::Left => Action::Pan(if shift { -100 } else { -10 }),
+                Key::Right => Action::Pan(if shift { 100 } else { 10 }),
+                Key::Home => Action::Home,
+                Key::End => Action::End,
+                Key::Tab if shift => Action::PrevSymbol,
+                Key::Tab | Key::N => Action::NextSymbol,
+                Key::P => Action::PrevSymbol,
+                Key::L => Action::NextLayout,
+                Key::C => Action::ToggleCrosshair,
+                Key::O => Action::ToggleOverlays,
+                Key::S => Action::ToggleSidePanel,
+                _ => continue,
+            };
+            scene.apply(a, &canvas);
+            if matches!(a, Action::ZoomIn | Action::ZoomOut) {
+                want[scene.focus] = scene.views[scene.focus].count;
+            }
+        }
+
+        // 4. Draw.
+        let f = scene.focus.min(scene.charts.len().saturating_sub(1));
+        let released: u64 = (0..streams.len()).map(|i| live.progress(i) as u64).sum();
+        let mut status = Status {
+            state: if live.done.load(Relaxed) {
+                "done".into()
+            } else if live.paused.load(Relaxed) {
+                "paused".into()
+            } else {
+                "running".into()
+            },
+            speed: live.speed().as_str().into(),
+            published: live.gauges.published.load(Relaxed),
+            bars: (released, total),
+            lag: released.saturating_sub(live.strategy_bars.load(Relaxed)),
+            ring_full: live.gauges.ring_full.load(Relaxed),
+            queues_full: live.gauges.queues_full.load(Relaxed),
+            drops: live.flow_drops.load(Relaxed) + live.plot_drops.load(Relaxed),
+            orders: st.book.orders,
+            fills: st.book.fill_count,
+            rejects: st.book.rejects,
+            message: st.message.clone(),
+            fps,
+            ..Status::default()
+        };
+        if let Some(c) = scene.charts.get(f) {
+            status.symbol = c.symbol.clone();
+            if let Some(last) = c.bars.last() {
+                let p = c.position_at(c.bars.len() - 1);
+                status.position = p.qty;
+                status.avg_px = p.avg_px_e9 as f64 / PX_SCALE as f64;
+                status.upnl = (last.close_px_e9 - p.avg_px_e9) as f64 / PX_SCALE as f64 * p.qty as f64;
+            }
+        }
+        scene.draw(&mut canvas);
+        crate::status::draw(&mut canvas, &status, &scene.theme);
+        win.update_with_buffer(canvas.pixels(), canvas.width(), canvas.height())
+            .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
+        st.report.frames += 1;
+        if !live.done.load(Relaxed) {
+            st.report.frames_running += 1;
+            st.report.running_s = t_open.elapsed().as_secs_f64();
+        } else if o.close_at_end {
+            // One more frame after the end so the last state is the one drawn.
+            quit = done_drawn;
+            done_drawn = true;
+        }
+        let dt = t_frame.elapsed().as_secs_f64();
+        t_frame = Instant::now();
+        if dt > 0.0 {
+            fps = if fps == 0.0 { 1.0 / dt } else { fps * 0.9 + 0.1 / dt };
+        }
+    }
+    st.report.manual_rejects = st.book.manual_rejects;
+    if let Some(p) = o.screenshot {
+        crate::png::write(&canvas, p).map_err(|e| WindowError::Screenshot(format!("{}: {e}", p.display())))?;
+    }
+    Ok(st.report)
+}
