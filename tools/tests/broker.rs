@@ -3,6 +3,7 @@
 //! trade_updates), with the exchange's faults. Each test drives a strategy by commands (it
 //! submits, cancels and replaces on its clock ticks, as a strategy does) and checks both sides:
 //! what the strategy heard and what the exchange holds.
+#![allow(clippy::disallowed_methods)] // waiting for sockets and the exchange's market clock is wall time
 
 use engine::pipeline::config::{EngineConfig, JournalInputs, Topology};
 use engine::pipeline::{Clock, Ingress, Live, RunOutput, RunSpec, run};
@@ -21,6 +22,13 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The tests run one at a time: each runs an exchange, a gateway and a pipeline on threads, and
+/// nine of them at once on two cores starve the market clock's timing.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// 2024-03-01T14:30:00Z.
 const T0: i64 = 1_709_303_400_000_000_000;
@@ -268,6 +276,7 @@ fn px(s: &str) -> i64 {
 
 #[test]
 fn an_order_is_acknowledged_partially_filled_filled_and_both_sides_agree_on_position_and_cash() {
+    let _one_at_a_time = serial();
     // A participation cap of 40% of each bar's volume (about 100 shares) fills 100 shares in parts.
     let ex = exchange(|c| {
         c.broker.venue.max_volume_ppm = 400_000;
@@ -303,6 +312,7 @@ fn an_order_is_acknowledged_partially_filled_filled_and_both_sides_agree_on_posi
 
 #[test]
 fn an_order_past_its_timeout_is_canceled_at_the_broker_with_the_reason_timeout() {
+    let _one_at_a_time = serial();
     let ex = exchange(|_| {});
     let (_, st, sh) = session(&ex, &Setup::default(), |c| {
         // A buy far below the market, for two market minutes (about 200 ms here).
@@ -320,6 +330,7 @@ fn an_order_past_its_timeout_is_canceled_at_the_broker_with_the_reason_timeout()
 
 #[test]
 fn a_refused_order_reaches_the_strategy_with_the_brokers_reason() {
+    let _one_at_a_time = serial();
     let ex = exchange(|_| {});
     let (out, st, sh) = session(&ex, &Setup::default(), |c| {
         // 10,000 shares of a 100 USD stock with 100,000 USD: insufficient buying power (403).
@@ -345,6 +356,7 @@ fn a_refused_order_reaches_the_strategy_with_the_brokers_reason() {
 
 #[test]
 fn a_cancel_that_loses_to_a_fill_is_refused_and_the_fill_is_kept() {
+    let _one_at_a_time = serial();
     // The fill happens while the order stream is down (so the engine cannot know), then the
     // strategy cancels: the broker refuses (already filled), and the reconcile after the
     // reconnect brings the fill.
@@ -368,6 +380,7 @@ fn a_cancel_that_loses_to_a_fill_is_refused_and_the_fill_is_kept() {
 
 #[test]
 fn a_dropped_order_stream_with_cancel_on_disconnect_cancels_at_the_broker_and_refuses_new_orders() {
+    let _one_at_a_time = serial();
     let ex = exchange(|_| {});
     let (_, st, sh) = session(&ex, &Setup::default(), |c| {
         c.send("BBB", Cmd::Submit(OrderRequest::limit(Side::Buy, 5, 50 * D)));
@@ -391,6 +404,7 @@ fn a_dropped_order_stream_with_cancel_on_disconnect_cancels_at_the_broker_and_re
 
 #[test]
 fn a_position_found_at_start_is_adopted_or_halts_new_entries() {
+    let _one_at_a_time = serial();
     let ex = exchange(|_| {});
     // Session 1 buys 30 and ends without flattening.
     let (_, _, _) = session(&ex, &Setup::default(), |c| {
@@ -419,6 +433,7 @@ fn a_position_found_at_start_is_adopted_or_halts_new_entries() {
 
 #[test]
 fn rate_limited_requests_are_retried_and_never_lose_or_double_an_order() {
+    let _one_at_a_time = serial();
     let ex = exchange(|_| {});
     let (_, st, sh) = session(&ex, &Setup::default(), |c| {
         c.ex.inject(Fault::RateLimit { count: 3 });
@@ -434,6 +449,7 @@ fn rate_limited_requests_are_retried_and_never_lose_or_double_an_order() {
 
 #[test]
 fn a_restart_takes_over_its_own_open_orders_instead_of_doubling_them_and_cancels_them_at_the_end() {
+    let _one_at_a_time = serial();
     let ex = exchange(|_| {});
     // Session 1 leaves a resting buy (a crash: no wind-down).
     let (_, _, _) = session(&ex, &Setup::default(), |c| {
@@ -478,6 +494,7 @@ fn a_restart_takes_over_its_own_open_orders_instead_of_doubling_them_and_cancels
 
 #[test]
 fn a_replace_moves_the_order_to_a_new_broker_order_that_cancels_like_the_old_one() {
+    let _one_at_a_time = serial();
     let ex = exchange(|_| {});
     let (_, st, sh) = session(&ex, &Setup::default(), |c| {
         c.send("AAA", Cmd::Submit(OrderRequest::limit(Side::Buy, 10, 50 * D)));

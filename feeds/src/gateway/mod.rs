@@ -120,16 +120,21 @@ impl Broker for TradingRest {
     }
 }
 
+/// See [`GatewayHooks::on_send`].
+pub type SendHook = Arc<dyn Fn(OrderId) + Send + Sync>;
+/// See [`GatewayHooks::on_report`].
+pub type ReportHook = Arc<dyn Fn(&ExecReport, i64) + Send + Sync>;
+
 /// Callbacks for measuring the order path (benchmarks): `on_send` right before an order's or a
 /// cancel's HTTP request is handed to the client, `on_report` right after a report from a
-/// trade_updates frame entered the ingress (with the frame's receive time). Both get the wall
-/// clock's reading from the caller's side; they must be cheap.
+/// trade_updates frame entered the ingress (with the frame's wall receive time). They must be
+/// cheap.
 #[derive(Clone, Default)]
 pub struct GatewayHooks {
     /// An order (or its cancel) is about to go out.
-    pub on_send: Option<Arc<dyn Fn(OrderId) + Send + Sync>>,
+    pub on_send: Option<SendHook>,
     /// A report made from a stream frame received at `recv_ns` reached the ingress.
-    pub on_report: Option<Arc<dyn Fn(&ExecReport, i64) + Send + Sync>>,
+    pub on_report: Option<ReportHook>,
 }
 
 impl std::fmt::Debug for GatewayHooks {

@@ -199,11 +199,8 @@ impl BrokerConfig {
                 "{what}: broker.live = true trades real money: pass --confirm-live to mean it"
             )));
         }
-        if self.shutdown_wait_s.is_nan()
-            || self.shutdown_wait_s < 0.0
-            || !(self.request_timeout_s > 0.0)
-            || self.queue == 0
-        {
+        let timeout_ok = self.request_timeout_s.is_finite() && self.request_timeout_s > 0.0;
+        if self.shutdown_wait_s.is_nan() || self.shutdown_wait_s < 0.0 || !timeout_ok || self.queue == 0 {
             return Err(bad_input(format!(
                 "{what}: [broker] shutdown_wait_s must be >= 0, request_timeout_s > 0 and queue > 0"
             )));

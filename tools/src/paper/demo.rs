@@ -12,6 +12,9 @@ use feeds::credentials::Secret;
 use feeds::ws::TlsConfig;
 use std::sync::Arc;
 
+/// The demo exchange's paper account, USD.
+pub(crate) const DEMO_CASH_USD: i64 = 1_000_000;
+
 /// Start the exchange and describe the session that trades it.
 pub(crate) fn start(file: &PaperFile, speed: f64) -> Result<Session> {
     if !(speed.is_finite() && speed > 0.0) {
@@ -20,8 +23,14 @@ pub(crate) fn start(file: &PaperFile, speed: f64) -> Result<Session> {
         )));
     }
     let ex = Arc::new(
-        Exchange::start(ExchangeConfig { speed, ..ExchangeConfig::default() })
-            .context("starting the local exchange on 127.0.0.1")?,
+        Exchange::start({
+            let mut c = ExchangeConfig { speed, ..ExchangeConfig::default() };
+            // The built-in data is the S&P 500 index (about 3,000): the demo account is large
+            // enough for sma_cross's 100 units at 2x buying power.
+            c.broker.starting_cash_e9 = DEMO_CASH_USD * 1_000_000_000;
+            c
+        })
+        .context("starting the local exchange on 127.0.0.1")?,
     );
     let pem = ex.cert_pem().context("the local exchange made no certificate")?.to_string();
     let addr = ex.addr();

@@ -165,9 +165,15 @@ fn paper_until_fills(args: &[&str], min_fills: u64) -> (Option<i32>, String, Str
         l.split(" fills ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0)
     };
     let mut traded = false;
+    // Status lines come once a second: give up after a few hundred lines of no trading.
+    let mut lines = 0;
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
         if line.starts_with("paper ") && fills(&line) >= min_fills {
             traded = true;
+            break;
+        }
+        lines += 1;
+        if lines > 300 {
             break;
         }
     }
