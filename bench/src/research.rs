@@ -40,7 +40,7 @@ pub struct ReportArgs {
     /// Trading days of the synthetic data
     #[arg(long, default_value_t = 400)]
     pub days: u32,
-    /// Where the data and the run live [default: target/bench-data/report<S>x<D>]
+    /// Where the data and the run live [default: target/bench-data/report{SYMBOLS}x{DAYS}]
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Measured rounds

@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub rate_limit: u32,
     /// Paper broker: the simulated venue's settings, a TOML file with the fields of the backtest's
-    /// `[venue]` table (commission_per_share_e9, slippage, max_volume_ppm, [perturb])
+    /// `[venue]` table (commission_per_share_e9, slippage, max_volume_ppm, `[venue.perturb]`)
     #[arg(long, value_name = "FILE")]
     pub venue: Option<PathBuf>,
 }
