@@ -3,7 +3,7 @@
 //! **Stage:** sources in front of the sequencer. Feeds turn market data into the engine's
 //! normalized records ([`engine::records::Event`]) and push them into the sequencer through an
 //! [`engine::pipeline::Ingress`] (live, from a feed thread) or an [`engine::pipeline::Source`]
-//! (replay). Six parts today:
+//! (replay), and carry a broker's answers back the same way. Eight parts today:
 //! - **the protocol layer** ([`alpaca`], [`polygon`], [`BarGates`], [`FeedCounters`],
 //!   [`SymbolMap`]): bytes of Alpaca market data v2 and Polygon/Massive stocks websocket frames and
 //!   their REST history pages in, records out. The transport ([`ws`]) reads sockets on a feed
@@ -21,6 +21,11 @@
 //!   started and backfilled from a [`History`], frames decoded and gated, bars, quotes and
 //!   trades published into the engine's ingress without ever blocking the socket reader, the
 //!   universe changed at runtime through a [`feed::FeedHandle`].
+//! - **the broker's clients** ([`broker`]): Alpaca's trading REST (idempotent submits by client
+//!   order id, 429s honoured) and the `trade_updates` stream, over the same transport.
+//! - **the broker gateway** ([`gateway`]): the engine's orders (from `engine::venue::RemoteVenue`)
+//!   to the broker on an order thread, `trade_updates` back into the ingress as execution reports
+//!   on a stream thread, each share once, with reconciles at start and after every reconnect.
 //!
 //! **Protocol layer, consumes:** one frame (`&[u8]`) plus the feed thread's receive time; a
 //! [`SymbolMap`] the universe fills. **Produces:** [`FeedMsg`]s (quotes and trades ready as
