@@ -47,8 +47,16 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// A parameter and its values, e.g. fast=5,10,20 (repeat for more parameters)
-    #[arg(long = "set", value_name = "KEY=A,B,C", required = true)]
+    #[arg(long = "set", value_name = "KEY=A,B,C", required_unless_present = "grid")]
     pub sets: Vec<String>,
+    /// A TOML grid: each key of the file (or of its `[grid]` table) lists a parameter's values,
+    /// e.g. `fast = [5, 10, 20]`; crossed with any --set
+    #[arg(long, value_name = "FILE.toml")]
+    pub grid: Option<PathBuf>,
+    /// Score each combination as the mean of N Monte Carlo runs, seeded from `[venue.perturb]
+    /// seed` (its knobs set in --config), in and out of sample
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub mc_seeds: u32,
     /// Walk-forward folds: the trading days are cut into FOLDS + 1 blocks
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub folds: usize,
@@ -125,6 +133,26 @@ impl<S: Source> Source for Window<S> {
     }
 }
 
+/// `KEY=A,B,C` lists from a TOML grid file's keys (or its `[grid]` table), each an array of values,
+/// in the file's key order; `what` names the file in errors.
+pub fn grid_file_sets(text: &str, what: &str) -> Result<Vec<String>> {
+    let mut t: toml::Table = toml::from_str(text).map_err(|e| bad_input(format!("{what}: {e}")))?;
+    if let Some(toml::Value::Table(g)) = t.remove("grid") {
+        t = g;
+    }
+    if t.is_empty() {
+        return Err(bad_input(format!("{what}: no parameters (write e.g. fast = [5, 10, 20])")));
+    }
+    t.into_iter()
+        .map(|(k, v)| match v {
+            toml::Value::Array(vs) if !vs.is_empty() => {
+                Ok(format!("{k}={}", vs.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")))
+            }
+            other => Err(bad_input(format!("{what}: {k} = {other}: list the values to try, e.g. {k} = [5, 10, 20]"))),
+        })
+        .collect()
+}
+
 /// A grid from `KEY=A,B,C` lists: every combination as a TOML table, in a fixed order.
 pub fn grid(sets: &[String]) -> Result<Vec<toml::Table>> {
     let mut combos = vec![toml::Table::new()];
@@ -154,6 +182,31 @@ pub fn grid(sets: &[String]) -> Result<Vec<toml::Table>> {
             .collect();
     }
     Ok(combos)
+}
+
+/// [`score`], or with `seeds > 0` the mean of `seeds` perturbed runs whose seeds come from the
+/// config's `[venue.perturb] seed` (the same seeds for every combination and block).
+fn score_mc(
+    cfg: &EngineConfig,
+    set: &BarSet,
+    factory: &dyn StrategyFactory,
+    from: i64,
+    to: i64,
+    seeds: u32,
+) -> Result<Score> {
+    if seeds == 0 {
+        return score(cfg, set, factory, from, to);
+    }
+    let master = cfg.venue.perturb.seed;
+    let (mut pnl, mut trades, mut sharpe) = (0.0, 0u64, 0.0);
+    for i in 0..seeds {
+        let mut c = cfg.clone();
+        c.venue.perturb.seed = crate::mc::run_seed(master, u64::from(i));
+        let s = score(&c, set, factory, from, to)?;
+        (pnl, trades, sharpe) = (pnl + s.net_pnl_usd, trades + s.trades, sharpe + s.sharpe_like);
+    }
+    let n = f64::from(seeds);
+    Ok(Score { net_pnl_usd: pnl / n, trades: trades / u64::from(seeds), sharpe_like: sharpe / n })
 }
 
 fn score(cfg: &EngineConfig, set: &BarSet, factory: &dyn StrategyFactory, from: i64, to: i64) -> Result<Score> {
@@ -214,7 +267,20 @@ pub fn run(args: Args) -> Result<()> {
         m => return Err(bad_input(format!("--metric {m}: use net_pnl or sharpe_like"))),
     };
     let checked = check_config(rc.clone(), args.strategy.as_deref(), &what, machine_cores())?;
-    let combos = grid(&args.sets)?;
+    let mut sets = Vec::new();
+    if let Some(p) = &args.grid {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| bad_input(format!("{}: {e} (check the --grid path)", p.display())))?;
+        sets = grid_file_sets(&text, &p.display().to_string())?;
+    }
+    sets.extend(args.sets.iter().cloned());
+    if args.mc_seeds > 0 && !checked.rc.engine.venue.perturb.any() {
+        return Err(bad_input(format!(
+            "--mc-seeds {}: {what} sets no [venue.perturb] knob, so every seed gives the same run (set e.g. slippage_sd_bps)",
+            args.mc_seeds
+        )));
+    }
+    let combos = grid(&sets)?;
     // Every combination must be valid parameters (checked up front: one bad value is one error).
     let mut factories: Vec<Box<dyn StrategyFactory>> = Vec::new();
     for c in &combos {
@@ -280,24 +346,25 @@ fn study(
     let fingerprint = engine::records::session_id(
         "sweep",
         format!(
-            "{}|{}|{}|{}|{:?}|{}",
+            "{}|{}|{}|{}|{:?}|{}|mc{}",
             checked.strategy,
             args.metric,
             args.folds,
             combos.iter().map(|c| toml::to_string(c).unwrap_or_default()).collect::<Vec<_>>().join(";"),
             set.fingerprint(),
-            toml::to_string(&checked.rc.engine).unwrap_or_default()
+            toml::to_string(&checked.rc.engine).unwrap_or_default(),
+            args.mc_seeds
         )
         .as_bytes(),
     );
     let fit: Vec<Score> = match mode {
-        Mode::Full => {
-            crate::parallel::map(&jobs, threads, |&(f, c)| score(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1))?
-        }
+        Mode::Full => crate::parallel::map(&jobs, threads, |&(f, c)| {
+            score_mc(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1, args.mc_seeds)
+        })?,
         Mode::Shard(i, n) => {
             let mine: Vec<(usize, usize)> = jobs.iter().copied().filter(|&(_, c)| c % n == i).collect();
             let got = crate::parallel::map(&mine, threads, |&(f, c)| {
-                score(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1)
+                score_mc(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1, args.mc_seeds)
             })?;
             let scores: Vec<serde_json::Value> = mine
                 .iter()
@@ -332,7 +399,7 @@ fn study(
         .collect();
     let tests: Vec<(usize, usize)> = chosen.iter().enumerate().map(|(f, &c)| (f, c)).collect();
     let oos: Vec<Score> = crate::parallel::map(&tests, threads, |&(f, c)| {
-        score(&cfg, &set, factories[c].as_ref(), bl[f + 1].0, bl[f + 1].1)
+        score_mc(&cfg, &set, factories[c].as_ref(), bl[f + 1].0, bl[f + 1].1, args.mc_seeds)
     })?;
 
     let label = |c: usize| toml::to_string(&combos[c]).unwrap_or_default().trim().replace('\n', " ");

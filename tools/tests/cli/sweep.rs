@@ -80,3 +80,54 @@ fn shards_merged_give_the_same_study_and_bad_merges_are_refused() {
     assert_one_line_error(&o, &["a shard of another study"]);
     assert_one_line_error(&ringtape(&[&args[..], &["--shard", "3/3", "--out", &p("x")]].concat()), &["--shard 3/3"]);
 }
+
+#[test]
+fn a_toml_grid_is_the_same_study_as_its_sets_and_monte_carlo_seeds_average_perturbed_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n);
+    let read = |dir: &std::path::Path, f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    std::fs::write(p("grid.toml"), "[grid]\nfast = [5, 10]\nslow = [30, 60]\n").unwrap();
+    let base = ["sweep", "--folds", "2", "--quiet", "--threads", "2"];
+    let o = ringtape(&[&base[..], &["--grid", &s(&p("grid.toml")), "--out", &s(&p("g"))]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = ringtape(&[&base[..], &["--set", "fast=5,10", "--set", "slow=30,60", "--out", &s(&p("s"))]].concat());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(read(&p("g"), "grid.csv"), read(&p("s"), "grid.csv"), "the file and the flags give one grid");
+    assert_eq!(read(&p("g"), "folds.csv"), read(&p("s"), "folds.csv"));
+
+    // Crossed with Monte Carlo seeds: each score is the mean of the perturbed runs; more
+    // slippage can only cost, so every combination scores below its unperturbed self.
+    std::fs::write(p("mc.toml"), "[venue.perturb]\nseed = 7\nslippage_sd_bps = 20\n").unwrap();
+    let mc = |out: &str| {
+        ringtape(
+            &[
+                &base[..],
+                &["--grid", &s(&p("grid.toml")), "--config", &s(&p("mc.toml")), "--mc-seeds", "3", "--out", out],
+            ]
+            .concat(),
+        )
+    };
+    let o = mc(&s(&p("m1")));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = mc(&s(&p("m2")));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(read(&p("m1"), "grid.csv"), read(&p("m2"), "grid.csv"), "the same seeds, the same study");
+    let pnl = |dir: &str| -> Vec<f64> {
+        read(&p(dir), "grid.csv").lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse().unwrap()).collect()
+    };
+    let (plain, perturbed) = (pnl("g"), pnl("m1"));
+    assert_eq!(plain.len(), perturbed.len());
+    assert!(plain.iter().zip(&perturbed).all(|(a, b)| b <= a), "{plain:?} vs {perturbed:?}");
+    assert!(plain.iter().zip(&perturbed).any(|(a, b)| b < a), "the knob changed something");
+
+    // Seeds without a knob would all be the same run: refused in one line.
+    assert_one_line_error(
+        &ringtape(&[&base[..], &["--set", "fast=5", "--mc-seeds", "3", "--out", &s(&p("x"))]].concat()),
+        &["--mc-seeds 3", "[venue.perturb]"],
+    );
+    std::fs::write(p("bad.toml"), "fast = 5\n").unwrap();
+    assert_one_line_error(
+        &ringtape(&[&base[..], &["--grid", &s(&p("bad.toml")), "--out", &s(&p("y"))]].concat()),
+        &["bad.toml", "fast = 5", "fast = [5, 10, 20]"],
+    );
+}
