@@ -406,6 +406,7 @@ pub fn run(args: Args) -> Result<()> {
 
     // 4. Report from the file as written.
     let summary = Summary::read(&run_dir.join("summary.json"))?;
+    summary.log(&run_dir);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !args.quiet {

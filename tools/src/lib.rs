@@ -35,6 +35,7 @@ pub mod import_csv;
 pub mod import_dbn;
 pub mod interrupt;
 pub mod journal;
+pub mod logs;
 pub mod mc;
 pub mod paper;
 pub mod parallel;

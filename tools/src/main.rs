@@ -9,6 +9,10 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "ringtape", version, propagate_version = true)]
 struct Cli {
+    /// Append structured logs (JSON lines: the command's start, progress and end) to FILE; also
+    /// RINGTAPE_LOG_FILE. RINGTAPE_LOG sets the level (error, warn, info, debug, trace)
+    #[arg(long, global = true, value_name = "FILE")]
+    log: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +71,17 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return exit::clap_failure(e),
     };
+    let name = command_name(&cli.command);
+    let log = cli.log.clone().or_else(|| std::env::var_os("RINGTAPE_LOG_FILE").map(std::path::PathBuf::from));
+    if let Some(path) = &log
+        && let Err(e) = ringtape_tools::logs::init(path)
+    {
+        return exit::fail(&ringtape_tools::exit::bad_input(e.to_string()));
+    }
+    #[allow(clippy::disallowed_methods)] // the command's wall time, for its log line
+    let t0 = std::time::Instant::now();
+    let argv: Vec<String> = std::env::args().collect();
+    tracing::info!(command = name, argv = ?argv, "started");
     let result = match cli.command {
         Command::Import(Import::Csv(args)) => import_csv::run(args),
         Command::Import(Import::Dbn(args)) => import_dbn::run(args),
@@ -84,8 +99,36 @@ fn main() -> ExitCode {
         Command::Render(args) => ringtape_tools::render::run(args),
         Command::View(args) => ringtape_tools::view::run(args),
     };
+    let secs = t0.elapsed().as_secs_f64();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => exit::fail(&e),
+        Ok(()) => {
+            tracing::info!(command = name, code = 0, secs, "finished");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(command = name, code = exit::code_for(&e), secs, error = %exit::one_line(&e), "failed");
+            exit::fail(&e)
+        }
+    }
+}
+
+/// The command's name in logs (`import csv`, `backtest`, ...).
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Import(Import::Csv(_)) => "import csv",
+        Command::Import(Import::Dbn(_)) => "import dbn",
+        Command::Backtest(_) => "backtest",
+        Command::Synth(_) => "synth",
+        Command::Export(Export::Csv(_)) => "export csv",
+        Command::Journal(_) => "journal",
+        Command::Replay(_) => "replay",
+        Command::Exchange(_) => "exchange",
+        Command::Paper(_) => "paper",
+        Command::Mc(_) => "mc",
+        Command::Sweep(_) => "sweep",
+        Command::Report(_) => "report",
+        Command::Fetch(_) => "fetch",
+        Command::Render(_) => "render",
+        Command::View(_) => "view",
     }
 }

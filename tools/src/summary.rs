@@ -241,6 +241,24 @@ impl Results {
 }
 
 impl Summary {
+    /// One structured log line (`--log`) for the run directory just written.
+    pub fn log(&self, run_dir: &std::path::Path) {
+        tracing::info!(
+            command = %self.command,
+            run_dir = %run_dir.display(),
+            complete = self.complete,
+            strategy = %self.results.strategy,
+            bars = self.results.bars,
+            fills = self.results.fills,
+            net_pnl_usd = self.results.net_pnl_usd,
+            venue = %self.perf.venue,
+            engine_s = self.perf.engine_s,
+            "run written"
+        );
+    }
+}
+
+impl Summary {
     /// Write as pretty JSON (results before perf).
     pub fn write(&self, path: &Path) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(self)? + "\n")

@@ -507,3 +507,6 @@ mod render_cases;
 
 #[path = "cli/import_dbn.rs"]
 mod import_dbn;
+
+#[path = "cli/logs.rs"]
+mod logs_cases;

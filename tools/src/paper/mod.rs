@@ -268,6 +268,7 @@ pub fn run(args: Args) -> Result<()> {
     summary.write(&rd.path().join("summary.json"))?;
     let run_dir = rd.finish()?;
     let summary = Summary::read(&run_dir.join("summary.json"))?;
+    summary.log(&run_dir);
     if !args.quiet {
         print!("{}", summary.table(&run_dir));
     }
@@ -288,6 +289,17 @@ fn feed_log(path: &std::path::Path, echo: bool, who: &'static str) -> Result<fee
             .map_or_else(|_| l.ts_ns.to_string(), |t| t.to_string());
         let j = serde_json::json!({"ts": ts, "level": l.level.as_str(), "kind": l.kind, "symbol": l.symbol, "detail": l.detail});
         let _ = writeln!(out.lock().unwrap_or_else(|p| p.into_inner()), "{j}");
+        match l.level {
+            feeds::feed::LogLevel::Info => {
+                tracing::info!(source = who, kind = l.kind, symbol = ?l.symbol, detail = %l.detail, ts_ns = l.ts_ns);
+            }
+            feeds::feed::LogLevel::Warn => {
+                tracing::warn!(source = who, kind = l.kind, symbol = ?l.symbol, detail = %l.detail, ts_ns = l.ts_ns);
+            }
+            feeds::feed::LogLevel::Error => {
+                tracing::error!(source = who, kind = l.kind, symbol = ?l.symbol, detail = %l.detail, ts_ns = l.ts_ns);
+            }
+        }
         if echo && l.level != feeds::feed::LogLevel::Info {
             let _ = writeln!(std::io::stderr().lock(), "{who}: {l}");
         }
