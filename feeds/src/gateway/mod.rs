@@ -8,7 +8,7 @@
 //!                                                                 reconciles after each (re)connect
 //! ```
 //!
-//! **Orders** (`rt-gw-orders`): each [`VenueCommand`] becomes one REST call. The client order id
+//! **Orders** (`rt-gw-orders`): each [`VenueCommand`](engine::venue::VenueCommand) becomes one REST call. The client order id
 //! is the engine's session-unique order id (`<session>-<SYMBOL>-<n>`), so a submit whose outcome
 //! is unknown (a timeout after the request went out) is looked up by that id before it is tried
 //! again ([`Broker::submit_idempotent`]): never two orders for one intent. A refusal comes back to
@@ -26,10 +26,10 @@
 //! shutdown): every order still live in the book is read back (by client order id) and what the
 //! stream missed is reported (fills during the gap, cancels, expiries); at start, open orders
 //! with this account's ringtape prefix that this session did not place are taken over
-//! ([`Event::adopt_order`]) instead of being placed twice, and others are left alone and counted
+//! ([`Event::adopt_order`](engine::records::Event::adopt_order)) instead of being placed twice, and others are left alone and counted
 //! as foreign. Then the broker's positions are compared with what the reported fills add up to;
 //! a difference that is still there after a second look is sent to the engine as
-//! [`Event::reconcile`] with the configured [`ReconcilePolicy`] (adopt the broker's position, or
+//! [`Event::reconcile`](engine::records::Event::reconcile) with the configured [`ReconcilePolicy`] (adopt the broker's position, or
 //! halt new entries), logged and counted.
 //!
 //! **Disconnects.** While the stream is down, with `cancel_on_disconnect` the gateway cancels
