@@ -107,7 +107,7 @@ fn a_directory_that_is_not_a_run_is_one_line_exit_2() {
     let d = tempfile::tempdir().unwrap();
     let help = ringtape(&["replay", "--help"]);
     assert_eq!(help.code, 0, "{}", help.stderr);
-    assert!(help.stdout.contains("Usage: ringtape replay <RUN_DIR>"), "{}", help.stdout);
+    assert!(help.stdout.contains("Usage: ringtape replay [OPTIONS] <RUN_DIR>"), "{}", help.stdout);
     let o = ringtape(&["replay", &s(d.path())]);
     assert_one_line_error(&o, &["journal.meta.json: not found", "not a run directory", "ringtape backtest"]);
     assert_eq!(o.stdout, "");
