@@ -45,6 +45,7 @@
 pub mod rest;
 pub mod stream;
 mod types;
+mod wire;
 
 pub use rest::TradingRest;
 pub use stream::TradeUpdatesClient;

@@ -28,8 +28,8 @@
 
 use super::types::{
     BrokerAccount, BrokerError, BrokerOrder, BrokerPosition, NewOrder, OrderStatus, RestStats, TradingConfig,
-    decode_account, decode_cancel_all, decode_error, decode_order, decode_orders, decode_positions,
 };
+use super::wire::{decode_account, decode_cancel_all, decode_error, decode_order, decode_orders, decode_positions};
 use crate::credentials::Secret;
 use crate::rest::{RestConfig, build_agent, dur_ns, encode, scrub};
 use crate::ws::Backoff;

@@ -26,7 +26,8 @@
 //! own (the caller's clock stamps `recv_ns` and drives the transport's timers).
 
 use super::types::{BrokerError, OrderStatus, TradeUpdate};
-use super::types::{StreamEvent, StreamStats, TradeEvent, TradingConfig, WireUpdate};
+use super::types::{StreamEvent, StreamStats, TradeEvent, TradingConfig};
+use super::wire::WireUpdate;
 use crate::credentials::Secret;
 use crate::rest::scrub;
 use crate::ws::{Connector, Transition, WsClient, WsConfig};
