@@ -51,20 +51,8 @@ impl Positions {
     pub fn adopt(&mut self, s: SymbolId, qty: i64, px_e9: i64) {
         let Some(b) = self.symbols.get(s.0 as usize) else { return };
         let dq = qty - b.position;
-        if dq == 0 {
-            return;
-        }
-        let r = ExecReport {
-            symbol: s,
-            kind: crate::records::ExecKind::Filled.raw(),
-            side: if dq > 0 { Side::Buy.raw() } else { Side::Sell.raw() },
-            fill_qty: u32::try_from(dq.unsigned_abs()).unwrap_or(u32::MAX),
-            fill_px_e9: px_e9,
-            ..Default::default()
-        };
-        self.on_report(&r);
-        if let Some(b) = self.symbols.get_mut(s.0 as usize) {
-            b.fills -= 1;
+        if dq != 0 {
+            self.book_shares(s.0 as usize, dq, px_e9, 0);
         }
     }
 
@@ -74,16 +62,22 @@ impl Positions {
         if !kind.is_fill() || r.fill_qty == 0 {
             return;
         }
-        let Some(b) = self.symbols.get_mut(r.symbol.0 as usize) else { return };
-        let side = r.exec_side().unwrap_or(Side::Buy);
-        let qty = i64::from(r.fill_qty);
-        let dq = side.sign() * qty;
+        let i = r.symbol.0 as usize;
+        let Some(b) = self.symbols.get_mut(i) else { return };
         b.fills += 1;
         if r.reason == crate::records::Reason::EndOfRun.raw() {
             b.closeouts += 1;
         }
-        b.commission_e9 += i128::from(r.commission_e9);
-        let cash = -i128::from(dq) * i128::from(r.fill_px_e9) - i128::from(r.commission_e9);
+        let dq = r.exec_side().unwrap_or(Side::Buy).sign() * i64::from(r.fill_qty);
+        self.book_shares(i, dq, r.fill_px_e9, r.commission_e9);
+    }
+
+    /// `dq` shares of symbol `i` changed hands at `px_e9`: cash, position and round trips move.
+    fn book_shares(&mut self, i: usize, dq: i64, px_e9: i64, commission_e9: i64) {
+        let b = &mut self.symbols[i];
+        let qty = dq.abs();
+        b.commission_e9 += i128::from(commission_e9);
+        let cash = -i128::from(dq) * i128::from(px_e9) - i128::from(commission_e9);
         b.net_pnl_e9 += cash;
         let old = b.position;
         let new = old + dq;
