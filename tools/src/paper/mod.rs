@@ -225,14 +225,15 @@ pub fn run(args: Args) -> Result<()> {
         if last_status.elapsed() >= status_every {
             last_status = Instant::now();
             let (now, fs) = ((session.clock)(), feed.status());
-            if show {
-                let _ = writeln!(std::io::stderr().lock(), "{}", status::line(now, symbols.len(), &fs, c));
-            }
+            // Metrics first, then the line: whoever reads the line finds the endpoint at least as new.
             let rows = metrics::sample(c, &fs, now);
             let obj: serde_json::Map<String, serde_json::Value> =
                 rows.iter().map(|(n, _, v)| ((*n).to_string(), serde_json::json!(v))).collect();
             let _ = writeln!(metrics_file, "{}", serde_json::Value::Object(obj));
             *latest.lock().unwrap_or_else(|p| p.into_inner()) = metrics::prometheus(&rows);
+            if show {
+                let _ = writeln!(std::io::stderr().lock(), "{}", status::line(now, symbols.len(), &fs, c));
+            }
         }
     })?;
     let engine_s = t_run.elapsed().as_secs_f64();
