@@ -15,7 +15,7 @@ use crate::exit::bad_input;
 use anyhow::{Context, Result};
 use engine::merge::BarSet;
 use engine::pipeline::config::{EngineConfig, Topology};
-use engine::pipeline::{BarReplay, RunSpec, run as run_pipeline};
+use engine::pipeline::{BarReplay, RunOutput, RunSpec, run as run_pipeline, run_batch};
 use engine::records::PX_SCALE;
 use engine::strategy::StrategyFactory;
 use engine::venue::PerturbConfig;
@@ -54,6 +54,10 @@ pub struct Args {
     /// Replace an existing --out directory
     #[arg(long)]
     pub force: bool,
+    /// Runs per lock-step batch on a worker: one pass over the data serves the batch (default:
+    /// 16, fewer when a small study would leave a worker idle; results never depend on it)
+    #[arg(long, value_name = "N")]
+    pub batch: Option<usize>,
     /// Also run the study once per knob with only that knob on, to show what each one costs
     #[arg(long)]
     pub by_knob: bool,
@@ -95,9 +99,23 @@ pub fn run_seed(master: u64, i: u64) -> u64 {
 pub fn one_run(cfg: &EngineConfig, set: &BarSet, factory: &dyn StrategyFactory) -> Result<Outcome> {
     let spec = RunSpec::new(cfg, set.symbols(), factory).bars(set);
     let out = run_pipeline(spec, BarReplay::zero_copy(set.merged()), &mut |_| {})?;
+    Ok(outcome(cfg, &out))
+}
+
+/// Backtests of the same data with the given configs, in one lock-step batch
+/// ([`engine::pipeline::run_batch`]: one pass of the merge and sequencer for them all); each
+/// outcome equals [`one_run`]'s for its config.
+pub fn batch_runs(cfgs: &[EngineConfig], set: &BarSet, factory: &dyn StrategyFactory) -> Result<Vec<Outcome>> {
+    let specs = cfgs.iter().map(|c| RunSpec::new(c, set.symbols(), factory).bars(set)).collect();
+    let outs = run_batch(specs, BarReplay::zero_copy(set.merged()))?;
+    Ok(cfgs.iter().zip(&outs).map(|(c, o)| outcome(c, o)).collect())
+}
+
+/// A run's outcome from its output.
+fn outcome(cfg: &EngineConfig, out: &RunOutput) -> Outcome {
     let (fills, trades, wins, net, _) = out.positions.totals();
     let usd = |v: i128| v as f64 / PX_SCALE as f64;
-    Ok(Outcome {
+    Outcome {
         seed: cfg.venue.perturb.seed,
         net_pnl_usd: usd(net),
         max_drawdown_usd: usd(out.max_drawdown_e9),
@@ -106,7 +124,7 @@ pub fn one_run(cfg: &EngineConfig, set: &BarSet, factory: &dyn StrategyFactory) 
         trades,
         fills,
         missed: out.counters.venue_rejects,
-    })
+    }
 }
 
 /// The value at quantile `q` (0..=1) of sorted `v` (nearest rank).
@@ -127,7 +145,13 @@ fn stats(values: impl Iterator<Item = f64>) -> serde_json::Value {
         "p75": quantile(&v, 0.75), "p95": quantile(&v, 0.95), "min": v.first(), "max": v.last()})
 }
 
-/// Run the study: `runs` perturbed runs on `threads` workers; results in run order.
+/// Runs per lock-step batch: enough to spread the merge and sequencer over many runs, few enough
+/// that the runs' state stays in the core's cache (BENCHMARKS.md section 7 has the measurements).
+pub const BATCH: usize = 16;
+
+/// Run the study: `runs` perturbed runs on `threads` workers, `batch` runs at a time in lock step;
+/// results in run order (the same for any thread count or batch size).
+#[allow(clippy::too_many_arguments)]
 pub fn study(
     base: &EngineConfig,
     set: &BarSet,
@@ -135,16 +159,25 @@ pub fn study(
     runs: usize,
     master: u64,
     threads: usize,
-    on_done: &(dyn Fn() + Sync),
+    batch: usize,
+    on_done: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Outcome>> {
     let indices: Vec<u64> = (0..runs as u64).collect();
-    crate::parallel::map(&indices, threads, |&i| {
-        let mut cfg = base.clone();
-        cfg.venue.perturb.seed = run_seed(master, i);
-        let r = one_run(&cfg, set, factory);
-        on_done();
+    let chunks: Vec<&[u64]> = indices.chunks(batch.max(1)).collect();
+    let per_chunk = crate::parallel::map(&chunks, threads, |chunk| {
+        let cfgs: Vec<EngineConfig> = chunk
+            .iter()
+            .map(|&i| {
+                let mut cfg = base.clone();
+                cfg.venue.perturb.seed = run_seed(master, i);
+                cfg
+            })
+            .collect();
+        let r = batch_runs(&cfgs, set, factory);
+        on_done(chunk.len() as u64);
         r
-    })
+    })?;
+    Ok(per_chunk.into_iter().flatten().collect())
 }
 
 /// Run the command.
@@ -152,6 +185,9 @@ pub fn run(args: Args) -> Result<()> {
     let t0 = Instant::now();
     if args.runs == 0 {
         return Err(bad_input("--runs 0: give at least one run"));
+    }
+    if args.batch == Some(0) {
+        return Err(bad_input("--batch 0: give at least one run per batch"));
     }
     let (rc, what, knobs_given) = match &args.config {
         Some(p) => {
@@ -190,13 +226,15 @@ pub fn run(args: Args) -> Result<()> {
     };
     let factory = checked.params.factory();
     let threads = args.threads.unwrap_or_else(machine_cores).max(1);
+    // At least four batches per worker, so the last ones leave no worker idle for long.
+    let batch = args.batch.unwrap_or_else(|| BATCH.min((args.runs / (threads * 4)).max(1)));
 
     let mut unperturbed = base.clone();
     unperturbed.venue.perturb = Default::default();
     let baseline = one_run(&unperturbed, &set, factory.as_ref())?;
     let pb = crate::progress::bar(args.runs as u64, "runs", !args.quiet);
     pb.set_message("mc");
-    let outcomes = study(&base, &set, factory.as_ref(), args.runs, args.seed, threads, &|| pb.inc(1))?;
+    let outcomes = study(&base, &set, factory.as_ref(), args.runs, args.seed, threads, batch, &|n| pb.inc(n))?;
     pb.finish_and_clear();
     // Each knob alone: what it costs by itself.
     let mut by_knob = serde_json::Map::new();
@@ -212,7 +250,7 @@ pub fn run(args: Args) -> Result<()> {
         for (name, knob) in alone.into_iter().filter(|(_, k)| k.any()) {
             let mut cfg = base.clone();
             cfg.venue.perturb = knob;
-            let o = study(&cfg, &set, factory.as_ref(), args.runs, args.seed, threads, &|| {})?;
+            let o = study(&cfg, &set, factory.as_ref(), args.runs, args.seed, threads, batch, &|_| {})?;
             let losses = o.iter().filter(|o| o.net_pnl_usd < 0.0).count();
             by_knob.insert(
                 name.into(),
@@ -246,7 +284,7 @@ pub fn run(args: Args) -> Result<()> {
     let json = serde_json::json!({
         "strategy": checked.strategy,
         "strategy_params": serde_json::to_value(&checked.params)?,
-        "runs": args.runs, "master_seed": args.seed, "threads": threads,
+        "runs": args.runs, "master_seed": args.seed, "threads": threads, "batch": batch,
         "knobs": {"slippage_sd_bps": p.slippage_sd_bps, "spread_bps": p.spread_bps, "latency_bars": p.latency_bars,
             "miss_entry_ppm": p.miss_entry_ppm, "partial_fill_ppm": p.partial_fill_ppm},
         "baseline": baseline,

@@ -184,53 +184,141 @@ fn run_loop<S: Source>(
     stage: &AtomicU8,
 ) -> Result<(), PipelineError> {
     let mut links = Links::new(shard, rec, stage);
-    let mut seq = 0u64;
-    let mut idle = super::wait::Waiter::new(super::wait::Wait::Backoff);
+    let bad = || {
+        counters.bad_events.fetch_add(1, Ordering::Relaxed);
+    };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        loop {
-            links.stage.store(SEQUENCER, Ordering::Relaxed);
-            let held;
-            let input = match seqr.next() {
-                Next::Event(ev) => {
-                    held = ev;
-                    Input::of(&held)
-                }
-                Next::BarRef { stream, index, .. } => match Input::of_ref(streams, u64::from(stream) << 48 | index) {
-                    Some(i) => i,
-                    None => {
-                        counters.bad_events.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                },
-                Next::Idle => {
-                    idle.wait();
-                    continue;
-                }
-                Next::End => break,
-            };
-            idle.reset();
+        drive(seqr, streams, stage, bad, |seq, input| {
             links.set_input(input);
             links.stage.store(RISK, Ordering::Relaxed);
             let done = risk.handle(seq, input, &mut links);
-            seq += 1;
-            if seq & 0x3ff == 0 {
-                counters.published.store(seq, Ordering::Relaxed);
-                if seq & 0xffff == 0 {
+            if (seq + 1) & 0x3ff == 0 {
+                counters.published.store(seq + 1, Ordering::Relaxed);
+                if (seq + 1) & 0xffff == 0 {
                     monitor(counters);
                 }
             }
             debug_assert_eq!(done, links.shard_done, "risk and the shard end on the same event");
-            if done || links.err.is_some() {
-                break;
-            }
-        }
+            done || links.err.is_some()
+        })
     }));
-    counters.published.store(seq, Ordering::Relaxed);
-    if r.is_err() {
-        return Err(PipelineError::StagePanic(STAGES[usize::from(stage.load(Ordering::Relaxed)).min(2)].to_string()));
+    match r {
+        Ok(seq) => counters.published.store(seq, Ordering::Relaxed),
+        Err(_) => {
+            return Err(PipelineError::StagePanic(
+                STAGES[usize::from(stage.load(Ordering::Relaxed)).min(2)].to_string(),
+            ));
+        }
     }
     if let Some(e) = links.err {
         return Err(e);
     }
     Ok(())
+}
+
+/// Take the sequencer's inputs in order until it ends or `each` returns true, resolving bar
+/// references against `streams` (an unresolvable one calls `bad` and is skipped) and waiting
+/// while it is idle. `each` gets every input with its sequence number; returns the inputs taken.
+#[inline]
+fn drive<S: Source>(
+    seqr: &mut Sequencer<'_, S>,
+    streams: &[StreamRef<'_>],
+    stage: &AtomicU8,
+    mut bad: impl FnMut(),
+    mut each: impl FnMut(u64, Input<'_>) -> bool,
+) -> u64 {
+    let mut seq = 0u64;
+    let mut idle = super::wait::Waiter::new(super::wait::Wait::Backoff);
+    loop {
+        stage.store(SEQUENCER, Ordering::Relaxed);
+        let held;
+        let input = match seqr.next() {
+            Next::Event(ev) => {
+                held = ev;
+                Input::of(&held)
+            }
+            Next::BarRef { stream, index, .. } => match Input::of_ref(streams, u64::from(stream) << 48 | index) {
+                Some(i) => i,
+                None => {
+                    bad();
+                    continue;
+                }
+            },
+            Next::Idle => {
+                idle.wait();
+                continue;
+            }
+            Next::End => return seq,
+        };
+        idle.reset();
+        let stop = each(seq, input);
+        seq += 1;
+        if stop {
+            return seq;
+        }
+    }
+}
+
+/// One run of a lock-step batch ([`run_lanes`]): its risk stage (with execution and the venue),
+/// its shard and recorder (in the links) and its counters.
+pub(crate) struct Lane<'s, 'w> {
+    pub risk: RiskStage<'s>,
+    pub links: Links<'s, 'w, Recorder<'s>>,
+    pub counters: &'s Counters,
+    pub done: bool,
+}
+
+impl FlowSink for Recorder<'_> {
+    #[inline]
+    fn flow(&mut self, f: Flow) -> Result<(), PipelineError> {
+        self.on_flow(&f)
+    }
+}
+
+impl<'s, F: FlowSink> Links<'s, '_, F> {
+    /// The first error of the run and the sink, after the run.
+    pub fn into_sink(self) -> (Option<PipelineError>, F) {
+        (self.err, self.sink)
+    }
+}
+
+/// Run several runs of the same inputs in lock step: each input is taken from the one sequencer
+/// once and handled by every lane in turn, exactly as [`run`] would handle it for that lane
+/// alone. A lane ends at its shutdown (all at the same input) or at its first error.
+pub(crate) fn run_lanes<S: Source>(
+    seqr: &mut Sequencer<'_, S>,
+    streams: &[StreamRef<'_>],
+    lanes: &mut [Lane<'_, '_>],
+    stage: &AtomicU8,
+) -> Result<(), PipelineError> {
+    let mut live = lanes.len();
+    // `bad` and `each` both need the lanes; `bad` only needs their counters (atomics).
+    let counters: Vec<&Counters> = lanes.iter().map(|l| l.counters).collect();
+    let bad = || {
+        for c in &counters {
+            c.bad_events.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drive(seqr, streams, stage, bad, |seq, input| {
+            stage.store(RISK, Ordering::Relaxed);
+            for lane in lanes.iter_mut().filter(|l| !l.done) {
+                lane.links.set_input(input);
+                if lane.risk.handle(seq, input, &mut lane.links) || lane.links.err.is_some() {
+                    lane.done = true;
+                    live -= 1;
+                }
+            }
+            live == 0
+        })
+    }));
+    match r {
+        Ok(seq) => {
+            for c in &counters {
+                c.published.store(seq, Ordering::Relaxed);
+            }
+            Ok(())
+        }
+        Err(_) => Err(PipelineError::StagePanic(STAGES[usize::from(stage.load(Ordering::Relaxed)).min(2)].to_string())),
+    }
 }

@@ -29,6 +29,7 @@
 //! - **Failing loudly**: a panicking strategy faults only its symbol; a panicking or stuck stage
 //!   ends the run with an error naming it; a stop request ends the input and drains.
 
+mod batch;
 pub mod config;
 mod counters;
 mod execution;
@@ -43,6 +44,7 @@ mod source;
 mod threads;
 pub mod wait;
 
+pub use batch::run_batch;
 pub use counters::{CounterSnapshot, Counters, Gauges};
 pub use journal_writer::FILLS_HEADER;
 pub use sequencer::{Clock, Ingress, IngressFull};
@@ -285,43 +287,15 @@ pub fn run<S: Source>(
     // Read once, before anything is pinned (core_affinity lists the calling thread's cores).
     let cores = core_affinity::get_core_ids().map_or(1, |c| c.len().max(1));
     check(cfg, cores)?;
-    let streams = match (source.by_reference(), spec.bars) {
-        (false, _) => Vec::new(),
-        (true, None) => {
-            return Err(PipelineError::Config("a zero-copy replay needs RunSpec::bars (the bar set it reads)".into()));
-        }
-        (true, Some(set)) if set.streams().len() > source::MAX_STREAMS => {
-            return Err(PipelineError::Config(format!(
-                "{} bar files: a zero-copy replay addresses at most {}",
-                set.streams().len(),
-                source::MAX_STREAMS
-            )));
-        }
-        (true, Some(set)) => source::stream_refs(set),
-    };
+    let streams = stream_refs(source.by_reference(), spec.bars)?;
     let live = spec.ingress.is_some() || matches!(spec.clock, Clock::Wall(_));
     let bars = spec.bars.map_or(0, crate::merge::BarSet::total_bars);
     let topology = pick_topology(cfg, live, bars, cores);
     let names = spec.symbols.names();
-    let n_sym = names.len();
     let counters = Counters::default();
-    let venue = spec.venue.unwrap_or_else(|| Box::new(SimVenue::new(&cfg.venue, n_sym)));
-    let venue_name = venue.name();
-    let exec = execution::Execution::new(venue, n_sym);
     let n_shards = if topology == Topology::Inline { 1 } else { cfg.pipeline.shards };
-    let mut risk = risk_stage::RiskStage::new(
-        Risk::new(cfg.risk.clone(), n_sym),
-        exec,
-        n_sym,
-        n_shards,
-        cfg.journal.inputs == JournalInputs::All,
-        &counters,
-    );
-    let journal = match spec.out_dir {
-        Some(dir) => Some(journal_writer::JournalWriter::create(dir)?),
-        None => None,
-    };
-    let mut rec = recorder::Recorder::new(names, journal, &counters.gauges, spec.observer);
+    let (mut risk, mut rec, venue_name) =
+        stages(cfg, names, spec.venue, spec.out_dir, spec.observer, &counters, n_shards)?;
     let mut seqr =
         sequencer::Sequencer::new(source, spec.sources, spec.ingress, spec.stop, spec.clock, cfg.pipeline.timer_ms);
     let risk_flattens = cfg.risk.max_daily_loss_usd > 0;
@@ -340,8 +314,77 @@ pub fn run<S: Source>(
         }
     };
     monitor(&counters);
-    counters.timer_ticks.store(seqr.ticks, std::sync::atomic::Ordering::Relaxed);
-    let interrupted = seqr.interrupted;
+    let ended = Ended { ticks: seqr.ticks, interrupted: seqr.interrupted, topology, venue: venue_name, placement };
+    output(&risk, rec, &counters, ended)
+}
+
+/// The bar streams a zero-copy replay (`by_reference`) reads its bars from; none otherwise.
+fn stream_refs(
+    by_reference: bool,
+    bars: Option<&crate::merge::BarSet>,
+) -> Result<Vec<source::StreamRef<'_>>, PipelineError> {
+    match (by_reference, bars) {
+        (false, _) => Ok(Vec::new()),
+        (true, None) => {
+            Err(PipelineError::Config("a zero-copy replay needs RunSpec::bars (the bar set it reads)".into()))
+        }
+        (true, Some(set)) if set.streams().len() > source::MAX_STREAMS => Err(PipelineError::Config(format!(
+            "{} bar files: a zero-copy replay addresses at most {}",
+            set.streams().len(),
+            source::MAX_STREAMS
+        ))),
+        (true, Some(set)) => Ok(source::stream_refs(set)),
+    }
+}
+
+/// Risk (with execution and its venue) and the recorder of one run, before a topology wires
+/// them: the venue is the spec's or a simulated one built from the config.
+#[allow(clippy::type_complexity)]
+fn stages<'c>(
+    cfg: &EngineConfig,
+    names: &[String],
+    venue: Option<Box<dyn Venue>>,
+    out_dir: Option<&Path>,
+    observer: Option<&'c (dyn Fn(&messages::Flow) + Sync)>,
+    counters: &'c Counters,
+    n_shards: usize,
+) -> Result<(risk_stage::RiskStage<'c>, recorder::Recorder<'c>, &'static str), PipelineError> {
+    let n_sym = names.len();
+    let venue = venue.unwrap_or_else(|| Box::new(SimVenue::new(&cfg.venue, n_sym)));
+    let venue_name = venue.name();
+    let exec = execution::Execution::new(venue, n_sym);
+    let risk = risk_stage::RiskStage::new(
+        Risk::new(cfg.risk.clone(), n_sym),
+        exec,
+        n_sym,
+        n_shards,
+        cfg.journal.inputs == JournalInputs::All,
+        counters,
+    );
+    let journal = match out_dir {
+        Some(dir) => Some(journal_writer::JournalWriter::create(dir)?),
+        None => None,
+    };
+    Ok((risk, recorder::Recorder::new(names, journal, &counters.gauges, observer), venue_name))
+}
+
+/// How a run ended, for [`RunOutput`].
+struct Ended {
+    ticks: u64,
+    interrupted: bool,
+    topology: Topology,
+    venue: &'static str,
+    placement: Vec<(String, Option<usize>, String)>,
+}
+
+/// A finished run's output: the recorder is closed (its journal flushed) and risk's books read.
+fn output(
+    risk: &risk_stage::RiskStage<'_>,
+    rec: recorder::Recorder<'_>,
+    counters: &Counters,
+    ended: Ended,
+) -> Result<RunOutput, PipelineError> {
+    counters.timer_ticks.store(ended.ticks, std::sync::atomic::Ordering::Relaxed);
     let journal_records = rec.records;
     let positions = rec.finish()?;
     let r = &risk.risk;
@@ -357,10 +400,10 @@ pub fn run<S: Source>(
         inputs: risk.inputs,
         bars: risk.bars,
         journal_records,
-        topology,
-        venue: venue_name,
-        placement,
-        interrupted,
+        topology: ended.topology,
+        venue: ended.venue,
+        placement: ended.placement,
+        interrupted: ended.interrupted,
     })
 }
 

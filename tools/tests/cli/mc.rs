@@ -3,16 +3,20 @@
 use super::{assert_one_line_error, ringtape, s};
 
 #[test]
-fn a_study_is_reproducible_from_its_master_seed_on_any_number_of_threads() {
+fn a_study_is_reproducible_from_its_master_seed_on_any_number_of_threads_and_batch_size() {
     let d = tempfile::tempdir().unwrap();
-    let (a, b) = (d.path().join("a"), d.path().join("b"));
-    let o = ringtape(&["mc", "--runs", "24", "--seed", "7", "--threads", "1", "--out", &s(&a)]);
+    let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+    let o = ringtape(&["mc", "--runs", "24", "--seed", "7", "--threads", "1", "--batch", "1", "--out", &s(&a)]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("probability of a loss"), "{}", o.stdout);
     let o = ringtape(&["mc", "--runs", "24", "--seed", "7", "--threads", "2", "--out", &s(&b), "--quiet"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
+    // Lock-step batches of 7 (the last one short): each run is still exactly itself.
+    let o = ringtape(&["mc", "--runs", "24", "--seed", "7", "--batch", "7", "--out", &s(&c), "--quiet"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
     let runs = std::fs::read_to_string(a.join("runs.csv")).unwrap();
     assert_eq!(runs, std::fs::read_to_string(b.join("runs.csv")).unwrap(), "same seeds, same runs");
+    assert_eq!(runs, std::fs::read_to_string(c.join("runs.csv")).unwrap(), "any batch size, same runs");
     assert_eq!(runs.lines().count(), 25);
     // The histograms: 24 runs in blue bars, the baseline as a red line.
     for f in ["net_pnl.png", "max_drawdown.png"] {
