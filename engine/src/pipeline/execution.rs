@@ -43,7 +43,7 @@ impl Execution {
     pub fn new(venue: Box<dyn Venue>, n_symbols: usize) -> Self {
         let mut e = Execution {
             venue,
-            orders: HashMap::with_capacity_and_hasher(1024, IdHash::default()),
+            orders: HashMap::with_capacity_and_hasher(crate::risk::OPEN_ORDERS_HINT, IdHash::default()),
             pos: Vec::new(),
             out: Vec::with_capacity(16),
         };

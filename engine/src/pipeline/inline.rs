@@ -14,7 +14,7 @@ use super::sequencer::Sequencer;
 use super::shard::{Shard, ShardLink};
 use super::source::{Input, Next, Source, StreamRef};
 use super::{Counters, PipelineError};
-use crate::records::{Bar, Event, SymbolId};
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
@@ -37,13 +37,6 @@ impl ShardLink for Queues {
     fn sync(&mut self, _seq: u64) {}
 }
 
-/// The event being handled, kept for the shard (a 48-byte copy of a bar, or the event).
-enum Cur {
-    Empty,
-    Bar { symbol: SymbolId, bar: Bar, interval_s: u32, ts_recv: i64 },
-    Event(Event),
-}
-
 /// Where risk's decision flow goes: the recorder itself (inline), or its queue (threads).
 pub(crate) trait FlowSink {
     fn flow(&mut self, f: Flow) -> Result<(), PipelineError>;
@@ -62,7 +55,6 @@ pub(crate) struct Links<'s, 'w, F: FlowSink> {
     q: Queues,
     shard: Shard<'s>,
     sink: F,
-    input: Cur,
     shard_done: bool,
     /// The stage running now (an index into [`STAGES`]), for errors and the watchdog.
     stage: &'w AtomicU8,
@@ -71,16 +63,7 @@ pub(crate) struct Links<'s, 'w, F: FlowSink> {
 
 impl<'s, 'w, F: FlowSink> Links<'s, 'w, F> {
     pub fn new(shard: Shard<'s>, sink: F, stage: &'w AtomicU8) -> Self {
-        Links { q: Queues::default(), shard, sink, input: Cur::Empty, shard_done: false, stage, err: None }
-    }
-
-    /// The event risk is about to handle (the shard gets it at `venue_done`).
-    #[inline]
-    pub fn set_input(&mut self, input: Input<'_>) {
-        self.input = match input {
-            Input::Bar { symbol, bar, interval_s, ts_recv } => Cur::Bar { symbol, bar: *bar, interval_s, ts_recv },
-            Input::Event(ev) => Cur::Event(*ev),
-        };
+        Links { q: Queues::default(), shard, sink, shard_done: false, stage, err: None }
     }
 }
 
@@ -111,16 +94,10 @@ impl<F: FlowSink> RiskLink for Links<'_, '_, F> {
         }
     }
     #[inline]
-    fn venue_done(&mut self, seq: u64) {
-        let input = match &self.input {
-            Cur::Empty => return,
-            &Cur::Bar { symbol, ref bar, interval_s, ts_recv } => Input::Bar { symbol, bar, interval_s, ts_recv },
-            Cur::Event(ev) => Input::of(ev),
-        };
+    fn venue_done(&mut self, seq: u64, input: Input<'_>) {
         self.stage.store(SHARD, Ordering::Relaxed);
         self.shard_done = self.shard.handle(seq, input, &mut self.q);
         self.stage.store(RISK, Ordering::Relaxed);
-        self.input = Cur::Empty;
     }
 }
 
@@ -189,7 +166,6 @@ fn run_loop<S: Source>(
     };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         drive(seqr, streams, stage, bad, |seq, input| {
-            links.set_input(input);
             links.stage.store(RISK, Ordering::Relaxed);
             let done = risk.handle(seq, input, &mut links);
             if (seq + 1) & 0x3ff == 0 {
@@ -303,7 +279,6 @@ pub(crate) fn run_lanes<S: Source>(
         drive(seqr, streams, stage, bad, |seq, input| {
             stage.store(RISK, Ordering::Relaxed);
             for lane in lanes.iter_mut().filter(|l| !l.done) {
-                lane.links.set_input(input);
                 if lane.risk.handle(seq, input, &mut lane.links) || lane.links.err.is_some() {
                     lane.done = true;
                     live -= 1;

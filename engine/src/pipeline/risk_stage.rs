@@ -43,8 +43,9 @@ pub(crate) trait RiskLink {
     fn take_from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg>;
     /// Pass a step of the decision flow to the recorder.
     fn flow(&mut self, f: Flow);
-    /// Phase A of `seq` is done: shards waiting on it may go on.
-    fn venue_done(&mut self, seq: u64);
+    /// Phase A of `seq` (whose input is `input`) is done: shards waiting on it may go on (or,
+    /// inline, the shard handles the input now).
+    fn venue_done(&mut self, seq: u64, input: Input<'_>);
 }
 
 /// Where a symbol is in the universe, as risk sees it.
@@ -128,7 +129,7 @@ impl<'a> RiskStage<'a> {
                     link.flow(Flow { seq, body: FlowBody::Input(InputRec::from(&input.to_event())) });
                 }
                 if !self.admit(symbol) {
-                    link.venue_done(seq);
+                    link.venue_done(seq, input);
                     return false;
                 }
                 self.exec.on_bar(symbol, bar);
@@ -140,7 +141,7 @@ impl<'a> RiskStage<'a> {
                 if !self.flatten.is_empty() {
                     self.submit_flatten(seq, ts_recv, link);
                 }
-                link.venue_done(seq);
+                link.venue_done(seq, input);
                 self.consume(seq, shard_of(symbol, self.n_shards), link);
                 false
             }
@@ -151,7 +152,7 @@ impl<'a> RiskStage<'a> {
     fn handle_event<L: RiskLink>(&mut self, seq: u64, ev: &Event, link: &mut L) -> bool {
         let Some(kind) = ev.event_kind() else {
             self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
-            link.venue_done(seq);
+            link.venue_done(seq, Input::Event(ev));
             return false;
         };
         let wall_tick = kind == EventKind::Timer && ev.payload[1] == 1;
@@ -165,12 +166,12 @@ impl<'a> RiskStage<'a> {
                 if !self.exec.out.is_empty() {
                     self.apply_out(seq, true, link);
                 }
-                link.venue_done(seq);
+                link.venue_done(seq, Input::Event(ev));
                 self.consume_all(seq, link);
             }
             EventKind::Quote | EventKind::Trade => {
                 self.inputs += 1;
-                link.venue_done(seq);
+                link.venue_done(seq, Input::Event(ev));
                 if self.admit(ev.symbol) {
                     self.consume(seq, shard_of(ev.symbol, self.n_shards), link);
                 }
@@ -181,11 +182,11 @@ impl<'a> RiskStage<'a> {
                     self.apply(seq, true, *r, link);
                     self.submit_pending_flatten(seq, ev.ts_recv_ns, link);
                 }
-                link.venue_done(seq);
+                link.venue_done(seq, Input::Event(ev));
                 self.consume(seq, shard_of(ev.symbol, self.n_shards), link);
             }
             EventKind::Control => return self.control(seq, ev, link),
-            EventKind::Bar | EventKind::BarRefs => link.venue_done(seq),
+            EventKind::Bar | EventKind::BarRefs => link.venue_done(seq, Input::Event(ev)),
         }
         false
     }
@@ -228,7 +229,7 @@ impl<'a> RiskStage<'a> {
                 }
             }
             Some(ControlKind::Shutdown) => {
-                link.venue_done(seq);
+                link.venue_done(seq, Input::Event(ev));
                 self.consume_all(seq, link);
                 self.risk.finish();
                 return true;
@@ -269,7 +270,7 @@ impl<'a> RiskStage<'a> {
                 self.counters.bad_events.fetch_add(1, Ordering::Relaxed);
             }
         }
-        link.venue_done(seq);
+        link.venue_done(seq, Input::Event(ev));
         self.consume_all(seq, link);
         false
     }

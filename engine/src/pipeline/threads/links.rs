@@ -7,6 +7,7 @@ use super::super::inline::{FlowSink, Links};
 use super::super::messages::{Flow, RiskMsg, ShardMsg};
 use super::super::risk_stage::RiskLink;
 use super::super::shard::ShardLink;
+use super::super::source::Input;
 use super::super::wait::{Wait, Waiter};
 use super::super::{Counters, PipelineError};
 use crossbeam_queue::ArrayQueue;
@@ -161,10 +162,10 @@ impl RiskLink for RiskThreadLink<'_, '_> {
         }
     }
     #[inline]
-    fn venue_done(&mut self, seq: u64) {
+    fn venue_done(&mut self, seq: u64, input: Input<'_>) {
         match self {
-            RiskThreadLink::Split(l) => l.venue_done(seq),
-            RiskThreadLink::Fused(l) => l.venue_done(seq),
+            RiskThreadLink::Split(l) => l.venue_done(seq, input),
+            RiskThreadLink::Fused(l) => l.venue_done(seq, input),
         }
     }
 }
@@ -240,7 +241,7 @@ impl RiskLink for RiskSide<'_> {
         push_wait(self.to_rec, f, &self.counters.full_to_recorder, self.abort, self.waiting);
     }
     #[inline]
-    fn venue_done(&mut self, seq: u64) {
+    fn venue_done(&mut self, seq: u64, _input: Input<'_>) {
         self.venue_done.store(seq + 1, Ordering::Release);
     }
 }

@@ -359,9 +359,6 @@ pub(crate) fn run<S: Source>(
                             for ev in &mut guard {
                                 let mut done = false;
                                 seq += expand(ev, seq, streams, &mut bad, |q, input: Input<'_>| {
-                                    if let RiskThreadLink::Fused(l) = &mut rside {
-                                        l.set_input(input);
-                                    }
                                     done |= risk.handle(q, input, &mut rside)
                                 });
                                 if done {
