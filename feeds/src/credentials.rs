@@ -460,6 +460,11 @@ mod tests {
         assert_eq!((a.key_id.expose(), a.secret_key.expose()), ("kid", "sk"));
         let e = c.polygon().unwrap_err().to_string();
         assert!(e.starts_with("no Polygon credentials: set POLYGON_API_KEY"), "{e}");
+        let e = c.databento().unwrap_err().to_string();
+        assert!(e.starts_with("no Databento credentials: set DATABENTO_API_KEY"), "{e}");
+        // Databento's variable alone is the environment too.
+        let c = Credentials::load_with(None, &env_of(&[("DATABENTO_API_KEY", "db-k")])).unwrap();
+        assert_eq!((&c.origin, c.databento().unwrap().expose()), (&Origin::Environment, "db-k"));
     }
 
     #[test]
