@@ -29,6 +29,12 @@
 //! read the dataset. 429 waits `Retry-After` seconds (databento-python's batch downloader does
 //! the same) and 5xx and transport failures back off and retry, through
 //! [`feeds::rest::RestClient`] (bounded attempts; see its docs). Redirects are not followed.
+//! A 206 (some symbols did not resolve) is a success: the stream holds the symbols that did.
+//! Not read: the `X-Warning` header the official clients turn into warnings.
+//!
+//! **Granularity.** One symbol and one UTC day per request, like the other providers: the bar
+//! file rewritten after each day is the resume checkpoint. `--to` must not pass the dataset's
+//! available end (Databento answers 422 `data_end_after_available_end`, shown as is).
 //!
 //! **Secrets.** The key travels in the `Authorization` header only; it is scrubbed from every
 //! error text and never printed or logged (`ureq` logs through `log`, which `--log` does not

@@ -137,6 +137,13 @@ fn long_commands_log_ordered_progress_events_that_end_at_the_total() {
     ]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_progress(&progress(&lines(&log), "import csv"), len, "import csv");
+    // A DBN import: bytes of the files, written here with the dbn crate's encoder.
+    let dbn_file = d.path().join("bars.dbn");
+    write_dbn(&dbn_file, 5_000);
+    let len = std::fs::metadata(&dbn_file).unwrap().len();
+    let o = ringtape(&["--log", &s(&log), "import", "dbn", &s(&dbn_file), "--out", &p("dbn")]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_progress(&progress(&lines(&log), "import dbn"), len, "import dbn");
     // A backtest: bars replayed.
     let o = ringtape(&["--log", &s(&log), "backtest", "--out", &p("bt")]);
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -146,4 +153,37 @@ fn long_commands_log_ordered_progress_events_that_end_at_the_total() {
     // Without --log nothing is written anywhere, and the commands still work.
     let o = ringtape(&["mc", "--runs", "2", "--out", &p("mc2"), "--quiet"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
+/// A DBN file of `n` one-minute bars of AAPL (instrument 7) from 2024-01-02.
+fn write_dbn(path: &std::path::Path, n: u64) {
+    use dbn::encode::EncodeRecord;
+    let day = |d| time::Date::from_calendar_date(2024, time::Month::January, d).unwrap();
+    let meta = dbn::Metadata::builder()
+        .dataset("XNAS.ITCH")
+        .schema(Some(dbn::Schema::Ohlcv1M))
+        .start(1_704_153_600_000_000_000)
+        .stype_in(Some(dbn::SType::RawSymbol))
+        .stype_out(dbn::SType::InstrumentId)
+        .symbols(vec!["AAPL".into()])
+        .mappings(vec![dbn::SymbolMapping {
+            raw_symbol: "AAPL".into(),
+            intervals: vec![dbn::MappingInterval { start_date: day(2), end_date: day(31), symbol: "7".into() }],
+        }])
+        .build();
+    let mut enc = dbn::encode::dbn::Encoder::new(std::fs::File::create(path).unwrap(), &meta).unwrap();
+    for i in 0..n {
+        let ts = 1_704_205_800_000_000_000 + i * 60_000_000_000;
+        let px = 185_000_000_000 + (i as i64 % 100) * 10_000_000;
+        let rec = dbn::OhlcvMsg {
+            hd: dbn::RecordHeader::new::<dbn::OhlcvMsg>(dbn::rtype::OHLCV_1M, 2, 7, ts),
+            open: px,
+            high: px + 20_000_000,
+            low: px - 20_000_000,
+            close: px,
+            volume: 100 + i,
+        };
+        enc.encode_record(&rec).unwrap();
+    }
+    enc.flush().unwrap();
 }
