@@ -24,8 +24,6 @@ pub const EVERY: Duration = Duration::from_secs(5);
 struct Emitted {
     /// `done` of the last event.
     done: u64,
-    /// When the last event was written.
-    at: Instant,
     /// The completion event was written.
     finished: bool,
 }
@@ -75,15 +73,12 @@ impl Progress {
             _ => ProgressBar::hidden(),
         };
         bar.set_message(task.to_string());
-        let log = tracing::enabled!(tracing::Level::INFO).then(|| {
-            let now = Instant::now();
-            Log {
-                task: task.to_string(),
-                start: now,
-                next: AtomicU64::new(step(total)),
-                last_ns: AtomicU64::new(0),
-                last: Mutex::new(Emitted { done: 0, at: now, finished: false }),
-            }
+        let log = tracing::enabled!(tracing::Level::INFO).then(|| Log {
+            task: task.to_string(),
+            start: Instant::now(),
+            next: AtomicU64::new(step(total)),
+            last_ns: AtomicU64::new(0),
+            last: Mutex::new(Emitted { done: 0, finished: false }),
         });
         Progress { bar, total, done: AtomicU64::new(0), log }
     }
@@ -145,7 +140,8 @@ impl Progress {
             // The completion event is finish_and_clear's.
             return;
         }
-        if due_by_count || last.at.elapsed() >= EVERY {
+        let since = nanos(log.start.elapsed()).saturating_sub(log.last_ns.load(Ordering::Relaxed));
+        if due_by_count || since >= nanos(EVERY) {
             log.next.store(done + step(self.total), Ordering::Relaxed);
             self.emit(log, &mut last, done);
         }
@@ -165,7 +161,6 @@ impl Progress {
             "progress"
         );
         last.done = done;
-        last.at = Instant::now();
         log.last_ns.store(nanos(log.start.elapsed()), Ordering::Relaxed);
     }
 }
