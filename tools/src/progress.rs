@@ -107,6 +107,11 @@ impl Progress {
         self.bar.set_message(msg.into());
     }
 
+    /// Run `f` with the drawn bar hidden (for report lines printed while it runs).
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.suspend(f)
+    }
+
     /// Units done so far.
     pub fn position(&self) -> u64 {
         self.done.load(Ordering::Relaxed)

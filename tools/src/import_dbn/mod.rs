@@ -192,7 +192,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
         }
-        crate::exit::report(format_args!("{report}"))?;
+        pb.suspend(|| crate::exit::report(format_args!("{report}")))?;
         if args.strict && report.rejected_total() > 0 {
             return Err(bad_input(format!(
                 "{name}: {} records rejected and --strict is set; nothing written",
