@@ -228,6 +228,14 @@ fn databento_retries_a_429_after_retry_after_and_counts_unmapped_instruments() {
     assert_eq!(ex.stats().http_requests, 2, "one 429, then the day");
     assert_eq!(BarFile::open(&out.join("SP500.1m.rtb")).unwrap().bars(), &want[..]);
     assert!(stdout.contains("refused bars: 1 (unmapped instrument id: 1)"), "{stdout}");
+    // A server error is retried after a backoff too.
+    ex.inject(Fault::RestError { status: 503, count: 1, retry_after_s: 0 });
+    let out = d.path().join("o2");
+    let (code, _, stderr) =
+        fetch_with(&refs(&databento(&url, &out, "2019-11-05", "2019-11-06", &[])), &[("DATABENTO_API_KEY", DB_KEY)]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(ex.stats().http_requests, 4, "one 503, then the day");
+    assert_eq!(BarFile::open(&out.join("SP500.1m.rtb")).unwrap().bars(), &want[..]);
 }
 
 #[test]
