@@ -209,7 +209,7 @@ fn databento_over_tls_gives_the_exchange_bars_exactly_and_resumes_after_a_failur
 
 #[test]
 #[allow(clippy::disallowed_methods)] // reason: checks that a Retry-After second was waited out
-fn databento_retries_a_429_after_retry_after_and_counts_unmapped_instruments() {
+fn databento_retries_a_429_after_retry_after_and_a_5xx_and_counts_unmapped_instruments() {
     let d = tempfile::tempdir().unwrap();
     let ex = databento_exchange(true, d.path());
     let url = format!("http://{}", ex.addr());
