@@ -1,5 +1,6 @@
-//! API credentials: Alpaca's key id and secret key and Polygon's API key, from the environment
-//! (`APCA_API_KEY_ID`, `APCA_API_SECRET_KEY`, `POLYGON_API_KEY`) or from a credentials file.
+//! API credentials: Alpaca's key id and secret key, Polygon's API key and Databento's API key,
+//! from the environment (`APCA_API_KEY_ID`, `APCA_API_SECRET_KEY`, `POLYGON_API_KEY`,
+//! `DATABENTO_API_KEY`) or from a credentials file.
 //!
 //! Rules: a secret is held in a [`Secret`], whose `Debug` and `Display` print `***`; it has no
 //! `Serialize`, and [`Secret::expose`] is the one way to read it (for the request that sends it).
@@ -8,7 +9,7 @@
 //! with the `chmod 600` fix in the message.
 //!
 //! Where they come from ([`Credentials::load`]): a file given explicitly (it must exist); else the
-//! environment, when it sets any of the three variables (then it is used alone); else the default
+//! environment, when it sets any of the four variables (then it is used alone); else the default
 //! file (`$XDG_CONFIG_HOME/ringtape/credentials.toml`, or `~/.config/ringtape/credentials.toml`) if
 //! it exists; else none, which is fine until a feed asks for a key ([`Credentials::alpaca`],
 //! [`Credentials::polygon`] then say how to provide it).
@@ -20,6 +21,7 @@
 //! APCA_API_KEY_ID = "PK..."
 //! APCA_API_SECRET_KEY = "..."
 //! POLYGON_API_KEY = "..."
+//! DATABENTO_API_KEY = "db-..."
 //! ```
 //!
 //! Only that subset of TOML is read (no tables, no multi-line strings), with a parser of its own:
@@ -33,6 +35,9 @@ pub const ALPACA_KEY_ID: &str = "APCA_API_KEY_ID";
 pub const ALPACA_SECRET_KEY: &str = "APCA_API_SECRET_KEY";
 /// Environment variable (and file key) of Polygon's API key.
 pub const POLYGON_API_KEY: &str = "POLYGON_API_KEY";
+/// Environment variable (and file key) of Databento's API key (the variable Databento's own
+/// clients read).
+pub const DATABENTO_API_KEY: &str = "DATABENTO_API_KEY";
 
 /// A secret string. `Debug` and `Display` print `***`; read it with [`Secret::expose`] only where
 /// it is sent. Its memory is overwritten when dropped (best effort: copies made by the OS or by
@@ -109,6 +114,8 @@ pub struct Credentials {
     pub alpaca_secret_key: Option<Secret>,
     /// Polygon/Massive API key (`POLYGON_API_KEY`).
     pub polygon_api_key: Option<Secret>,
+    /// Databento API key (`DATABENTO_API_KEY`).
+    pub databento_api_key: Option<Secret>,
     /// Where they came from.
     pub origin: Origin,
     /// The default file's path (for hints in errors), when it could be worked out.
@@ -163,7 +170,7 @@ pub enum CredentialsError {
     },
     /// A provider's key is not set anywhere.
     Missing {
-        /// The provider (`Alpaca`, `Polygon`).
+        /// The provider (`Alpaca`, `Polygon`, `Databento`).
         provider: &'static str,
         /// The variables to set.
         vars: &'static str,
@@ -254,7 +261,7 @@ impl Credentials {
         Ok(c)
     }
 
-    /// The three variables from `env` (an empty value counts as unset). `origin` is
+    /// The four variables from `env` (an empty value counts as unset). `origin` is
     /// [`Origin::Environment`] when at least one is set.
     pub fn from_env_with(env: EnvLookup<'_>) -> Credentials {
         let get = |name: &str| env(name).filter(|v| !v.is_empty()).map(Secret);
@@ -262,9 +269,14 @@ impl Credentials {
             alpaca_key_id: get(ALPACA_KEY_ID),
             alpaca_secret_key: get(ALPACA_SECRET_KEY),
             polygon_api_key: get(POLYGON_API_KEY),
+            databento_api_key: get(DATABENTO_API_KEY),
             ..Default::default()
         };
-        if c.alpaca_key_id.is_some() || c.alpaca_secret_key.is_some() || c.polygon_api_key.is_some() {
+        if c.alpaca_key_id.is_some()
+            || c.alpaca_secret_key.is_some()
+            || c.polygon_api_key.is_some()
+            || c.databento_api_key.is_some()
+        {
             c.origin = Origin::Environment;
         }
         c
@@ -323,6 +335,11 @@ impl Credentials {
         self.polygon_api_key.as_ref().ok_or_else(|| self.missing("Polygon", POLYGON_API_KEY))
     }
 
+    /// Databento's API key, or an error saying how to provide it.
+    pub fn databento(&self) -> Result<&Secret, CredentialsError> {
+        self.databento_api_key.as_ref().ok_or_else(|| self.missing("Databento", DATABENTO_API_KEY))
+    }
+
     fn missing(&self, provider: &'static str, vars: &'static str) -> CredentialsError {
         CredentialsError::Missing { provider, vars, file: self.default_file.clone(), origin: self.origin.clone() }
     }
@@ -349,6 +366,7 @@ fn parse(path: &Path, text: &str) -> Result<Credentials, CredentialsError> {
             ALPACA_KEY_ID => (ALPACA_KEY_ID, &mut c.alpaca_key_id),
             ALPACA_SECRET_KEY => (ALPACA_SECRET_KEY, &mut c.alpaca_secret_key),
             POLYGON_API_KEY => (POLYGON_API_KEY, &mut c.polygon_api_key),
+            DATABENTO_API_KEY => (DATABENTO_API_KEY, &mut c.databento_api_key),
             _ => return Err(err(format!("unknown key (expected one of {})", known()))),
         };
         if slot.is_some() {
@@ -364,7 +382,7 @@ fn parse(path: &Path, text: &str) -> Result<Credentials, CredentialsError> {
 }
 
 fn known() -> String {
-    format!("{ALPACA_KEY_ID}, {ALPACA_SECRET_KEY}, {POLYGON_API_KEY}")
+    format!("{ALPACA_KEY_ID}, {ALPACA_SECRET_KEY}, {POLYGON_API_KEY}, {DATABENTO_API_KEY}")
 }
 
 /// A TOML basic or literal string followed by nothing but an optional comment.
@@ -442,6 +460,11 @@ mod tests {
         assert_eq!((a.key_id.expose(), a.secret_key.expose()), ("kid", "sk"));
         let e = c.polygon().unwrap_err().to_string();
         assert!(e.starts_with("no Polygon credentials: set POLYGON_API_KEY"), "{e}");
+        let e = c.databento().unwrap_err().to_string();
+        assert!(e.starts_with("no Databento credentials: set DATABENTO_API_KEY"), "{e}");
+        // Databento's variable alone is the environment too.
+        let c = Credentials::load_with(None, &env_of(&[("DATABENTO_API_KEY", "db-k")])).unwrap();
+        assert_eq!((&c.origin, c.databento().unwrap().expose()), (&Origin::Environment, "db-k"));
     }
 
     #[test]

@@ -215,7 +215,7 @@ pub(crate) fn run_engine(
     factory: &dyn StrategyFactory,
     out_dir: &Path,
     stop: &'static AtomicBool,
-    pb: &indicatif::ProgressBar,
+    pb: &crate::progress::Progress,
 ) -> Result<RunOutput> {
     let total = set.total_bars();
     run_source(
@@ -353,8 +353,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let total = set.total_bars();
     let show = !args.quiet && total > 500_000;
-    let pb = crate::progress::bar(total, "bars", show);
-    pb.set_message("backtest");
+    let pb = crate::progress::bar("backtest", total, "bars", show);
     let t_run = Instant::now();
     let out = match view {
         Some(v) => {

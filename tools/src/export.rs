@@ -60,14 +60,14 @@ pub fn write_row<W: Write>(w: &mut W, symbol: &str, interval_s: u32, bar: &Bar) 
 /// Write the header and every bar of `set` (only `symbol`'s, when given) in merged order.
 /// Returns the number of rows written.
 pub fn write_csv<W: Write>(set: &BarSet, symbol: Option<&str>, mut w: W) -> std::io::Result<u64> {
-    write_csv_with_progress(set, symbol, &mut w, &indicatif::ProgressBar::hidden())
+    write_csv_with_progress(set, symbol, &mut w, &crate::progress::Progress::hidden())
 }
 
 fn write_csv_with_progress<W: Write>(
     set: &BarSet,
     symbol: Option<&str>,
     w: &mut W,
-    pb: &indicatif::ProgressBar,
+    pb: &crate::progress::Progress,
 ) -> std::io::Result<u64> {
     writeln!(w, "{HEADER}")?;
     let only = symbol.map(|s| set.symbols().get(s));
@@ -121,8 +121,7 @@ pub fn run(args: Args) -> Result<()> {
         .filter(|st| args.symbol.as_deref().is_none_or(|s| st.file.header().symbol == s))
         .map(|st| st.file.header().count)
         .sum();
-    let pb = progress::bar(total, "bars", total > PROGRESS_MIN_BARS);
-    pb.set_message("exporting");
+    let pb = progress::bar("export", total, "bars", total > PROGRESS_MIN_BARS);
     let symbol = args.symbol.as_deref();
     let rows = if args.out.as_os_str() == "-" {
         let stdout = std::io::stdout().lock();

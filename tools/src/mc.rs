@@ -232,8 +232,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut unperturbed = base.clone();
     unperturbed.venue.perturb = Default::default();
     let baseline = one_run(&unperturbed, &set, factory.as_ref())?;
-    let pb = crate::progress::bar(args.runs as u64, "runs", !args.quiet);
-    pb.set_message("mc");
+    let pb = crate::progress::bar("mc", args.runs as u64, "runs", !args.quiet);
     let outcomes = study(&base, &set, factory.as_ref(), args.runs, args.seed, threads, batch, &|n| pb.inc(n))?;
     pb.finish_and_clear();
     // Each knob alone: what it costs by itself.

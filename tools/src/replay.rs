@@ -378,8 +378,7 @@ fn replay(plan: &Plan) -> Result<Report> {
                 report.different = true;
             }
             let total = set.total_bars();
-            let pb = crate::progress::bar(total, "bars", total > 500_000);
-            pb.set_message("replay");
+            let pb = crate::progress::bar("replay", total, "bars", total > 500_000);
             let out = backtest::run_engine(&cfg, &set, factory.as_ref(), tmp.path(), stop, &pb)?;
             pb.finish_and_clear();
             out
@@ -395,8 +394,7 @@ fn replay(plan: &Plan) -> Result<Report> {
             // Ticks are inputs of the journal: replayed, not generated again.
             cfg.pipeline.timer_ms = 0;
             let total = events.len() as u64;
-            let pb = crate::progress::bar(total, "inputs", total > 500_000);
-            pb.set_message("replay");
+            let pb = crate::progress::bar("replay", total, "inputs", total > 500_000);
             let out = backtest::run_source(
                 &cfg,
                 &symbols,

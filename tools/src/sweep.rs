@@ -357,15 +357,24 @@ fn study(
         )
         .as_bytes(),
     );
+    // Progress in runs: the fitting runs made here, then one test run per fold.
+    let runs_here = match &mode {
+        Mode::Full => jobs.len() + args.folds,
+        Mode::Shard(i, n) => jobs.iter().filter(|&&(_, c)| c % n == *i).count(),
+        Mode::Merge(_) => args.folds,
+    };
+    let pb = crate::progress::bar("sweep", runs_here as u64, "runs", !args.quiet);
+    let run_one = |c: usize, block: (i64, i64)| {
+        let s = score_mc(&cfg, &set, factories[c].as_ref(), block.0, block.1, args.mc_seeds);
+        pb.inc(1);
+        s
+    };
     let fit: Vec<Score> = match mode {
-        Mode::Full => crate::parallel::map(&jobs, threads, |&(f, c)| {
-            score_mc(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1, args.mc_seeds)
-        })?,
+        Mode::Full => crate::parallel::map(&jobs, threads, |&(f, c)| run_one(c, bl[f]))?,
         Mode::Shard(i, n) => {
             let mine: Vec<(usize, usize)> = jobs.iter().copied().filter(|&(_, c)| c % n == i).collect();
-            let got = crate::parallel::map(&mine, threads, |&(f, c)| {
-                score_mc(&cfg, &set, factories[c].as_ref(), bl[f].0, bl[f].1, args.mc_seeds)
-            })?;
+            let got = crate::parallel::map(&mine, threads, |&(f, c)| run_one(c, bl[f]))?;
+            pb.finish_and_clear();
             let scores: Vec<serde_json::Value> = mine
                 .iter()
                 .zip(&got)
@@ -398,9 +407,8 @@ fn study(
         })
         .collect();
     let tests: Vec<(usize, usize)> = chosen.iter().enumerate().map(|(f, &c)| (f, c)).collect();
-    let oos: Vec<Score> = crate::parallel::map(&tests, threads, |&(f, c)| {
-        score_mc(&cfg, &set, factories[c].as_ref(), bl[f + 1].0, bl[f + 1].1, args.mc_seeds)
-    })?;
+    let oos: Vec<Score> = crate::parallel::map(&tests, threads, |&(f, c)| run_one(c, bl[f + 1]))?;
+    pb.finish_and_clear();
 
     let label = |c: usize| toml::to_string(&combos[c]).unwrap_or_default().trim().replace('\n', " ");
     let mut g = String::from("fold,combination,net_pnl_usd,trades,sharpe_like\n");

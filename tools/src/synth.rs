@@ -243,7 +243,7 @@ pub fn generate_symbol(cfg: &SynthConfig, opens: &[i64], index: u32, mut day_don
 
 /// Generate every symbol of `cfg` into `out` (`SYMnnn.<interval>.rtb`) on up to `threads` threads,
 /// each writing its files as it finishes them. Returns the headers in symbol order.
-pub fn write_all(cfg: &SynthConfig, out: &Path, threads: usize, pb: &indicatif::ProgressBar) -> Result<Vec<Header>> {
+pub fn write_all(cfg: &SynthConfig, out: &Path, threads: usize, pb: &crate::progress::Progress) -> Result<Vec<Header>> {
     let opens = session_opens(cfg.start, cfg.days)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating output directory {}", out.display()))?;
     let n = cfg.symbols as usize;
@@ -294,8 +294,7 @@ pub fn run(args: Args) -> Result<()> {
     let per_day = u64::from(SESSION_S / cfg.interval_s);
     let total_days = u64::from(cfg.symbols) * u64::from(cfg.days);
     let total_bars = total_days * per_day;
-    let pb = progress::bar(total_days, "symbol-days", total_bars > 200_000);
-    pb.set_message("synth");
+    let pb = progress::bar("synth", total_days, "symbol-days", total_bars > 200_000);
     // Timing a user-facing command is fine here: nothing generated depends on it.
     let started = std::time::Instant::now();
     let headers = write_all(&cfg, &args.out, threads, &pb);

@@ -127,7 +127,7 @@ pub fn run_engine(
     factory: &dyn StrategyFactory,
     out_dir: &Path,
     stop: &'static AtomicBool,
-    pb: &indicatif::ProgressBar,
+    pb: &crate::progress::Progress,
 ) -> Result<RunOutput> {
     if let Some(why) = no_window() {
         eprintln!("backtest --view: no display ({why}); running headless");

@@ -954,3 +954,80 @@ fn alpaca_stream_speaks_msgpack_when_asked() {
         }
     }
 }
+
+// ---- Databento historical ---------------------------------------------------------------------
+
+/// A DBN body (plain or zstd) as its metadata and OHLCV records.
+fn dbn_body(body: &[u8]) -> (dbn::Metadata, Vec<dbn::OhlcvMsg>) {
+    use dbn::decode::{DbnMetadata, DecodeRecord};
+    let reader = dbn::decode::DynReader::inferred_with_buffer(body).unwrap();
+    let mut d = dbn::decode::dbn::Decoder::new(reader).unwrap();
+    let meta = d.metadata().clone();
+    let mut recs = Vec::new();
+    while let Some(r) = d.decode_record::<dbn::OhlcvMsg>().unwrap() {
+        recs.push(r.clone());
+    }
+    (meta, recs)
+}
+
+#[test]
+fn databento_get_range_serves_dbn_plain_and_zstd_and_refuses_as_databento_does() {
+    let ex = start();
+    let mut h = http(&ex);
+    let key = ringtape_tools::fetch::databento::base64(format!("{DEMO_KEY}:").as_bytes());
+    let auth = format!("Basic {key}");
+    let (from, to) = (T0, T0 + 30 * MIN);
+    // GET with a query, no compression: every symbol asked for that exists, merged in time order.
+    let target = format!(
+        "/v0/timeseries.get_range?dataset=XNAS.ITCH&symbols=AAA,CCC,ZZZ&schema=ohlcv-1m&start={from}&end={to}\
+         &stype_in=raw_symbol&stype_out=instrument_id&encoding=dbn&compression=none"
+    );
+    let (st, body) = h.get(&target, &[("Authorization", &auth)]);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(&body[..3], b"DBN", "plain DBN");
+    let (meta, recs) = dbn_body(&body);
+    assert_eq!(
+        (meta.dataset.as_str(), meta.schema, meta.not_found.clone()),
+        ("XNAS.ITCH", Some(dbn::Schema::Ohlcv1M), vec!["ZZZ".to_string()])
+    );
+    let symbols = meta.symbol_map().unwrap();
+    assert_eq!(recs.len(), 60);
+    assert!(recs.windows(2).all(|w| w[0].hd.ts_event <= w[1].hd.ts_event), "time order");
+    for r in &recs {
+        let sym = symbols.get_for_ts(r.hd.ts_event, r.hd.instrument_id).expect("every record is mapped");
+        let id = SymbolId(SYMS.iter().position(|s| s == sym).unwrap() as u32);
+        let b = source_bar(&ex, id, r.hd.ts_event as i64);
+        assert_eq!(
+            (r.open, r.high, r.low, r.close, r.volume),
+            (b.open_px_e9, b.high_px_e9, b.low_px_e9, b.close_px_e9, b.volume)
+        );
+    }
+    // POST with a form, zstd (as the official clients ask), ISO 8601 times, one hour bars.
+    let form = "dataset=XNAS.ITCH&symbols=BBB&schema=ohlcv-1h&start=2024-03-01T14%3A00%3A00Z&end=2024-03-01T17%3A00%3A00Z\
+                &encoding=dbn&compression=zstd";
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    let (st, body) = h.request("POST", "/v0/timeseries.get_range", &headers, form.as_bytes());
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body[..4], [0x28, 0xB5, 0x2F, 0xFD], "a zstd frame");
+    let (_, recs) = dbn_body(&body);
+    assert!(!recs.is_empty() && recs.iter().all(|r| r.hd.rtype == dbn::rtype::OHLCV_1H), "{}", recs.len());
+    // Refusals: Databento's statuses with {"detail": ...}.
+    let detail =
+        |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap()["detail"].as_str().unwrap().to_string();
+    let (st, body) = h.get(&target, &[]);
+    assert_eq!(st, 401);
+    assert!(detail(&body).contains("Authorization failed"));
+    let wrong = format!("Basic {}", ringtape_tools::fetch::databento::base64(b"nope:"));
+    assert_eq!(h.get(&target, &[("Authorization", &wrong)]).0, 401);
+    let (st, body) = h.get(&target.replace("ohlcv-1m", "trades"), &[("Authorization", &auth)]);
+    assert_eq!(st, 422);
+    assert!(detail(&body).contains("schema"));
+    let (st, body) = h.get(&target.replace("dataset=XNAS.ITCH&", ""), &[("Authorization", &auth)]);
+    assert_eq!((st, detail(&body).contains("dataset")), (400, true));
+    // A 429 fault carries Retry-After in Databento's error shape.
+    ex.inject(Fault::RestError { status: 429, count: 1, retry_after_s: 2 });
+    let (st, body) = h.get(&target, &[("Authorization", &auth)]);
+    assert_eq!(st, 429);
+    assert!(detail(&body).contains("too many requests"));
+    assert_eq!(h.get(&target, &[("Authorization", &auth)]).0, 200, "one request only");
+}

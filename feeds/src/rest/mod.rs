@@ -21,7 +21,7 @@
 //! talks to its one base URL (Polygon's `next_url` must stay on that origin), so the public roots
 //! would never be used for it anyway.
 //!
-//! **Retries** ([`RestClient::get`]): HTTP 429 waits `Retry-After` seconds when the server sends
+//! **Retries** ([`RestClient::get`], [`RestClient::post_form`]): HTTP 429 waits `Retry-After` seconds when the server sends
 //! them (capped at [`RestConfig::retry_after_cap`]; the HTTP-date form is not read), else an exponential backoff with seeded
 //! jitter ([`crate::ws::Backoff`]), and gives up with [`HistoryError::RateLimited`] after
 //! [`RestConfig::max_attempts`] requests. 5xx statuses and transport failures (connect, reset,
@@ -276,6 +276,31 @@ impl RestClient {
     /// on the base URL's origin is refused without a request ([`HistoryError::Transport`]), so
     /// `headers` only ever go to the configured origin.
     pub fn get(&mut self, url: &str, headers: &[Header<'_>], secrets: &[&str]) -> Result<Vec<u8>, HistoryError> {
+        self.request(url, None, headers, secrets)
+    }
+
+    /// POST `form` (`application/x-www-form-urlencoded` pairs, encoded here) to `url`, with the
+    /// same origin check, retries and scrubbing as [`RestClient::get`]. For RPC-style history
+    /// APIs that take their parameters as a form (Databento's `timeseries.get_range`).
+    pub fn post_form(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+        headers: &[Header<'_>],
+        secrets: &[&str],
+    ) -> Result<Vec<u8>, HistoryError> {
+        let body: Vec<String> = form.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        self.request(url, Some(body.join("&").as_bytes()), headers, secrets)
+    }
+
+    /// GET (no `form`) or POST a form body, with the retry policy.
+    fn request(
+        &mut self,
+        url: &str,
+        form: Option<&[u8]>,
+        headers: &[Header<'_>],
+        secrets: &[&str],
+    ) -> Result<Vec<u8>, HistoryError> {
         if !self.same_origin(url) {
             return Err(HistoryError::Transport(format!(
                 "refusing a request outside {} (credentials go to the configured origin only)",
@@ -291,7 +316,7 @@ impl RestClient {
                 self.counters.retries += 1;
             }
             self.counters.requests += 1;
-            let (err, delay) = match self.once(url, headers, secrets) {
+            let (err, delay) = match self.once(url, form, headers, secrets) {
                 Ok(body) => return Ok(body),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::RateLimited { retry_after }) => {
@@ -316,13 +341,31 @@ impl RestClient {
     }
 
     /// One request and its classification.
-    fn once(&mut self, url: &str, headers: &[Header<'_>], secrets: &[&str]) -> Result<Vec<u8>, Failure> {
+    fn once(
+        &mut self,
+        url: &str,
+        form: Option<&[u8]>,
+        headers: &[Header<'_>],
+        secrets: &[&str],
+    ) -> Result<Vec<u8>, Failure> {
         let scrub = |s: String| scrub(scrub(s, headers.iter().map(|h| h.1)), secrets.iter().copied());
-        let mut req = self.agent.get(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let mut resp = req.call().map_err(|e| transport(e, &scrub))?;
+        let sent = match form {
+            None => {
+                let mut req = self.agent.get(url);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.call()
+            }
+            Some(body) => {
+                let mut req = self.agent.post(url).header("Content-Type", "application/x-www-form-urlencoded");
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.send(body)
+            }
+        };
+        let mut resp = sent.map_err(|e| transport(e, &scrub))?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => {

@@ -59,6 +59,7 @@ Faults: POST /control/fault with JSON, e.g.
   curl -X POST -d '{\"kind\":\"disconnect\"}' http://127.0.0.1:8765/control/fault
 kinds: disconnect, duplicate_bar, out_of_order, updated_bar, malformed_frame, auth_failure,
 connection_limit, http429 {count}, slow_rest {delay_ms, count}, stall {ms};
+history REST (Alpaca, Polygon, Databento): rest_error {status, count, retry_after_s}, unmapped_record;
 paper broker: order_reject {count, via: rest|stream}, slow_ack {ms, for_ms}, drop_trade_updates,
 trade_updates_outage {ms}, rate_limit {count}. Broker state: GET /control/broker.
 Scenario file (--scenario):
@@ -134,6 +135,7 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!("  Alpaca REST     {http}://{addr}/v2/stocks/bars");
     eprintln!("  Polygon stream  {ws}://{addr}/stocks");
     eprintln!("  Polygon REST    {http}://{addr}/v2/aggs/ticker/{{T}}/range/1/minute/{{from}}/{{to}}");
+    eprintln!("  Databento REST  {http}://{addr}/v0/timeseries.get_range  (ohlcv-1s/1m/1h/1d as DBN)");
     eprintln!("  trading REST    {http}://{addr}/v2/orders, /v2/positions, /v2/account");
     eprintln!("  trade_updates   {ws}://{addr}/stream");
     eprintln!("  control         {http}://{addr}/control/clock, /control/stats, /control/broker, POST /control/fault");

@@ -93,6 +93,23 @@ pub enum Fault {
         #[serde(default = "one")]
         count: u32,
     },
+    /// The next `count` history REST requests (Alpaca bars, Polygon aggregates, Databento
+    /// `timeseries.get_range`) fail with HTTP `status` (default 429, sent with `Retry-After:
+    /// retry_after_s`), in each provider's error JSON.
+    RestError {
+        /// The HTTP status (429, or a 5xx).
+        #[serde(default = "too_many")]
+        status: u16,
+        /// How many requests to fail.
+        #[serde(default = "one")]
+        count: u32,
+        /// The `Retry-After` seconds of a 429.
+        #[serde(default = "one_u64")]
+        retry_after_s: u64,
+    },
+    /// The next Databento `timeseries.get_range` response carries one more OHLCV record, for an
+    /// instrument id its symbol mappings do not name (a client must count it, never name it).
+    UnmappedRecord,
 }
 
 /// Where an `order_reject` fault shows.
@@ -110,8 +127,16 @@ fn one() -> u32 {
     1
 }
 
+fn one_u64() -> u64 {
+    1
+}
+
+fn too_many() -> u16 {
+    429
+}
+
 /// Number of fault kinds (for the per-kind counters).
-pub const KINDS: usize = 15;
+pub const KINDS: usize = 17;
 
 impl Fault {
     /// The kind's name (as in the JSON `kind`).
@@ -137,6 +162,8 @@ impl Fault {
             Fault::DropTradeUpdates => 12,
             Fault::TradeUpdatesOutage { .. } => 13,
             Fault::RateLimit { .. } => 14,
+            Fault::RestError { .. } => 15,
+            Fault::UnmappedRecord => 16,
         }
     }
 }
@@ -158,6 +185,8 @@ pub const FAULT_NAMES: [&str; KINDS] = [
     "drop_trade_updates",
     "trade_updates_outage",
     "rate_limit",
+    "rest_error",
+    "unmapped_record",
 ];
 
 /// Faults waiting to take effect.
@@ -173,6 +202,10 @@ pub struct Pending {
     pub http429: u32,
     /// REST delays still to apply: (delay_ms, remaining).
     pub slow_rest: Option<(u64, u32)>,
+    /// History REST failures still to apply: (status, retry_after_s, remaining).
+    pub rest_error: Option<(u16, u64, u32)>,
+    /// Unmapped Databento records still to add.
+    pub unmapped_record: u32,
 }
 
 /// The fault state shared by the servers.
@@ -206,6 +239,11 @@ impl Faults {
             Fault::ConnectionLimit => p.conn_limit += 1,
             Fault::Http429 { count } => p.http429 += count,
             Fault::SlowRest { delay_ms, count } => p.slow_rest = Some((delay_ms, count)),
+            Fault::RestError { status, count, retry_after_s } if count > 0 => {
+                p.rest_error = Some((status, retry_after_s, count))
+            }
+            Fault::RestError { .. } => {}
+            Fault::UnmappedRecord => p.unmapped_record += 1,
             // Stream-wide and broker faults act at injection (`Shared::inject`).
             Fault::Disconnect
             | Fault::Stall { .. }
@@ -248,6 +286,24 @@ impl Faults {
             }
             Some(ms)
         })
+    }
+
+    /// Consume one pending history REST failure: (status, retry_after_s).
+    pub fn take_rest_error(&self) -> Option<(u16, u64)> {
+        self.with(|p| {
+            let (status, retry_after_s, n) = p.rest_error.as_mut()?;
+            let got = (*status, *retry_after_s);
+            *n -= 1;
+            if *n == 0 {
+                p.rest_error = None;
+            }
+            Some(got)
+        })
+    }
+
+    /// Consume one pending unmapped Databento record.
+    pub fn take_unmapped_record(&self) -> bool {
+        self.with(|p| take(&mut p.unmapped_record))
     }
 
     /// Injected counts by kind name.
@@ -336,6 +392,8 @@ mod tests {
         assert!(Scenario::parse("[[fault]]\nkind = \"disconnect\"\n").is_err());
         let f: Fault = serde_json::from_str(r#"{"kind":"order_reject","count":2,"via":"stream"}"#).unwrap();
         assert_eq!(f, Fault::OrderReject { count: 2, via: RejectVia::Stream });
+        let f: Fault = serde_json::from_str(r#"{"kind":"rest_error"}"#).unwrap();
+        assert_eq!(f, Fault::RestError { status: 429, count: 1, retry_after_s: 1 });
         let f: Fault = serde_json::from_str(r#"{"kind":"order_reject"}"#).unwrap();
         assert_eq!(f, Fault::OrderReject { count: 1, via: RejectVia::Rest });
         let s = Scenario::parse("[[fault]]\nevery_min = 3\nkind = \"trade_updates_outage\"\nms = 500\n").unwrap();

@@ -12,6 +12,7 @@
 //! | `GET /stocks` (websocket) | Polygon stocks stream (`A`, `AM`) |
 //! | `GET /v2/stocks/bars`, `GET /v2/stocks/{sym}/bars` | Alpaca historical bars |
 //! | `GET /v2/aggs/ticker/{T}/range/{mult}/{span}/{from}/{to}` | Polygon aggregates |
+//! | `POST`/`GET /v0/timeseries.get_range` | Databento historical OHLCV as DBN (see `databento.rs`) |
 //! | `GET /control/clock` | `{wall_start_ns, market_start_ns, speed, market_now_ns}` ([`MarketClock`]) |
 //! | `POST /control/fault` | inject a [`Fault`] (JSON, e.g. `{"kind":"disconnect"}`) |
 //! | `GET /control/stats` | counters ([`Stats`]) |
@@ -25,7 +26,8 @@
 //!
 //! **Credentials.** Alpaca stream and REST check the configured key and secret
 //! ([`DEMO_KEY`]/[`DEMO_SECRET`] by default); Polygon checks the key alone (`apiKey` query,
-//! `Authorization: Bearer`, or the stream's auth `params`). One Alpaca stream session per key
+//! `Authorization: Bearer`, or the stream's auth `params`); Databento checks the key too (HTTP
+//! basic auth, the key as user name). One Alpaca stream session per key
 //! (a second gets `406 connection limit exceeded`).
 //!
 //! **Synthesized data.** Quotes `q` are made from each closed minute bar: bid = close - 0.01, ask =
@@ -65,6 +67,7 @@
 pub mod broker;
 mod clock;
 mod data;
+mod databento;
 mod fault;
 pub mod msgpack;
 mod net;

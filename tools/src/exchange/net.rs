@@ -212,15 +212,33 @@ pub struct Response {
     /// Status code.
     pub status: u16,
     /// Body (JSON unless `content_type` says otherwise).
-    pub body: String,
+    pub body: Vec<u8>,
     /// Content type.
     pub content_type: &'static str,
+    /// Extra headers (`Retry-After`...).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Response {
     /// A JSON response.
     pub fn json(status: u16, body: String) -> Response {
-        Response { status, body, content_type: "application/json; charset=utf-8" }
+        Response {
+            status,
+            body: body.into_bytes(),
+            content_type: "application/json; charset=utf-8",
+            headers: Vec::new(),
+        }
+    }
+
+    /// A binary response (`application/octet-stream`).
+    pub fn bytes(status: u16, body: Vec<u8>) -> Response {
+        Response { status, body, content_type: "application/octet-stream", headers: Vec::new() }
+    }
+
+    /// The same response with one more header.
+    pub fn with_header(mut self, name: &'static str, value: String) -> Response {
+        self.headers.push((name, value));
+        self
     }
 }
 
@@ -235,22 +253,28 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Internal Server Error",
     }
 }
 
 /// Write `resp` with Content-Length (and `Connection: close` when `close`).
 pub fn write_response(conn: &mut Conn, resp: &Response, close: bool) -> io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
         resp.status,
         reason(resp.status),
         resp.content_type,
         resp.body.len(),
-        if close { "close" } else { "keep-alive" }
     );
+    for (k, v) in &resp.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(if close { "Connection: close\r\n\r\n" } else { "Connection: keep-alive\r\n\r\n" });
     let mut out = head.into_bytes();
-    out.extend_from_slice(resp.body.as_bytes());
+    out.extend_from_slice(&resp.body);
     conn.write_all(&out)?;
     conn.flush()
 }

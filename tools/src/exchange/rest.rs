@@ -15,15 +15,29 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
         return Response::json(405, "{\"message\":\"method not allowed\"}".into());
     }
     let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let alpaca_fail = |status: u16, msg: &str| alpaca_error(status, u32::from(status) * 100_000, msg);
     match parts.as_slice() {
-        ["v2", "stocks", "bars"] => alpaca_auth(shared, req).unwrap_or_else(|| alpaca_bars(shared, req, None)),
-        ["v2", "stocks", sym, "bars"] => {
-            alpaca_auth(shared, req).unwrap_or_else(|| alpaca_bars(shared, req, Some(sym)))
-        }
-        ["v2", "aggs", "ticker", t, "range", mult, span, from, to] => {
-            polygon_auth(shared, req).unwrap_or_else(|| polygon_aggs(shared, req, t, mult, span, from, to))
-        }
+        ["v2", "stocks", "bars"] => alpaca_auth(shared, req)
+            .or_else(|| injected_error(shared, alpaca_fail))
+            .unwrap_or_else(|| alpaca_bars(shared, req, None)),
+        ["v2", "stocks", sym, "bars"] => alpaca_auth(shared, req)
+            .or_else(|| injected_error(shared, alpaca_fail))
+            .unwrap_or_else(|| alpaca_bars(shared, req, Some(sym))),
+        ["v2", "aggs", "ticker", t, "range", mult, span, from, to] => polygon_auth(shared, req)
+            .or_else(|| injected_error(shared, polygon_error))
+            .unwrap_or_else(|| polygon_aggs(shared, req, t, mult, span, from, to)),
         _ => Response::json(404, "{\"message\":\"not found\"}".into()),
+    }
+}
+
+/// A pending `rest_error` fault as the provider's error (`error(status, message)`): a 429 carries
+/// `Retry-After`. `None` when no fault is pending.
+pub(super) fn injected_error(shared: &Shared, error: impl Fn(u16, &str) -> Response) -> Option<Response> {
+    let (status, retry_after_s) = shared.faults.take_rest_error()?;
+    if status == 429 {
+        Some(error(429, "too many requests (injected)").with_header("Retry-After", retry_after_s.to_string()))
+    } else {
+        Some(error(status, "server error (injected)"))
     }
 }
 
@@ -57,7 +71,7 @@ fn timeframe_ns(tf: &str) -> Option<i64> {
 }
 
 /// A symbol's complete windows of `len_ns` by market time `now`.
-fn series(s: &SymbolBars, len_ns: i64, now: i64) -> Cow<'_, [Bar]> {
+pub(super) fn series(s: &SymbolBars, len_ns: i64, now: i64) -> Cow<'_, [Bar]> {
     let done = |bars: &'_ [Bar], len: i64| bars.partition_point(|b| b.ts_event_ns + len <= now);
     if len_ns == MINUTE_NS {
         Cow::Borrowed(&s.minute[..done(&s.minute, MINUTE_NS)])

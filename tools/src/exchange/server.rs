@@ -252,6 +252,9 @@ fn route(shared: &Shared, req: &Request) -> Response {
             if let Some(ms) = shared.faults.take_slow_rest() {
                 std::thread::sleep(Duration::from_millis(ms));
             }
+            if req.path == super::databento::PATH {
+                return super::databento::handle(shared, req);
+            }
             super::rest::handle(shared, req)
         }
     }

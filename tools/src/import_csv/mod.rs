@@ -31,7 +31,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Files larger than this get a progress bar (on a terminal).
-const PROGRESS_MIN_BYTES: u64 = 1 << 20;
+pub(crate) const PROGRESS_MIN_BYTES: u64 = 1 << 20;
 
 /// What `import csv --help` says the importer accepts.
 const ACCEPTS: &str = "\
@@ -214,7 +214,7 @@ pub fn import_reader<R: Read>(reader: R, name: &str, opts: &ImportOptions) -> Re
 
 /// [`import_reader`] for a file whose layout (delimiter, time column or format) is given.
 pub fn import_reader_with<R: Read>(reader: R, name: &str, opts: &ImportOptions, layout: &Layout) -> Result<Imported> {
-    rows::import_lines(std::io::BufReader::new(reader), name, opts, layout, &indicatif::ProgressBar::hidden())
+    rows::import_lines(std::io::BufReader::new(reader), name, opts, layout, &crate::progress::Progress::hidden())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ pub fn run(args: Args) -> Result<()> {
         let name = path.display().to_string();
         let file = std::fs::File::open(path).map_err(|e| bad_input(format!("{name}: cannot open: {e}")))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let pb = progress::bytes(len, len > PROGRESS_MIN_BYTES);
+        let pb = progress::bytes("import csv", len, len > PROGRESS_MIN_BYTES);
         pb.set_message(format!(
             "importing {}",
             path.file_name().map_or(name.clone(), |n| n.to_string_lossy().into_owned())

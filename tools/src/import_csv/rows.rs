@@ -149,7 +149,7 @@ pub(crate) fn import_lines<R: BufRead>(
     name: &str,
     opts: &ImportOptions,
     layout: &Layout,
-    pb: &indicatif::ProgressBar,
+    pb: &crate::progress::Progress,
 ) -> Result<Imported> {
     let mut lines = Lines::new(reader);
     let mut report = ImportReport { name: name.to_string(), ..Default::default() };

@@ -9,6 +9,7 @@
 
 use super::report::{DbnReport, Reject, SeriesSummary};
 use crate::exit::bad_input;
+use crate::progress::Progress;
 use anyhow::Result;
 use dbn::decode::{DbnMetadata, DecodeRecordRef, DynReader};
 use dbn::{OhlcvMsg, RType, Record, Schema, UNDEF_PRICE, VersionUpgradePolicy, rtype};
@@ -152,8 +153,34 @@ fn rtype_name(rt: u8) -> String {
 /// 1-3, holds a schema or record type other than OHLCV 1s/1m/1h/1d, is corrupt or truncated
 /// (with the record number and offset); [`crate::exit::Interrupted`] on Ctrl-C.
 pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
+    decode_file_with_progress(path, name, &Progress::hidden())
+}
+
+/// [`decode_file`], advancing `pb` by the file's bytes as they are read.
+pub fn decode_file_with_progress(path: &Path, name: &str, pb: &Progress) -> Result<Decoded> {
     let file = std::fs::File::open(path).map_err(|e| bad_input(format!("{name}: cannot open: {e}")))?;
-    let buffered = std::io::BufReader::with_capacity(1 << 20, file);
+    let len = file.metadata().map_or(0, |m| m.len());
+    decode_reader(std::io::BufReader::with_capacity(1 << 20, Tracked { inner: file, pb }), name, len)
+}
+
+/// Advances a progress bar by the bytes read through it.
+struct Tracked<'a, R> {
+    inner: R,
+    pb: &'a Progress,
+}
+
+impl<R: Read> Read for Tracked<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pb.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// [`decode_file`] for a DBN stream already open (a file, or a response body held in memory:
+/// `ringtape fetch --provider databento`). `len` is the stream's length in bytes when known (it
+/// sizes the series up front for plain streams; 0 when unknown).
+pub fn decode_reader<R: std::io::BufRead>(buffered: R, name: &str, len: u64) -> Result<Decoded> {
     let reader =
         DynReader::inferred_with_buffer(buffered).map_err(|e| bad_input(format!("{name}: cannot read: {e}")))?;
     let zstd = reader.is_compressed();
@@ -228,7 +255,7 @@ pub fn decode_file(path: &Path, name: &str) -> Result<Decoded> {
     let per_series = if zstd {
         0
     } else {
-        let records = std::fs::metadata(path).map_or(0, |m| m.len()) / std::mem::size_of::<OhlcvMsg>() as u64;
+        let records = len / std::mem::size_of::<OhlcvMsg>() as u64;
         usize::try_from(records / metadata.mappings.len().max(1) as u64 + 1024).unwrap_or(0)
     };
     // Per interval: symbol -> index into `series`.

@@ -13,7 +13,7 @@
 pub mod decode;
 pub mod report;
 
-pub use decode::{Decoded, Series, decode_file};
+pub use decode::{Decoded, Series, decode_file, decode_file_with_progress, decode_reader};
 pub use report::{DbnReport, MAX_EXAMPLES, Reject, RejectedRecord, SeriesSummary};
 
 use crate::exit::{bad_input, interrupted};
@@ -130,12 +130,15 @@ pub fn run(args: Args) -> Result<()> {
     let names: Vec<String> = args.files.iter().map(|p| p.display().to_string()).collect();
     // Output file name -> merged bars.
     let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
+    // Progress in bytes of the input files, as read (compressed bytes for zstd files).
+    let total: u64 = args.files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let pb = crate::progress::bytes("import dbn", total, total > crate::import_csv::PROGRESS_MIN_BYTES);
     for (k, path) in args.files.iter().enumerate() {
         if crate::interrupt::requested() {
             return Err(stopped("before reading the next file"));
         }
         let name = &names[k];
-        let Decoded { series, mut report } = match decode_file(path, name) {
+        let Decoded { series, mut report } = match decode_file_with_progress(path, name, &pb) {
             Err(e) if e.chain().any(|c| c.is::<crate::exit::Interrupted>()) => {
                 return Err(stopped(&format!("while reading {name}")));
             }
@@ -189,7 +192,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
         }
-        crate::exit::report(format_args!("{report}"))?;
+        pb.suspend(|| crate::exit::report(format_args!("{report}")))?;
         if args.strict && report.rejected_total() > 0 {
             return Err(bad_input(format!(
                 "{name}: {} records rejected and --strict is set; nothing written",
@@ -203,6 +206,7 @@ pub fn run(args: Args) -> Result<()> {
             )));
         }
     }
+    pb.finish_and_clear();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating output directory {}", args.out.display()))?;
     let staging = crate::import_csv::Staging::new(&args.out, "import-dbn")?;
     for (file_name, m) in &merged {

@@ -1,6 +1,7 @@
 //! `ringtape fetch`: provider history into bar files. Alpaca bars or Polygon aggregates over REST
-//! (`feeds::rest`: paged, 429s and 5xx retried with backoff, credentials kept to one origin),
-//! one day per request batch, each symbol written to `SYM.<interval>.rtb` in `--out`.
+//! (`feeds::rest`: paged, 429s and 5xx retried with backoff, credentials kept to one origin), or
+//! Databento's `timeseries.get_range` as DBN ([`databento`], decoded by the DBN importer), one
+//! day per request batch, each symbol written to `SYM.<interval>.rtb` in `--out`.
 //!
 //! **Resumable.** After every day the symbol's bar file is rewritten atomically (a temporary file
 //! renamed into place), so the bar files are the checkpoint: run the same command again after an
@@ -8,6 +9,8 @@
 //! symbol continues after its last bar. Bars are ordered and deduped; a history page can never
 //! put a bar into a file twice.
 #![allow(clippy::disallowed_methods)] // progress and timing are wall-clock
+
+pub mod databento;
 
 use crate::exit::bad_input;
 use crate::import_csv::bar_file_name;
@@ -18,18 +21,22 @@ use feeds::credentials::Credentials;
 use feeds::rest::{AlpacaFeedName, AlpacaHistory, PolygonHistory, RestConfig};
 use feeds::ws::TlsConfig;
 use feeds::{FeedCounters, History, SymbolMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `ringtape fetch`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Credentials: APCA_API_KEY_ID / APCA_API_SECRET_KEY (alpaca) or POLYGON_API_KEY \
-(polygon) from the environment, or --credentials-file (mode 0600). Run the same command again to resume \
+#[command(after_help = "Credentials: APCA_API_KEY_ID / APCA_API_SECRET_KEY (alpaca), POLYGON_API_KEY \
+(polygon) or DATABENTO_API_KEY (databento) from the environment, or --credentials-file (mode 0600). Run the same command again to resume \
 after an interruption: each symbol continues after the last bar in its file. Exit 0; 1 the provider failed \
 (the files hold what was fetched); 2 bad usage; 130 Ctrl-C (the files hold every finished day).")]
 pub struct Args {
-    /// alpaca or polygon
+    /// alpaca, polygon or databento
     #[arg(long, value_name = "NAME", default_value = "alpaca")]
     pub provider: String,
+    /// Databento dataset (--provider databento)
+    #[arg(long, value_name = "CODE", default_value = "XNAS.ITCH")]
+    pub dataset: String,
     /// Symbols, comma-separated
     #[arg(long, value_name = "SYM,...", value_delimiter = ',', required = true)]
     pub symbols: Vec<String>,
@@ -39,7 +46,7 @@ pub struct Args {
     /// End, exclusive (YYYY-MM-DD: that day is not included)
     #[arg(long, value_name = "T")]
     pub to: String,
-    /// Bar interval (1m, 5m, 1h, 1d; polygon also 1s)
+    /// Bar interval (1m, 5m, 1h, 1d; polygon also 1s; databento 1s, 1m, 1h, 1d)
     #[arg(long, value_name = "INTERVAL", default_value = "1m")]
     pub interval: String,
     /// Directory for the bar files (created)
@@ -88,6 +95,87 @@ fn write_atomic(path: &Path, symbol: &str, interval_s: u32, bars: &[Bar]) -> Res
     std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
 }
 
+/// Where the bars come from.
+enum Source {
+    /// Alpaca or Polygon over `feeds::rest`.
+    Rest(Box<dyn History>),
+    /// Databento's `timeseries.get_range`.
+    Databento(Box<databento::DatabentoHistory>),
+}
+
+/// What the providers refused, by reason, for the report.
+#[derive(Default)]
+struct Refused {
+    counters: FeedCounters,
+    dbn: BTreeMap<&'static str, u64>,
+}
+
+impl Refused {
+    fn total(&self) -> u64 {
+        self.counters.rejects.iter().sum::<u64>() + self.dbn.values().sum::<u64>()
+    }
+}
+
+impl Source {
+    /// The bars of symbol `sym` (id `id`) with window start in `[t, end)`, in any order.
+    #[allow(clippy::too_many_arguments)] // reason: one private helper of `run`, all plain inputs
+    fn bars(
+        &mut self,
+        sym: &str,
+        id: SymbolId,
+        interval: Interval,
+        t: i64,
+        end: i64,
+        map: &SymbolMap,
+        refused: &mut Refused,
+    ) -> Result<Vec<Bar>> {
+        match self {
+            Source::Rest(h) => {
+                let got = h.bars(&[sym], interval, t, end, map, &mut refused.counters)?;
+                Ok(got.into_iter().filter(|h| h.symbol == id).map(|h| h.bar).collect())
+            }
+            Source::Databento(d) => {
+                let got = d.bars(sym, interval, t, end)?;
+                for (reason, n) in &got.report.rejected {
+                    *refused.dbn.entry(reason.as_str()).or_insert(0) += n;
+                }
+                Ok(got.bars)
+            }
+        }
+    }
+}
+
+/// The client of `args.provider` at `url`.
+fn source(args: &Args, interval: Interval, url: &str, rest: RestConfig) -> Result<Source> {
+    let creds = Credentials::load(args.credentials_file.as_deref()).map_err(|e| bad_input(e.to_string()))?;
+    let bad_url = |e: feeds::rest::RestConfigError| bad_input(format!("--rest-url {url}: {e}"));
+    Ok(match args.provider.as_str() {
+        "alpaca" => {
+            let k = creds.alpaca().map_err(|e| bad_input(e.to_string()))?;
+            let feed = if args.feed == "sip" { AlpacaFeedName::Sip } else { AlpacaFeedName::Iex };
+            Source::Rest(Box::new(
+                AlpacaHistory::new(rest, k.key_id.clone(), k.secret_key.clone(), feed).map_err(bad_url)?,
+            ))
+        }
+        "polygon" => {
+            let k = creds.polygon().map_err(|e| bad_input(e.to_string()))?;
+            Source::Rest(Box::new(PolygonHistory::new(rest, k.clone()).map_err(bad_url)?))
+        }
+        _ => {
+            if databento::schema(interval).is_none() {
+                return Err(bad_input(format!(
+                    "--interval {interval}: Databento serves OHLCV bars of 1s, 1m, 1h and 1d only; fetch one of \
+                     those (5m bars can be made from 1m)"
+                )));
+            }
+            let k = creds.databento().map_err(|e| bad_input(e.to_string()))?;
+            Source::Databento(Box::new(
+                databento::DatabentoHistory::new(rest, k.clone(), &args.dataset).map_err(bad_url)?,
+            ))
+        }
+    })
+}
+
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
     let stop = crate::interrupt::flag();
@@ -97,11 +185,11 @@ pub fn run(args: Args) -> Result<()> {
     if from >= to {
         return Err(bad_input(format!("--from {} is not before --to {}", args.from, args.to)));
     }
-    let creds = Credentials::load(args.credentials_file.as_deref()).map_err(|e| bad_input(e.to_string()))?;
     let default_url = match args.provider.as_str() {
         "alpaca" => "https://data.alpaca.markets",
         "polygon" => "https://api.polygon.io",
-        p => return Err(bad_input(format!("--provider {p}: use alpaca or polygon"))),
+        "databento" => databento::DEFAULT_URL,
+        p => return Err(bad_input(format!("--provider {p}: use alpaca, polygon or databento"))),
     };
     let url = args.rest_url.clone().unwrap_or_else(|| default_url.into());
     let tls = if url.starts_with("http://") {
@@ -113,21 +201,7 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         TlsConfig::webpki()
     };
-    let rest = RestConfig::new(url.clone(), tls);
-    let mut history: Box<dyn History> = match args.provider.as_str() {
-        "alpaca" => {
-            let k = creds.alpaca().map_err(|e| bad_input(e.to_string()))?;
-            let feed = if args.feed == "sip" { AlpacaFeedName::Sip } else { AlpacaFeedName::Iex };
-            Box::new(
-                AlpacaHistory::new(rest, k.key_id.clone(), k.secret_key.clone(), feed)
-                    .map_err(|e| bad_input(format!("--rest-url {url}: {e}")))?,
-            )
-        }
-        _ => {
-            let k = creds.polygon().map_err(|e| bad_input(e.to_string()))?;
-            Box::new(PolygonHistory::new(rest, k.clone()).map_err(|e| bad_input(format!("--rest-url {url}: {e}")))?)
-        }
-    };
+    let mut source = source(&args, interval, &url, RestConfig::new(url.clone(), tls))?;
     let mut map = SymbolMap::new();
     for (i, s) in args.symbols.iter().enumerate() {
         map.insert(s, SymbolId(i as u32)).map_err(|e| bad_input(format!("--symbols {s}: {e}")))?;
@@ -136,9 +210,8 @@ pub fn run(args: Args) -> Result<()> {
     let interval_s = interval.secs;
     let day = 86_400_000_000_000i64;
     let days = ((to - from + day - 1) / day).max(1) as u64;
-    let pb = crate::progress::bar(days * args.symbols.len() as u64, "symbol-days", !args.quiet);
-    pb.set_message("fetch");
-    let mut counters = FeedCounters::default();
+    let pb = crate::progress::bar("fetch", days * args.symbols.len() as u64, "symbol-days", !args.quiet);
+    let mut refused = Refused::default();
     let mut report = Vec::new();
     for (i, sym) in args.symbols.iter().enumerate() {
         let path = args.out.join(bar_file_name(sym, interval_s));
@@ -155,10 +228,10 @@ pub fn run(args: Args) -> Result<()> {
                 )));
             }
             let end = (t.div_euclid(day) * day + day).min(to);
-            let got = history.bars(&[sym.as_str()], interval, t, end, &map, &mut counters).with_context(|| {
-                format!("fetching {sym} from {url}; the files hold what was fetched, run again to resume")
-            })?;
-            let mut new: Vec<Bar> = got.into_iter().filter(|h| h.symbol == SymbolId(i as u32)).map(|h| h.bar).collect();
+            let mut new =
+                source.bars(sym, SymbolId(i as u32), interval, t, end, &map, &mut refused).with_context(|| {
+                    format!("fetching {sym} from {url}; the files hold what was fetched, run again to resume")
+                })?;
             new.sort_by_key(|b| b.ts_event_ns);
             new.dedup_by_key(|b| b.ts_event_ns);
             new.retain(|b| bars.last().is_none_or(|l| b.ts_event_ns > l.ts_event_ns));
@@ -170,6 +243,8 @@ pub fn run(args: Args) -> Result<()> {
             t = end;
             pb.inc(1);
         }
+        // The days before the resume point count as done too.
+        pb.set_position((i as u64 + 1) * days);
         report.push((sym.clone(), resumed, fetched, bars.len()));
     }
     pb.finish_and_clear();
@@ -184,9 +259,11 @@ pub fn run(args: Args) -> Result<()> {
         for (sym, resumed, fetched, total) in &report {
             println!("  {sym:<10} {total:>9} bars ({resumed} already there, {fetched} fetched)");
         }
-        let rej: u64 = counters.rejects.iter().sum();
+        let rej = refused.total();
         if rej > 0 {
-            println!("  refused bars: {rej} (see the provider's data)");
+            let reasons: Vec<String> = refused.dbn.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+            let why = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) };
+            println!("  refused bars: {rej}{why} (see the provider's data)");
         }
     }
     Ok(())
