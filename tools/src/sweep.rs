@@ -24,7 +24,7 @@ use crate::exit::bad_input;
 use anyhow::{Context, Result};
 use engine::merge::BarSet;
 use engine::pipeline::config::{EngineConfig, Topology};
-use engine::pipeline::{BarReplay, Next, RunSpec, Source, run as run_pipeline};
+use engine::pipeline::{BarReplay, Next, RunOutput, RunSpec, Source, run as run_pipeline, run_batch};
 use engine::records::PX_SCALE;
 use engine::strategy::StrategyFactory;
 use std::fmt::Write as _;
@@ -197,12 +197,19 @@ fn score_mc(
     if seeds == 0 {
         return score(cfg, set, factory, from, to);
     }
+    // The seeds' runs replay the same block: one lock-step batch (one pass over the bars).
     let master = cfg.venue.perturb.seed;
+    let cfgs: Vec<EngineConfig> = (0..seeds)
+        .map(|i| {
+            let mut c = cfg.clone();
+            c.venue.perturb.seed = crate::mc::run_seed(master, u64::from(i));
+            c
+        })
+        .collect();
+    let specs = cfgs.iter().map(|c| RunSpec::new(c, set.symbols(), factory)).collect();
+    let outs = run_batch(specs, Window { inner: BarReplay::new(set.merged()), from, to })?;
     let (mut pnl, mut trades, mut sharpe) = (0.0, 0u64, 0.0);
-    for i in 0..seeds {
-        let mut c = cfg.clone();
-        c.venue.perturb.seed = crate::mc::run_seed(master, u64::from(i));
-        let s = score(&c, set, factory, from, to)?;
+    for s in outs.iter().map(score_of) {
         (pnl, trades, sharpe) = (pnl + s.net_pnl_usd, trades + s.trades, sharpe + s.sharpe_like);
     }
     let n = f64::from(seeds);
@@ -212,6 +219,11 @@ fn score_mc(
 fn score(cfg: &EngineConfig, set: &BarSet, factory: &dyn StrategyFactory, from: i64, to: i64) -> Result<Score> {
     let spec = RunSpec::new(cfg, set.symbols(), factory);
     let out = run_pipeline(spec, Window { inner: BarReplay::new(set.merged()), from, to }, &mut |_| {})?;
+    Ok(score_of(&out))
+}
+
+/// A run's score: net PnL, round trips, and the mean over the spread of its trades' PnL.
+fn score_of(out: &RunOutput) -> Score {
     let (_, trades, _, net, _) = out.positions.totals();
     let pnl: Vec<f64> = out.positions.trade_pnls_e9.iter().map(|&p| p as f64 / PX_SCALE as f64).collect();
     let sharpe_like = if pnl.len() >= 2 {
@@ -221,7 +233,7 @@ fn score(cfg: &EngineConfig, set: &BarSet, factory: &dyn StrategyFactory, from: 
     } else {
         0.0
     };
-    Ok(Score { net_pnl_usd: net as f64 / PX_SCALE as f64, trades, sharpe_like })
+    Score { net_pnl_usd: net as f64 / PX_SCALE as f64, trades, sharpe_like }
 }
 
 /// Day boundaries (ns) cutting the data's trading days into `blocks` consecutive blocks.
