@@ -208,7 +208,7 @@ fn window(p: &Prepared, a: &ViewArgs, set: &BarSet, live: &Live, ingress: &Ingre
         stop: Some(stop),
         close_at_end: a.view_close_at_end,
     };
-    let mut log = |m: &viz::live::Message| eprintln!("viewer: {}", m.text);
+    let mut log = |m: &viz::book::Message| eprintln!("viewer: {}", m.text);
     match run_live(live, &streams, &names, ingress, opts, &mut log) {
         Ok(r) => {
             let fps = r.frames_running as f64 / r.running_s.max(1e-9);

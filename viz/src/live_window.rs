@@ -12,9 +12,10 @@
 //! speed (the window is an observer: the backtest's results do not depend on it).
 #![allow(clippy::disallowed_methods)] // frames per second are measured on the wall clock
 
+use crate::book::{Attach, Book, Message};
 use crate::canvas::Canvas;
 use crate::keymap::{KeyAction, Keymap, Planned, Prices, plan};
-use crate::live::{Attach, Book, Live, Message, Speed, apply_plot};
+use crate::live::{Live, Speed, apply_plot};
 use crate::model::{SymbolChart, View};
 use crate::scene::{Action, Scene};
 use crate::status::{CONFIRM_BG, REJECT_BG, STATUS_H, Status};
