@@ -71,7 +71,7 @@ fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {
     s.parse::<jiff::Timestamp>().map_err(|e| format!("{s:?}: {e} (use e.g. 2019-11-06T16:00Z)"))
 }
 
-fn parse_size(s: &str) -> Result<(usize, usize), String> {
+pub(crate) fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let bad = || format!("{s:?} is not a window size (use e.g. 1280x800)");
     let (w, h) = s.split_once('x').ok_or_else(bad)?;
     let (w, h) = (w.parse::<usize>().map_err(|_| bad())?, h.parse::<usize>().map_err(|_| bad())?);
@@ -95,19 +95,23 @@ pub fn prepare(a: &ViewArgs, cfg: &mut EngineConfig) -> Result<Option<Prepared>>
         return Ok(None);
     }
     cfg.journal.inputs = engine::pipeline::config::JournalInputs::All;
-    let keymap = match &a.keymap {
+    Ok(Some(Prepared { keymap: load_keymap(a.keymap.as_deref())? }))
+}
+
+/// The keymap at `path` (`--keymap`), or the built-in one; errors name the file.
+pub(crate) fn load_keymap(path: Option<&Path>) -> Result<Keymap> {
+    Ok(match path {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| bad_input(format!("{}: {e} (check the --keymap path)", p.display())))?;
             Keymap::parse(&text, &p.display().to_string()).map_err(bad_input)?
         }
         None => Keymap::default_keys(),
-    };
-    Ok(Some(Prepared { keymap }))
+    })
 }
 
 /// Why there is no window, if there is none.
-fn no_window() -> Option<String> {
+pub(crate) fn no_window() -> Option<String> {
     if !cfg!(feature = "window") {
         return Some("this ringtape was built without the window feature".into());
     }
@@ -207,6 +211,7 @@ fn window(p: &Prepared, a: &ViewArgs, set: &BarSet, live: &Live, ingress: &Ingre
         keymap: p.keymap.clone(),
         stop: Some(stop),
         close_at_end: a.view_close_at_end,
+        feed: None,
     };
     let mut log = |m: &viz::book::Message| eprintln!("viewer: {}", m.text);
     match run_live(live, &streams, &names, ingress, opts, &mut log) {

@@ -2,7 +2,11 @@
 //!
 //! Each frame (up to 60 a second) it takes what the pipeline published since the last one
 //! ([`crate::live::Live`]: bars released per stream, plots, the decision flow), draws the latest
-//! state and handles keys. The pipeline never waits for it: when the window falls behind, the
+//! state and handles keys. Over a backtest the bars are the mapped bar files up to what the
+//! pacer released; over a live run ([`LiveOpts::feed`]) there are no files: the bars and quotes
+//! come from the inputs the observer taps ([`crate::livebars`]), there is no pacer (the market
+//! sets the pace; Space, Period and 1-4 say so), and limit offsets from the bid or ask use the
+//! latest quote. The pipeline never waits for it: when the window falls behind, the
 //! queues drop messages and the status bar counts them. Hotkeys become control events pushed
 //! into the pipeline's [`Ingress`] with `try_push` (a refusal is shown, never waited on).
 //!
@@ -14,8 +18,9 @@
 
 use crate::book::{Attach, Book, Message};
 use crate::canvas::Canvas;
-use crate::keymap::{KeyAction, Keymap, Planned, Prices, plan};
+use crate::keymap::{KeyAction, Keymap, Planned, plan};
 use crate::live::{Live, Speed, apply_plot};
+use crate::livebars::{InputTap, LiveBars};
 use crate::model::{SymbolChart, View};
 use crate::scene::{Action, Scene};
 use crate::status::{CONFIRM_BG, REJECT_BG, STATUS_H, Status};
@@ -59,6 +64,35 @@ pub struct LiveOpts<'a> {
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
     /// Close once the run is done (its last state drawn): benchmarks, screenshots.
     pub close_at_end: bool,
+    /// A live run's feed (None: a backtest's bar files).
+    pub feed: Option<FeedView<'a>>,
+}
+
+/// A live run's market data as the window reads it.
+pub struct FeedView<'a> {
+    /// The bar and quote inputs the flow observer hands over.
+    pub tap: &'a InputTap,
+    /// The run's clock, ns (stamps the hotkeys' control events).
+    pub now: &'a dyn Fn() -> i64,
+    /// The feed's state for the status bar.
+    pub state: &'a dyn Fn() -> FeedState,
+}
+
+impl std::fmt::Debug for FeedView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedView").field("tap", &self.tap).finish_non_exhaustive()
+    }
+}
+
+/// A feed's state, as the status bar shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedState {
+    /// `down`, `auth`, `live`, `ended`.
+    pub state: String,
+    /// Bars the feed pushed into the pipeline.
+    pub pushed: u64,
+    /// Reconnects so far.
+    pub reconnects: u64,
 }
 
 /// What the window did.
@@ -100,9 +134,16 @@ struct State<'a> {
     message: Option<(String, Option<u32>)>,
     report: LiveReport,
     log: &'a mut dyn FnMut(&Message),
+    /// The run's clock of a live run (None: the pacer's last released time).
+    now: Option<&'a dyn Fn() -> i64>,
 }
 
 impl State<'_> {
+    /// Time stamp of a hotkey's control event.
+    fn now(&self) -> i64 {
+        self.now.map_or_else(|| self.live.last_ts.load(Relaxed), |f| f())
+    }
+
     fn say(&mut self, text: String, error: bool) {
         (self.log)(&Message { text: text.clone(), error });
         self.message = Some((text, error.then_some(REJECT_BG)));
@@ -124,7 +165,7 @@ impl State<'_> {
     }
 
     fn send_order(&mut self, p: Planned) {
-        let ts = self.live.last_ts.load(Relaxed);
+        let ts = self.now();
         if self.send(p.event(ts)) {
             if p.stop_px_e9 != 0 {
                 // The stop goes out when the entry fills (the book matches the entry's decision).
@@ -184,7 +225,9 @@ pub fn run_live(
         message: None,
         report: LiveReport::default(),
         log,
+        now: o.feed.as_ref().map(|f| f.now),
     };
+    let mut feed_bars = LiveBars::new();
     let mut was_down = false;
     let mut fps = 0.0;
     let mut t_frame = Instant::now();
@@ -202,12 +245,18 @@ pub fn run_live(
         }
 
         // 1. What the pipeline published since the last frame.
+        if let Some(feed) = &o.feed {
+            while let Some(r) = feed.tap.pop() {
+                feed_bars.apply(&r);
+            }
+        }
         for (i, s) in streams.iter().enumerate() {
-            let n = live.progress(i).min(s.bars.len());
+            let bars = if o.feed.is_some() { feed_bars.bars(s.id) } else { s.bars };
+            let n = if o.feed.is_some() { bars.len() } else { live.progress(i).min(bars.len()) };
             let old = scene.charts[i].bars.len();
             if n > old {
                 let follow = scene.views[i].end(old) >= old;
-                scene.charts[i].bars.extend_from_slice(&s.bars[old..n]);
+                scene.charts[i].bars.extend_from_slice(&bars[old..n]);
                 if follow {
                     scene.views[i] = View::last(n, want[i]);
                 }
@@ -269,11 +318,11 @@ pub fn run_live(
             if let Some(b) = st.keymap.keys.get(&name).copied() {
                 let f = scene.focus.min(st.ids.len().saturating_sub(1));
                 let Some(&id) = st.ids.get(f) else { continue };
-                let ts = live.last_ts.load(Relaxed);
+                let ts = st.now();
                 match b.action {
                     KeyAction::Buy | KeyAction::Sell => {
-                        let last = scene.charts[f].bars.last().map_or(0, |b| b.close_px_e9);
-                        match plan(&b, id, Prices { last, ..Prices::default() }) {
+                        let prices = crate::livebars::prices(scene.charts[f].bars.last(), feed_bars.quote(id));
+                        match plan(&b, id, prices) {
                             Ok(p) if p.needs_confirm(&st.keymap) => {
                                 let name_s = names.get(id.0 as usize).map_or("?", String::as_str);
                                 let text = format!(
@@ -314,6 +363,11 @@ pub fn run_live(
                     KeyAction::FocusNext => scene.apply(Action::NextSymbol, &canvas),
                     KeyAction::FocusPrev => scene.apply(Action::PrevSymbol, &canvas),
                 }
+                continue;
+            }
+            if o.feed.is_some() && matches!(k, Key::Space | Key::Period | Key::Key1 | Key::Key2 | Key::Key3 | Key::Key4)
+            {
+                st.message = Some(("a live run has no pacer: the market sets the pace".into(), None));
                 continue;
             }
             match k {
@@ -377,7 +431,9 @@ pub fn run_live(
             lag: released.saturating_sub(live.strategy_bars.load(Relaxed)),
             ring_full: live.gauges.ring_full.load(Relaxed),
             queues_full: live.gauges.queues_full.load(Relaxed),
-            drops: live.flow_drops.load(Relaxed) + live.plot_drops.load(Relaxed),
+            drops: live.flow_drops.load(Relaxed)
+                + live.plot_drops.load(Relaxed)
+                + o.feed.as_ref().map_or(0, |f| f.tap.drops.load(Relaxed)),
             orders: st.book.orders,
             fills: st.book.fill_count,
             rejects: st.book.rejects,
@@ -385,6 +441,15 @@ pub fn run_live(
             fps,
             ..Status::default()
         };
+        if let Some(feed) = &o.feed {
+            let fs = (feed.state)();
+            status.state = if live.done.load(Relaxed) { "done".into() } else { "live".into() };
+            status.speed = String::new();
+            status.bars = (feed_bars.bars, 0);
+            status.lag = fs.pushed.saturating_sub(live.strategy_bars.load(Relaxed));
+            status.feed =
+                Some(format!("{} ({} reconnects, {} dup/late bars)", fs.state, fs.reconnects, feed_bars.refused));
+        }
         if let Some(c) = scene.charts.get(f) {
             status.symbol = c.symbol.clone();
             if let Some(last) = c.bars.last() {
