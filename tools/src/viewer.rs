@@ -217,10 +217,12 @@ fn window(p: &Prepared, a: &ViewArgs, set: &BarSet, live: &Live, ingress: &Ingre
     match run_live(live, &streams, &names, ingress, opts, &mut log) {
         Ok(r) => {
             let fps = r.frames_running as f64 / r.running_s.max(1e-9);
+            let drawn_fps = r.drawn_running as f64 / r.running_s.max(1e-9);
             eprintln!(
-                "viewer: closed after {} frames ({} while the run went, {fps:.1} fps); {} hotkey events sent, {} refused, {} manual orders rejected; {} flow and {} plot messages dropped",
+                "viewer: closed after {} frames ({} while the run went, {fps:.1} fps; {} drawn, {drawn_fps:.1} drawn a second, the others unchanged); {} hotkey events sent, {} refused, {} manual orders rejected; {} flow and {} plot messages dropped",
                 r.frames,
                 r.frames_running,
+                r.drawn_running,
                 r.sent,
                 r.refused,
                 r.manual_rejects,

@@ -98,16 +98,20 @@ pub struct FeedState {
 /// What the window did.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LiveReport {
-    /// Frames drawn.
+    /// Frames (window updates, at up to 60 a second).
     pub frames: u64,
+    /// Frames drawn (the others only took events: nothing shown had changed).
+    pub drawn: u64,
     /// Control events pushed into the ingress.
     pub sent: u64,
     /// Control events the ingress refused.
     pub refused: u64,
     /// Manual orders risk or the venue rejected.
     pub manual_rejects: u64,
-    /// Frames drawn while the pipeline was running.
+    /// Frames while the pipeline was running.
     pub frames_running: u64,
+    /// Frames drawn while the pipeline was running.
+    pub drawn_running: u64,
     /// Seconds from the first frame to the end of the run (or the window's close).
     pub running_s: f64,
 }
@@ -234,14 +238,18 @@ pub fn run_live(
     let mut quit = false;
     let t_open = Instant::now();
     let mut done_drawn = false;
+    // Drawing only on change: what the last drawn frame showed, and frames since.
+    let (mut last_status, mut last_mouse, mut since_draw) = (None::<Status>, None, 0u32);
     while win.is_open()
         && !quit
         && !o.stop.is_some_and(|s| s.load(Relaxed))
         && o.max_frames.is_none_or(|m| st.report.frames < m)
     {
         let (cw, ch) = win.get_size();
+        let mut dirty = false;
         if (cw, ch) != (canvas.width(), canvas.height()) && cw > 0 && ch > 0 {
             canvas.resize(cw, ch, scene.theme.bg);
+            dirty = true;
         }
 
         // 1. What the pipeline published since the last frame.
@@ -255,6 +263,7 @@ pub fn run_live(
             let n = if o.feed.is_some() { bars.len() } else { live.progress(i).min(bars.len()) };
             let old = scene.charts[i].bars.len();
             if n > old {
+                dirty = true;
                 let follow = scene.views[i].end(old) >= old;
                 scene.charts[i].bars.extend_from_slice(&bars[old..n]);
                 if follow {
@@ -263,6 +272,7 @@ pub fn run_live(
             }
         }
         while let Some(m) = live.pop_plot() {
+            dirty = true;
             if let Some(&ci) = by_id.get(&m.symbol.0) {
                 apply_plot(&mut scene.charts[ci].overlays, &m);
             }
@@ -278,6 +288,7 @@ pub fn run_live(
             st.say(m.text, m.error);
         }
         if changed {
+            dirty = true;
             for (i, s) in streams.iter().enumerate() {
                 let c = &mut scene.charts[i];
                 if let Some(f) = st.book.fills.get(s.id.0 as usize)
@@ -291,14 +302,19 @@ pub fn run_live(
 
         // 2. The mouse.
         if let Some((mx, my)) = win.get_mouse_pos(MouseMode::Discard) {
-            scene.apply(Action::Mouse(mx as i32, my as i32), &canvas);
             let down = win.get_mouse_down(MouseButton::Left);
+            if last_mouse != Some((mx, my, down)) {
+                last_mouse = Some((mx, my, down));
+                dirty = true;
+            }
+            scene.apply(Action::Mouse(mx as i32, my as i32), &canvas);
             if down && !was_down {
                 scene.apply(Action::Click(mx as i32, my as i32), &canvas);
             }
             was_down = down;
         }
         if let Some((_, dy)) = win.get_scroll_wheel() {
+            dirty = true;
             let a = if dy > 0.0 { Action::ZoomIn } else { Action::ZoomOut };
             scene.apply(a, &canvas);
             want[scene.focus] = scene.views[scene.focus].count;
@@ -306,6 +322,7 @@ pub fn run_live(
 
         // 3. Keys: hotkeys and run control once per press, view keys with repeat.
         for k in win.get_keys_pressed(KeyRepeat::No) {
+            dirty = true;
             let name = format!("{k:?}");
             if let Some((ckey, p)) = st.confirm.take() {
                 if name == ckey || k == Key::Enter || k == Key::NumPadEnter {
@@ -389,6 +406,7 @@ pub fn run_live(
         }
         let shift = win.is_key_down(Key::LeftShift) || win.is_key_down(Key::RightShift);
         for k in win.get_keys_pressed(KeyRepeat::Yes) {
+            dirty = true;
             if st.keymap.keys.contains_key(&format!("{k:?}")) {
                 continue;
             }
@@ -459,10 +477,22 @@ pub fn run_live(
                 status.upnl = (last.close_px_e9 - p.avg_px_e9) as f64 / PX_SCALE as f64 * p.qty as f64;
             }
         }
-        scene.draw(&mut canvas);
-        crate::status::draw(&mut canvas, &status, &scene.theme);
-        win.update_with_buffer(canvas.pixels(), canvas.width(), canvas.height())
-            .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
+        // Draw when anything shown changed (the frame rate aside), and twice a second anyway (a
+        // window uncovered on a real X server gets its picture back); else only take events.
+        let shown = Status { fps: 0.0, published: 0, ..status.clone() };
+        since_draw += 1;
+        if dirty || last_status.as_ref() != Some(&shown) || since_draw >= 30 {
+            scene.draw(&mut canvas);
+            crate::status::draw(&mut canvas, &status, &scene.theme);
+            win.update_with_buffer(canvas.pixels(), canvas.width(), canvas.height())
+                .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
+            st.report.drawn += 1;
+            st.report.drawn_running += u64::from(!live.done.load(Relaxed));
+            last_status = Some(shown);
+            since_draw = 0;
+        } else {
+            win.update();
+        }
         st.report.frames += 1;
         if !live.done.load(Relaxed) {
             st.report.frames_running += 1;

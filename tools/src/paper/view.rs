@@ -194,8 +194,8 @@ impl Window {
         self.tap.closed.store(true, Ordering::Relaxed);
         match r {
             Ok(r) => eprintln!(
-                "viewer: closed after {} frames; {} hotkey events sent, {} refused, {} manual orders rejected",
-                r.frames, r.sent, r.refused, r.manual_rejects
+                "viewer: closed after {} frames ({} drawn, the others unchanged); {} hotkey events sent, {} refused, {} manual orders rejected",
+                r.frames, r.drawn, r.sent, r.refused, r.manual_rejects
             ),
             Err(viz::window::WindowError::NoDisplay(why)) => {
                 eprintln!("paper --view: no display ({why}); continuing headless");
