@@ -330,6 +330,8 @@ struct Tapped {
     live: Arc<Live>,
     plot: Plot,
     bars: u32,
+    /// The strategy has plotted something (its plots are worth counting when dropped).
+    plots: bool,
 }
 
 const BLANK: PlotItem = PlotItem { name: "", style: PlotStyle::Line, px_e9: 0 };
@@ -340,12 +342,20 @@ impl Strategy for Tapped {
         let idx = self.bars;
         self.bars += 1;
         self.live.strategy_bars.fetch_add(1, Relaxed);
+        if self.live.plots.is_full() {
+            // The window is behind: drop this bar's plots without computing them.
+            if self.plots {
+                self.live.plot_drops.fetch_add(1, Relaxed);
+            }
+            return;
+        }
         self.plot.clear();
         self.inner.plot(&mut self.plot);
         let items = self.plot.items();
         if items.is_empty() {
             return;
         }
+        self.plots = true;
         let mut m = PlotMsg { symbol: ctx.symbol(), idx, n: 0, items: [BLANK; PLOT_ITEMS] };
         for (slot, it) in m.items.iter_mut().zip(items) {
             *slot = *it;
@@ -380,7 +390,13 @@ impl StrategyFactory for PlotTap<'_> {
         self.inner.name()
     }
     fn build(&self, symbol: &str) -> Box<dyn Strategy> {
-        Box::new(Tapped { inner: self.inner.build(symbol), live: self.live.clone(), plot: Plot::new(), bars: 0 })
+        Box::new(Tapped {
+            inner: self.inner.build(symbol),
+            live: self.live.clone(),
+            plot: Plot::new(),
+            bars: 0,
+            plots: false,
+        })
     }
 }
 
