@@ -12,7 +12,8 @@
 //!   risk checks them and the journal records them (`ringtape replay` reproduces the run).
 //!
 //! With an ingress the pipeline runs on its live topology (threads, unless the config says
-//! otherwise). The window's bars come from the run's mapped bar files up to what the pacer has
+//! otherwise), except on a machine of two cores or fewer with `topology = "auto"`: there it runs
+//! inline, leaving a core to the window. The window's bars come from the run's mapped bar files up to what the pacer has
 //! released; fills, working orders and rejections from the observed flow. Closing the window
 //! lets the backtest go on to its end at full speed and write its run directory as usual.
 //! Without a display, `--view` says so in one line and the backtest runs headless.
@@ -21,7 +22,7 @@
 use crate::exit::bad_input;
 use anyhow::Result;
 use engine::merge::BarSet;
-use engine::pipeline::config::EngineConfig;
+use engine::pipeline::config::{EngineConfig, Topology};
 use engine::pipeline::messages::Flow;
 use engine::pipeline::{BarReplay, Ingress, PipelineError, RunOutput, RunSpec};
 use engine::strategy::StrategyFactory;
@@ -61,6 +62,9 @@ pub struct ViewArgs {
     /// Window size
     #[arg(long, value_name = "WxH", default_value = "1280x800", value_parser = parse_size, requires = "view")]
     pub view_size: (usize, usize),
+    /// Most frames a second the window draws (fewer leave more of the machine to the pipeline)
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..=240), requires = "view")]
+    pub view_fps: u16,
 }
 
 fn parse_speed(s: &str) -> Result<Speed, String> {
@@ -95,6 +99,12 @@ pub fn prepare(a: &ViewArgs, cfg: &mut EngineConfig) -> Result<Option<Prepared>>
         return Ok(None);
     }
     cfg.journal.inputs = engine::pipeline::config::JournalInputs::All;
+    // On two cores or fewer, one pipeline thread (inline) leaves a core to the window: 40-50
+    // frames a second against 25-32 on threads at max speed (BENCHMARKS.md section 6). Results
+    // are the same on either topology; a config that names one keeps it.
+    if cfg.pipeline.topology == Topology::Auto && crate::backtest::machine_cores() <= 2 {
+        cfg.pipeline.topology = Topology::Inline;
+    }
     Ok(Some(Prepared { keymap: load_keymap(a.keymap.as_deref())? }))
 }
 
@@ -212,6 +222,7 @@ fn window(p: &Prepared, a: &ViewArgs, set: &BarSet, live: &Live, ingress: &Ingre
         stop: Some(stop),
         close_at_end: a.view_close_at_end,
         feed: None,
+        fps: usize::from(a.view_fps),
     };
     let mut log = |m: &viz::book::Message| eprintln!("viewer: {}", m.text);
     match run_live(live, &streams, &names, ingress, opts, &mut log) {

@@ -66,6 +66,8 @@ pub struct LiveOpts<'a> {
     pub close_at_end: bool,
     /// A live run's feed (None: a backtest's bar files).
     pub feed: Option<FeedView<'a>>,
+    /// Most frames a second (60 unless a run wants the window to take less of the machine).
+    pub fps: usize,
 }
 
 /// A live run's market data as the window reads it.
@@ -207,7 +209,7 @@ pub fn run_live(
     }
     let opts = WindowOptions { resize: true, ..WindowOptions::default() };
     let mut win = Window::new(o.title, o.width, o.height, opts).map_err(|e| WindowError::NoDisplay(e.to_string()))?;
-    win.set_target_fps(60);
+    win.set_target_fps(o.fps.clamp(1, 240));
     let charts: Vec<SymbolChart> =
         streams.iter().map(|s| SymbolChart::new(s.symbol, s.interval_s, Vec::new())).collect();
     let by_id: HashMap<u32, usize> = streams.iter().enumerate().map(|(i, s)| (s.id.0, i)).collect();

@@ -188,6 +188,7 @@ impl Window {
             stop: Some(self.stop),
             close_at_end: true,
             feed: Some(FeedView { tap: &self.tap, now: &now, state: &state }),
+            fps: 60,
         };
         let mut log = |m: &viz::book::Message| eprintln!("viewer: {}", m.text);
         let r = run_live(&self.live, &streams, &self.names, &self.ingress, opts, &mut log);
