@@ -208,9 +208,10 @@ impl Live {
 }
 
 /// The flow observer: decisions, cancels and reports go to the window's queue (inputs do not);
-/// never waits, a full queue drops the message and counts it.
+/// never waits, a full queue drops the message and counts it. Once the window has closed it
+/// takes nothing (the run goes on without it).
 pub fn observe(live: &Live, f: &Flow) {
-    if matches!(f.body, FlowBody::Input(_)) {
+    if matches!(f.body, FlowBody::Input(_)) || live.closed.load(Relaxed) {
         return;
     }
     if live.flows.push(*f).is_err() {
