@@ -92,6 +92,8 @@ pub struct PlotMsg {
     pub symbol: SymbolId,
     /// Index of the bar (the strategy's n-th bar).
     pub idx: u32,
+    /// The bar's time, ns (a live run's charts place the plot by it).
+    pub ts_ns: i64,
     /// Items used.
     pub n: u8,
     /// The items.
@@ -357,7 +359,7 @@ impl Strategy for Tapped {
             return;
         }
         self.plots = true;
-        let mut m = PlotMsg { symbol: ctx.symbol(), idx, n: 0, items: [BLANK; PLOT_ITEMS] };
+        let mut m = PlotMsg { symbol: ctx.symbol(), idx, ts_ns: bar.ts_event_ns, n: 0, items: [BLANK; PLOT_ITEMS] };
         for (slot, it) in m.items.iter_mut().zip(items) {
             *slot = *it;
             m.n += 1;
@@ -403,7 +405,11 @@ impl StrategyFactory for PlotTap<'_> {
 
 /// Put plot message `m` into `overlays` (aligned with the chart's bars; grows as needed).
 pub fn apply_plot(overlays: &mut Vec<Overlay>, m: &PlotMsg) {
-    let i = m.idx as usize;
+    apply_plot_at(overlays, m, m.idx as usize);
+}
+
+/// Put plot message `m` into `overlays` at bar index `i`.
+pub fn apply_plot_at(overlays: &mut Vec<Overlay>, m: &PlotMsg, i: usize) {
     for item in &m.items[..usize::from(m.n)] {
         let k = match overlays.iter().position(|o| o.name == item.name) {
             Some(k) => k,
@@ -471,7 +477,7 @@ mod tests {
     #[test]
     fn plots_line_up_with_bars() {
         let mut ov = Vec::new();
-        let mut m = PlotMsg { symbol: SymbolId(0), idx: 2, n: 1, items: [BLANK; PLOT_ITEMS] };
+        let mut m = PlotMsg { symbol: SymbolId(0), idx: 2, ts_ns: 0, n: 1, items: [BLANK; PLOT_ITEMS] };
         m.items[0] = PlotItem { name: "sma", style: PlotStyle::Line, px_e9: 5 };
         apply_plot(&mut ov, &m);
         assert_eq!(ov[0].values, vec![None, None, Some(5)]);

@@ -19,8 +19,8 @@
 use crate::book::{Attach, Book, Message};
 use crate::canvas::Canvas;
 use crate::keymap::{KeyAction, Keymap, Planned, plan};
-use crate::live::{Live, Speed, apply_plot};
-use crate::livebars::{InputTap, LiveBars};
+use crate::live::{Live, PlotMsg, Speed, apply_plot};
+use crate::livebars::{InputTap, LiveBars, place_plot};
 use crate::model::{SymbolChart, View};
 use crate::scene::{Action, Scene};
 use crate::status::{CONFIRM_BG, REJECT_BG, STATUS_H, Status};
@@ -125,6 +125,9 @@ impl Drop for Release<'_> {
         self.0.release();
     }
 }
+
+/// Plots of a live run held until their bar arrives (the oldest go beyond this).
+const WAITING_PLOTS: usize = 4096;
 
 /// Bars shown per chart until the user zooms.
 const START_BARS: usize = 120;
@@ -234,6 +237,7 @@ pub fn run_live(
         now: o.feed.as_ref().map(|f| f.now),
     };
     let mut feed_bars = LiveBars::new();
+    let mut waiting: std::collections::VecDeque<PlotMsg> = std::collections::VecDeque::new();
     let mut was_down = false;
     let mut fps = 0.0;
     let mut t_frame = Instant::now();
@@ -271,6 +275,17 @@ pub fn run_live(
                 if follow {
                     scene.views[i] = View::last(n, want[i]);
                 }
+            }
+        }
+        if o.feed.is_some() {
+            // A live run's plots go on the bar of their time (the strategies' n-th bar need not
+            // be the window's: a dropped or refused input); a plot can come before its bar.
+            waiting.extend(std::iter::from_fn(|| live.pop_plot()));
+            let before = waiting.len();
+            waiting.retain(|m| by_id.get(&m.symbol.0).is_some_and(|&ci| !place_plot(&mut scene.charts[ci], m)));
+            dirty |= waiting.len() != before;
+            while waiting.len() > WAITING_PLOTS {
+                waiting.pop_front();
             }
         }
         while let Some(m) = live.pop_plot() {

@@ -7,9 +7,12 @@
 //! and counts it). On the window's thread, [`LiveBars`] keeps per symbol the bars in time order
 //! (a bar at or before the last one kept is refused and counted: a duplicate or out of order)
 //! and the latest quote, which the hotkeys' limit offsets "from the bid/ask" use
-//! ([`LiveBars::prices`]).
+//! ([`LiveBars::prices`]). A strategy's plots go on the chart's bar of their time
+//! ([`place_plot`]), which a plot can reach before its bar.
 
 use crate::keymap::Prices;
+use crate::live::{PlotMsg, apply_plot_at};
+use crate::model::SymbolChart;
 use engine::pipeline::messages::{Flow, FlowBody, InputRec};
 use engine::records::{Bar, EventKind, Quote, SymbolId};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -163,6 +166,18 @@ pub fn prices(last: Option<&Bar>, quote: Option<Quote>) -> Prices {
     Prices { last: last.map_or(0, |b| b.close_px_e9), bid: q.bid_px_e9.max(0), ask: q.ask_px_e9.max(0) }
 }
 
+/// Put `m` on `chart`'s bar of its time; false while that bar has not arrived (true once placed,
+/// or once a later bar shows it never will).
+pub fn place_plot(chart: &mut SymbolChart, m: &PlotMsg) -> bool {
+    match chart.bars.binary_search_by_key(&m.ts_ns, |b| b.ts_event_ns) {
+        Ok(i) => {
+            apply_plot_at(&mut chart.overlays, m, i);
+            true
+        }
+        Err(i) => i < chart.bars.len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +284,28 @@ mod tests {
         lb.push_quote(t, Quote { ask_px_e9: 41 * PX_SCALE, ..quote(5, 0, 0) });
         assert_eq!(limit("A", lb.prices(t)), 40 * PX_SCALE - 5 * cents);
         assert_eq!(limit("B", lb.prices(t)), 41 * PX_SCALE + 5 * cents);
+    }
+
+    #[test]
+    fn a_plot_goes_on_the_bar_of_its_time_waits_for_it_or_is_dropped_when_it_never_came() {
+        use engine::strategy::{PlotItem, PlotStyle};
+        let mut c = SymbolChart::new("X", 60, vec![bar(1, 10), bar(2, 11), bar(4, 12)]);
+        let item = PlotItem { name: "sma", style: PlotStyle::Line, px_e9: 7 };
+        let blank = PlotItem { name: "", style: PlotStyle::Line, px_e9: 0 };
+        let msg = |min: i64| PlotMsg {
+            symbol: SymbolId(0),
+            idx: 99,
+            ts_ns: min * 60_000_000_000,
+            n: 1,
+            items: [item, blank, blank, blank],
+        };
+        assert!(place_plot(&mut c, &msg(2)), "its bar is there: placed by time, not by index 99");
+        assert_eq!(c.overlays[0].values, vec![None, Some(7)]);
+        assert!(!place_plot(&mut c, &msg(5)), "its bar has not arrived: wait");
+        assert!(place_plot(&mut c, &msg(3)), "a later bar is there: this one never came, dropped");
+        assert_eq!(c.overlays[0].values, vec![None, Some(7)]);
+        c.bars.push(bar(5, 13));
+        assert!(place_plot(&mut c, &msg(5)));
+        assert_eq!(c.overlays[0].values, vec![None, Some(7), None, Some(7)]);
     }
 }
