@@ -163,18 +163,7 @@ pub fn run(args: Args) -> Result<()> {
     if !args.quiet {
         eprintln!("{}", session.banner);
     }
-    let view = match view_plan {
-        Some(p) => Some(view::View::start(
-            p,
-            &args.view,
-            &symbols,
-            ingress.clone(),
-            Arc::clone(&feed),
-            Arc::clone(&session.clock),
-            interrupt,
-        )?),
-        None => None,
-    };
+    let view = view::start(view_plan, &args.view, &symbols, &ingress, &feed, &session.clock, interrupt)?;
     let latest: metrics::Latest = Arc::default();
     if let Some(addr) = args.metrics {
         let bound = metrics::serve(addr, Arc::clone(&latest))?;

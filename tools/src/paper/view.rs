@@ -83,6 +83,20 @@ pub(crate) struct View {
     window: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Open the window over the session when `--view` was prepared (None otherwise).
+pub(crate) fn start(
+    p: Option<Prepared>,
+    a: &ViewArgs,
+    symbols: &SymbolTable,
+    ingress: &Ingress,
+    feed: &Arc<dyn LiveFeed>,
+    clock: &SharedClock,
+    stop: &'static AtomicBool,
+) -> Result<Option<View>> {
+    let Some(p) = p else { return Ok(None) };
+    View::start(p, a, symbols, ingress.clone(), Arc::clone(feed), Arc::clone(clock), stop).map(Some)
+}
+
 impl View {
     /// Open the window on its own thread over the session.
     pub(crate) fn start(
