@@ -4,8 +4,9 @@
 //! ([`viz::livebars`]) built from the inputs the pipeline journals (history, then live bars, and
 //! quotes). Three taps, none of which can make the pipeline wait (each pushes into a bounded
 //! lock-free queue that drops and counts when full):
-//! - the flow observer ([`engine::pipeline::RunSpec::observe`], on the recorder's thread):
-//!   decisions, cancels and reports for the window's book, bar and quote inputs for its charts;
+//! - the flow observer ([`engine::pipeline::RunSpec::observe`], on the recorder's thread) feeds
+//!   two: decisions, cancels and reports for the window's book ([`viz::live::observe`]), bar and
+//!   quote inputs for its charts ([`viz::livebars::InputTap`]);
 //! - the strategy factory wrapped in [`viz::live::PlotTap`]: the strategy's overlays after each
 //!   bar (and the bars the strategies have seen, for the status bar's lag).
 //!
