@@ -12,7 +12,8 @@
 //!   risk checks them and the journal records them (`ringtape replay` reproduces the run).
 //!
 //! With an ingress the pipeline runs on its live topology (threads, unless the config says
-//! otherwise). The window's bars come from the run's mapped bar files up to what the pacer has
+//! otherwise), except on a machine of two cores or fewer with `topology = "auto"`: there it runs
+//! inline, leaving a core to the window. The window's bars come from the run's mapped bar files up to what the pacer has
 //! released; fills, working orders and rejections from the observed flow. Closing the window
 //! lets the backtest go on to its end at full speed and write its run directory as usual.
 //! Without a display, `--view` says so in one line and the backtest runs headless.
@@ -21,7 +22,7 @@
 use crate::exit::bad_input;
 use anyhow::Result;
 use engine::merge::BarSet;
-use engine::pipeline::config::EngineConfig;
+use engine::pipeline::config::{EngineConfig, Topology};
 use engine::pipeline::messages::Flow;
 use engine::pipeline::{BarReplay, Ingress, PipelineError, RunOutput, RunSpec};
 use engine::strategy::StrategyFactory;
@@ -61,6 +62,9 @@ pub struct ViewArgs {
     /// Window size
     #[arg(long, value_name = "WxH", default_value = "1280x800", value_parser = parse_size, requires = "view")]
     pub view_size: (usize, usize),
+    /// Most frames a second the window draws (fewer leave more of the machine to the pipeline)
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..=240), requires = "view")]
+    pub view_fps: u16,
 }
 
 fn parse_speed(s: &str) -> Result<Speed, String> {
@@ -71,7 +75,7 @@ fn parse_time(s: &str) -> Result<jiff::Timestamp, String> {
     s.parse::<jiff::Timestamp>().map_err(|e| format!("{s:?}: {e} (use e.g. 2019-11-06T16:00Z)"))
 }
 
-fn parse_size(s: &str) -> Result<(usize, usize), String> {
+pub(crate) fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let bad = || format!("{s:?} is not a window size (use e.g. 1280x800)");
     let (w, h) = s.split_once('x').ok_or_else(bad)?;
     let (w, h) = (w.parse::<usize>().map_err(|_| bad())?, h.parse::<usize>().map_err(|_| bad())?);
@@ -95,19 +99,29 @@ pub fn prepare(a: &ViewArgs, cfg: &mut EngineConfig) -> Result<Option<Prepared>>
         return Ok(None);
     }
     cfg.journal.inputs = engine::pipeline::config::JournalInputs::All;
-    let keymap = match &a.keymap {
+    // On two cores or fewer, one pipeline thread (inline) leaves a core to the window: 40-50
+    // frames a second against 25-32 on threads at max speed (BENCHMARKS.md section 6). Results
+    // are the same on either topology; a config that names one keeps it.
+    if cfg.pipeline.topology == Topology::Auto && crate::backtest::machine_cores() <= 2 {
+        cfg.pipeline.topology = Topology::Inline;
+    }
+    Ok(Some(Prepared { keymap: load_keymap(a.keymap.as_deref())? }))
+}
+
+/// The keymap at `path` (`--keymap`), or the built-in one; errors name the file.
+pub(crate) fn load_keymap(path: Option<&Path>) -> Result<Keymap> {
+    Ok(match path {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| bad_input(format!("{}: {e} (check the --keymap path)", p.display())))?;
             Keymap::parse(&text, &p.display().to_string()).map_err(bad_input)?
         }
         None => Keymap::default_keys(),
-    };
-    Ok(Some(Prepared { keymap }))
+    })
 }
 
 /// Why there is no window, if there is none.
-fn no_window() -> Option<String> {
+pub(crate) fn no_window() -> Option<String> {
     if !cfg!(feature = "window") {
         return Some("this ringtape was built without the window feature".into());
     }
@@ -207,15 +221,19 @@ fn window(p: &Prepared, a: &ViewArgs, set: &BarSet, live: &Live, ingress: &Ingre
         keymap: p.keymap.clone(),
         stop: Some(stop),
         close_at_end: a.view_close_at_end,
+        feed: None,
+        fps: usize::from(a.view_fps),
     };
-    let mut log = |m: &viz::live::Message| eprintln!("viewer: {}", m.text);
+    let mut log = |m: &viz::book::Message| eprintln!("viewer: {}", m.text);
     match run_live(live, &streams, &names, ingress, opts, &mut log) {
         Ok(r) => {
             let fps = r.frames_running as f64 / r.running_s.max(1e-9);
+            let drawn_fps = r.drawn_running as f64 / r.running_s.max(1e-9);
             eprintln!(
-                "viewer: closed after {} frames ({} while the run went, {fps:.1} fps); {} hotkey events sent, {} refused, {} manual orders rejected; {} flow and {} plot messages dropped",
+                "viewer: closed after {} frames ({} while the run went, {fps:.1} fps; {} drawn, {drawn_fps:.1} drawn a second, the others unchanged); {} hotkey events sent, {} refused, {} manual orders rejected; {} flow and {} plot messages dropped",
                 r.frames,
                 r.frames_running,
+                r.drawn_running,
                 r.sent,
                 r.refused,
                 r.manual_rejects,

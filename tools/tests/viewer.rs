@@ -1,8 +1,11 @@
-//! End to end: `ringtape backtest --view` under an X server, driven by `xdotool` like a trader's
-//! keyboard. Hotkeys from a keymap buy through the pipeline (the order reaches the simulated
-//! venue and fills), an order beyond `risk.max_position_shares` is confirmed and rejected on
-//! screen, and the screenshot shows the position. Without a reachable X server or without
-//! `xdotool` the test prints a note and passes (CI runs Xvfb and installs xdotool: .ci/run).
+//! End to end: `ringtape backtest --view` and `ringtape paper --demo --view` under an X server,
+//! driven by `xdotool` like a trader's keyboard. Backtest: hotkeys from a keymap buy through the
+//! pipeline (the order reaches the simulated venue and fills), an order beyond
+//! `risk.max_position_shares` is confirmed and rejected on screen, and the screenshot shows the
+//! position. Paper: a hotkey's order reaches the demo exchange's broker, a limit "from the bid"
+//! is priced off the latest quote, the screenshot shows candles from the live bars, and the run
+//! replays. Without a reachable X server or without `xdotool` the tests print a note and pass
+//! (CI runs Xvfb and installs xdotool: .ci/run).
 #![allow(clippy::disallowed_methods)] // deadlines for a child process and an X server; nothing is timed
 
 use std::io::{BufRead, BufReader};
@@ -41,6 +44,102 @@ fn wait_line(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>, what: &str) {
     panic!("no line with {what:?} from the viewer; stderr so far:\n{}", seen.join("\n"));
 }
 
+/// One window test at a time: keys go to whichever window has the focus on the shared display.
+static X_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// True when an X server and xdotool are there (else a note says why the test is skipped).
+fn x_ready() -> bool {
+    let display = std::env::var("DISPLAY").unwrap_or_default();
+    if display.is_empty() {
+        eprintln!("note: DISPLAY is not set: the viewer's end-to-end test needs an X server (CI runs Xvfb); skipped");
+        return false;
+    }
+    if xdotool(&["getmouselocation"]).is_none() {
+        eprintln!(
+            "note: xdotool is missing or X server {display} is unreachable; the viewer's end-to-end test is skipped"
+        );
+        return false;
+    }
+    true
+}
+
+/// A child process killed when the test ends, passing or not (a paper run would go on forever,
+/// its window taking the next test's keys).
+struct Kid(std::process::Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Kid {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Kid {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+/// Start `cmd` with its stderr lines sent to the returned channel.
+fn spawn_logged(cmd: &mut Command) -> (Kid, mpsc::Receiver<String>) {
+    let mut child = Kid(cmd.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap());
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    (child, rx)
+}
+
+/// The window named `title`, then the pointer into it (without a window manager the focus
+/// follows it).
+fn find_window(title: &str, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let win = loop {
+        if let Some(w) = xdotool(&["search", "--name", title])
+            && let Some(id) = w.lines().next()
+        {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no {title} window after 30 s");
+        assert!(child.try_wait().unwrap().is_none(), "{title} exited before its window showed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    xdotool(&["mousemove", "--window", &win, "500", "300"]);
+    xdotool(&["windowfocus", &win]);
+}
+
+/// Wait for `child` to exit (up to `secs`).
+fn wait_exit(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "the run did not finish after {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The run's journal, one JSON value per record.
+fn journal(run: &Path) -> Vec<serde_json::Value> {
+    let o = Command::new(env!("CARGO_BIN_EXE_ringtape"))
+        .args(["journal", run.to_str().unwrap(), "--format", "jsonl"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 fn decode(path: &Path) -> (usize, usize, Vec<u32>) {
     let (w, h, px) = viz::png::decode(&std::fs::read(path).unwrap()).unwrap();
     (w as usize, h as usize, px)
@@ -48,17 +147,10 @@ fn decode(path: &Path) -> (usize, usize, Vec<u32>) {
 
 #[test]
 fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
-    let display = std::env::var("DISPLAY").unwrap_or_default();
-    if display.is_empty() {
-        eprintln!("note: DISPLAY is not set: the viewer's end-to-end test needs an X server (CI runs Xvfb); skipped");
+    if !x_ready() {
         return;
     }
-    if xdotool(&["getmouselocation"]).is_none() {
-        eprintln!(
-            "note: xdotool is missing or X server {display} is unreachable; the viewer's end-to-end test is skipped"
-        );
-        return;
-    }
+    let _x = X_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let d = tempfile::tempdir().unwrap();
     let (km, cfg, run, shot) =
         (d.path().join("keys.toml"), d.path().join("cfg.toml"), d.path().join("run"), d.path().join("shot.png"));
@@ -70,34 +162,12 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
     .unwrap();
     std::fs::write(&cfg, "[risk]\nmax_position_shares = 1000\n").unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringtape"))
-        .args(["backtest", "--view", "--view-paused", "--view-size", "1000x600", "--quiet"])
-        .args(["--keymap", &s(&km), "--config", &s(&cfg), "--screenshot", &s(&shot), "--out", &s(&run)])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
-    // The window, then the pointer into it (without a window manager the focus follows it).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let win = loop {
-        if let Some(w) = xdotool(&["search", "--name", "ringtape backtest --view"])
-            && let Some(id) = w.lines().next()
-        {
-            break id.to_string();
-        }
-        assert!(Instant::now() < deadline, "no viewer window after 30 s");
-        assert!(child.try_wait().unwrap().is_none(), "backtest --view exited before its window showed");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    xdotool(&["mousemove", "--window", &win, "500", "300"]);
-    xdotool(&["windowfocus", &win]);
+    let (mut child, rx) = spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_ringtape"))
+            .args(["backtest", "--view", "--view-paused", "--view-size", "1000x600", "--quiet"])
+            .args(["--keymap", &s(&km), "--config", &s(&cfg), "--screenshot", &s(&shot), "--out", &s(&run)]),
+    );
+    find_window("ringtape backtest --view", &mut child);
     let mut seen = Vec::new();
 
     // Paused: step 20 bars, buy 10 at the market, step so it fills at the next bar's open.
@@ -123,24 +193,13 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
     wait_line(&rx, &mut seen, "REJECTED buy 5000 SP500 MKT: max_position");
     key("q");
     // Closing the window lets the backtest finish at full speed.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < deadline, "backtest did not finish after the window closed");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_exit(&mut child, 120);
     seen.extend(rx.try_iter());
     assert!(status.success(), "{status}: {}", seen.join("\n"));
 
     // The venue got the manual order: risk accepted it (tag MANU) and the venue filled it; the
     // 5000-share order was rejected with max_position.
-    let o =
-        Command::new(env!("CARGO_BIN_EXE_ringtape")).args(["journal", &s(&run), "--format", "jsonl"]).output().unwrap();
-    assert!(o.status.success());
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = journal(&run);
     let manual = u64::from(engine::records::MANUAL_TAG);
     let decisions: Vec<&serde_json::Value> =
         lines.iter().filter(|v| v["kind"] == "decision" && v["tag"].as_u64() == Some(manual)).collect();
@@ -185,7 +244,89 @@ fn hotkeys_reach_the_venue_a_rejection_shows_and_the_position_is_on_screen() {
 }
 
 #[test]
-fn without_a_display_view_says_so_in_one_line_and_the_backtest_runs_headless() {
+fn paper_demo_view_sends_a_hotkey_order_to_the_exchange_prices_off_the_bid_and_draws_live_candles() {
+    if !x_ready() {
+        return;
+    }
+    let _x = X_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let d = tempfile::tempdir().unwrap();
+    let (km, run, shot) = (d.path().join("keys.toml"), d.path().join("run"), d.path().join("shot.png"));
+    std::fs::write(
+        &km,
+        "[keys]\nB = { action = \"buy\", shares = 10 }\n\
+         L = { action = \"buy\", type = \"limit\", from = \"bid\", offset = -0.05, shares = 3 }\n",
+    )
+    .unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    // Orders go to the demo exchange's paper broker (exchange.json shows its side at the end).
+    let (mut child, rx) = spawn_logged(
+        Command::new(env!("CARGO_BIN_EXE_ringtape"))
+            .args(["paper", "--demo", "--broker", "alpaca", "--speed", "120", "--view", "--view-size", "1000x600"])
+            .args(["--keymap", &s(&km), "--screenshot", &s(&shot), "--out", &s(&run)]),
+    );
+    find_window("ringtape paper --view", &mut child);
+    let mut seen = Vec::new();
+    // The status line once the feed is live (its warm start is in: the charts have bars).
+    wait_line(&rx, &mut seen, "| feed live");
+    key("b");
+    wait_line(&rx, &mut seen, "sent buy 10 SP500 MKT");
+    wait_line(&rx, &mut seen, "filled buy 10 SP500 @");
+    key("l");
+    wait_line(&rx, &mut seen, "sent buy 3 SP500 LMT");
+    // Ctrl-C: the window closes (writing its screenshot), the run winds down as usual.
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = wait_exit(&mut child, 120);
+    seen.extend(rx.try_iter());
+    assert!(status.success(), "{status}: {}", seen.join("\n"));
+
+    // The exchange's broker got both orders; the market one filled there.
+    let ex: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("exchange.json")).unwrap()).unwrap();
+    let orders = ex["orders"].as_array().unwrap();
+    let at_exchange = |qty: &str, typ: &str| {
+        orders.iter().find(|o| o["qty"] == qty && o["side"] == "buy" && o["type"] == typ).cloned()
+    };
+    let mkt = at_exchange("10", "market").unwrap_or_else(|| panic!("the hotkey's buy 10 at the exchange: {ex}"));
+    assert_eq!((mkt["status"].as_str(), mkt["filled_qty"].as_str()), (Some("filled"), Some("10")), "{mkt}");
+    let lmt = at_exchange("3", "limit").unwrap_or_else(|| panic!("the hotkey's limit buy 3 at the exchange: {ex}"));
+
+    // The journal: both manual orders accepted by risk; the limit is 5 cents under the bid of
+    // a quote the run had seen just before (not the last price: the demo's bid is a cent under
+    // the close), and the exchange got that price.
+    let lines = journal(&run);
+    let manual = u64::from(engine::records::MANUAL_TAG);
+    // (The wind-down's close-out of the position is tagged manual too: reduce-only.)
+    let decisions: Vec<(usize, &serde_json::Value)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v["kind"] == "decision" && v["tag"].as_u64() == Some(manual) && v["reduce_only"].is_null())
+        .collect();
+    assert_eq!(decisions.len(), 2, "two manual orders: {decisions:?}");
+    assert!(decisions.iter().all(|(_, v)| v["status"] == "accepted"), "{decisions:?}");
+    let (at, limit) = decisions[1];
+    let px = |v: &serde_json::Value| (v.as_str().unwrap().parse::<f64>().unwrap() * 100.0).round() as i64;
+    let limit_c = px(&limit["limit"]);
+    assert_eq!(limit_c, px(&lmt["limit_price"]), "{limit} vs {lmt}");
+    let bids: Vec<i64> = lines[..at].iter().filter(|v| v["event"] == "quote").map(|v| px(&v["bid"])).collect();
+    assert!(!bids.is_empty(), "the run subscribed quotes");
+    let recent = &bids[bids.len().saturating_sub(3)..];
+    assert!(recent.contains(&(limit_c + 5)), "limit {limit_c} is 5 cents under one of the latest bids {recent:?}");
+
+    // The paper run with hotkeys replays exactly from its journal.
+    let o = Command::new(env!("CARGO_BIN_EXE_ringtape")).args(["replay", &s(&run)]).output().unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+
+    // The last frame: candles (up and down bodies) drawn from the live bars above the status bar.
+    let (w, h, px) = decode(&shot);
+    assert_eq!((w, h), (1000, 600));
+    let t = viz::theme::Theme::default();
+    let chart = &px[..(h - viz::status::STATUS_H as usize) * w];
+    let (up, down) = (chart.iter().filter(|&&p| p == t.up).count(), chart.iter().filter(|&&p| p == t.down).count());
+    assert!(up > 500 && down > 500, "candles on the chart: {up} up and {down} down pixels");
+}
+
+#[test]
+fn without_a_display_view_says_so_in_one_line_and_the_run_goes_on_headless() {
     let d = tempfile::tempdir().unwrap();
     let run = d.path().join("run");
     let o = Command::new(env!("CARGO_BIN_EXE_ringtape"))
@@ -213,4 +354,17 @@ fn without_a_display_view_says_so_in_one_line_and_the_backtest_runs_headless() {
     assert!(err.contains("bad.toml: key B: give exactly one of shares, dollars, risk"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!run2.exists());
+
+    // `paper --view` without a display: one line, then the run goes on headless to its end.
+    let run3 = d.path().join("paper");
+    let o = Command::new(env!("CARGO_BIN_EXE_ringtape"))
+        .args(["paper", "--demo", "--view", "--quiet", "--speed", "600", "--duration", "2", "--out"])
+        .arg(&run3)
+        .env_remove("DISPLAY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err, "paper --view: no display (DISPLAY is not set); continuing headless\n");
+    assert!(run3.join("journal.rtj").is_file() && run3.join("summary.json").is_file());
 }

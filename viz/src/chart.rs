@@ -3,7 +3,7 @@
 
 use crate::canvas::{Canvas, Rect};
 use crate::font::{GLYPH_H, GLYPH_W, text_width};
-use crate::model::{SymbolChart, View};
+use crate::model::{FillMark, SymbolChart, View};
 use crate::theme::Theme;
 use crate::timefmt;
 use engine::records::{PX_SCALE, Side};
@@ -236,7 +236,7 @@ pub fn draw_panel(c: &mut Canvas, r: Rect, chart: &SymbolChart, view: View, o: &
 
     // Fill markers: a triangle whose apex sits at the fill price (buys point up from below,
     // sells point down from above).
-    for f in &chart.fills {
+    for f in visible_fills(chart, first, end) {
         let Some(i) = chart.bar_at(f.ts_ns).filter(|i| (first..end).contains(i)) else { continue };
         let (x, y) = (g.x_of(i), g.y_of(f.px_e9));
         let (col, dir) = if f.side == Side::Buy { (t.buy, 1) } else { (t.sell, -1) };
@@ -333,6 +333,20 @@ pub fn interval_label(s: u32) -> String {
     }
 }
 
+/// The fills that can fall on bars `first..end`: when the fills are in time order (a run's
+/// always are) only those from the first bar's start to the end's, found by a binary search on
+/// the fills, instead of a search over every bar for every fill (a long replay has tens of
+/// thousands of fills and a bar array far larger than the cache: 100 ms a frame).
+fn visible_fills(chart: &SymbolChart, first: usize, end: usize) -> &[FillMark] {
+    let f = &chart.fills;
+    if first >= end || first >= chart.bars.len() || !f.is_sorted_by_key(|m| m.ts_ns) {
+        return f;
+    }
+    let t0 = chart.bars[first].ts_event_ns;
+    let t1 = chart.bars.get(end).map_or(i64::MAX, |b| b.ts_event_ns);
+    &f[f.partition_point(|m| m.ts_ns < t0)..f.partition_point(|m| m.ts_ns < t1)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +362,31 @@ mod tests {
         assert_eq!(fmt_price(3_080_800_000_000, 2), "3080.80");
         assert_eq!(interval_label(60), "1m");
         assert_eq!(interval_label(86_400), "1d");
+    }
+
+    #[test]
+    fn the_visible_fills_are_those_a_full_scan_finds() {
+        use crate::model::FillMark;
+        let bars: Vec<engine::records::Bar> = (0..50)
+            .map(|i| engine::records::Bar { ts_event_ns: i * 60, close_px_e9: 1, ..Default::default() })
+            .collect();
+        let mut c = SymbolChart::new("X", 60, bars);
+        c.fills = (0..40).map(|i| FillMark { ts_ns: i * 77 + 5, side: Side::Buy, qty: 1, px_e9: 1 }).collect();
+        let scan = |first: usize, end: usize| -> Vec<i64> {
+            c.fills
+                .iter()
+                .filter(|f| c.bar_at(f.ts_ns).is_some_and(|i| (first..end).contains(&i)))
+                .map(|f| f.ts_ns)
+                .collect()
+        };
+        for (first, end) in [(0, 50), (3, 9), (10, 11), (49, 50), (20, 20)] {
+            let fast: Vec<i64> = visible_fills(&c, first, end)
+                .iter()
+                .filter(|f| c.bar_at(f.ts_ns).is_some_and(|i| (first..end).contains(&i)))
+                .map(|f| f.ts_ns)
+                .collect();
+            assert_eq!(fast, scan(first, end), "{first}..{end}");
+        }
+        assert_eq!(visible_fills(&c, 3, 9).len(), scan(3, 9).len(), "only the visible ones");
     }
 }

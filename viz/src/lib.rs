@@ -11,7 +11,8 @@
 //! - [`chart`]: one panel; [`layout`]: 1, 2x2, 3x3; [`scene`]: panels, side panel, key actions;
 //! - [`record`]: a strategy's overlays and fills from one inline pipeline run;
 //! - [`live`]: what a running pipeline publishes for the window (never waiting) and the pacing
-//!   of a replay; [`keymap`]: hotkeys to manual orders; [`status`]: the status bar; module
+//!   of a replay; [`book`]: the window's picture of the orders and fills; [`livebars`]: a live
+//!   run's bars and quotes from the journaled inputs; [`keymap`]: hotkeys to manual orders; [`status`]: the status bar; module
 //!   `live_window` (feature `window`): the window over a running pipeline.
 //!
 //! ```
@@ -33,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod book;
 pub mod canvas;
 pub mod chart;
 pub mod font;
@@ -41,6 +43,7 @@ pub mod layout;
 pub mod live;
 #[cfg(feature = "window")]
 pub mod live_window;
+pub mod livebars;
 pub mod model;
 pub mod png;
 pub mod record;

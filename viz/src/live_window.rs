@@ -2,7 +2,11 @@
 //!
 //! Each frame (up to 60 a second) it takes what the pipeline published since the last one
 //! ([`crate::live::Live`]: bars released per stream, plots, the decision flow), draws the latest
-//! state and handles keys. The pipeline never waits for it: when the window falls behind, the
+//! state and handles keys. Over a backtest the bars are the mapped bar files up to what the
+//! pacer released; over a live run ([`LiveOpts::feed`]) there are no files: the bars and quotes
+//! come from the inputs the observer taps ([`crate::livebars`]), there is no pacer (the market
+//! sets the pace; Space, Period and 1-4 say so), and limit offsets from the bid or ask use the
+//! latest quote. The pipeline never waits for it: when the window falls behind, the
 //! queues drop messages and the status bar counts them. Hotkeys become control events pushed
 //! into the pipeline's [`Ingress`] with `try_push` (a refusal is shown, never waited on).
 //!
@@ -12,9 +16,11 @@
 //! speed (the window is an observer: the backtest's results do not depend on it).
 #![allow(clippy::disallowed_methods)] // frames per second are measured on the wall clock
 
+use crate::book::{Attach, Book, Message};
 use crate::canvas::Canvas;
-use crate::keymap::{KeyAction, Keymap, Planned, Prices, plan};
-use crate::live::{Attach, Book, Live, Message, Speed, apply_plot};
+use crate::keymap::{KeyAction, Keymap, Planned, plan};
+use crate::live::{Live, PlotMsg, Speed, apply_plot};
+use crate::livebars::{InputTap, LiveBars, place_plot};
 use crate::model::{SymbolChart, View};
 use crate::scene::{Action, Scene};
 use crate::status::{CONFIRM_BG, REJECT_BG, STATUS_H, Status};
@@ -58,21 +64,56 @@ pub struct LiveOpts<'a> {
     pub stop: Option<&'a std::sync::atomic::AtomicBool>,
     /// Close once the run is done (its last state drawn): benchmarks, screenshots.
     pub close_at_end: bool,
+    /// A live run's feed (None: a backtest's bar files).
+    pub feed: Option<FeedView<'a>>,
+    /// Most frames a second (60 unless a run wants the window to take less of the machine).
+    pub fps: usize,
+}
+
+/// A live run's market data as the window reads it.
+pub struct FeedView<'a> {
+    /// The bar and quote inputs the flow observer hands over.
+    pub tap: &'a InputTap,
+    /// The run's clock, ns (stamps the hotkeys' control events).
+    pub now: &'a dyn Fn() -> i64,
+    /// The feed's state for the status bar.
+    pub state: &'a dyn Fn() -> FeedState,
+}
+
+impl std::fmt::Debug for FeedView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedView").field("tap", &self.tap).finish_non_exhaustive()
+    }
+}
+
+/// A feed's state, as the status bar shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FeedState {
+    /// `down`, `auth`, `live`, `ended`.
+    pub state: String,
+    /// Bars the feed pushed into the pipeline.
+    pub pushed: u64,
+    /// Reconnects so far.
+    pub reconnects: u64,
 }
 
 /// What the window did.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LiveReport {
-    /// Frames drawn.
+    /// Frames (window updates, at up to 60 a second).
     pub frames: u64,
+    /// Frames drawn (the others only took events: nothing shown had changed).
+    pub drawn: u64,
     /// Control events pushed into the ingress.
     pub sent: u64,
     /// Control events the ingress refused.
     pub refused: u64,
     /// Manual orders risk or the venue rejected.
     pub manual_rejects: u64,
-    /// Frames drawn while the pipeline was running.
+    /// Frames while the pipeline was running.
     pub frames_running: u64,
+    /// Frames drawn while the pipeline was running.
+    pub drawn_running: u64,
     /// Seconds from the first frame to the end of the run (or the window's close).
     pub running_s: f64,
 }
@@ -84,6 +125,9 @@ impl Drop for Release<'_> {
         self.0.release();
     }
 }
+
+/// Plots of a live run held until their bar arrives (the oldest go beyond this).
+const WAITING_PLOTS: usize = 4096;
 
 /// Bars shown per chart until the user zooms.
 const START_BARS: usize = 120;
@@ -99,9 +143,16 @@ struct State<'a> {
     message: Option<(String, Option<u32>)>,
     report: LiveReport,
     log: &'a mut dyn FnMut(&Message),
+    /// The run's clock of a live run (None: the pacer's last released time).
+    now: Option<&'a dyn Fn() -> i64>,
 }
 
 impl State<'_> {
+    /// Time stamp of a hotkey's control event.
+    fn now(&self) -> i64 {
+        self.now.map_or_else(|| self.live.last_ts.load(Relaxed), |f| f())
+    }
+
     fn say(&mut self, text: String, error: bool) {
         (self.log)(&Message { text: text.clone(), error });
         self.message = Some((text, error.then_some(REJECT_BG)));
@@ -123,7 +174,7 @@ impl State<'_> {
     }
 
     fn send_order(&mut self, p: Planned) {
-        let ts = self.live.last_ts.load(Relaxed);
+        let ts = self.now();
         if self.send(p.event(ts)) {
             if p.stop_px_e9 != 0 {
                 // The stop goes out when the entry fills (the book matches the entry's decision).
@@ -161,7 +212,7 @@ pub fn run_live(
     }
     let opts = WindowOptions { resize: true, ..WindowOptions::default() };
     let mut win = Window::new(o.title, o.width, o.height, opts).map_err(|e| WindowError::NoDisplay(e.to_string()))?;
-    win.set_target_fps(60);
+    win.set_target_fps(o.fps.clamp(1, 240));
     let charts: Vec<SymbolChart> =
         streams.iter().map(|s| SymbolChart::new(s.symbol, s.interval_s, Vec::new())).collect();
     let by_id: HashMap<u32, usize> = streams.iter().enumerate().map(|(i, s)| (s.id.0, i)).collect();
@@ -183,36 +234,62 @@ pub fn run_live(
         message: None,
         report: LiveReport::default(),
         log,
+        now: o.feed.as_ref().map(|f| f.now),
     };
+    let mut feed_bars = LiveBars::new();
+    let mut waiting: std::collections::VecDeque<PlotMsg> = std::collections::VecDeque::new();
     let mut was_down = false;
     let mut fps = 0.0;
     let mut t_frame = Instant::now();
     let mut quit = false;
     let t_open = Instant::now();
     let mut done_drawn = false;
+    // Drawing only on change: what the last drawn frame showed, and frames since.
+    let (mut last_status, mut last_mouse, mut since_draw) = (None::<Status>, None, 0u32);
     while win.is_open()
         && !quit
         && !o.stop.is_some_and(|s| s.load(Relaxed))
         && o.max_frames.is_none_or(|m| st.report.frames < m)
     {
         let (cw, ch) = win.get_size();
+        let mut dirty = false;
         if (cw, ch) != (canvas.width(), canvas.height()) && cw > 0 && ch > 0 {
             canvas.resize(cw, ch, scene.theme.bg);
+            dirty = true;
         }
 
         // 1. What the pipeline published since the last frame.
+        if let Some(feed) = &o.feed {
+            while let Some(r) = feed.tap.pop() {
+                feed_bars.apply(&r);
+            }
+        }
         for (i, s) in streams.iter().enumerate() {
-            let n = live.progress(i).min(s.bars.len());
+            let bars = if o.feed.is_some() { feed_bars.bars(s.id) } else { s.bars };
+            let n = if o.feed.is_some() { bars.len() } else { live.progress(i).min(bars.len()) };
             let old = scene.charts[i].bars.len();
             if n > old {
+                dirty = true;
                 let follow = scene.views[i].end(old) >= old;
-                scene.charts[i].bars.extend_from_slice(&s.bars[old..n]);
+                scene.charts[i].bars.extend_from_slice(&bars[old..n]);
                 if follow {
                     scene.views[i] = View::last(n, want[i]);
                 }
             }
         }
+        if o.feed.is_some() {
+            // A live run's plots go on the bar of their time (the strategies' n-th bar need not
+            // be the window's: a dropped or refused input); a plot can come before its bar.
+            waiting.extend(std::iter::from_fn(|| live.pop_plot()));
+            let before = waiting.len();
+            waiting.retain(|m| by_id.get(&m.symbol.0).is_some_and(|&ci| !place_plot(&mut scene.charts[ci], m)));
+            dirty |= waiting.len() != before;
+            while waiting.len() > WAITING_PLOTS {
+                waiting.pop_front();
+            }
+        }
         while let Some(m) = live.pop_plot() {
+            dirty = true;
             if let Some(&ci) = by_id.get(&m.symbol.0) {
                 apply_plot(&mut scene.charts[ci].overlays, &m);
             }
@@ -228,6 +305,7 @@ pub fn run_live(
             st.say(m.text, m.error);
         }
         if changed {
+            dirty = true;
             for (i, s) in streams.iter().enumerate() {
                 let c = &mut scene.charts[i];
                 if let Some(f) = st.book.fills.get(s.id.0 as usize)
@@ -241,14 +319,19 @@ pub fn run_live(
 
         // 2. The mouse.
         if let Some((mx, my)) = win.get_mouse_pos(MouseMode::Discard) {
-            scene.apply(Action::Mouse(mx as i32, my as i32), &canvas);
             let down = win.get_mouse_down(MouseButton::Left);
+            if last_mouse != Some((mx, my, down)) {
+                last_mouse = Some((mx, my, down));
+                dirty = true;
+            }
+            scene.apply(Action::Mouse(mx as i32, my as i32), &canvas);
             if down && !was_down {
                 scene.apply(Action::Click(mx as i32, my as i32), &canvas);
             }
             was_down = down;
         }
         if let Some((_, dy)) = win.get_scroll_wheel() {
+            dirty = true;
             let a = if dy > 0.0 { Action::ZoomIn } else { Action::ZoomOut };
             scene.apply(a, &canvas);
             want[scene.focus] = scene.views[scene.focus].count;
@@ -256,6 +339,7 @@ pub fn run_live(
 
         // 3. Keys: hotkeys and run control once per press, view keys with repeat.
         for k in win.get_keys_pressed(KeyRepeat::No) {
+            dirty = true;
             let name = format!("{k:?}");
             if let Some((ckey, p)) = st.confirm.take() {
                 if name == ckey || k == Key::Enter || k == Key::NumPadEnter {
@@ -268,11 +352,11 @@ pub fn run_live(
             if let Some(b) = st.keymap.keys.get(&name).copied() {
                 let f = scene.focus.min(st.ids.len().saturating_sub(1));
                 let Some(&id) = st.ids.get(f) else { continue };
-                let ts = live.last_ts.load(Relaxed);
+                let ts = st.now();
                 match b.action {
                     KeyAction::Buy | KeyAction::Sell => {
-                        let last = scene.charts[f].bars.last().map_or(0, |b| b.close_px_e9);
-                        match plan(&b, id, Prices { last, ..Prices::default() }) {
+                        let prices = crate::livebars::prices(scene.charts[f].bars.last(), feed_bars.quote(id));
+                        match plan(&b, id, prices) {
                             Ok(p) if p.needs_confirm(&st.keymap) => {
                                 let name_s = names.get(id.0 as usize).map_or("?", String::as_str);
                                 let text = format!(
@@ -315,6 +399,11 @@ pub fn run_live(
                 }
                 continue;
             }
+            if o.feed.is_some() && matches!(k, Key::Space | Key::Period | Key::Key1 | Key::Key2 | Key::Key3 | Key::Key4)
+            {
+                st.message = Some(("a live run has no pacer: the market sets the pace".into(), None));
+                continue;
+            }
             match k {
                 Key::Space => {
                     let p = !live.paused.load(Relaxed);
@@ -334,6 +423,7 @@ pub fn run_live(
         }
         let shift = win.is_key_down(Key::LeftShift) || win.is_key_down(Key::RightShift);
         for k in win.get_keys_pressed(KeyRepeat::Yes) {
+            dirty = true;
             if st.keymap.keys.contains_key(&format!("{k:?}")) {
                 continue;
             }
@@ -376,7 +466,9 @@ pub fn run_live(
             lag: released.saturating_sub(live.strategy_bars.load(Relaxed)),
             ring_full: live.gauges.ring_full.load(Relaxed),
             queues_full: live.gauges.queues_full.load(Relaxed),
-            drops: live.flow_drops.load(Relaxed) + live.plot_drops.load(Relaxed),
+            drops: live.flow_drops.load(Relaxed)
+                + live.plot_drops.load(Relaxed)
+                + o.feed.as_ref().map_or(0, |f| f.tap.drops.load(Relaxed)),
             orders: st.book.orders,
             fills: st.book.fill_count,
             rejects: st.book.rejects,
@@ -384,6 +476,15 @@ pub fn run_live(
             fps,
             ..Status::default()
         };
+        if let Some(feed) = &o.feed {
+            let fs = (feed.state)();
+            status.state = if live.done.load(Relaxed) { "done".into() } else { "live".into() };
+            status.speed = String::new();
+            status.bars = (feed_bars.bars, 0);
+            status.lag = fs.pushed.saturating_sub(live.strategy_bars.load(Relaxed));
+            status.feed =
+                Some(format!("{} ({} reconnects, {} dup/late bars)", fs.state, fs.reconnects, feed_bars.refused));
+        }
         if let Some(c) = scene.charts.get(f) {
             status.symbol = c.symbol.clone();
             if let Some(last) = c.bars.last() {
@@ -393,10 +494,22 @@ pub fn run_live(
                 status.upnl = (last.close_px_e9 - p.avg_px_e9) as f64 / PX_SCALE as f64 * p.qty as f64;
             }
         }
-        scene.draw(&mut canvas);
-        crate::status::draw(&mut canvas, &status, &scene.theme);
-        win.update_with_buffer(canvas.pixels(), canvas.width(), canvas.height())
-            .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
+        // Draw when anything shown changed (the frame rate aside), and twice a second anyway (a
+        // window uncovered on a real X server gets its picture back); else only take events.
+        let shown = Status { fps: 0.0, published: 0, ..status.clone() };
+        since_draw += 1;
+        if dirty || last_status.as_ref() != Some(&shown) || since_draw >= 30 {
+            scene.draw(&mut canvas);
+            crate::status::draw(&mut canvas, &status, &scene.theme);
+            win.update_with_buffer(canvas.pixels(), canvas.width(), canvas.height())
+                .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
+            st.report.drawn += 1;
+            st.report.drawn_running += u64::from(!live.done.load(Relaxed));
+            last_status = Some(shown);
+            since_draw = 0;
+        } else {
+            win.update();
+        }
         st.report.frames += 1;
         if !live.done.load(Relaxed) {
             st.report.frames_running += 1;

@@ -1,5 +1,5 @@
 //! The live viewer's status bar: two rows at the bottom of the window. The first: run state,
-//! speed, progress, lag, ring and queue pressure, drops, orders and fills, the focused ticker's
+//! speed and progress (a live run: the feed's state and the bars taken), lag, ring and queue pressure, drops, orders and fills, the focused ticker's
 //! position and unrealized PnL. The second: the latest message (a manual order sent, a
 //! rejection with its reason in red, a confirmation to give).
 
@@ -51,6 +51,8 @@ pub struct Status {
     pub message: Option<(String, Option<u32>)>,
     /// Frames per second drawn.
     pub fps: f64,
+    /// A live run's feed state (None: a replay, with speed and progress).
+    pub feed: Option<String>,
 }
 
 impl Status {
@@ -63,10 +65,13 @@ impl Status {
         } else {
             format!("{} flat", self.symbol)
         };
+        let progress = match &self.feed {
+            Some(f) => format!("feed {f} | bars {done}"),
+            None => format!("{} | bars {done}/{total} {pct:.0}%", self.speed),
+        };
         format!(
-            "{} {} | bars {done}/{total} {pct:.0}% | lag {} | ring full {} queues full {} | drops {} | orders {} fills {} rej {} | {pos} | {:.0} fps",
+            "{} {progress} | lag {} | ring full {} queues full {} | drops {} | orders {} fills {} rej {} | {pos} | {:.0} fps",
             self.state.to_uppercase(),
-            self.speed,
             self.lag,
             self.ring_full,
             self.queues_full,
@@ -96,6 +101,9 @@ pub fn draw(c: &mut Canvas, s: &Status, t: &Theme) {
         Some((m, None)) => {
             c.text(6, row2.y + 3, m, r, t.position);
         }
+        None if s.feed.is_some() => {
+            c.text(6, row2.y + 3, "F1-F11 hotkeys (keymap)  Tab next ticker  Q close (the run goes on)", r, t.dim);
+        }
         None => {
             c.text(6, row2.y + 3, "Space pause  . step  1-4 speed  F1-F11 hotkeys (keymap)  Q quit", r, t.dim);
         }
@@ -122,6 +130,8 @@ mod tests {
         let line = s.line();
         assert!(line.starts_with("RUNNING x10 | bars 50/200 25%"), "{line}");
         assert!(line.contains("SPY +100 @ 10.00 UPNL +25.50"), "{line}");
+        let live = Status { state: "live".into(), feed: Some("live".into()), bars: (7, 0), lag: 1, ..s.clone() };
+        assert!(live.line().starts_with("LIVE feed live | bars 7 | lag 1 |"), "{}", live.line());
         let mut c = Canvas::new(400, 100, 0);
         draw(&mut c, &s, &Theme::default());
         let px = c.pixels();

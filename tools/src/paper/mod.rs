@@ -26,6 +26,7 @@ mod demo;
 mod feed;
 pub mod metrics;
 pub mod status;
+pub mod view;
 
 use crate::backtest::{self, check_config, machine_cores};
 use crate::exit::bad_input;
@@ -86,6 +87,8 @@ pub struct Args {
     /// No status line and no table
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub view: view::ViewArgs,
 }
 
 /// The wall clock, ns UTC.
@@ -100,7 +103,7 @@ pub fn wall_clock() -> SharedClock {
 pub fn run(args: Args) -> Result<()> {
     let t0 = Instant::now();
     let interrupt = crate::interrupt::flag();
-    let (file, what) = match &args.config {
+    let (mut file, what) = match &args.config {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| bad_input(format!("{}: {e} (check the --config path)", p.display())))?;
@@ -116,6 +119,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, 0) => None,
         (None, s) => Some(Duration::from_secs(s)),
     };
+    let view_plan = view::prepare(&args.view, &mut file)?;
     // The exchange (demo) or the configured provider; symbols, credentials and the clock.
     // Real money is refused before anything connects unless the file and the flag both say so.
     let wants_alpaca = match args.broker.as_deref() {
@@ -159,6 +163,7 @@ pub fn run(args: Args) -> Result<()> {
     if !args.quiet {
         eprintln!("{}", session.banner);
     }
+    let view = view::start(view_plan, &args.view, &symbols, &ingress, &feed, &session.clock, interrupt)?;
     let latest: metrics::Latest = Arc::default();
     if let Some(addr) = args.metrics {
         let bound = metrics::serve(addr, Arc::clone(&latest))?;
@@ -202,12 +207,17 @@ pub fn run(args: Args) -> Result<()> {
     };
 
     let factory = checked.params.factory();
+    let plot_tap = view.as_ref().map(|v| v.plot_tap(factory.as_ref()));
+    let factory: &dyn engine::strategy::StrategyFactory = plot_tap.as_ref().map_or(factory.as_ref(), |t| t);
     let clock = Arc::clone(&session.clock);
     let tick = move || clock();
-    let mut spec = RunSpec::new(&checked.rc.engine, &symbols, factory.as_ref())
+    let mut spec = RunSpec::new(&checked.rc.engine, &symbols, factory)
         .out_dir(rd.path())
         .ingress(ingress)
         .clock(Clock::Wall(&tick));
+    if let Some(v) = &view {
+        spec = spec.observe(v.observer());
+    }
     let gw = match gateway {
         Some((venue, gw)) => {
             spec = spec.venue(Box::new(venue));
@@ -222,6 +232,9 @@ pub fn run(args: Args) -> Result<()> {
     let mut last_status = Instant::now();
     let show = !args.quiet && file.paper.status_ms > 0;
     let out = run_pipeline(spec, Live::until(&done), &mut |c| {
+        if let Some(v) = &view {
+            v.note(c);
+        }
         if last_status.elapsed() >= status_every {
             last_status = Instant::now();
             let (now, fs) = ((session.clock)(), feed.status());
@@ -237,6 +250,9 @@ pub fn run(args: Args) -> Result<()> {
         }
     })?;
     let engine_s = t_run.elapsed().as_secs_f64();
+    if let Some(v) = view {
+        v.finish();
+    }
     let mut report = stopper.join().map_err(|_| anyhow::anyhow!("the paper run's stop thread panicked"))?;
     // Feed times are on the session's clock: the market clock of a demo runs `speed` times the wall.
     report.json["session_clock_speed"] = serde_json::json!(session.timer_scale);
