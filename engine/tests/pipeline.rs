@@ -831,3 +831,6 @@ mod second_shape;
 
 #[path = "pipeline/broker_seam.rs"]
 mod broker_seam;
+
+#[path = "pipeline/probes.rs"]
+mod probes;

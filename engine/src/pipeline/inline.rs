@@ -74,6 +74,18 @@ impl<'s, 'w, F: FlowSink> Links<'s, 'w, F> {
         Links { q: Queues::default(), shard, sink, input: Cur::Empty, shard_done: false, stage, err: None }
     }
 
+    /// The stamps of the event handled next, for the shard's probes (probes on).
+    #[inline]
+    pub fn set_slot(&mut self, slot: super::probes::Slot) {
+        self.shard.set_slot(slot);
+    }
+
+    /// Nothing to do: the shard merges pending latency samples without waiting.
+    #[inline]
+    pub fn probe_idle(&mut self) {
+        self.shard.probe_idle();
+    }
+
     /// The event risk is about to handle (the shard gets it at `venue_done`).
     #[inline]
     pub fn set_input(&mut self, input: Input<'_>) {
@@ -184,6 +196,7 @@ fn run_loop<S: Source>(
     stage: &AtomicU8,
 ) -> Result<(), PipelineError> {
     let mut links = Links::new(shard, rec, stage);
+    let mut probe = counters.probes.local();
     let mut seq = 0u64;
     let mut idle = super::wait::Waiter::new(super::wait::Wait::Backoff);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -209,6 +222,15 @@ fn run_loop<S: Source>(
                 Next::End => break,
             };
             idle.reset();
+            if let Some(p) = probe.as_mut() {
+                // No ring here: "published" is when the sequencer handed the input over.
+                let now = super::probes::metrics_clock_ns();
+                let pushed = seqr.take_pushed();
+                p.record(super::probes::Stage::IngressWait, pushed, now);
+                let slot = super::probes::Slot { published: now, origin: if pushed == 0 { now } else { pushed } };
+                risk.set_slot(slot);
+                links.set_slot(slot);
+            }
             links.set_input(input);
             links.stage.store(RISK, Ordering::Relaxed);
             let done = risk.handle(seq, input, &mut links);

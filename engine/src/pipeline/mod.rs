@@ -35,6 +35,7 @@ mod execution;
 mod inline;
 mod journal_writer;
 pub mod messages;
+pub mod probes;
 mod recorder;
 mod risk_stage;
 mod sequencer;
@@ -95,6 +96,11 @@ pub struct RunSpec<'a> {
     /// Sees every step of the decision flow, in order, on the recorder's thread (a live viewer's
     /// tap). Must not block: it runs inside the pipeline. None costs nothing.
     pub observer: Option<&'a (dyn Fn(&messages::Flow) + Sync)>,
+    /// Record per-stage latency histograms and queue occupancy ([`probes`]): read live through
+    /// [`Counters::probes`] (the monitor gets the counters) and in [`RunOutput::probes`] at the
+    /// end. Off by default: paper runs turn them on, backtests only when asked. Decisions are
+    /// the same either way.
+    pub probes: bool,
 }
 
 impl<'a> RunSpec<'a> {
@@ -113,7 +119,13 @@ impl<'a> RunSpec<'a> {
             venue: None,
             on_stuck: None,
             observer: None,
+            probes: false,
         }
+    }
+    /// Record latency histograms and queue occupancy (see [`RunSpec::probes`]).
+    pub fn probes(mut self, on: bool) -> Self {
+        self.probes = on;
+        self
     }
     /// Write the journal and fills.csv into `dir`.
     pub fn out_dir(mut self, dir: &'a Path) -> Self {
@@ -195,6 +207,8 @@ pub struct RunOutput {
     pub placement: Vec<(String, Option<usize>, String)>,
     /// True when the run was stopped early through [`RunSpec::stop`].
     pub interrupted: bool,
+    /// Latency histograms and queue occupancy at the end (None unless [`RunSpec::probes`]).
+    pub probes: Option<probes::ProbeSnapshot>,
 }
 
 impl RunOutput {
@@ -304,7 +318,10 @@ pub fn run<S: Source>(
     let topology = pick_topology(cfg, live, bars, cores);
     let names = spec.symbols.names();
     let n_sym = names.len();
-    let counters = Counters::default();
+    let counters = Counters { probes: probes::Probes::new(spec.probes), ..Counters::default() };
+    if let Some(ing) = &spec.ingress {
+        counters.probes.watch_ingress(ing);
+    }
     let venue = spec.venue.unwrap_or_else(|| Box::new(SimVenue::new(&cfg.venue, n_sym)));
     let venue_name = venue.name();
     let exec = execution::Execution::new(venue, n_sym);
@@ -339,6 +356,7 @@ pub fn run<S: Source>(
             Vec::new()
         }
     };
+    risk.finish_probe();
     monitor(&counters);
     counters.timer_ticks.store(seqr.ticks, std::sync::atomic::Ordering::Relaxed);
     let interrupted = seqr.interrupted;
@@ -361,6 +379,7 @@ pub fn run<S: Source>(
         venue: venue_name,
         placement,
         interrupted,
+        probes: counters.probes.snapshot(),
     })
 }
 
