@@ -28,6 +28,9 @@
 //!   at their place in the order; tables grow; an unknown symbol id is counted, never a panic.
 //! - **Failing loudly**: a panicking strategy faults only its symbol; a panicking or stuck stage
 //!   ends the run with an error naming it; a stop request ends the input and drains.
+//! - **Runtime metrics** ([`probes`], off unless [`RunSpec::probes`]): per-stage latency
+//!   histograms and queue occupancy, recorded by each stage thread without waiting and read through
+//!   [`Counters::probes`]; they never feed a decision.
 
 pub mod config;
 mod counters;
