@@ -14,8 +14,8 @@
 //!   events whose callback produced an order risk accepted.
 //!
 //! **Recording never waits.** Each stage thread records into histograms of its own ([`Probe`]) and
-//! merges them into the shared one with `try_lock` every [`FLUSH_EVERY`] samples or
-//! [`FLUSH_NS`], and when idle; a busy lock keeps the samples local until the next try. A
+//! merges them into the shared one with `try_lock` every [`FLUSH_NS`] (or [`FLUSH_EVERY`]
+//! samples), and when idle; a busy lock keeps the samples local until the next try. A
 //! stage's last samples are merged (waiting for the lock) when it ends.
 //!
 //! **Queues** ([`Queue`]): current depth and high-water mark of the main ring (published slots
@@ -118,10 +118,11 @@ impl Queue {
     }
 }
 
-/// Merge local samples after this many...
-pub const FLUSH_EVERY: u32 = 256;
-/// ... or when this long (ns) has passed since the last merge.
+/// Merge local samples when this long (ns) has passed since the last merge (checked at each
+/// sample: a merge walks the whole histogram, a few microseconds, so at most 200 a second)...
 pub const FLUSH_NS: u64 = 5_000_000;
+/// ... or after this many samples (a clock that stood still).
+pub const FLUSH_EVERY: u32 = 1 << 16;
 /// Largest latency recorded (an hour); longer ones are clamped to it.
 const MAX_NS: u64 = 3_600_000_000_000;
 

@@ -204,6 +204,8 @@ fn runs_paper_runs_monte_carlo_and_sweeps_in_one_page_and_a_run_without_trades()
     assert_eq!(row(&text, "pipeline: ingress_wait"), vec!["40", "8.0", "12.0", "25.0", "30.0", "31.0"]);
     assert_eq!(row(&text, "pipeline: end_to_end"), vec!["0", "n/a", "n/a", "n/a", "n/a", "n/a"]);
     assert_eq!(row(&text, "queue: main_ring"), vec!["0", "17"]);
+    let (first, last) = (text.find("pipeline: ingress_wait<").unwrap(), text.find("pipeline: end_to_end<").unwrap());
+    assert!(first < last, "stages in pipeline order, not by name");
     // Monte Carlo: the table from mc.json and both distributions from runs.csv.
     let mc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p("mc/mc.json")).unwrap()).unwrap();
     let mc_row = row(&text, "net_pnl_usd");
