@@ -11,6 +11,10 @@
 //! - Failure: a stage that panics sets the abort flag with its name; every other stage leaves
 //!   its wait and unwinds quietly, and the run returns the error. A stage that makes no progress
 //!   for `stall_timeout_ms` while it has work is reported through the monitor the same way.
+//! - Probes (when the run records them, see [`super::probes`]): the sequencer stamps each ring
+//!   slot it fills (publish time, ingress push time) in a side array while it still owns the slot,
+//!   and consumers read the stamps while they hold it; queue writers raise high-water marks; the
+//!   watching thread samples every queue's depth each 20 ms.
 
 use super::config::EngineConfig;
 use super::inline::Links;
