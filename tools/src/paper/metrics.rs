@@ -10,6 +10,9 @@
 //! `_count`; in `metrics.jsonl` the object `stages`) and every queue's depth and high-water mark
 //! (gauges `ringtape_queue_depth{queue}` and `ringtape_queue_depth_high_water{queue}`; in
 //! `metrics.jsonl` the object `queues`). Latencies cover the whole run so far.
+//!
+//! `ringtape backtest --metrics ADDR` serves and writes the same, engine rows only
+//! ([`Sample::engine`]).
 
 use super::status::FeedStatus;
 use anyhow::{Context, Result};
@@ -20,12 +23,21 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
-/// One sample as `(name, help, value)` rows.
+/// One sample as `(name, help, value)` rows: the session's clock, the engine's rows
+/// ([`engine_rows`]), then the feed's.
 pub fn sample(c: &Counters, feed: &FeedStatus, now_ns: i64) -> Vec<(&'static str, &'static str, f64)> {
+    let mut rows =
+        vec![("ringtape_session_time_seconds", "the run's clock (market time in a demo)", now_ns as f64 / 1e9)];
+    rows.extend(engine_rows(c));
+    rows.extend(feed_rows(feed, now_ns));
+    rows
+}
+
+/// The engine's counters and gauges as rows (a backtest's whole sample).
+pub fn engine_rows(c: &Counters) -> Vec<(&'static str, &'static str, f64)> {
     let s = c.snapshot();
     let g = &c.gauges;
     vec![
-        ("ringtape_session_time_seconds", "the run's clock (market time in a demo)", now_ns as f64 / 1e9),
         ("ringtape_inputs_total", "inputs the sequencer took", s.published as f64),
         ("ringtape_orders_total", "orders risk accepted (strategies' and its own)", g.orders.load(Relaxed) as f64),
         ("ringtape_fills_total", "fills recorded", g.fills.load(Relaxed) as f64),
@@ -35,6 +47,12 @@ pub fn sample(c: &Counters, feed: &FeedStatus, now_ns: i64) -> Vec<(&'static str
         ("ringtape_bad_events_total", "events refused as malformed", s.bad_events as f64),
         ("ringtape_venue_rejects_total", "orders the venue refused", s.venue_rejects as f64),
         ("ringtape_strategy_faults_total", "strategies that panicked", s.strategy_faults as f64),
+    ]
+}
+
+/// The feed's status as rows.
+fn feed_rows(feed: &FeedStatus, now_ns: i64) -> Vec<(&'static str, &'static str, f64)> {
+    vec![
         ("ringtape_feed_live", "1 while the feed session is live", f64::from(u8::from(feed.state == "live"))),
         ("ringtape_feed_messages_total", "stream messages decoded", feed.messages as f64),
         ("ringtape_feed_bars_pushed_total", "bars the feed pushed into the engine", feed.pushed as f64),
@@ -64,6 +82,11 @@ impl Sample {
     /// Take a sample now.
     pub fn take(c: &Counters, feed: &FeedStatus, now_ns: i64) -> Self {
         Sample { rows: sample(c, feed, now_ns), probes: c.probes.snapshot() }
+    }
+
+    /// A sample of the engine alone (a backtest: no feed, no session clock).
+    pub fn engine(c: &Counters) -> Self {
+        Sample { rows: engine_rows(c), probes: c.probes.snapshot() }
     }
 
     /// The `metrics.jsonl` line: every row by name, then `stages` (per stage: `count`, `sum_s`,
