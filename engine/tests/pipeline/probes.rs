@@ -123,3 +123,26 @@ fn probes_off_record_nothing_and_decide_the_same() {
     assert_eq!((off.accepted, off.positions.totals()), (on.accepted, on.positions.totals()));
     assert_eq!(off.counters.published, on.counters.published);
 }
+
+#[test]
+fn an_inline_replay_records_every_stage_but_the_ingress_wait() {
+    use engine::barfile::write_bar_file;
+    use engine::merge::BarSet;
+    use engine::pipeline::BarReplay;
+    let d = tempfile::tempdir().unwrap();
+    let bars: Vec<Bar> = (0..BARS_PER_SYMBOL).map(|i| bar(i, 10, 11, 9, 10)).collect();
+    write_bar_file(&d.path().join("A.1m.rtb"), "A", 60, &bars).unwrap();
+    let set = BarSet::open_dir(d.path(), 1).unwrap();
+    let mut cfg = EngineConfig::default();
+    cfg.pipeline.topology = Topology::Inline;
+    let spec = RunSpec::new(&cfg, set.symbols(), &FlipFactory).bars(&set).probes(true);
+    let r = run(spec, BarReplay::zero_copy(set.merged()), &mut |_| {}).unwrap();
+    assert_eq!(r.topology, Topology::Inline);
+    let p = r.probes.expect("probes on");
+    let n = BARS_PER_SYMBOL as u64;
+    assert_eq!(p.stage(Stage::IngressWait).count, 0, "no ingress in a replay");
+    assert_eq!((p.stage(Stage::SequencerToShard).count, p.stage(Stage::Strategy).count), (n, n));
+    assert_eq!(p.stage(Stage::ShardToRisk).count, n / 2, "a buy and a sell every 4 bars");
+    assert_eq!(p.stage(Stage::EndToEnd).count, r.accepted);
+    assert_eq!(p.queue(Queue::MainRing).high_water, 0, "no ring inline");
+}
