@@ -57,6 +57,11 @@ fn feed_rows(feed: &FeedStatus, now_ns: i64) -> Vec<(&'static str, &'static str,
         ("ringtape_feed_messages_total", "stream messages decoded", feed.messages as f64),
         ("ringtape_feed_bars_pushed_total", "bars the feed pushed into the engine", feed.pushed as f64),
         ("ringtape_feed_reconnects_total", "feed reconnects", feed.reconnects as f64),
+        (
+            "ringtape_feed_drops_total",
+            "frames or messages the feed refused (parse errors, unknown types, rejected bars)",
+            feed.drops as f64,
+        ),
         ("ringtape_feed_backlog", "events waiting on the feed thread (ingress full)", feed.backlog as f64),
         (
             "ringtape_feed_last_data_age_seconds",
@@ -217,11 +222,12 @@ mod tests {
     fn the_exposition_has_help_type_and_value_per_metric() {
         let c = Counters::default();
         c.gauges.fills.store(3, Relaxed);
-        let f = FeedStatus { state: "live", pushed: 7, ..Default::default() };
+        let f = FeedStatus { state: "live", pushed: 7, drops: 2, ..Default::default() };
         let text = prometheus(&sample(&c, &f, 2_000_000_000));
         assert!(text.contains("# TYPE ringtape_fills_total counter\nringtape_fills_total 3\n"), "{text}");
         assert!(text.contains("ringtape_feed_live 1\n") && text.contains("ringtape_feed_bars_pushed_total 7\n"));
         assert!(text.contains("# TYPE ringtape_feed_backlog gauge"));
+        assert!(text.contains("ringtape_feed_drops_total 2\n"), "{text}");
         assert!(Sample::take(&c, &f, 0).probes.is_none(), "probes off: counters only");
     }
 
