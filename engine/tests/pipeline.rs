@@ -898,3 +898,5 @@ fn a_lock_step_batch_refuses_runs_it_cannot_keep_in_step() {
     assert!(err.contains("replays only"), "{err}");
     assert_eq!(batch(&[&a, &a]).unwrap().len(), 2);
 }
+#[path = "pipeline/probes.rs"]
+mod probes;

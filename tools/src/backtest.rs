@@ -70,6 +70,11 @@ pub struct Args {
     /// No progress bar and no table
     #[arg(long, short)]
     pub quiet: bool,
+    /// Record the pipeline's latency probes: serve them with the engine's counters as Prometheus
+    /// text on http://ADDR/metrics while the run goes (e.g. 127.0.0.1:9464; port 0 picks a free
+    /// one, printed at start) and write the last sample to metrics.jsonl in the run directory
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub view: crate::viewer::ViewArgs,
 }
@@ -233,6 +238,56 @@ pub(crate) fn run_engine(
     )
 }
 
+/// [`run_engine`] with the pipeline's probes on: the latest sample served on `addr` while the run
+/// goes (refreshed at most once a second), and the last one, taken after every stage ended,
+/// written to `metrics.jsonl` in `out_dir` (one line, as a paper run writes them).
+pub(crate) fn run_engine_metrics(
+    cfg: &EngineConfig,
+    set: &BarSet,
+    factory: &dyn StrategyFactory,
+    out_dir: &Path,
+    stop: &'static AtomicBool,
+    pb: &crate::progress::Progress,
+    addr: std::net::SocketAddr,
+) -> Result<RunOutput> {
+    use crate::paper::metrics;
+    let latest: metrics::Latest = std::sync::Arc::default();
+    let bound = metrics::serve(addr, std::sync::Arc::clone(&latest))?;
+    eprintln!("backtest: metrics on http://{bound}/metrics");
+    let on_stuck = |e: &engine::pipeline::PipelineError| {
+        let _ = writeln!(std::io::stderr().lock(), "error: {e}; it does not return, so ringtape exits");
+        std::process::exit(1);
+    };
+    let spec = RunSpec::new(cfg, set.symbols(), factory)
+        .out_dir(out_dir)
+        .stop(stop)
+        .on_stuck(&on_stuck)
+        .bars(set)
+        .probes(true);
+    let total = set.total_bars();
+    let mut served: Option<Instant> = None;
+    let mut last = None;
+    let out = engine::pipeline::run(spec, BarReplay::zero_copy(set.merged()), &mut |c| {
+        pb.set_position(c.published.load(std::sync::atomic::Ordering::Relaxed).min(total));
+        let sample = metrics::Sample::engine(c);
+        if served.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+            served = Some(Instant::now());
+            *latest.lock().unwrap_or_else(|p| p.into_inner()) = sample.prometheus();
+        }
+        last = Some(sample);
+    })
+    .map_err(|e| match e {
+        engine::pipeline::PipelineError::Config(m) => bad_input(m),
+        other => anyhow::Error::new(other),
+    })?;
+    if let Some(sample) = last {
+        *latest.lock().unwrap_or_else(|p| p.into_inner()) = sample.prometheus();
+        let path = out_dir.join("metrics.jsonl");
+        std::fs::write(&path, format!("{}\n", sample.json())).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(out)
+}
+
 /// The one call into the engine: `source` over the universe `symbols` (`bars`: the bar set a
 /// zero-copy source reads), journal and fills into `out_dir`. `progress` gets the inputs
 /// published so far. `ringtape replay` runs through here too.
@@ -294,6 +349,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let factory = checked.params.factory();
     let view = crate::viewer::prepare(&args.view, &mut checked.rc.engine)?;
+    if view.is_some() && args.metrics.is_some() {
+        return Err(bad_input("--metrics with --view: use one at a time (the viewer runs the engine its own way)"));
+    }
     let user_set = match &args.data {
         Some(d) => Some(open_data(d, args.interval)?),
         None => None,
@@ -355,11 +413,14 @@ pub fn run(args: Args) -> Result<()> {
     let show = !args.quiet && total > 500_000;
     let pb = crate::progress::bar("backtest", total, "bars", show);
     let t_run = Instant::now();
-    let out = match view {
-        Some(v) => {
+    let out = match (view, args.metrics) {
+        (None, Some(addr)) => {
+            run_engine_metrics(&checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb, addr)?
+        }
+        (Some(v), _) => {
             crate::viewer::run_engine(v, &args.view, &checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?
         }
-        None => run_engine(&checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?,
+        (None, None) => run_engine(&checked.rc.engine, &set, factory.as_ref(), rd.path(), stop, &pb)?,
     };
     let engine_s = t_run.elapsed().as_secs_f64();
     pb.finish_and_clear();

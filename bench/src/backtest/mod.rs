@@ -118,6 +118,11 @@ pub struct Args {
     /// Also write the results as JSON to this file
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also run every engine-only combination with the engine's latency probes on
+    /// (`RunSpec::probes`), right after the same combination with them off, and report the
+    /// on/off ratio of the medians
+    #[arg(long)]
+    pub probes: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -134,16 +139,22 @@ fn parse_topology(s: &str) -> Result<Topology, String> {
     }
 }
 
-/// One measured combination: a topology and a shard count.
+/// One measured combination: a topology and a shard count (and, engine-only with `--probes`,
+/// the latency probes on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Combo {
     topology: Topology,
     shards: usize,
+    probes: bool,
 }
 
 impl Combo {
     fn text(self) -> String {
-        format!("{} {}", self.topology.as_str(), self.shards)
+        format!("{} {}{}", self.topology.as_str(), self.shards, if self.probes { " probes" } else { "" })
+    }
+    /// The same combination with the probes on.
+    fn probed(self) -> Self {
+        Combo { probes: true, ..self }
     }
 }
 
@@ -257,7 +268,7 @@ fn engine_run(set: &BarSet, factory: &dyn StrategyFactory, combo: Combo) -> anyh
     let mut cfg = EngineConfig::default();
     cfg.pipeline.topology = combo.topology;
     cfg.pipeline.shards = combo.shards;
-    let spec = RunSpec::new(&cfg, set.symbols(), factory).bars(set);
+    let spec = RunSpec::new(&cfg, set.symbols(), factory).bars(set).probes(combo.probes);
     Ok(engine::pipeline::run(spec, BarReplay::zero_copy(set.merged()), &mut |_| {})?)
 }
 
@@ -489,7 +500,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let combos: Vec<Combo> = args
         .topologies
         .iter()
-        .flat_map(|&topology| args.shards.iter().map(move |&shards| Combo { topology, shards }))
+        .flat_map(|&topology| args.shards.iter().map(move |&shards| Combo { topology, shards, probes: false }))
         .collect();
     let result = measure(args, &combos, &dir, &ringtape, factory.as_ref(), &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
@@ -602,7 +613,10 @@ fn measure(
             merge.secs.push(merge_s);
             replay.secs.push(replay_s);
         }
-        for &c in &order {
+        // With --probes each combination runs off then on, back to back (the same drift for both).
+        let engine_order: Vec<Combo> =
+            order.iter().flat_map(|&c| if args.probes { vec![c, c.probed()] } else { vec![c] }).collect();
+        for &c in &engine_order {
             let (secs, out) = timed(|| engine_run(&set, factory, c));
             let out = out.with_context(|| format!("engine-only run, {}", c.text()))?;
             engine.push(EngineRun {
@@ -626,19 +640,27 @@ fn measure(
     }
     let (files, symbols, bars, bytes, intervals) = info.context("no round ran")?;
     let mut rows = vec![plain, merge, replay, open];
-    let modes: [(&'static str, &'static str); 3] = [
+    let modes: [(&'static str, &'static str); 4] = [
         ("engine_only", "engine-only run() (no journal)"),
+        ("engine_probes", "engine-only run() with latency probes on"),
         ("e2e_engine", "end to end: engine phase (perf.engine_s, journal on)"),
         ("e2e_process", "end to end: process start to summary"),
     ];
     for (key, label) in modes {
+        if key == "engine_probes" && !args.probes {
+            continue;
+        }
         for &c in combos {
             let secs = match key {
                 "engine_only" => engine.iter().filter(|e| e.measured && e.combo == c).map(|e| e.secs).collect(),
+                "engine_probes" => {
+                    engine.iter().filter(|e| e.measured && e.combo == c.probed()).map(|e| e.secs).collect()
+                }
                 "e2e_engine" => e2e.iter().filter(|e| e.measured && e.combo == c).map(|e| e.engine_s).collect(),
                 _ => e2e.iter().filter(|e| e.measured && e.combo == c).map(|e| e.process_s).collect(),
             };
-            rows.push(Row { key, label, combo: Some(c), secs });
+            let combo = Some(if key == "engine_probes" { c.probed() } else { c });
+            rows.push(Row { key, label, combo, secs });
         }
     }
     Ok(Measured { files, symbols, bars, bytes, intervals, rows, scans, e2e, engine })
@@ -694,7 +716,7 @@ mod tests {
         write_data(&dir, 3, 3);
         let set = BarSet::open_dir(&dir, 2).unwrap();
         let factory = strategies::factory("sma_cross").unwrap();
-        let combo = |topology, shards| Combo { topology, shards };
+        let combo = |topology, shards| Combo { topology, shards, probes: false };
         let one = engine_run(&set, factory.as_ref(), combo(Topology::Threads, 1)).unwrap();
         let two = engine_run(&set, factory.as_ref(), combo(Topology::Threads, 2)).unwrap();
         let inline = engine_run(&set, factory.as_ref(), combo(Topology::Inline, 1)).unwrap();
@@ -704,6 +726,10 @@ mod tests {
         assert!(one.positions.totals().0 > 10, "the strategy trades: {:?}", one.positions.totals());
         assert_eq!(one.positions.totals(), two.positions.totals());
         assert_eq!(EngineTotals::of(&one), EngineTotals::of(&two));
+        // Probes on: the same decisions, and a snapshot at the end.
+        let probed = engine_run(&set, factory.as_ref(), combo(Topology::Threads, 2).probed()).unwrap();
+        assert_eq!(EngineTotals::of(&probed), EngineTotals::of(&two));
+        assert!(probed.probes.is_some() && two.probes.is_none());
 
         // The baselines see the same bars.
         let p = plain_scan(&set);

@@ -116,6 +116,27 @@ pub(super) fn counter_values<'a>(counters: impl Iterator<Item = &'a serde_json::
 pub(super) const COUNTERS: [&str; 6] =
     ["ring_full", "risk_waits", "shard_waits", "full_shard_to_risk", "full_risk_to_shard", "full_to_recorder"];
 
+/// Latency probes on vs off, engine-only: the ratio of the median times per combination.
+fn probes_ratio(s: &mut String, r: &Report<'_>) {
+    let _ = writeln!(s, "### Latency probes: engine-only time with probes on / off (medians)\n");
+    let _ = writeln!(s, "| Topology | Shards | off ms | on ms | on/off |\n|---|--:|--:|--:|--:|");
+    for c in r.combos {
+        let secs =
+            |c: Combo| -> Vec<f64> { r.engine.iter().filter(|e| e.measured && e.combo == c).map(|e| e.secs).collect() };
+        let (off, on) = (median(&secs(*c)), median(&secs(c.probed())));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.3}x |",
+            c.topology.as_str(),
+            c.shards,
+            fmt_ms(off),
+            fmt_ms(on),
+            on / off
+        );
+    }
+    let _ = writeln!(s);
+}
+
 pub(super) fn markdown(r: &Report<'_>) -> String {
     let bars = r.data.bars as f64;
     let mut s = String::new();
@@ -205,6 +226,9 @@ pub(super) fn markdown(r: &Report<'_>) -> String {
          end-to-end runs (and their engine phase) do. The inline topology ignores pipeline.shards."
     );
     let _ = writeln!(s);
+    if r.args.probes {
+        probes_ratio(&mut s, r);
+    }
 
     let _ = writeln!(s, "### End to end: where the time goes (medians over measured runs)\n");
     let _ = writeln!(

@@ -22,6 +22,9 @@ macro_rules! counters {
             $($(#[$m])* pub $name: AtomicU64,)+
             /// Values that go up and down (for a live status line; not in the snapshot).
             pub gauges: Gauges,
+            /// Latency histograms and queue gauges (empty unless the run's probes are on; see
+            /// [`super::RunSpec::probes`]).
+            pub probes: super::probes::Probes,
         }
 
         /// A plain copy of [`Counters`].

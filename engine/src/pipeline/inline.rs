@@ -65,6 +65,18 @@ impl<'s, 'w, F: FlowSink> Links<'s, 'w, F> {
     pub fn new(shard: Shard<'s>, sink: F, stage: &'w AtomicU8) -> Self {
         Links { q: Queues::default(), shard, sink, shard_done: false, stage, err: None }
     }
+
+    /// The stamps of the event handled next, for the shard's probes (probes on).
+    #[inline]
+    pub fn set_slot(&mut self, slot: super::probes::Slot) {
+        self.shard.set_slot(slot);
+    }
+
+    /// Nothing to do: the shard merges pending latency samples without waiting.
+    #[inline]
+    pub fn probe_idle(&mut self) {
+        self.shard.probe_idle();
+    }
 }
 
 /// What the watchdog calls when the run stops moving.
@@ -161,11 +173,20 @@ fn run_loop<S: Source>(
     stage: &AtomicU8,
 ) -> Result<(), PipelineError> {
     let mut links = Links::new(shard, rec, stage);
+    let mut probe = counters.probes.local();
     let bad = || {
         counters.bad_events.fetch_add(1, Ordering::Relaxed);
     };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        drive(seqr, streams, stage, bad, |seq, input| {
+        drive(seqr, streams, stage, bad, |seq, input, pushed| {
+            if let Some(p) = probe.as_mut() {
+                // No ring here: "published" is when the sequencer handed the input over.
+                let now = super::probes::metrics_clock_ns();
+                p.record(super::probes::Stage::IngressWait, pushed, now);
+                let slot = super::probes::Slot { published: now, origin: if pushed == 0 { now } else { pushed } };
+                risk.set_slot(slot);
+                links.set_slot(slot);
+            }
             links.stage.store(RISK, Ordering::Relaxed);
             let done = risk.handle(seq, input, &mut links);
             if (seq + 1) & 0x3ff == 0 {
@@ -194,14 +215,15 @@ fn run_loop<S: Source>(
 
 /// Take the sequencer's inputs in order until it ends or `each` returns true, resolving bar
 /// references against `streams` (an unresolvable one calls `bad` and is skipped) and waiting
-/// while it is idle. `each` gets every input with its sequence number; returns the inputs taken.
+/// while it is idle. `each` gets every input with its sequence number and its ingress push stamp
+/// (0 unless probes are on and it came from the ingress); returns the inputs taken.
 #[inline]
 fn drive<S: Source>(
     seqr: &mut Sequencer<'_, S>,
     streams: &[StreamRef<'_>],
     stage: &AtomicU8,
     mut bad: impl FnMut(),
-    mut each: impl FnMut(u64, Input<'_>) -> bool,
+    mut each: impl FnMut(u64, Input<'_>, u64) -> bool,
 ) -> u64 {
     let mut seq = 0u64;
     let mut idle = super::wait::Waiter::new(super::wait::Wait::Backoff);
@@ -227,7 +249,7 @@ fn drive<S: Source>(
             Next::End => return seq,
         };
         idle.reset();
-        let stop = each(seq, input);
+        let stop = each(seq, input, seqr.take_pushed());
         seq += 1;
         if stop {
             return seq;
@@ -276,7 +298,7 @@ pub(crate) fn run_lanes<S: Source>(
         }
     };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        drive(seqr, streams, stage, bad, |seq, input| {
+        drive(seqr, streams, stage, bad, |seq, input, _| {
             stage.store(RISK, Ordering::Relaxed);
             for lane in lanes.iter_mut().filter(|l| !l.done) {
                 if lane.risk.handle(seq, input, &mut lane.links) || lane.links.err.is_some() {

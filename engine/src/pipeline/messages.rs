@@ -9,8 +9,9 @@ use crate::records::{Event, EventKind, ExecReport, Lifecycle, Order, OrderId, Re
 /// Shard -> risk.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ToRisk {
-    /// A new order from a strategy (or the shard's own flattening order on removal).
-    Intent { order: Order, placed_ns: i64 },
+    /// A new order from a strategy (or the shard's own flattening order on removal); `at` is
+    /// when the shard emitted it ([`super::probes::metrics_clock_ns`], 0 unless probes are on).
+    Intent { order: Order, placed_ns: i64, at: u64 },
     /// Cancel an order.
     Cancel { id: OrderId, symbol: SymbolId, ts: i64, reason: Reason },
     /// Change a working order (new total quantity; a 0 price keeps the old one).

@@ -28,6 +28,9 @@
 //!   at their place in the order; tables grow; an unknown symbol id is counted, never a panic.
 //! - **Failing loudly**: a panicking strategy faults only its symbol; a panicking or stuck stage
 //!   ends the run with an error naming it; a stop request ends the input and drains.
+//! - **Runtime metrics** ([`probes`], off unless [`RunSpec::probes`]): per-stage latency
+//!   histograms and queue occupancy, recorded by each stage thread without waiting and read through
+//!   [`Counters::probes`]; they never feed a decision.
 
 mod batch;
 pub mod config;
@@ -36,6 +39,7 @@ mod execution;
 mod inline;
 mod journal_writer;
 pub mod messages;
+pub mod probes;
 mod recorder;
 mod risk_stage;
 mod sequencer;
@@ -97,6 +101,11 @@ pub struct RunSpec<'a> {
     /// Sees every step of the decision flow, in order, on the recorder's thread (a live viewer's
     /// tap). Must not block: it runs inside the pipeline. None costs nothing.
     pub observer: Option<&'a (dyn Fn(&messages::Flow) + Sync)>,
+    /// Record per-stage latency histograms and queue occupancy ([`probes`]): read live through
+    /// [`Counters::probes`] (the monitor gets the counters) and in [`RunOutput::probes`] at the
+    /// end. Off by default: paper runs turn them on, backtests only when asked. Decisions are
+    /// the same either way.
+    pub probes: bool,
 }
 
 impl<'a> RunSpec<'a> {
@@ -115,7 +124,13 @@ impl<'a> RunSpec<'a> {
             venue: None,
             on_stuck: None,
             observer: None,
+            probes: false,
         }
+    }
+    /// Record latency histograms and queue occupancy (see [`RunSpec::probes`]).
+    pub fn probes(mut self, on: bool) -> Self {
+        self.probes = on;
+        self
     }
     /// Write the journal and fills.csv into `dir`.
     pub fn out_dir(mut self, dir: &'a Path) -> Self {
@@ -197,6 +212,8 @@ pub struct RunOutput {
     pub placement: Vec<(String, Option<usize>, String)>,
     /// True when the run was stopped early through [`RunSpec::stop`].
     pub interrupted: bool,
+    /// Latency histograms and queue occupancy at the end (None unless [`RunSpec::probes`]).
+    pub probes: Option<probes::ProbeSnapshot>,
 }
 
 impl RunOutput {
@@ -292,7 +309,10 @@ pub fn run<S: Source>(
     let bars = spec.bars.map_or(0, crate::merge::BarSet::total_bars);
     let topology = pick_topology(cfg, live, bars, cores);
     let names = spec.symbols.names();
-    let counters = Counters::default();
+    let counters = Counters { probes: probes::Probes::new(spec.probes), ..Counters::default() };
+    if let Some(ing) = &spec.ingress {
+        counters.probes.watch_ingress(ing);
+    }
     let n_shards = if topology == Topology::Inline { 1 } else { cfg.pipeline.shards };
     let (mut risk, mut rec, venue_name) =
         stages(cfg, names, spec.venue, spec.out_dir, spec.observer, &counters, n_shards)?;
@@ -313,6 +333,7 @@ pub fn run<S: Source>(
             Vec::new()
         }
     };
+    risk.finish_probe();
     monitor(&counters);
     let ended = Ended { ticks: seqr.ticks, interrupted: seqr.interrupted, topology, venue: venue_name, placement };
     output(&risk, rec, &counters, ended)
@@ -404,6 +425,7 @@ fn output(
         venue: ended.venue,
         placement: ended.placement,
         interrupted: ended.interrupted,
+        probes: counters.probes.snapshot(),
     })
 }
 

@@ -9,6 +9,7 @@
 
 use super::execution::Execution;
 use super::messages::{Flow, FlowBody, InputRec, RiskMsg, ShardMsg, ToRisk};
+use super::probes::{Probe, Slot, Stage, metrics_clock_ns};
 use super::source::Input;
 use super::{Counters, shard_of};
 use crate::records::{
@@ -71,6 +72,9 @@ pub(crate) struct RiskStage<'a> {
     /// Inputs handled (excluding control and ticks) and bars among them.
     pub inputs: u64,
     pub bars: u64,
+    /// Latency probes (None unless the run's probes are on) and the stamps of the event handled.
+    probe: Option<Probe<'a>>,
+    slot: Slot,
 }
 
 impl<'a> RiskStage<'a> {
@@ -94,6 +98,29 @@ impl<'a> RiskStage<'a> {
             accepted: 0,
             inputs: 0,
             bars: 0,
+            probe: counters.probes.local(),
+            slot: Slot::default(),
+        }
+    }
+
+    /// The stamps of the event handled next (probes on).
+    #[inline]
+    pub fn set_slot(&mut self, slot: Slot) {
+        self.slot = slot;
+    }
+
+    /// Nothing to do: merge pending latency samples without waiting.
+    #[inline]
+    pub fn probe_idle(&mut self) {
+        if let Some(p) = &mut self.probe {
+            p.idle();
+        }
+    }
+
+    /// Merge every latency sample (the run ended).
+    pub fn finish_probe(&mut self) {
+        if let Some(p) = &mut self.probe {
+            p.finish();
         }
     }
 
@@ -364,14 +391,19 @@ impl<'a> RiskStage<'a> {
     fn process<L: RiskLink>(&mut self, m: RiskMsg, link: &mut L) {
         let seq = m.seq;
         match m.body {
-            ToRisk::Intent { order, placed_ns } => {
+            ToRisk::Intent { order, placed_ns, at } => {
                 let reason = self.risk.check(&order, placed_ns).err().unwrap_or(Reason::None);
+                let decided = if at != 0 { metrics_clock_ns() } else { 0 };
                 link.flow(Flow { seq, body: FlowBody::Decision { order, reason, ts: placed_ns } });
                 if reason == Reason::None {
                     self.accepted += 1;
+                    self.probe_submit(at, decided);
                     self.exec.submit(&order, placed_ns);
                     self.apply_out(seq, false, link);
                 } else {
+                    if let Some(p) = self.probe.as_mut() {
+                        p.record(Stage::ShardToRisk, at, decided);
+                    }
                     let r = ExecReport {
                         ts_event_ns: placed_ns,
                         order_id: order.order_id,
@@ -429,6 +461,19 @@ impl<'a> RiskStage<'a> {
             }
         }
         self.submit_pending_flatten(seq, self.last_ts(&m), link);
+    }
+
+    /// An intent emitted at `at`, decided at `decided`, goes to the venue now (probes on).
+    #[inline]
+    fn probe_submit(&mut self, at: u64, decided: u64) {
+        if let Some(p) = self.probe.as_mut()
+            && at != 0
+        {
+            let now = metrics_clock_ns();
+            p.record(Stage::ShardToRisk, at, decided);
+            p.record(Stage::RiskToVenue, decided, now);
+            p.record(Stage::EndToEnd, self.slot.origin, now);
+        }
     }
 
     fn last_ts(&self, m: &RiskMsg) -> i64 {

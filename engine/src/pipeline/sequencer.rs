@@ -25,10 +25,15 @@ pub struct Ingress {
 
 #[derive(Debug)]
 struct IngressInner {
-    q: ArrayQueue<Event>,
+    /// Each event with the time it was pushed ([`super::probes::metrics_clock_ns`]; 0 unless the
+    /// run's probes are on). The stamp never reaches the ring or the journal.
+    q: ArrayQueue<(Event, u64)>,
     rejected: AtomicU64,
     waits: AtomicU64,
     closed: AtomicBool,
+    /// Stamp pushes and keep the high-water mark (probes on).
+    stamping: AtomicBool,
+    high: AtomicU64,
 }
 
 /// The ingress was full (or closed) and the event was not taken.
@@ -45,7 +50,26 @@ impl Ingress {
                 rejected: AtomicU64::new(0),
                 waits: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
+                stamping: AtomicBool::new(false),
+                high: AtomicU64::new(0),
             }),
+        }
+    }
+
+    /// The push stamp of an event (0 unless probes are on).
+    #[inline]
+    fn stamp(&self) -> u64 {
+        if self.inner.stamping.load(Ordering::Relaxed) { super::probes::metrics_clock_ns() } else { 0 }
+    }
+
+    /// After a push: raise the high-water mark (probes on).
+    #[inline]
+    fn pushed(&self, at: u64) {
+        if at != 0 {
+            let n = self.inner.q.len() as u64;
+            if n > self.inner.high.load(Ordering::Relaxed) {
+                self.inner.high.fetch_max(n, Ordering::Relaxed);
+            }
         }
     }
 
@@ -56,10 +80,17 @@ impl Ingress {
             self.inner.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(IngressFull(ev));
         }
-        self.inner.q.push(ev).map_err(|ev| {
-            self.inner.rejected.fetch_add(1, Ordering::Relaxed);
-            IngressFull(ev)
-        })
+        let at = self.stamp();
+        match self.inner.q.push((ev, at)) {
+            Ok(()) => {
+                self.pushed(at);
+                Ok(())
+            }
+            Err((ev, _)) => {
+                self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(IngressFull(ev))
+            }
+        }
     }
 
     /// Queue an event, waiting for room (backpressure) unless the run has ended, in which case
@@ -73,9 +104,13 @@ impl Ingress {
                 self.inner.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(IngressFull(ev));
             }
-            match self.inner.q.push(ev) {
-                Ok(()) => return Ok(()),
-                Err(back) => ev = back,
+            let at = self.stamp();
+            match self.inner.q.push((ev, at)) {
+                Ok(()) => {
+                    self.pushed(at);
+                    return Ok(());
+                }
+                Err((back, _)) => ev = back,
             }
             if !waited {
                 waited = true;
@@ -107,7 +142,27 @@ impl Ingress {
         self.inner.waits.load(Ordering::Relaxed)
     }
 
-    fn pop(&self) -> Option<Event> {
+    /// Events waiting now.
+    pub fn len(&self) -> usize {
+        self.inner.q.len()
+    }
+
+    /// True when no event waits.
+    pub fn is_empty(&self) -> bool {
+        self.inner.q.is_empty()
+    }
+
+    /// The most events seen waiting at once (kept while the run's probes are on).
+    pub fn high_water(&self) -> u64 {
+        self.inner.high.load(Ordering::Relaxed)
+    }
+
+    /// Stamp each push with [`super::probes::metrics_clock_ns`] (the run's probes are on).
+    pub(crate) fn set_stamping(&self, on: bool) {
+        self.inner.stamping.store(on, Ordering::Relaxed);
+    }
+
+    fn pop(&self) -> Option<(Event, u64)> {
         self.inner.q.pop()
     }
 
@@ -176,6 +231,8 @@ pub(crate) struct Sequencer<'a, S: Source> {
     pub interrupted: bool,
     /// Ticks emitted.
     pub ticks: u64,
+    /// The push stamp of the last event taken from the ingress (see [`Sequencer::take_pushed`]).
+    pushed_ns: u64,
 }
 
 /// Most ingress events the sequencer takes in a row while a wall tick is due.
@@ -204,7 +261,15 @@ impl<'a, S: Source> Sequencer<'a, S> {
             tail: 0,
             interrupted: false,
             ticks: 0,
+            pushed_ns: 0,
         }
+    }
+
+    /// The push stamp of the input [`Sequencer::next`] just returned if it came from the ingress
+    /// stamped (probes on), else 0. Only a caller with probes on asks; the replay path never does.
+    #[inline]
+    pub fn take_pushed(&mut self) -> u64 {
+        std::mem::take(&mut self.pushed_ns)
     }
 
     /// A tick at the last boundary at or before `ts`, if it is past the last tick. One compare
@@ -238,9 +303,10 @@ impl<'a, S: Source> Sequencer<'a, S> {
         // with a clock that passes a boundary at every call (a market replayed at high speed).
         if self.ingress_run < INGRESS_RUN
             && let Some(ing) = &self.ingress
-            && let Some(ev) = ing.pop()
+            && let Some((ev, at)) = ing.pop()
         {
             self.ingress_run += 1;
+            self.pushed_ns = at;
             self.note(&Next::Event(ev));
             return Next::Event(ev);
         }
@@ -256,9 +322,10 @@ impl<'a, S: Source> Sequencer<'a, S> {
             }
         }
         if let Some(ing) = &self.ingress
-            && let Some(ev) = ing.pop()
+            && let Some((ev, at)) = ing.pop()
         {
             self.ingress_run = 1;
+            self.pushed_ns = at;
             self.note(&Next::Event(ev));
             return Next::Event(ev);
         }
@@ -351,9 +418,10 @@ impl<'a, S: Source> Sequencer<'a, S> {
         // the run was still interrupted.
         if self.stop.is_some_and(|f| f.load(Ordering::Relaxed)) {
             self.interrupted = true;
-        } else if let Some(ev) = self.ingress.as_ref().and_then(Ingress::pop) {
+        } else if let Some((ev, at)) = self.ingress.as_ref().and_then(Ingress::pop) {
             // Sources ended: what is still in the ingress (pushed after it was last looked at,
             // before its pushers finished) comes first.
+            self.pushed_ns = at;
             self.note(&Next::Event(ev));
             return Next::Event(ev);
         }

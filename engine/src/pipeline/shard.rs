@@ -11,6 +11,7 @@
 //! Queue full (threads topology): a shard never drops; it counts and waits.
 
 use super::messages::{RiskMsg, ShardMsg, ToRisk};
+use super::probes::{Probe, Slot, Stage, metrics_clock_ns};
 use super::source::Input;
 use super::{Counters, shard_of};
 use crate::records::{
@@ -75,6 +76,11 @@ pub(crate) struct Shard<'a> {
     dirty: Vec<u32>,
     /// Symbols that currently need a sync (live orders, a position risk may flatten, removal).
     syncing: usize,
+    /// Latency probes (None unless the run's probes are on), the stamps of the event being
+    /// handled, and whether the next callback is a market-data one (timed).
+    probe: Option<Probe<'a>>,
+    slot: Slot,
+    timed: bool,
 }
 
 impl<'a> Shard<'a> {
@@ -99,6 +105,9 @@ impl<'a> Shard<'a> {
             timer_syms: Vec::new(),
             dirty: Vec::new(),
             syncing: 0,
+            probe: counters.probes.local(),
+            slot: Slot::default(),
+            timed: false,
         };
         sh.syms.resize_with(names.len(), || None);
         for (i, name) in names.iter().enumerate() {
@@ -136,6 +145,26 @@ impl<'a> Shard<'a> {
         ok
     }
 
+    /// The stamps of the event handled next (probes on).
+    #[inline]
+    pub fn set_slot(&mut self, slot: Slot) {
+        self.slot = slot;
+    }
+
+    /// Nothing to do: merge pending latency samples without waiting.
+    #[inline]
+    pub fn probe_idle(&mut self) {
+        if let Some(p) = &mut self.probe {
+            p.idle();
+        }
+    }
+
+    /// The metrics clock when probes are on, else 0.
+    #[inline]
+    fn stamp(&self) -> u64 {
+        if self.probe.is_some() { metrics_clock_ns() } else { 0 }
+    }
+
     #[inline]
     fn needs_sync(&self, st: &SymState) -> bool {
         !st.open.is_empty() || (self.risk_flattens && st.position != 0) || st.removing.is_some()
@@ -153,6 +182,7 @@ impl<'a> Shard<'a> {
                 }
                 self.prepare(seq, i, link);
                 let b = *bar;
+                self.timed = true;
                 self.call(seq, i, ts_recv, link, |s, c| s.on_bar(c, &b));
                 false
             }
@@ -169,6 +199,7 @@ impl<'a> Shard<'a> {
                 {
                     let q = *q;
                     self.prepare(seq, i, link);
+                    self.timed = true;
                     self.call(seq, i, ev.ts_recv_ns, link, |s, c| s.on_quote(c, &q));
                 }
             }
@@ -178,6 +209,7 @@ impl<'a> Shard<'a> {
                 {
                     let t = *t;
                     self.prepare(seq, i, link);
+                    self.timed = true;
                     self.call(seq, i, ev.ts_recv_ns, link, |s, c| s.on_trade(c, &t));
                 }
             }
@@ -355,12 +387,15 @@ impl<'a> Shard<'a> {
         link: &mut L,
         f: impl FnOnce(&mut dyn Strategy, &mut Ctx<'_>),
     ) {
+        // Market-data callbacks are timed (probes on): sequencer -> here, and the callback.
+        let timed = std::mem::take(&mut self.timed) && self.probe.is_some();
         let st = self.syms[i].as_mut().expect("owned");
         st.last_ts = ts;
         if st.faulted || st.removed || st.removing == Some(RemovalPolicy::Flatten) {
             return;
         }
         let Some(strategy) = st.strategy.as_deref_mut() else { return };
+        let t0 = if timed { metrics_clock_ns() } else { 0 };
         self.intents.clear();
         let mut ctx = Ctx::new(
             SymbolId(i as u32),
@@ -370,7 +405,13 @@ impl<'a> Shard<'a> {
             &mut st.next_order_no,
             &mut self.intents,
         );
-        if catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx))).is_err() {
+        let r = catch_unwind(AssertUnwindSafe(|| f(strategy, &mut ctx)));
+        if let (true, Some(p)) = (timed, self.probe.as_mut()) {
+            let t1 = metrics_clock_ns();
+            p.record(Stage::SequencerToShard, self.slot.published, t0);
+            p.record(Stage::Strategy, t0, t1);
+        }
+        if r.is_err() {
             self.fault(seq, i, ts, link);
             return;
         }
@@ -380,6 +421,7 @@ impl<'a> Shard<'a> {
     }
 
     fn handle_intents<L: ShardLink>(&mut self, seq: u64, i: usize, ts: i64, link: &mut L) {
+        let at = self.stamp();
         let mut intents = std::mem::take(&mut self.intents);
         for intent in intents.drain(..) {
             if self.eod {
@@ -403,7 +445,7 @@ impl<'a> Shard<'a> {
                         tag: req.tag,
                     };
                     st.open.push(id);
-                    link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts } });
+                    link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts, at } });
                 }
                 Intent::Cancel(id) => {
                     let symbol = SymbolId(i as u32);
@@ -493,7 +535,7 @@ impl<'a> Shard<'a> {
                     ..Default::default()
                 };
                 st.open.push(id);
-                link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts } });
+                link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts, at: self.stamp() } });
             }
         }
         self.check_removed(seq, i, ts, link);
@@ -548,7 +590,7 @@ impl<'a> Shard<'a> {
             order.tag = MANUAL_TAG;
             st.next_order_no += 1;
             st.open.push(order.order_id);
-            link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts } });
+            link.send(RiskMsg { seq, body: ToRisk::Intent { order, placed_ns: ts, at: self.stamp() } });
         }
         self.update_sync(i);
     }

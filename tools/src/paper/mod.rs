@@ -214,7 +214,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut spec = RunSpec::new(&checked.rc.engine, &symbols, factory)
         .out_dir(rd.path())
         .ingress(ingress)
-        .clock(Clock::Wall(&tick));
+        .clock(Clock::Wall(&tick))
+        .probes(true);
     if let Some(v) = &view {
         spec = spec.observe(v.observer());
     }
@@ -239,11 +240,9 @@ pub fn run(args: Args) -> Result<()> {
             last_status = Instant::now();
             let (now, fs) = ((session.clock)(), feed.status());
             // Metrics first, then the line: whoever reads the line finds the endpoint at least as new.
-            let rows = metrics::sample(c, &fs, now);
-            let obj: serde_json::Map<String, serde_json::Value> =
-                rows.iter().map(|(n, _, v)| ((*n).to_string(), serde_json::json!(v))).collect();
-            let _ = writeln!(metrics_file, "{}", serde_json::Value::Object(obj));
-            *latest.lock().unwrap_or_else(|p| p.into_inner()) = metrics::prometheus(&rows);
+            let sample = metrics::Sample::take(c, &fs, now);
+            let _ = writeln!(metrics_file, "{}", sample.json());
+            *latest.lock().unwrap_or_else(|p| p.into_inner()) = sample.prometheus();
             if show {
                 let _ = writeln!(std::io::stderr().lock(), "{}", status::line(now, symbols.len(), &fs, c));
             }

@@ -516,6 +516,9 @@ fn operational(h: &mut String, name: &str, r: &RunData) -> Result<()> {
             g("ringtape_ring_full_total"),
         );
     }
+    if let Some(last) = r.samples.last() {
+        stage_tables(h, last);
+    }
     let pts = |k: &str| -> Vec<(f64, f64)> {
         r.samples.iter().filter_map(|s| Some((s["ringtape_session_time_seconds"].as_f64()?, s[k].as_f64()?))).collect()
     };
@@ -545,6 +548,62 @@ fn operational(h: &mut String, name: &str, r: &RunData) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The entries of a `metrics.jsonl` object in pipeline order (`order`), then any others by name.
+fn in_order<'a>(
+    obj: &'a serde_json::Map<String, serde_json::Value>,
+    order: &[&str],
+) -> Vec<(&'a String, &'a serde_json::Value)> {
+    let rank = |k: &str| order.iter().position(|o| *o == k).unwrap_or(order.len());
+    let mut v: Vec<_> = obj.iter().collect();
+    v.sort_by_key(|(k, _)| rank(k));
+    v
+}
+
+/// The pipeline's stage latencies and queue depths from the last `metrics.jsonl` sample (its
+/// `stages` and `queues` objects, written when the run recorded probes; whole-run figures).
+fn stage_tables(h: &mut String, last: &serde_json::Value) {
+    use engine::pipeline::probes::{QUEUES, STAGES};
+    let stage_order: Vec<&str> = STAGES.iter().map(|s| s.name()).collect();
+    let queue_order: Vec<&str> = QUEUES.iter().map(|q| q.name()).collect();
+    if let Some(stages) = last["stages"].as_object() {
+        h.push_str(
+            "<table class=latency><tr><th class=l>pipeline stage latency (&micro;s, whole run)</th><th>samples</th>\
+<th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>",
+        );
+        for (name, st) in in_order(stages, &stage_order) {
+            let us = |k: &str| match (st["count"].as_u64(), st[k].as_f64()) {
+                (Some(n), Some(v)) if n > 0 => format!("{:.1}", v * 1e6),
+                _ => "n/a".to_string(),
+            };
+            let _ = write!(
+                h,
+                "<tr><td class=l>pipeline: {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                st["count"].as_u64().unwrap_or(0),
+                us("p50_s"),
+                us("p90_s"),
+                us("p99_s"),
+                us("p999_s"),
+                us("max_s")
+            );
+        }
+        h.push_str("</table>");
+    }
+    if let Some(queues) = last["queues"].as_object() {
+        h.push_str("<table class=ops><tr><th class=l>queue (events)</th><th>depth</th><th>high water</th></tr>");
+        for (name, q) in in_order(queues, &queue_order) {
+            let _ = write!(
+                h,
+                "<tr><td class=l>queue: {}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                q["current"].as_u64().unwrap_or(0),
+                q["high_water"].as_u64().unwrap_or(0)
+            );
+        }
+        h.push_str("</table>");
+    }
 }
 
 fn mc_section(

@@ -255,3 +255,28 @@ fn the_summary_is_typed_with_units_capital_and_effective_params() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(Summary::read(&run3.join("summary.json")).unwrap().results, r2);
 }
+
+#[test]
+fn metrics_record_the_pipelines_stages_and_write_the_last_sample() {
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    let cfg = config(d.path(), "[pipeline]\ntopology = \"threads\"\n");
+    let o = ringtape(&["backtest", "--config", &cfg, "--metrics", "127.0.0.1:0", "--quiet", "--out", &s(&run)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("backtest: metrics on http://127.0.0.1:"), "{}", o.stderr);
+    let summary = Summary::read(&run.join("summary.json")).unwrap();
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), 1, "one sample, taken after every stage ended");
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let count = |stage: &str| j["stages"][stage]["count"].as_u64().unwrap();
+    assert_eq!(count("strategy"), summary.results.bars, "every bar reached its strategy: {j}");
+    assert_eq!(count("sequencer_to_shard"), summary.results.bars);
+    assert_eq!(count("ingress_wait"), 0, "a replay has no ingress");
+    assert!(count("end_to_end") >= 1 && count("end_to_end") == count("risk_to_venue"), "{j}");
+    assert!(j["queues"]["main_ring"]["high_water"].as_u64().unwrap() >= 1, "{j}");
+    assert!(j["ringtape_inputs_total"].as_f64().unwrap() > 0.0, "{j}");
+    // Not with the viewer (refused before anything is written).
+    let o = ringtape(&["backtest", "--metrics", "127.0.0.1:0", "--view", "--out", &s(&d.path().join("v"))]);
+    assert_one_line_error(&o, &["--metrics with --view"]);
+    assert!(!d.path().join("v").exists());
+}

@@ -71,6 +71,25 @@ fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
     let fills_metric = body.lines().find_map(|l| l.strip_prefix("ringtape_fills_total ")).expect("fills metric");
     assert!(fills_metric.parse::<f64>().unwrap() >= 4.0, "{body}");
     assert!(body.contains("ringtape_feed_live 1"), "{body}");
+    // Every pipeline stage's latency summary has samples, and every queue has its two gauges.
+    let value = |key: &str| -> f64 {
+        let v = body.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')));
+        v.unwrap_or_else(|| panic!("no {key} in {body}")).parse().unwrap()
+    };
+    assert!(body.contains("# TYPE ringtape_stage_latency_seconds summary\n"), "{body}");
+    for stage in ["ingress_wait", "sequencer_to_shard", "strategy", "shard_to_risk", "risk_to_venue", "end_to_end"] {
+        for q in ["0.5", "0.9", "0.99", "0.999"] {
+            let v = value(&format!("ringtape_stage_latency_seconds{{stage=\"{stage}\",quantile=\"{q}\"}}"));
+            assert!(v > 0.0 && v < 60.0, "{stage} {q}: {v}");
+        }
+        assert!(value(&format!("ringtape_stage_latency_seconds_count{{stage=\"{stage}\"}}")) >= 1.0, "{stage}");
+        assert!(value(&format!("ringtape_stage_latency_seconds_sum{{stage=\"{stage}\"}}")) > 0.0, "{stage}");
+    }
+    for queue in ["main_ring", "ingress", "shard_to_risk", "risk_to_shard", "risk_to_recorder"] {
+        value(&format!("ringtape_queue_depth{{queue=\"{queue}\"}}"));
+        value(&format!("ringtape_queue_depth_high_water{{queue=\"{queue}\"}}"));
+    }
+    assert!(value("ringtape_queue_depth_high_water{queue=\"main_ring\"}") >= 1.0, "{body}");
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let status = child.wait().unwrap();
     let mut stdout = String::new();
@@ -112,6 +131,8 @@ fn the_demo_trades_stops_cleanly_on_sigint_and_replays_every_decision() {
     let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(m.lines().last().unwrap()).unwrap();
     assert!(last["ringtape_fills_total"].as_f64().unwrap() >= 4.0, "{last}");
+    assert!(last["stages"]["end_to_end"]["count"].as_u64().unwrap() >= 1, "{last}");
+    assert!(last["queues"]["ingress"]["high_water"].as_u64().unwrap() >= 1, "{last}");
 
     // The feed's structured log: one JSON object per line, from connected to ended.
     let log = std::fs::read_to_string(run.join("feed.log")).unwrap();

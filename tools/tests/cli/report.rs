@@ -164,6 +164,15 @@ fn runs_paper_runs_monte_carlo_and_sweeps_in_one_page_and_a_run_without_trades()
             k * 10
         ));
     }
+    // The last sample carries the pipeline's probes, as a paper run writes them.
+    jsonl.push_str(concat!(
+        r#"{"ringtape_session_time_seconds": 1573000300, "ringtape_realized_pnl_usd": 50, "ringtape_feed_backlog": 0, "#,
+        r#""ringtape_ring_full_total": 11, "ringtape_venue_rejects_total": 0, "stages": {"#,
+        r#""ingress_wait": {"count": 40, "sum_s": 0.0004, "p50_s": 8e-6, "p90_s": 1.2e-5, "p99_s": 2.5e-5, "p999_s": 3e-5, "max_s": 3.1e-5}, "#,
+        r#""end_to_end": {"count": 0, "sum_s": 0, "p50_s": 0, "p90_s": 0, "p99_s": 0, "p999_s": 0, "max_s": 0}}, "#,
+        r#""queues": {"main_ring": {"current": 0, "high_water": 17}}}"#,
+        "\n"
+    ));
     std::fs::write(p("paper/metrics.jsonl"), jsonl).unwrap();
     // A run with no fills and no journal.
     copy_dir(&p("bt"), &p("none"));
@@ -190,7 +199,13 @@ fn runs_paper_runs_monte_carlo_and_sweeps_in_one_page_and_a_run_without_trades()
     assert_eq!(row(&text, "drops: duplicate bars"), vec!["7"]);
     assert_eq!(row(&text, "feed rejects"), vec!["9"]);
     assert_eq!(row(&text, "main ring full (last sample)"), vec!["11"]);
-    assert!(text.contains("5 runtime samples in metrics.jsonl"));
+    assert!(text.contains("6 runtime samples in metrics.jsonl"));
+    // The pipeline's stage latencies and queues from the last sample.
+    assert_eq!(row(&text, "pipeline: ingress_wait"), vec!["40", "8.0", "12.0", "25.0", "30.0", "31.0"]);
+    assert_eq!(row(&text, "pipeline: end_to_end"), vec!["0", "n/a", "n/a", "n/a", "n/a", "n/a"]);
+    assert_eq!(row(&text, "queue: main_ring"), vec!["0", "17"]);
+    let (first, last) = (text.find("pipeline: ingress_wait<").unwrap(), text.find("pipeline: end_to_end<").unwrap());
+    assert!(first < last, "stages in pipeline order, not by name");
     // Monte Carlo: the table from mc.json and both distributions from runs.csv.
     let mc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p("mc/mc.json")).unwrap()).unwrap();
     let mc_row = row(&text, "net_pnl_usd");

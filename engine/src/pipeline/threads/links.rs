@@ -5,6 +5,7 @@
 
 use super::super::inline::{FlowSink, Links};
 use super::super::messages::{Flow, RiskMsg, ShardMsg};
+use super::super::probes::Occupancy;
 use super::super::risk_stage::RiskLink;
 use super::super::shard::ShardLink;
 use super::super::source::Input;
@@ -42,9 +43,20 @@ impl Abort {
 }
 
 /// Push to a bounded queue; when full, count it and wait for room (watching `abort`; `waiting`
-/// tells the watchdog this stage is blocked by another, not stuck itself).
+/// tells the watchdog this stage is blocked by another, not stuck itself). With probes on, `occ`
+/// keeps the queue's high-water mark.
 #[inline]
-pub(super) fn push_wait<T>(q: &ArrayQueue<T>, v: T, full: &AtomicU64, abort: &Abort, waiting: &AtomicBool) {
+pub(super) fn push_wait<T>(
+    q: &ArrayQueue<T>,
+    v: T,
+    full: &AtomicU64,
+    abort: &Abort,
+    waiting: &AtomicBool,
+    occ: Option<&Occupancy>,
+) {
+    if let Some(o) = occ {
+        o.high(q.len() as u64 + 1);
+    }
     let Err(mut v) = q.push(v) else { return };
     full.fetch_add(1, Ordering::Relaxed);
     waiting.store(true, Ordering::Relaxed);
@@ -68,6 +80,8 @@ pub(super) struct ShardSide<'a> {
     pub(super) venue_done: &'a CachePadded<AtomicU64>,
     pub(super) waiting: &'a AtomicBool,
     pub(super) counters: &'a Counters,
+    /// The shard -> risk gauge (probes on).
+    pub(super) occ: Option<&'a Occupancy>,
     pub(super) abort: &'a Abort,
     pub(super) waiter: Waiter,
     /// This event made the shard sync with risk (risk will wait for its intents next).
@@ -86,7 +100,7 @@ impl ShardSide<'_> {
 impl ShardLink for ShardSide<'_> {
     #[inline]
     fn send(&mut self, m: RiskMsg) {
-        push_wait(self.to_risk, m, &self.counters.full_shard_to_risk, self.abort, self.waiting);
+        push_wait(self.to_risk, m, &self.counters.full_shard_to_risk, self.abort, self.waiting, self.occ);
     }
     #[inline]
     fn recv(&mut self) -> Option<ShardMsg> {
@@ -118,6 +132,7 @@ pub(super) const NONE: u64 = u64::MAX;
 pub(super) struct RecQueue<'a> {
     pub(super) q: &'a ArrayQueue<Flow>,
     pub(super) counters: &'a Counters,
+    pub(super) occ: Option<&'a Occupancy>,
     pub(super) abort: &'a Abort,
     pub(super) waiting: &'a AtomicBool,
 }
@@ -125,7 +140,7 @@ pub(super) struct RecQueue<'a> {
 impl FlowSink for RecQueue<'_> {
     #[inline]
     fn flow(&mut self, f: Flow) -> Result<(), PipelineError> {
-        push_wait(self.q, f, &self.counters.full_to_recorder, self.abort, self.waiting);
+        push_wait(self.q, f, &self.counters.full_to_recorder, self.abort, self.waiting, self.occ);
         Ok(())
     }
 }
@@ -178,6 +193,9 @@ pub(super) struct RiskSide<'a> {
     pub(super) to_rec: &'a ArrayQueue<Flow>,
     pub(super) waiting: &'a AtomicBool,
     pub(super) counters: &'a Counters,
+    /// The risk -> shard and risk -> recorder gauges (probes on).
+    pub(super) occ_to_shard: Option<&'a Occupancy>,
+    pub(super) occ_to_rec: Option<&'a Occupancy>,
     pub(super) abort: &'a Abort,
     pub(super) waiter: Waiter,
     pub(super) seen: Vec<u64>,
@@ -214,7 +232,14 @@ impl RiskSide<'_> {
 impl RiskLink for RiskSide<'_> {
     #[inline]
     fn to_shard(&mut self, k: usize, m: ShardMsg) {
-        push_wait(&self.to_shards[k], m, &self.counters.full_risk_to_shard, self.abort, self.waiting);
+        push_wait(
+            &self.to_shards[k],
+            m,
+            &self.counters.full_risk_to_shard,
+            self.abort,
+            self.waiting,
+            self.occ_to_shard,
+        );
     }
     #[inline]
     fn take_from_shard(&mut self, k: usize, seq: u64) -> Option<RiskMsg> {
@@ -238,7 +263,7 @@ impl RiskLink for RiskSide<'_> {
     }
     #[inline]
     fn flow(&mut self, f: Flow) {
-        push_wait(self.to_rec, f, &self.counters.full_to_recorder, self.abort, self.waiting);
+        push_wait(self.to_rec, f, &self.counters.full_to_recorder, self.abort, self.waiting, self.occ_to_rec);
     }
     #[inline]
     fn venue_done(&mut self, seq: u64, _input: Input<'_>) {

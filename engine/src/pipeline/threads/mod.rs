@@ -11,10 +11,15 @@
 //! - Failure: a stage that panics sets the abort flag with its name; every other stage leaves
 //!   its wait and unwinds quietly, and the run returns the error. A stage that makes no progress
 //!   for `stall_timeout_ms` while it has work is reported through the monitor the same way.
+//! - Probes (when the run records them, see [`super::probes`]): the sequencer stamps each ring
+//!   slot it fills (publish time, ingress push time) in a side array while it still owns the slot,
+//!   and consumers read the stamps while they hold it; queue writers raise high-water marks; the
+//!   watching thread samples every queue's depth each 20 ms.
 
 use super::config::EngineConfig;
 use super::inline::Links;
 use super::messages::{Flow, RiskMsg, ShardMsg};
+use super::probes::{Queue, RingStamps, Stage, metrics_clock_ns};
 use super::recorder::Recorder;
 use super::risk_stage::RiskStage;
 use super::sequencer::Sequencer;
@@ -115,28 +120,61 @@ fn spawn<'scope, 'env>(
 }
 
 /// Publishes a batch on the main ring if there is room for all of it (the producer's type
-/// depends on how many consumers the ring has, so the sequencer sees it through this).
-type Publish<'a> = Box<dyn FnMut(&[Event]) -> bool + Send + 'a>;
+/// depends on how many consumers the ring has, so the sequencer sees it through this). With
+/// probes on, it stamps the slots it fills (the publish time, and each event's ingress push
+/// stamp from `origins`) and returns the publish time; `Some(0)` when off, `None` when full.
+type Publish<'a> = Box<dyn FnMut(&[Event], &[u64]) -> Option<u64> + Send + 'a>;
 
-fn publisher<'a, P: Producer<Event> + Send + 'a>(mut producer: P) -> Publish<'a> {
-    Box::new(move |evs: &[Event]| {
+/// The main ring's probe side: slot stamps, and slot counts published and consumed (written
+/// only with probes on) for its occupancy.
+struct RingProbe {
+    stamps: RingStamps,
+    published: CachePadded<AtomicU64>,
+    /// Slots each consumer (shards, then risk) has finished.
+    consumed: Vec<CachePadded<AtomicU64>>,
+}
+
+impl RingProbe {
+    /// Published slots minus the slowest consumer's.
+    fn occupancy(&self) -> u64 {
+        let done = self.consumed.iter().map(|c| c.load(Ordering::Relaxed)).min().unwrap_or(0);
+        self.published.load(Ordering::Relaxed).saturating_sub(done)
+    }
+}
+
+fn publisher<'a, P: Producer<Event> + Send + 'a>(mut producer: P, ring: &'a RingProbe) -> Publish<'a> {
+    let mut next = 0u64;
+    Box::new(move |evs: &[Event], origins: &[u64]| {
+        let mut at = 0;
         producer
             .try_batch_publish(evs.len(), |iter| {
                 for (slot, ev) in iter.zip(evs) {
                     *slot = *ev;
                 }
+                // The slots are ours until published: stamp them now.
+                if ring.stamps.on() {
+                    at = metrics_clock_ns();
+                    for (j, &o) in origins.iter().enumerate() {
+                        ring.stamps.write(next + j as u64, at, o);
+                    }
+                }
             })
-            .is_ok()
+            .ok()?;
+        next += evs.len() as u64;
+        if ring.stamps.on() {
+            ring.published.store(next, Ordering::Relaxed);
+        }
+        Some(at)
     })
 }
 
-fn publish_all(publish: &mut Publish<'_>, evs: &[Event], counters: &Counters, abort: &Abort) {
+fn publish_all(publish: &mut Publish<'_>, evs: &[Event], origins: &[u64], counters: &Counters, abort: &Abort) -> u64 {
     // A full ring means the consumers are a whole ring behind: sleep rather than take their core.
     let mut waiter = Waiter::new(Wait::Sleep);
     let mut counted = false;
     loop {
-        if publish(evs) {
-            return;
+        if let Some(at) = publish(evs, origins) {
+            return at;
         }
         if !counted {
             counters.ring_full.fetch_add(1, Ordering::Relaxed);
@@ -151,22 +189,30 @@ fn sequencer_loop<S: Source>(
     seqr: &mut Sequencer<'_, S>,
     mut producer: Publish<'_>,
     counters: &Counters,
+    ring: &RingProbe,
     abort: &Abort,
     wait: Wait,
     batch: usize,
 ) {
     // A batch must fit in the ring: try_batch_publish needs that many free slots at once.
     let mut buf: Vec<Event> = Vec::with_capacity(batch);
+    // Probes on: each slot's ingress push stamp (0 for other inputs).
+    let mut probe = counters.probes.local();
+    let mut origins: Vec<u64> = Vec::with_capacity(if probe.is_some() { batch } else { 0 });
     let mut waiter = Waiter::new(wait);
     let mut logical = 0u64;
     let mut ended = false;
     while !ended {
         buf.clear();
+        origins.clear();
         let mut open_refs = false;
         while buf.len() < batch {
             match seqr.next() {
                 Next::Event(ev) => {
                     buf.push(ev);
+                    if probe.is_some() {
+                        origins.push(seqr.take_pushed());
+                    }
                     open_refs = false;
                     logical += 1;
                 }
@@ -183,6 +229,9 @@ fn sequencer_loop<S: Source>(
                                 Event { kind: EventKind::BarRefs.raw(), _pad: 1, ts_recv_ns, ..Event::default() };
                             slot.payload[0] = r;
                             buf.push(slot);
+                            if probe.is_some() {
+                                origins.push(0);
+                            }
                             open_refs = true;
                         }
                     }
@@ -196,14 +245,47 @@ fn sequencer_loop<S: Source>(
         }
         if buf.is_empty() {
             if !ended {
+                if let Some(p) = probe.as_mut() {
+                    p.idle();
+                }
                 abort.check();
                 waiter.wait();
             }
             continue;
         }
         waiter.reset();
-        publish_all(&mut producer, &buf, counters, abort);
+        let at = publish_all(&mut producer, &buf, &origins, counters, abort);
         counters.published.store(logical, Ordering::Relaxed);
+        if let Some(p) = probe.as_mut() {
+            for &o in &origins {
+                p.record(Stage::IngressWait, o, at);
+            }
+            if let Some(g) = counters.probes.queue(Queue::MainRing) {
+                g.high(ring.occupancy());
+            }
+        }
+    }
+}
+
+/// The queues' depths now, for the gauges (probes on; the watching thread, every 20 ms).
+fn sample_queues(
+    c: &Counters,
+    ring: &RingProbe,
+    from_shards: &[ArrayQueue<RiskMsg>],
+    to_shards: &[ArrayQueue<ShardMsg>],
+    to_rec: &ArrayQueue<Flow>,
+) {
+    let deepest = |lens: &mut dyn Iterator<Item = usize>| lens.max().unwrap_or(0) as u64;
+    let depths = [
+        (Queue::MainRing, ring.occupancy()),
+        (Queue::ShardToRisk, deepest(&mut from_shards.iter().map(ArrayQueue::len))),
+        (Queue::RiskToShard, deepest(&mut to_shards.iter().map(ArrayQueue::len))),
+        (Queue::RiskToRecorder, to_rec.len() as u64),
+    ];
+    for (q, d) in depths {
+        if let Some(g) = c.probes.queue(q) {
+            g.set(d);
+        }
     }
 }
 
@@ -238,11 +320,17 @@ pub(crate) fn run<S: Source>(
     let fused_stage = std::sync::atomic::AtomicU8::new(0);
     let recorded = AtomicU64::new(0);
 
+    let ring = RingProbe {
+        stamps: RingStamps::new(counters.probes.on(), pc.ring_size),
+        published: CachePadded::new(AtomicU64::new(0)),
+        consumed: (0..=n).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
+    };
+    let occ = |q: Queue| counters.probes.queue(q);
     let builder = disruptor::build_single_producer(pc.ring_size, Event::default, BusySpin);
     let (risk_poller, builder) = builder.new_event_poller();
     let mut pollers = Vec::with_capacity(n);
     let producer = if n == 0 {
-        publisher(builder.build())
+        publisher(builder.build(), &ring)
     } else {
         let (first, mut builder) = builder.new_event_poller();
         pollers.push(first);
@@ -251,7 +339,7 @@ pub(crate) fn run<S: Source>(
             pollers.push(p);
             builder = b;
         }
-        publisher(builder.build())
+        publisher(builder.build(), &ring)
     };
 
     let mut report = vec![("sequencer".to_string(), placement.sequencer.map(|c| c.id), format!("{:?}", placement.hot))];
@@ -271,8 +359,9 @@ pub(crate) fn run<S: Source>(
         let lockstep = if hot == Wait::Spin { Wait::Spin } else { Wait::Yield };
         let batch = (pc.ring_size / 4).clamp(1, BATCH as usize);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let ring = &ring;
         let mut handles = vec![spawn(s, "sequencer".into(), placement.sequencer, abort, done_tx.clone(), move || {
-            sequencer_loop(seqr, producer, c, abort, hot, batch)
+            sequencer_loop(seqr, producer, c, ring, abort, hot, batch)
         })];
         let mut shards = shards.into_iter();
         let fused_shard = if fused { shards.next() } else { None };
@@ -285,6 +374,7 @@ pub(crate) fn run<S: Source>(
                 venue_done: &venue_done,
                 waiting: &waiting[k],
                 counters: c,
+                occ: occ(Queue::ShardToRisk),
                 abort,
                 waiter: Waiter::new(lockstep),
                 synced: false,
@@ -293,12 +383,18 @@ pub(crate) fn run<S: Source>(
                 let mut seq = 0u64;
                 let mut idle = Waiter::new(hot);
                 let mut bad = 0u64;
+                // Ring slots taken (probes on: each slot's stamps are read while it is held).
+                let mut pos = 0u64;
                 loop {
                     match poller.take(BATCH) {
                         Ok(mut guard) => {
                             idle.reset();
                             for ev in &mut guard {
                                 let mut done = false;
+                                if ring.stamps.on() {
+                                    sh.set_slot(ring.stamps.read(pos));
+                                    pos += 1;
+                                }
                                 seq += expand(ev, seq, streams, &mut bad, |q, input| {
                                     done |= sh.handle(q, input, &mut side);
                                     if side.synced {
@@ -314,9 +410,13 @@ pub(crate) fn run<S: Source>(
                                 }
                             }
                             side.progress.store(seq, Ordering::Release);
+                            if ring.stamps.on() {
+                                ring.consumed[k].store(pos, Ordering::Relaxed);
+                            }
                         }
                         Err(Polling::NoEvents) => {
                             side.pump();
+                            sh.probe_idle();
                             abort.check();
                             idle.wait();
                         }
@@ -327,7 +427,8 @@ pub(crate) fn run<S: Source>(
         }
         let mut rside = match fused_shard {
             Some(sh) => {
-                let sink = RecQueue { q: &to_rec, counters: c, abort, waiting: &waiting[n] };
+                let sink =
+                    RecQueue { q: &to_rec, counters: c, occ: occ(Queue::RiskToRecorder), abort, waiting: &waiting[n] };
                 RiskThreadLink::Fused(Links::new(sh, sink, &fused_stage))
             }
             None => RiskThreadLink::Split(RiskSide {
@@ -338,6 +439,8 @@ pub(crate) fn run<S: Source>(
                 to_rec: &to_rec,
                 waiting: &waiting[n],
                 counters: c,
+                occ_to_shard: occ(Queue::RiskToShard),
+                occ_to_rec: occ(Queue::RiskToRecorder),
                 abort,
                 waiter: Waiter::new(lockstep),
                 seen: vec![0; n],
@@ -352,12 +455,21 @@ pub(crate) fn run<S: Source>(
                 let mut seq = 0u64;
                 let mut idle = Waiter::new(hot);
                 let mut bad = 0u64;
+                let mut pos = 0u64;
                 loop {
                     match poller.take(BATCH) {
                         Ok(mut guard) => {
                             idle.reset();
                             for ev in &mut guard {
                                 let mut done = false;
+                                if ring.stamps.on() {
+                                    let slot = ring.stamps.read(pos);
+                                    pos += 1;
+                                    risk.set_slot(slot);
+                                    if let RiskThreadLink::Fused(l) = &mut rside {
+                                        l.set_slot(slot);
+                                    }
+                                }
                                 seq += expand(ev, seq, streams, &mut bad, |q, input: Input<'_>| {
                                     done |= risk.handle(q, input, &mut rside)
                                 });
@@ -368,8 +480,15 @@ pub(crate) fn run<S: Source>(
                                 }
                             }
                             risk_done.store(seq, Ordering::Relaxed);
+                            if ring.stamps.on() {
+                                ring.consumed[n].store(pos, Ordering::Relaxed);
+                            }
                         }
                         Err(Polling::NoEvents) => {
+                            risk.probe_idle();
+                            if let RiskThreadLink::Fused(l) = &mut rside {
+                                l.probe_idle();
+                            }
                             abort.check();
                             idle.wait();
                         }
@@ -416,6 +535,9 @@ pub(crate) fn run<S: Source>(
                 Ok(()) => alive -= 1,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if c.probes.on() {
+                sample_queues(c, ring, &from_shards, &to_shards, to_rec);
             }
             monitor(c);
             if let Some(t) = stuck_at
