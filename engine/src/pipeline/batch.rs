@@ -11,7 +11,7 @@
 //!
 //! What a batch takes: specs over the same bar set and symbols, with the same clock period
 //! (`pipeline.timer_ms`), event-time clocks, and no other inputs (no scripted sources, ingress,
-//! stop flag or watchdog: those belong to live runs). Journals (`out_dir`), venues, strategies
+//! stop flag, watchdog or latency probes: those belong to live runs). Journals (`out_dir`), venues, strategies
 //! and configs may differ. The pipeline's topology setting is not used: a batch is inline.
 
 use super::config::Topology;
@@ -27,6 +27,9 @@ fn check(specs: &[RunSpec<'_>]) -> Result<(), PipelineError> {
     for (i, s) in specs.iter().enumerate() {
         if !s.sources.is_empty() || s.ingress.is_some() || s.stop.is_some() || s.on_stuck.is_some() {
             return refuse(&format!("takes replays only: run {i} has live inputs, a stop flag or a watchdog"));
+        }
+        if s.probes {
+            return refuse(&format!("records no latency probes (run {i} asks for them): run it alone"));
         }
         if !matches!(s.clock, Clock::Event) {
             return refuse(&format!("runs on event time: run {i} has a wall clock"));
