@@ -12,6 +12,8 @@ pub struct Gauges {
     pub fills: AtomicU64,
     /// Orders risk accepted (strategies' and risk's own).
     pub orders: AtomicU64,
+    /// Orders risk refused (any reason; `summary.json` has them by reason at the end).
+    pub refused: AtomicU64,
 }
 
 macro_rules! counters {

@@ -13,7 +13,7 @@
 //! - `end_to_end`: ingress push (or sequencer publish for replayed inputs) -> the venue seam, for
 //!   events whose callback produced an order risk accepted.
 //!
-//! **Recording never waits.** Each stage thread records into histograms of its own ([`Probe`]) and
+//! **Recording never waits.** Each stage thread records into histograms of its own (`Probe`) and
 //! merges them into the shared one with `try_lock` every [`FLUSH_NS`] (or [`FLUSH_EVERY`]
 //! samples), and when idle; a busy lock keeps the samples local until the next try. A
 //! stage's last samples are merged (waiting for the lock) when it ends.

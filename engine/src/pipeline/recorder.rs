@@ -65,6 +65,9 @@ impl<'c> Recorder<'c> {
             FlowBody::Decision { reason: Reason::None, .. } => {
                 self.gauges.orders.fetch_add(1, Ordering::Relaxed);
             }
+            FlowBody::Decision { .. } => {
+                self.gauges.refused.fetch_add(1, Ordering::Relaxed);
+            }
             FlowBody::Lifecycle { symbol, step: Lifecycle::Added, name, .. } => {
                 let i = symbol.0 as usize;
                 if self.names.len() <= i {

@@ -530,6 +530,9 @@ impl<P: Protocol> Feed<P> {
         s.reconnects.store(client.counters().reconnects, Ordering::Relaxed);
         s.last_recv_ns.store(self.last_recv_ns, Ordering::Relaxed);
         s.backlog.store(self.backlog.len() as u64, Ordering::Relaxed);
+        s.duplicates.store(self.counters.duplicates, Ordering::Relaxed);
+        s.late.store(self.counters.late, Ordering::Relaxed);
+        s.refused.store(self.counters.parse_errors, Ordering::Relaxed);
     }
 
     pub(super) fn run(mut self, mut poll: Poll, mut client: WsClient, stop: &AtomicBool) -> FeedReport {

@@ -332,6 +332,9 @@ pub struct FeedStatus {
     reconnects: AtomicU64,
     last_recv_ns: AtomicI64,
     backlog: AtomicU64,
+    duplicates: AtomicU64,
+    late: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// One reading of a [`FeedStatus`].
@@ -349,6 +352,12 @@ pub struct StatusSnapshot {
     pub last_recv_ns: i64,
     /// Events waiting in the backlog.
     pub backlog: u64,
+    /// Bars the gate dropped as duplicates of a bar it already had.
+    pub duplicates: u64,
+    /// Bars the gate dropped as late (their window was already released).
+    pub late: u64,
+    /// Frames and messages refused (parse errors, bad values; see the feed report's reasons).
+    pub refused: u64,
 }
 
 impl FeedStatus {
@@ -365,6 +374,9 @@ impl FeedStatus {
             reconnects: self.reconnects.load(Ordering::Relaxed),
             last_recv_ns: self.last_recv_ns.load(Ordering::Relaxed),
             backlog: self.backlog.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            late: self.late.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
         }
     }
 }

@@ -208,7 +208,9 @@ impl LiveFeed for Running {
             reconnects: st.reconnects,
             last_recv_ns: st.last_recv_ns,
             backlog: st.backlog,
-            drops: 0,
+            drops: st.refused,
+            duplicates: st.duplicates,
+            late: st.late,
         }
     }
 

@@ -40,6 +40,11 @@ pub fn engine_rows(c: &Counters) -> Vec<(&'static str, &'static str, f64)> {
     vec![
         ("ringtape_inputs_total", "inputs the sequencer took", s.published as f64),
         ("ringtape_orders_total", "orders risk accepted (strategies' and its own)", g.orders.load(Relaxed) as f64),
+        (
+            "ringtape_risk_refusals_total",
+            "orders risk refused (summary.json has the reasons)",
+            g.refused.load(Relaxed) as f64,
+        ),
         ("ringtape_fills_total", "fills recorded", g.fills.load(Relaxed) as f64),
         ("ringtape_realized_pnl_usd", "realized PnL after commissions", g.realized_pnl_e9.load(Relaxed) as f64 / 1e9),
         ("ringtape_ring_full_total", "times the main ring was full (the sequencer waited)", s.ring_full as f64),
@@ -62,6 +67,12 @@ fn feed_rows(feed: &FeedStatus, now_ns: i64) -> Vec<(&'static str, &'static str,
             "frames or messages the feed refused (parse errors, unknown types, rejected bars)",
             feed.drops as f64,
         ),
+        (
+            "ringtape_feed_duplicate_bars_total",
+            "bars dropped as duplicates of a bar already had",
+            feed.duplicates as f64,
+        ),
+        ("ringtape_feed_late_bars_total", "bars dropped as late (their window already released)", feed.late as f64),
         ("ringtape_feed_backlog", "events waiting on the feed thread (ingress full)", feed.backlog as f64),
         (
             "ringtape_feed_last_data_age_seconds",
@@ -222,12 +233,16 @@ mod tests {
     fn the_exposition_has_help_type_and_value_per_metric() {
         let c = Counters::default();
         c.gauges.fills.store(3, Relaxed);
-        let f = FeedStatus { state: "live", pushed: 7, drops: 2, ..Default::default() };
+        c.gauges.refused.store(4, Relaxed);
+        let f = FeedStatus { state: "live", pushed: 7, drops: 2, duplicates: 5, late: 6, ..Default::default() };
         let text = prometheus(&sample(&c, &f, 2_000_000_000));
         assert!(text.contains("# TYPE ringtape_fills_total counter\nringtape_fills_total 3\n"), "{text}");
         assert!(text.contains("ringtape_feed_live 1\n") && text.contains("ringtape_feed_bars_pushed_total 7\n"));
         assert!(text.contains("# TYPE ringtape_feed_backlog gauge"));
         assert!(text.contains("ringtape_feed_drops_total 2\n"), "{text}");
+        assert!(text.contains("ringtape_feed_duplicate_bars_total 5\n"), "{text}");
+        assert!(text.contains("ringtape_feed_late_bars_total 6\n"), "{text}");
+        assert!(text.contains("ringtape_risk_refusals_total 4\n"), "{text}");
         assert!(Sample::take(&c, &f, 0).probes.is_none(), "probes off: counters only");
     }
 

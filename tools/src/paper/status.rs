@@ -21,6 +21,10 @@ pub struct FeedStatus {
     pub backlog: u64,
     /// Frames or messages refused (parse errors, unknown types, rejected bars).
     pub drops: u64,
+    /// Bars dropped as duplicates of a bar the feed already had.
+    pub duplicates: u64,
+    /// Bars dropped as late (their window was already released).
+    pub late: u64,
 }
 
 /// One status line.
@@ -65,6 +69,8 @@ mod tests {
             last_recv_ns: 1_000_000_000,
             backlog: 0,
             drops: 1,
+            duplicates: 0,
+            late: 0,
         };
         let l = line(3_500_000_000, 2, &f, &c);
         assert!(l.starts_with("paper 1970-01-01 00:00:03 | 2 sym | feed live (1 reconnects)"), "{l}");
