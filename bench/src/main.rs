@@ -11,6 +11,7 @@ mod backtest;
 mod broker_load;
 mod capacity;
 mod common;
+mod empty_poll;
 mod latency;
 mod many;
 mod order_path;
@@ -59,6 +60,8 @@ enum Command {
     Report(research::ReportArgs),
     /// `ringtape import dbn` over a large plain DBN file: records per second.
     ImportDbn(research::DbnArgs),
+    /// The cost of finding the ingress empty: ArrayQueue pop vs an is_empty check first.
+    EmptyPoll(empty_poll::Args),
     /// (internal) The local exchange for `capacity`, in a child process.
     #[command(hide = true)]
     CapacityExchange(capacity::ExchangeArgs),
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::RingHop(args) => ring_hop::run(args),
+        Command::EmptyPoll(args) => empty_poll::run(args),
         Command::Backtest(args) => backtest::run(args),
         Command::Many(args) => many::run(args),
         Command::Latency(args) => latency::run(args),
