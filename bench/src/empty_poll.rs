@@ -31,8 +31,10 @@ pub struct Args {
 }
 
 type Q = ArrayQueue<(Event, u64)>;
+/// One way to poll.
+type Poll = fn(&Q) -> Option<(Event, u64)>;
 
-fn time(polls: u64, q: &Q, f: fn(&Q) -> Option<(Event, u64)>) -> f64 {
+fn time(polls: u64, q: &Q, f: Poll) -> f64 {
     let t = Instant::now();
     let mut got = 0u64;
     for _ in 0..polls {
@@ -46,7 +48,7 @@ fn time(polls: u64, q: &Q, f: fn(&Q) -> Option<(Event, u64)>) -> f64 {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let (polls, rounds) = if args.quick { (1_000_000, 3) } else { (args.polls, args.rounds.max(1)) };
     let q: Q = ArrayQueue::new(65_536);
-    let variants: [(&str, fn(&Q) -> Option<(Event, u64)>); 3] = [
+    let variants: [(&str, Poll); 3] = [
         ("pop()", |q| q.pop()),
         ("is_empty() then pop()", |q| if q.is_empty() { None } else { q.pop() }),
         ("is_empty() alone", |q| if q.is_empty() { None } else { Some((Event::default(), 0)) }),
