@@ -195,6 +195,296 @@ impl State<'_> {
     }
 }
 
+/// The window's side of a live run between frames: the scene and canvas, the bars each chart
+/// asked for, a live run's bar buffer and the plots waiting for their bar.
+struct Frame<'a> {
+    streams: &'a [LiveStream<'a>],
+    by_id: HashMap<u32, usize>,
+    total: u64,
+    scene: Scene,
+    canvas: Canvas,
+    /// Bars each chart shows when it follows the newest (changed by zooming).
+    want: Vec<usize>,
+    feed_bars: LiveBars,
+    waiting: std::collections::VecDeque<PlotMsg>,
+}
+
+impl<'a> Frame<'a> {
+    fn new(streams: &'a [LiveStream<'a>], width: usize, height: usize) -> Self {
+        let charts: Vec<SymbolChart> =
+            streams.iter().map(|s| SymbolChart::new(s.symbol, s.interval_s, Vec::new())).collect();
+        let mut scene = Scene::new(charts, START_BARS);
+        scene.side_panel = true;
+        scene.show_focus = true;
+        scene.status_h = STATUS_H;
+        let canvas = Canvas::new(width, height, scene.theme.bg);
+        Frame {
+            streams,
+            by_id: streams.iter().enumerate().map(|(i, s)| (s.id.0, i)).collect(),
+            total: streams.iter().map(|s| s.bars.len() as u64).sum(),
+            scene,
+            canvas,
+            want: vec![START_BARS; streams.len()],
+            feed_bars: LiveBars::new(),
+            waiting: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Take what the pipeline published since the last frame: bars, plots, the decision flow.
+    /// True when anything shown changed.
+    fn intake(&mut self, st: &mut State<'_>, feed: Option<&FeedView<'_>>) -> bool {
+        let live = st.live;
+        let mut dirty = false;
+        if let Some(feed) = feed {
+            while let Some(r) = feed.tap.pop() {
+                self.feed_bars.apply(&r);
+            }
+        }
+        for (i, s) in self.streams.iter().enumerate() {
+            let bars = if feed.is_some() { self.feed_bars.bars(s.id) } else { s.bars };
+            let n = if feed.is_some() { bars.len() } else { live.progress(i).min(bars.len()) };
+            let old = self.scene.charts[i].bars.len();
+            if n > old {
+                dirty = true;
+                let follow = self.scene.views[i].end(old) >= old;
+                self.scene.charts[i].bars.extend_from_slice(&bars[old..n]);
+                if follow {
+                    self.scene.views[i] = View::last(n, self.want[i]);
+                }
+            }
+        }
+        if feed.is_some() {
+            // A live run's plots go on the bar of their time (the strategies' n-th bar need not
+            // be the window's: a dropped or refused input); a plot can come before its bar.
+            self.waiting.extend(std::iter::from_fn(|| live.pop_plot()));
+            let before = self.waiting.len();
+            let (by_id, charts) = (&self.by_id, &mut self.scene.charts);
+            self.waiting.retain(|m| by_id.get(&m.symbol.0).is_some_and(|&ci| !place_plot(&mut charts[ci], m)));
+            dirty |= self.waiting.len() != before;
+            while self.waiting.len() > WAITING_PLOTS {
+                self.waiting.pop_front();
+            }
+        }
+        while let Some(m) = live.pop_plot() {
+            dirty = true;
+            if let Some(&ci) = self.by_id.get(&m.symbol.0) {
+                apply_plot(&mut self.scene.charts[ci].overlays, &m);
+            }
+        }
+        let mut changed = false;
+        while let Some(f) = live.pop_flow() {
+            for ev in st.book.apply(&f, st.names) {
+                st.send(ev);
+            }
+            changed = true;
+        }
+        while let Some(m) = st.book.messages.pop_front() {
+            st.say(m.text, m.error);
+        }
+        if changed {
+            dirty = true;
+            for (i, s) in self.streams.iter().enumerate() {
+                let c = &mut self.scene.charts[i];
+                if let Some(f) = st.book.fills.get(s.id.0 as usize)
+                    && f.len() > c.fills.len()
+                {
+                    c.fills.extend_from_slice(&f[c.fills.len()..]);
+                }
+                c.working = st.book.working_of(s.id);
+            }
+        }
+        dirty
+    }
+
+    /// The mouse: crosshair, clicks, the wheel. True when it moved, clicked or scrolled.
+    fn mouse(&mut self, win: &Window, seen: &mut (Option<(f32, f32, bool)>, bool)) -> bool {
+        let mut dirty = false;
+        if let Some((mx, my)) = win.get_mouse_pos(MouseMode::Discard) {
+            let down = win.get_mouse_down(MouseButton::Left);
+            if seen.0 != Some((mx, my, down)) {
+                seen.0 = Some((mx, my, down));
+                dirty = true;
+            }
+            self.scene.apply(Action::Mouse(mx as i32, my as i32), &self.canvas);
+            if down && !seen.1 {
+                self.scene.apply(Action::Click(mx as i32, my as i32), &self.canvas);
+            }
+            seen.1 = down;
+        }
+        if let Some((_, dy)) = win.get_scroll_wheel() {
+            dirty = true;
+            let a = if dy > 0.0 { Action::ZoomIn } else { Action::ZoomOut };
+            self.scene.apply(a, &self.canvas);
+            self.want[self.scene.focus] = self.scene.views[self.scene.focus].count;
+        }
+        dirty
+    }
+
+    /// A key pressed (once per press): a confirmation, a hotkey, or run control. True to quit.
+    fn press(&mut self, st: &mut State<'_>, k: Key, live_run: bool) -> bool {
+        let live = st.live;
+        let name = format!("{k:?}");
+        if let Some((ckey, p)) = st.confirm.take() {
+            if name == ckey || k == Key::Enter || k == Key::NumPadEnter {
+                st.send_order(p);
+            } else {
+                st.message = Some(("order canceled".into(), None));
+            }
+            return false;
+        }
+        if let Some(b) = st.keymap.keys.get(&name).copied() {
+            self.hotkey(st, name, b);
+            return false;
+        }
+        if live_run && matches!(k, Key::Space | Key::Period | Key::Key1 | Key::Key2 | Key::Key3 | Key::Key4) {
+            st.message = Some(("a live run has no pacer: the market sets the pace".into(), None));
+            return false;
+        }
+        match k {
+            Key::Space => {
+                let p = !live.paused.load(Relaxed);
+                live.paused.store(p, Relaxed);
+            }
+            Key::Period => {
+                live.paused.store(true, Relaxed);
+                live.steps.fetch_add(1, Relaxed);
+            }
+            Key::Key1 => live.set_speed(Speed::X1),
+            Key::Key2 => live.set_speed(Speed::X10),
+            Key::Key3 => live.set_speed(Speed::X100),
+            Key::Key4 => live.set_speed(Speed::Max),
+            Key::Escape | Key::Q => return true,
+            _ => {}
+        }
+        false
+    }
+
+    /// The keymap's binding `b` of key `name` on the focused ticker.
+    fn hotkey(&mut self, st: &mut State<'_>, name: String, b: crate::keymap::Binding) {
+        let f = self.scene.focus.min(st.ids.len().saturating_sub(1));
+        let Some(&id) = st.ids.get(f) else { return };
+        let ts = st.now();
+        match b.action {
+            KeyAction::Buy | KeyAction::Sell => {
+                let prices = crate::livebars::prices(self.scene.charts[f].bars.last(), self.feed_bars.quote(id));
+                match plan(&b, id, prices) {
+                    Ok(p) if p.needs_confirm(&st.keymap) => {
+                        let name_s = st.names.get(id.0 as usize).map_or("?", String::as_str);
+                        let text = format!(
+                            "CONFIRM {}: press {name} again or Enter; any other key cancels",
+                            p.describe(name_s)
+                        );
+                        (st.log)(&Message { text: text.clone(), error: false });
+                        st.message = Some((text, Some(CONFIRM_BG)));
+                        st.confirm = Some((name, p));
+                    }
+                    Ok(p) => st.send_order(p),
+                    Err(e) => st.say(format!("hotkey {name}: {e}"), true),
+                }
+            }
+            KeyAction::Flatten => {
+                if st.send(Event::flatten(id, ts)) {
+                    st.say(format!("hotkey: flatten {}", self.scene.charts[f].symbol), false);
+                }
+            }
+            KeyAction::CancelAll => {
+                if st.send(Event::cancel_all(id, ts)) {
+                    st.say(format!("hotkey: cancel all {}", self.scene.charts[f].symbol), false);
+                }
+            }
+            KeyAction::FlattenAll | KeyAction::CancelAllSymbols => {
+                let flat = b.action == KeyAction::FlattenAll;
+                let ids = st.ids.clone();
+                let ok =
+                    ids.iter().all(|&s| st.send(if flat { Event::flatten(s, ts) } else { Event::cancel_all(s, ts) }));
+                if ok {
+                    st.say(format!("hotkey: {} every ticker", if flat { "flatten" } else { "cancel all" }), false);
+                }
+            }
+            KeyAction::FocusNext => self.scene.apply(Action::NextSymbol, &self.canvas),
+            KeyAction::FocusPrev => self.scene.apply(Action::PrevSymbol, &self.canvas),
+        }
+    }
+
+    /// A view key (with repeat): zoom, pan, focus, layout, toggles. Keys the keymap binds are
+    /// its, not the view's.
+    fn view_key(&mut self, st: &State<'_>, k: Key, shift: bool) {
+        if st.keymap.keys.contains_key(&format!("{k:?}")) {
+            return;
+        }
+        let a = match k {
+            Key::Equal | Key::NumPadPlus | Key::Up => Action::ZoomIn,
+            Key::Minus | Key::NumPadMinus | Key::Down => Action::ZoomOut,
+            Key::Left => Action::Pan(if shift { -100 } else { -10 }),
+            Key::Right => Action::Pan(if shift { 100 } else { 10 }),
+            Key::Home => Action::Home,
+            Key::End => Action::End,
+            Key::Tab if shift => Action::PrevSymbol,
+            Key::Tab | Key::N => Action::NextSymbol,
+            Key::P => Action::PrevSymbol,
+            Key::L => Action::NextLayout,
+            Key::C => Action::ToggleCrosshair,
+            Key::O => Action::ToggleOverlays,
+            Key::S => Action::ToggleSidePanel,
+            _ => return,
+        };
+        self.scene.apply(a, &self.canvas);
+        if matches!(a, Action::ZoomIn | Action::ZoomOut) {
+            self.want[self.scene.focus] = self.scene.views[self.scene.focus].count;
+        }
+    }
+
+    /// The status bar's contents.
+    fn status(&self, st: &State<'_>, feed: Option<&FeedView<'_>>, fps: f64) -> Status {
+        let live = st.live;
+        let f = self.scene.focus.min(self.scene.charts.len().saturating_sub(1));
+        let released: u64 = (0..self.streams.len()).map(|i| live.progress(i) as u64).sum();
+        let mut status = Status {
+            state: if live.done.load(Relaxed) {
+                "done".into()
+            } else if live.paused.load(Relaxed) {
+                "paused".into()
+            } else {
+                "running".into()
+            },
+            speed: live.speed().as_str().into(),
+            published: live.gauges.published.load(Relaxed),
+            bars: (released, self.total),
+            lag: released.saturating_sub(live.strategy_bars.load(Relaxed)),
+            ring_full: live.gauges.ring_full.load(Relaxed),
+            queues_full: live.gauges.queues_full.load(Relaxed),
+            drops: live.flow_drops.load(Relaxed)
+                + live.plot_drops.load(Relaxed)
+                + feed.map_or(0, |f| f.tap.drops.load(Relaxed)),
+            orders: st.book.orders,
+            fills: st.book.fill_count,
+            rejects: st.book.rejects,
+            message: st.message.clone(),
+            fps,
+            ..Status::default()
+        };
+        if let Some(feed) = feed {
+            let fs = (feed.state)();
+            status.state = if live.done.load(Relaxed) { "done".into() } else { "live".into() };
+            status.speed = String::new();
+            status.bars = (self.feed_bars.bars, 0);
+            status.lag = fs.pushed.saturating_sub(live.strategy_bars.load(Relaxed));
+            status.feed =
+                Some(format!("{} ({} reconnects, {} dup/late bars)", fs.state, fs.reconnects, self.feed_bars.refused));
+        }
+        if let Some(c) = self.scene.charts.get(f) {
+            status.symbol = c.symbol.clone();
+            if let Some(last) = c.bars.last() {
+                let p = c.position_at(c.bars.len() - 1);
+                status.position = p.qty;
+                status.avg_px = p.avg_px_e9 as f64 / PX_SCALE as f64;
+                status.upnl = (last.close_px_e9 - p.avg_px_e9) as f64 / PX_SCALE as f64 * p.qty as f64;
+            }
+        }
+        status
+    }
+}
+
 /// Open the window over a running pipeline and run until it is closed or `o.max_frames` frames
 /// were drawn. `names` are the run's symbol names by id; `log` sees every message shown.
 pub fn run_live(
@@ -213,16 +503,7 @@ pub fn run_live(
     let opts = WindowOptions { resize: true, ..WindowOptions::default() };
     let mut win = Window::new(o.title, o.width, o.height, opts).map_err(|e| WindowError::NoDisplay(e.to_string()))?;
     win.set_target_fps(o.fps.clamp(1, 240));
-    let charts: Vec<SymbolChart> =
-        streams.iter().map(|s| SymbolChart::new(s.symbol, s.interval_s, Vec::new())).collect();
-    let by_id: HashMap<u32, usize> = streams.iter().enumerate().map(|(i, s)| (s.id.0, i)).collect();
-    let total: u64 = streams.iter().map(|s| s.bars.len() as u64).sum();
-    let mut scene = Scene::new(charts, START_BARS);
-    scene.side_panel = true;
-    scene.show_focus = true;
-    scene.status_h = STATUS_H;
-    let mut want = vec![START_BARS; streams.len()];
-    let mut canvas = Canvas::new(o.width, o.height, scene.theme.bg);
+    let mut fr = Frame::new(streams, o.width, o.height);
     let mut st = State {
         live,
         ingress,
@@ -236,16 +517,14 @@ pub fn run_live(
         log,
         now: o.feed.as_ref().map(|f| f.now),
     };
-    let mut feed_bars = LiveBars::new();
-    let mut waiting: std::collections::VecDeque<PlotMsg> = std::collections::VecDeque::new();
-    let mut was_down = false;
+    let feed = o.feed.as_ref();
     let mut fps = 0.0;
     let mut t_frame = Instant::now();
     let mut quit = false;
     let t_open = Instant::now();
     let mut done_drawn = false;
     // Drawing only on change: what the last drawn frame showed, and frames since.
-    let (mut last_status, mut last_mouse, mut since_draw) = (None::<Status>, None, 0u32);
+    let (mut last_status, mut mouse_seen, mut since_draw) = (None::<Status>, (None, false), 0u32);
     while win.is_open()
         && !quit
         && !o.stop.is_some_and(|s| s.load(Relaxed))
@@ -253,255 +532,32 @@ pub fn run_live(
     {
         let (cw, ch) = win.get_size();
         let mut dirty = false;
-        if (cw, ch) != (canvas.width(), canvas.height()) && cw > 0 && ch > 0 {
-            canvas.resize(cw, ch, scene.theme.bg);
+        if (cw, ch) != (fr.canvas.width(), fr.canvas.height()) && cw > 0 && ch > 0 {
+            fr.canvas.resize(cw, ch, fr.scene.theme.bg);
             dirty = true;
         }
-
-        // 1. What the pipeline published since the last frame.
-        if let Some(feed) = &o.feed {
-            while let Some(r) = feed.tap.pop() {
-                feed_bars.apply(&r);
-            }
-        }
-        for (i, s) in streams.iter().enumerate() {
-            let bars = if o.feed.is_some() { feed_bars.bars(s.id) } else { s.bars };
-            let n = if o.feed.is_some() { bars.len() } else { live.progress(i).min(bars.len()) };
-            let old = scene.charts[i].bars.len();
-            if n > old {
-                dirty = true;
-                let follow = scene.views[i].end(old) >= old;
-                scene.charts[i].bars.extend_from_slice(&bars[old..n]);
-                if follow {
-                    scene.views[i] = View::last(n, want[i]);
-                }
-            }
-        }
-        if o.feed.is_some() {
-            // A live run's plots go on the bar of their time (the strategies' n-th bar need not
-            // be the window's: a dropped or refused input); a plot can come before its bar.
-            waiting.extend(std::iter::from_fn(|| live.pop_plot()));
-            let before = waiting.len();
-            waiting.retain(|m| by_id.get(&m.symbol.0).is_some_and(|&ci| !place_plot(&mut scene.charts[ci], m)));
-            dirty |= waiting.len() != before;
-            while waiting.len() > WAITING_PLOTS {
-                waiting.pop_front();
-            }
-        }
-        while let Some(m) = live.pop_plot() {
-            dirty = true;
-            if let Some(&ci) = by_id.get(&m.symbol.0) {
-                apply_plot(&mut scene.charts[ci].overlays, &m);
-            }
-        }
-        let mut changed = false;
-        while let Some(f) = live.pop_flow() {
-            for ev in st.book.apply(&f, names) {
-                st.send(ev);
-            }
-            changed = true;
-        }
-        while let Some(m) = st.book.messages.pop_front() {
-            st.say(m.text, m.error);
-        }
-        if changed {
-            dirty = true;
-            for (i, s) in streams.iter().enumerate() {
-                let c = &mut scene.charts[i];
-                if let Some(f) = st.book.fills.get(s.id.0 as usize)
-                    && f.len() > c.fills.len()
-                {
-                    c.fills.extend_from_slice(&f[c.fills.len()..]);
-                }
-                c.working = st.book.working_of(s.id);
-            }
-        }
-
-        // 2. The mouse.
-        if let Some((mx, my)) = win.get_mouse_pos(MouseMode::Discard) {
-            let down = win.get_mouse_down(MouseButton::Left);
-            if last_mouse != Some((mx, my, down)) {
-                last_mouse = Some((mx, my, down));
-                dirty = true;
-            }
-            scene.apply(Action::Mouse(mx as i32, my as i32), &canvas);
-            if down && !was_down {
-                scene.apply(Action::Click(mx as i32, my as i32), &canvas);
-            }
-            was_down = down;
-        }
-        if let Some((_, dy)) = win.get_scroll_wheel() {
-            dirty = true;
-            let a = if dy > 0.0 { Action::ZoomIn } else { Action::ZoomOut };
-            scene.apply(a, &canvas);
-            want[scene.focus] = scene.views[scene.focus].count;
-        }
-
-        // 3. Keys: hotkeys and run control once per press, view keys with repeat.
+        dirty |= fr.intake(&mut st, feed);
+        dirty |= fr.mouse(&win, &mut mouse_seen);
+        // Keys: hotkeys and run control once per press, view keys with repeat.
         for k in win.get_keys_pressed(KeyRepeat::No) {
             dirty = true;
-            let name = format!("{k:?}");
-            if let Some((ckey, p)) = st.confirm.take() {
-                if name == ckey || k == Key::Enter || k == Key::NumPadEnter {
-                    st.send_order(p);
-                } else {
-                    st.message = Some(("order canceled".into(), None));
-                }
-                continue;
-            }
-            if let Some(b) = st.keymap.keys.get(&name).copied() {
-                let f = scene.focus.min(st.ids.len().saturating_sub(1));
-                let Some(&id) = st.ids.get(f) else { continue };
-                let ts = st.now();
-                match b.action {
-                    KeyAction::Buy | KeyAction::Sell => {
-                        let prices = crate::livebars::prices(scene.charts[f].bars.last(), feed_bars.quote(id));
-                        match plan(&b, id, prices) {
-                            Ok(p) if p.needs_confirm(&st.keymap) => {
-                                let name_s = names.get(id.0 as usize).map_or("?", String::as_str);
-                                let text = format!(
-                                    "CONFIRM {}: press {name} again or Enter; any other key cancels",
-                                    p.describe(name_s)
-                                );
-                                (st.log)(&Message { text: text.clone(), error: false });
-                                st.message = Some((text, Some(CONFIRM_BG)));
-                                st.confirm = Some((name, p));
-                            }
-                            Ok(p) => st.send_order(p),
-                            Err(e) => st.say(format!("hotkey {name}: {e}"), true),
-                        }
-                    }
-                    KeyAction::Flatten => {
-                        if st.send(Event::flatten(id, ts)) {
-                            st.say(format!("hotkey: flatten {}", scene.charts[f].symbol), false);
-                        }
-                    }
-                    KeyAction::CancelAll => {
-                        if st.send(Event::cancel_all(id, ts)) {
-                            st.say(format!("hotkey: cancel all {}", scene.charts[f].symbol), false);
-                        }
-                    }
-                    KeyAction::FlattenAll | KeyAction::CancelAllSymbols => {
-                        let flat = b.action == KeyAction::FlattenAll;
-                        let ids = st.ids.clone();
-                        let ok = ids
-                            .iter()
-                            .all(|&s| st.send(if flat { Event::flatten(s, ts) } else { Event::cancel_all(s, ts) }));
-                        if ok {
-                            st.say(
-                                format!("hotkey: {} every ticker", if flat { "flatten" } else { "cancel all" }),
-                                false,
-                            );
-                        }
-                    }
-                    KeyAction::FocusNext => scene.apply(Action::NextSymbol, &canvas),
-                    KeyAction::FocusPrev => scene.apply(Action::PrevSymbol, &canvas),
-                }
-                continue;
-            }
-            if o.feed.is_some() && matches!(k, Key::Space | Key::Period | Key::Key1 | Key::Key2 | Key::Key3 | Key::Key4)
-            {
-                st.message = Some(("a live run has no pacer: the market sets the pace".into(), None));
-                continue;
-            }
-            match k {
-                Key::Space => {
-                    let p = !live.paused.load(Relaxed);
-                    live.paused.store(p, Relaxed);
-                }
-                Key::Period => {
-                    live.paused.store(true, Relaxed);
-                    live.steps.fetch_add(1, Relaxed);
-                }
-                Key::Key1 => live.set_speed(Speed::X1),
-                Key::Key2 => live.set_speed(Speed::X10),
-                Key::Key3 => live.set_speed(Speed::X100),
-                Key::Key4 => live.set_speed(Speed::Max),
-                Key::Escape | Key::Q => quit = true,
-                _ => {}
-            }
+            quit |= fr.press(&mut st, k, feed.is_some());
         }
         let shift = win.is_key_down(Key::LeftShift) || win.is_key_down(Key::RightShift);
         for k in win.get_keys_pressed(KeyRepeat::Yes) {
             dirty = true;
-            if st.keymap.keys.contains_key(&format!("{k:?}")) {
-                continue;
-            }
-            let a = match k {
-                Key::Equal | Key::NumPadPlus | Key::Up => Action::ZoomIn,
-                Key::Minus | Key::NumPadMinus | Key::Down => Action::ZoomOut,
-                Key::Left => Action::Pan(if shift { -100 } else { -10 }),
-                Key::Right => Action::Pan(if shift { 100 } else { 10 }),
-                Key::Home => Action::Home,
-                Key::End => Action::End,
-                Key::Tab if shift => Action::PrevSymbol,
-                Key::Tab | Key::N => Action::NextSymbol,
-                Key::P => Action::PrevSymbol,
-                Key::L => Action::NextLayout,
-                Key::C => Action::ToggleCrosshair,
-                Key::O => Action::ToggleOverlays,
-                Key::S => Action::ToggleSidePanel,
-                _ => continue,
-            };
-            scene.apply(a, &canvas);
-            if matches!(a, Action::ZoomIn | Action::ZoomOut) {
-                want[scene.focus] = scene.views[scene.focus].count;
-            }
+            fr.view_key(&st, k, shift);
         }
 
-        // 4. Draw.
-        let f = scene.focus.min(scene.charts.len().saturating_sub(1));
-        let released: u64 = (0..streams.len()).map(|i| live.progress(i) as u64).sum();
-        let mut status = Status {
-            state: if live.done.load(Relaxed) {
-                "done".into()
-            } else if live.paused.load(Relaxed) {
-                "paused".into()
-            } else {
-                "running".into()
-            },
-            speed: live.speed().as_str().into(),
-            published: live.gauges.published.load(Relaxed),
-            bars: (released, total),
-            lag: released.saturating_sub(live.strategy_bars.load(Relaxed)),
-            ring_full: live.gauges.ring_full.load(Relaxed),
-            queues_full: live.gauges.queues_full.load(Relaxed),
-            drops: live.flow_drops.load(Relaxed)
-                + live.plot_drops.load(Relaxed)
-                + o.feed.as_ref().map_or(0, |f| f.tap.drops.load(Relaxed)),
-            orders: st.book.orders,
-            fills: st.book.fill_count,
-            rejects: st.book.rejects,
-            message: st.message.clone(),
-            fps,
-            ..Status::default()
-        };
-        if let Some(feed) = &o.feed {
-            let fs = (feed.state)();
-            status.state = if live.done.load(Relaxed) { "done".into() } else { "live".into() };
-            status.speed = String::new();
-            status.bars = (feed_bars.bars, 0);
-            status.lag = fs.pushed.saturating_sub(live.strategy_bars.load(Relaxed));
-            status.feed =
-                Some(format!("{} ({} reconnects, {} dup/late bars)", fs.state, fs.reconnects, feed_bars.refused));
-        }
-        if let Some(c) = scene.charts.get(f) {
-            status.symbol = c.symbol.clone();
-            if let Some(last) = c.bars.last() {
-                let p = c.position_at(c.bars.len() - 1);
-                status.position = p.qty;
-                status.avg_px = p.avg_px_e9 as f64 / PX_SCALE as f64;
-                status.upnl = (last.close_px_e9 - p.avg_px_e9) as f64 / PX_SCALE as f64 * p.qty as f64;
-            }
-        }
+        let status = fr.status(&st, feed, fps);
         // Draw when anything shown changed (the frame rate aside), and twice a second anyway (a
         // window uncovered on a real X server gets its picture back); else only take events.
         let shown = Status { fps: 0.0, published: 0, ..status.clone() };
         since_draw += 1;
         if dirty || last_status.as_ref() != Some(&shown) || since_draw >= 30 {
-            scene.draw(&mut canvas);
-            crate::status::draw(&mut canvas, &status, &scene.theme);
-            win.update_with_buffer(canvas.pixels(), canvas.width(), canvas.height())
+            fr.scene.draw(&mut fr.canvas);
+            crate::status::draw(&mut fr.canvas, &status, &fr.scene.theme);
+            win.update_with_buffer(fr.canvas.pixels(), fr.canvas.width(), fr.canvas.height())
                 .map_err(|e| WindowError::NoDisplay(e.to_string()))?;
             st.report.drawn += 1;
             st.report.drawn_running += u64::from(!live.done.load(Relaxed));
@@ -527,7 +583,7 @@ pub fn run_live(
     }
     st.report.manual_rejects = st.book.manual_rejects;
     if let Some(p) = o.screenshot {
-        crate::png::write(&canvas, p).map_err(|e| WindowError::Screenshot(format!("{}: {e}", p.display())))?;
+        crate::png::write(&fr.canvas, p).map_err(|e| WindowError::Screenshot(format!("{}: {e}", p.display())))?;
     }
     Ok(st.report)
 }
