@@ -289,6 +289,198 @@ fn sample_queues(
     }
 }
 
+/// Each stage's progress and since when it has not moved.
+struct StallWatch {
+    stall: Duration,
+    last: Vec<(u64, std::time::Instant)>,
+}
+
+impl StallWatch {
+    #[allow(clippy::disallowed_methods)] // watchdog time, not strategy time
+    fn now() -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    /// The first stage that is stuck: it has work (its progress is behind what was published),
+    /// its progress has not moved for the timeout, and it is not blocked by another stage.
+    /// `stages` are (name, progress), shards then risk, as `waiting` is.
+    fn stuck(
+        &mut self,
+        stages: &[(String, u64)],
+        published: u64,
+        waiting: &[CachePadded<AtomicBool>],
+    ) -> Option<PipelineError> {
+        if self.last.len() != stages.len() {
+            self.last = stages.iter().map(|(_, p)| (*p, Self::now())).collect();
+        }
+        for (i, (name, p)) in stages.iter().enumerate() {
+            if *p != self.last[i].0 || *p >= published || waiting[i].load(Ordering::Relaxed) {
+                self.last[i] = (*p, Self::now());
+            } else if self.last[i].1.elapsed() > self.stall {
+                let secs = self.last[i].1.elapsed().as_secs_f64();
+                return Some(PipelineError::StageStuck { stage: name.clone(), seq: *p, secs });
+            }
+        }
+        None
+    }
+}
+
+/// The ring type every consumer polls (the pollers all depend on the single producer).
+type Poller = disruptor::EventPoller<Event, disruptor::SingleProducerBarrier>;
+
+/// A shard's thread: each ring slot's inputs to the shard's strategies, in sequence; how far it
+/// got goes to risk after each batch (at once when risk is waiting for an event's intents).
+#[allow(clippy::too_many_arguments)]
+fn shard_loop(
+    sh: &mut Shard<'_>,
+    poller: &mut Poller,
+    side: &mut ShardSide<'_>,
+    streams: &[StreamRef<'_>],
+    ring: &RingProbe,
+    k: usize,
+    hot: Wait,
+    abort: &Abort,
+) {
+    let mut seq = 0u64;
+    let mut idle = Waiter::new(hot);
+    let mut bad = 0u64;
+    // Ring slots taken (probes on: each slot's stamps are read while it is held).
+    let mut pos = 0u64;
+    loop {
+        match poller.take(BATCH) {
+            Ok(mut guard) => {
+                idle.reset();
+                for ev in &mut guard {
+                    let mut done = false;
+                    if ring.stamps.on() {
+                        sh.set_slot(ring.stamps.read(pos));
+                        pos += 1;
+                    }
+                    seq += expand(ev, seq, streams, &mut bad, |q, input| {
+                        done |= sh.handle(q, input, side);
+                        if side.synced {
+                            // Risk is waiting for this event's intents: say at once that they
+                            // are all sent, not at the end of the batch.
+                            side.synced = false;
+                            side.progress.store(q + 1, Ordering::Release);
+                        }
+                    });
+                    if done {
+                        side.progress.store(seq, Ordering::Release);
+                        return;
+                    }
+                }
+                side.progress.store(seq, Ordering::Release);
+                if ring.stamps.on() {
+                    ring.consumed[k].store(pos, Ordering::Relaxed);
+                }
+            }
+            Err(Polling::NoEvents) => {
+                side.pump();
+                sh.probe_idle();
+                abort.check();
+                idle.wait();
+            }
+            Err(Polling::Shutdown) => return,
+        }
+    }
+}
+
+/// Where risk says it has finished (the recorder stops after it) and how far it got.
+#[derive(Clone, Copy)]
+struct RiskDone<'a> {
+    finished: &'a AtomicBool,
+    seq: &'a CachePadded<AtomicU64>,
+}
+
+/// Risk's thread (with the only shard, when there is one): every input in sequence.
+#[allow(clippy::too_many_arguments)]
+fn risk_loop(
+    risk: &mut RiskStage<'_>,
+    rside: &mut RiskThreadLink<'_, '_>,
+    poller: &mut Poller,
+    streams: &[StreamRef<'_>],
+    ring: &RingProbe,
+    n: usize,
+    c: &Counters,
+    done_at: RiskDone<'_>,
+    hot: Wait,
+    abort: &Abort,
+) {
+    let mut seq = 0u64;
+    let mut idle = Waiter::new(hot);
+    let mut bad = 0u64;
+    let mut pos = 0u64;
+    loop {
+        match poller.take(BATCH) {
+            Ok(mut guard) => {
+                idle.reset();
+                for ev in &mut guard {
+                    let mut done = false;
+                    if ring.stamps.on() {
+                        let slot = ring.stamps.read(pos);
+                        pos += 1;
+                        risk.set_slot(slot);
+                        if let RiskThreadLink::Fused(l) = rside {
+                            l.set_slot(slot);
+                        }
+                    }
+                    seq +=
+                        expand(ev, seq, streams, &mut bad, |q, input: Input<'_>| done |= risk.handle(q, input, rside));
+                    if done {
+                        c.bad_events.fetch_add(bad, Ordering::Relaxed);
+                        done_at.finished.store(true, Ordering::Release);
+                        return;
+                    }
+                }
+                done_at.seq.store(seq, Ordering::Relaxed);
+                if ring.stamps.on() {
+                    ring.consumed[n].store(pos, Ordering::Relaxed);
+                }
+            }
+            Err(Polling::NoEvents) => {
+                risk.probe_idle();
+                if let RiskThreadLink::Fused(l) = rside {
+                    l.probe_idle();
+                }
+                abort.check();
+                idle.wait();
+            }
+            Err(Polling::Shutdown) => return,
+        }
+    }
+}
+
+/// The recorder's thread: the decision flow into positions and the journal, until risk has
+/// finished and the queue is empty.
+fn recorder_loop(
+    rec: &mut Recorder<'_>,
+    to_rec: &ArrayQueue<Flow>,
+    recorded: &AtomicU64,
+    risk_finished: &AtomicBool,
+    cold: Wait,
+    abort: &Abort,
+) {
+    let mut w = Waiter::new(cold);
+    loop {
+        match to_rec.pop() {
+            Some(f) => {
+                w.reset();
+                if let Err(e) = rec.on_flow(&f) {
+                    abort.set(e);
+                    return;
+                }
+                recorded.fetch_add(1, Ordering::Relaxed);
+            }
+            None if risk_finished.load(Ordering::Acquire) && to_rec.is_empty() => return,
+            None => {
+                abort.check();
+                w.wait();
+            }
+        }
+    }
+}
+
 /// Run the stages on threads until shutdown; returns how they were placed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<S: Source>(
@@ -380,49 +572,7 @@ pub(crate) fn run<S: Source>(
                 synced: false,
             };
             handles.push(spawn(s, format!("shard-{k}"), placement.shards[k], abort, done_tx.clone(), move || {
-                let mut seq = 0u64;
-                let mut idle = Waiter::new(hot);
-                let mut bad = 0u64;
-                // Ring slots taken (probes on: each slot's stamps are read while it is held).
-                let mut pos = 0u64;
-                loop {
-                    match poller.take(BATCH) {
-                        Ok(mut guard) => {
-                            idle.reset();
-                            for ev in &mut guard {
-                                let mut done = false;
-                                if ring.stamps.on() {
-                                    sh.set_slot(ring.stamps.read(pos));
-                                    pos += 1;
-                                }
-                                seq += expand(ev, seq, streams, &mut bad, |q, input| {
-                                    done |= sh.handle(q, input, &mut side);
-                                    if side.synced {
-                                        // Risk is waiting for this event's intents: say at once
-                                        // that they are all sent, not at the end of the batch.
-                                        side.synced = false;
-                                        side.progress.store(q + 1, Ordering::Release);
-                                    }
-                                });
-                                if done {
-                                    side.progress.store(seq, Ordering::Release);
-                                    return;
-                                }
-                            }
-                            side.progress.store(seq, Ordering::Release);
-                            if ring.stamps.on() {
-                                ring.consumed[k].store(pos, Ordering::Relaxed);
-                            }
-                        }
-                        Err(Polling::NoEvents) => {
-                            side.pump();
-                            sh.probe_idle();
-                            abort.check();
-                            idle.wait();
-                        }
-                        Err(Polling::Shutdown) => return,
-                    }
-                }
+                shard_loop(&mut sh, &mut poller, &mut side, streams, ring, k, hot, abort);
             }));
         }
         let mut rside = match fused_shard {
@@ -451,83 +601,19 @@ pub(crate) fn run<S: Source>(
         let (risk_finished, risk_done) = (&risk_finished, &risk_done);
         handles.push(spawn(s, risk_name.into(), placement.risk, abort, done_tx.clone(), {
             let mut poller = risk_poller;
-            move || {
-                let mut seq = 0u64;
-                let mut idle = Waiter::new(hot);
-                let mut bad = 0u64;
-                let mut pos = 0u64;
-                loop {
-                    match poller.take(BATCH) {
-                        Ok(mut guard) => {
-                            idle.reset();
-                            for ev in &mut guard {
-                                let mut done = false;
-                                if ring.stamps.on() {
-                                    let slot = ring.stamps.read(pos);
-                                    pos += 1;
-                                    risk.set_slot(slot);
-                                    if let RiskThreadLink::Fused(l) = &mut rside {
-                                        l.set_slot(slot);
-                                    }
-                                }
-                                seq += expand(ev, seq, streams, &mut bad, |q, input: Input<'_>| {
-                                    done |= risk.handle(q, input, &mut rside)
-                                });
-                                if done {
-                                    c.bad_events.fetch_add(bad, Ordering::Relaxed);
-                                    risk_finished.store(true, Ordering::Release);
-                                    return;
-                                }
-                            }
-                            risk_done.store(seq, Ordering::Relaxed);
-                            if ring.stamps.on() {
-                                ring.consumed[n].store(pos, Ordering::Relaxed);
-                            }
-                        }
-                        Err(Polling::NoEvents) => {
-                            risk.probe_idle();
-                            if let RiskThreadLink::Fused(l) = &mut rside {
-                                l.probe_idle();
-                            }
-                            abort.check();
-                            idle.wait();
-                        }
-                        Err(Polling::Shutdown) => return,
-                    }
-                }
-            }
+            let done = RiskDone { finished: risk_finished, seq: risk_done };
+            move || risk_loop(risk, &mut rside, &mut poller, streams, ring, n, c, done, hot, abort)
         }));
         let (to_rec, recorded) = (&to_rec, &recorded);
         handles.push(spawn(s, "recorder".into(), placement.recorder, abort, done_tx, {
             // The recorder only observes and its queue is deep: it sleeps when idle instead of
             // taking a core from the hot stages (unless stages have cores of their own).
             let cold = if placement.cold == Wait::Spin { Wait::Spin } else { Wait::Sleep };
-            move || {
-                let mut w = Waiter::new(cold);
-                loop {
-                    match to_rec.pop() {
-                        Some(f) => {
-                            w.reset();
-                            if let Err(e) = rec.on_flow(&f) {
-                                abort.set(e);
-                                return;
-                            }
-                            recorded.fetch_add(1, Ordering::Relaxed);
-                        }
-                        None if risk_finished.load(Ordering::Acquire) && to_rec.is_empty() => return,
-                        None => {
-                            abort.check();
-                            w.wait();
-                        }
-                    }
-                }
-            }
+            move || recorder_loop(rec, to_rec, recorded, risk_finished, cold, abort)
         }));
         // The calling thread watches: progress for the monitor, and stages that stop moving.
         let stall = Duration::from_millis(pc.stall_timeout_ms);
-        let mut last: Vec<(u64, std::time::Instant)> = Vec::new();
-        #[allow(clippy::disallowed_methods)] // watchdog time, not strategy time
-        let now = std::time::Instant::now;
+        let mut watch = StallWatch { stall, last: Vec::new() };
         let mut stuck_at: Option<std::time::Instant> = None;
         let mut alive = handles.len();
         while alive > 0 {
@@ -552,24 +638,12 @@ pub(crate) fn run<S: Source>(
             if pc.stall_timeout_ms == 0 || abort.flag.load(Ordering::Relaxed) {
                 continue;
             }
-            // A stage is stuck when it has work (its progress is behind what was published), its
-            // progress has not moved for the timeout, and it is not blocked by another stage.
-            let published = c.published.load(Ordering::Relaxed);
             let mut stages: Vec<(String, u64)> =
                 progress.iter().enumerate().map(|(k, p)| (format!("shard-{k}"), p.load(Ordering::Relaxed))).collect();
             stages.push((risk_name.into(), risk_done.load(Ordering::Relaxed)));
-            if last.len() != stages.len() {
-                last = stages.iter().map(|(_, p)| (*p, now())).collect();
-            }
-            for (i, (name, p)) in stages.iter().enumerate() {
-                if *p != last[i].0 || *p >= published || waiting[i].load(Ordering::Relaxed) {
-                    last[i] = (*p, now());
-                } else if last[i].1.elapsed() > stall {
-                    let secs = last[i].1.elapsed().as_secs_f64();
-                    abort.set(PipelineError::StageStuck { stage: name.clone(), seq: *p, secs });
-                    stuck_at = Some(now());
-                    break;
-                }
+            if let Some(e) = watch.stuck(&stages, c.published.load(Ordering::Relaxed), &waiting) {
+                abort.set(e);
+                stuck_at = Some(StallWatch::now());
             }
         }
     });
