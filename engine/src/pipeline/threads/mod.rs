@@ -24,21 +24,23 @@ use super::recorder::Recorder;
 use super::risk_stage::RiskStage;
 use super::sequencer::Sequencer;
 use super::shard::Shard;
-use super::source::{Input, Next, Source, StreamRef, expand};
+use super::source::{Next, Source, StreamRef};
 use super::wait::{Wait, Waiter};
 use super::{Counters, PipelineError};
 use crate::records::{Event, EventKind, MAX_BAR_REFS};
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
-use disruptor::{BusySpin, Polling, Producer};
+use disruptor::{BusySpin, Producer};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 mod links;
+mod readers;
 
 use links::{Abort, Aborted, NONE, RecQueue, RiskSide, RiskThreadLink, ShardSide};
+use readers::{RiskReader, ShardReader, consume, recorder_loop};
 
 const BATCH: u64 = 256;
 
@@ -325,162 +327,6 @@ impl StallWatch {
     }
 }
 
-/// The ring type every consumer polls (the pollers all depend on the single producer).
-type Poller = disruptor::EventPoller<Event, disruptor::SingleProducerBarrier>;
-
-/// A shard's thread: each ring slot's inputs to the shard's strategies, in sequence; how far it
-/// got goes to risk after each batch (at once when risk is waiting for an event's intents).
-#[allow(clippy::too_many_arguments)]
-fn shard_loop(
-    sh: &mut Shard<'_>,
-    poller: &mut Poller,
-    side: &mut ShardSide<'_>,
-    streams: &[StreamRef<'_>],
-    ring: &RingProbe,
-    k: usize,
-    hot: Wait,
-    abort: &Abort,
-) {
-    let mut seq = 0u64;
-    let mut idle = Waiter::new(hot);
-    let mut bad = 0u64;
-    // Ring slots taken (probes on: each slot's stamps are read while it is held).
-    let mut pos = 0u64;
-    loop {
-        match poller.take(BATCH) {
-            Ok(mut guard) => {
-                idle.reset();
-                for ev in &mut guard {
-                    let mut done = false;
-                    if ring.stamps.on() {
-                        sh.set_slot(ring.stamps.read(pos));
-                        pos += 1;
-                    }
-                    seq += expand(ev, seq, streams, &mut bad, |q, input| {
-                        done |= sh.handle(q, input, side);
-                        if side.synced {
-                            // Risk is waiting for this event's intents: say at once that they
-                            // are all sent, not at the end of the batch.
-                            side.synced = false;
-                            side.progress.store(q + 1, Ordering::Release);
-                        }
-                    });
-                    if done {
-                        side.progress.store(seq, Ordering::Release);
-                        return;
-                    }
-                }
-                side.progress.store(seq, Ordering::Release);
-                if ring.stamps.on() {
-                    ring.consumed[k].store(pos, Ordering::Relaxed);
-                }
-            }
-            Err(Polling::NoEvents) => {
-                side.pump();
-                sh.probe_idle();
-                abort.check();
-                idle.wait();
-            }
-            Err(Polling::Shutdown) => return,
-        }
-    }
-}
-
-/// Where risk says it has finished (the recorder stops after it) and how far it got.
-#[derive(Clone, Copy)]
-struct RiskDone<'a> {
-    finished: &'a AtomicBool,
-    seq: &'a CachePadded<AtomicU64>,
-}
-
-/// Risk's thread (with the only shard, when there is one): every input in sequence.
-#[allow(clippy::too_many_arguments)]
-fn risk_loop(
-    risk: &mut RiskStage<'_>,
-    rside: &mut RiskThreadLink<'_, '_>,
-    poller: &mut Poller,
-    streams: &[StreamRef<'_>],
-    ring: &RingProbe,
-    n: usize,
-    c: &Counters,
-    done_at: RiskDone<'_>,
-    hot: Wait,
-    abort: &Abort,
-) {
-    let mut seq = 0u64;
-    let mut idle = Waiter::new(hot);
-    let mut bad = 0u64;
-    let mut pos = 0u64;
-    loop {
-        match poller.take(BATCH) {
-            Ok(mut guard) => {
-                idle.reset();
-                for ev in &mut guard {
-                    let mut done = false;
-                    if ring.stamps.on() {
-                        let slot = ring.stamps.read(pos);
-                        pos += 1;
-                        risk.set_slot(slot);
-                        if let RiskThreadLink::Fused(l) = rside {
-                            l.set_slot(slot);
-                        }
-                    }
-                    seq +=
-                        expand(ev, seq, streams, &mut bad, |q, input: Input<'_>| done |= risk.handle(q, input, rside));
-                    if done {
-                        c.bad_events.fetch_add(bad, Ordering::Relaxed);
-                        done_at.finished.store(true, Ordering::Release);
-                        return;
-                    }
-                }
-                done_at.seq.store(seq, Ordering::Relaxed);
-                if ring.stamps.on() {
-                    ring.consumed[n].store(pos, Ordering::Relaxed);
-                }
-            }
-            Err(Polling::NoEvents) => {
-                risk.probe_idle();
-                if let RiskThreadLink::Fused(l) = rside {
-                    l.probe_idle();
-                }
-                abort.check();
-                idle.wait();
-            }
-            Err(Polling::Shutdown) => return,
-        }
-    }
-}
-
-/// The recorder's thread: the decision flow into positions and the journal, until risk has
-/// finished and the queue is empty.
-fn recorder_loop(
-    rec: &mut Recorder<'_>,
-    to_rec: &ArrayQueue<Flow>,
-    recorded: &AtomicU64,
-    risk_finished: &AtomicBool,
-    cold: Wait,
-    abort: &Abort,
-) {
-    let mut w = Waiter::new(cold);
-    loop {
-        match to_rec.pop() {
-            Some(f) => {
-                w.reset();
-                if let Err(e) = rec.on_flow(&f) {
-                    abort.set(e);
-                    return;
-                }
-                recorded.fetch_add(1, Ordering::Relaxed);
-            }
-            None if risk_finished.load(Ordering::Acquire) && to_rec.is_empty() => return,
-            None => {
-                abort.check();
-                w.wait();
-            }
-        }
-    }
-}
-
 /// Run the stages on threads until shutdown; returns how they were placed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<S: Source>(
@@ -557,8 +403,8 @@ pub(crate) fn run<S: Source>(
         })];
         let mut shards = shards.into_iter();
         let fused_shard = if fused { shards.next() } else { None };
-        for (k, (mut sh, mut poller)) in shards.zip(pollers).enumerate() {
-            let mut side = ShardSide {
+        for (k, (sh, mut poller)) in shards.zip(pollers).enumerate() {
+            let side = ShardSide {
                 to_risk: &from_shards[k],
                 from_risk: &to_shards[k],
                 held: VecDeque::new(),
@@ -572,10 +418,10 @@ pub(crate) fn run<S: Source>(
                 synced: false,
             };
             handles.push(spawn(s, format!("shard-{k}"), placement.shards[k], abort, done_tx.clone(), move || {
-                shard_loop(&mut sh, &mut poller, &mut side, streams, ring, k, hot, abort);
+                consume(&mut ShardReader { sh, side }, &mut poller, streams, ring, k, hot, abort);
             }));
         }
-        let mut rside = match fused_shard {
+        let rside = match fused_shard {
             Some(sh) => {
                 let sink =
                     RecQueue { q: &to_rec, counters: c, occ: occ(Queue::RiskToRecorder), abort, waiting: &waiting[n] };
@@ -601,8 +447,8 @@ pub(crate) fn run<S: Source>(
         let (risk_finished, risk_done) = (&risk_finished, &risk_done);
         handles.push(spawn(s, risk_name.into(), placement.risk, abort, done_tx.clone(), {
             let mut poller = risk_poller;
-            let done = RiskDone { finished: risk_finished, seq: risk_done };
-            move || risk_loop(risk, &mut rside, &mut poller, streams, ring, n, c, done, hot, abort)
+            let mut reader = RiskReader { risk, link: rside, counters: c, finished: risk_finished, done: risk_done };
+            move || consume(&mut reader, &mut poller, streams, ring, n, hot, abort)
         }));
         let (to_rec, recorded) = (&to_rec, &recorded);
         handles.push(spawn(s, "recorder".into(), placement.recorder, abort, done_tx, {
