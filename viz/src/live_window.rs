@@ -412,22 +412,7 @@ impl<'a> Frame<'a> {
         if st.keymap.keys.contains_key(&format!("{k:?}")) {
             return;
         }
-        let a = match k {
-            Key::Equal | Key::NumPadPlus | Key::Up => Action::ZoomIn,
-            Key::Minus | Key::NumPadMinus | Key::Down => Action::ZoomOut,
-            Key::Left => Action::Pan(if shift { -100 } else { -10 }),
-            Key::Right => Action::Pan(if shift { 100 } else { 10 }),
-            Key::Home => Action::Home,
-            Key::End => Action::End,
-            Key::Tab if shift => Action::PrevSymbol,
-            Key::Tab | Key::N => Action::NextSymbol,
-            Key::P => Action::PrevSymbol,
-            Key::L => Action::NextLayout,
-            Key::C => Action::ToggleCrosshair,
-            Key::O => Action::ToggleOverlays,
-            Key::S => Action::ToggleSidePanel,
-            _ => return,
-        };
+        let Some(a) = crate::window::view_action(k, shift) else { return };
         self.scene.apply(a, &self.canvas);
         if matches!(a, Action::ZoomIn | Action::ZoomOut) {
             self.want[self.scene.focus] = self.scene.views[self.scene.focus].count;

@@ -73,23 +73,10 @@ pub fn run(mut scene: Scene, title: &str, w: usize, h: usize, run: RunOpts<'_>) 
         }
         let shift = win.is_key_down(Key::LeftShift) || win.is_key_down(Key::RightShift);
         for k in win.get_keys_pressed(KeyRepeat::Yes) {
-            let a = match k {
-                Key::Escape | Key::Q => return save(&canvas, run.screenshot),
-                Key::Equal | Key::NumPadPlus | Key::Up => Action::ZoomIn,
-                Key::Minus | Key::NumPadMinus | Key::Down => Action::ZoomOut,
-                Key::Left => Action::Pan(if shift { -100 } else { -10 }),
-                Key::Right => Action::Pan(if shift { 100 } else { 10 }),
-                Key::Home => Action::Home,
-                Key::End => Action::End,
-                Key::Tab if shift => Action::PrevSymbol,
-                Key::Tab | Key::N => Action::NextSymbol,
-                Key::P => Action::PrevSymbol,
-                Key::L => Action::NextLayout,
-                Key::C => Action::ToggleCrosshair,
-                Key::O => Action::ToggleOverlays,
-                Key::S => Action::ToggleSidePanel,
-                _ => continue,
-            };
+            if matches!(k, Key::Escape | Key::Q) {
+                return save(&canvas, run.screenshot);
+            }
+            let Some(a) = view_action(k, shift) else { continue };
             scene.apply(a, &canvas);
         }
         scene.draw(&mut canvas);
@@ -105,4 +92,25 @@ fn save(canvas: &Canvas, path: Option<&std::path::Path>) -> Result<(), WindowErr
         Some(p) => crate::png::write(canvas, p).map_err(|e| WindowError::Screenshot(format!("{}: {e}", p.display()))),
         None => Ok(()),
     }
+}
+
+/// The view's key map, shared by `ringtape view` and the live window: zoom, pan (Shift pans 10x
+/// further), first/last bar, focus, layout and the toggles. `None` for any other key.
+pub(crate) fn view_action(k: Key, shift: bool) -> Option<Action> {
+    Some(match k {
+        Key::Equal | Key::NumPadPlus | Key::Up => Action::ZoomIn,
+        Key::Minus | Key::NumPadMinus | Key::Down => Action::ZoomOut,
+        Key::Left => Action::Pan(if shift { -100 } else { -10 }),
+        Key::Right => Action::Pan(if shift { 100 } else { 10 }),
+        Key::Home => Action::Home,
+        Key::End => Action::End,
+        Key::Tab if shift => Action::PrevSymbol,
+        Key::Tab | Key::N => Action::NextSymbol,
+        Key::P => Action::PrevSymbol,
+        Key::L => Action::NextLayout,
+        Key::C => Action::ToggleCrosshair,
+        Key::O => Action::ToggleOverlays,
+        Key::S => Action::ToggleSidePanel,
+        _ => return None,
+    })
 }
